@@ -1,0 +1,489 @@
+"""A deterministic, lazily generated music catalog: playlists, tracks, albums, artists, episodes.
+
+Nothing is materialised up front: every object is a pure function of (seed, kind, index, version), so a
+catalog of hundreds of thousands of playlist items costs no memory until a page of it is requested.
+Every catalog, however small, contains each quirk the real API is known for (see `QUIRKS`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+from .ids import encode_id
+
+Mode = Literal["extended", "development"]
+JSON = dict[str, Any]
+
+QUIRKS = (
+    "null_item",  # the item/track object is null (a track no longer available)
+    "local",  # a local file: is_local true, null ids, spotify:local: URI
+    "episode",  # a podcast episode among the tracks
+    "duplicate",  # the same track twice in one playlist
+    "old",  # a very old item: added_at and added_by null
+)
+TRACKS_PER_ALBUM = 8
+USERS = ("spotify", "alice", "bob", "carol")
+_ODD_NAMES = (
+    'Say "Hello"',
+    "Rock, Paper, Scissors",
+    "Line one\nLine two",
+    "🔥 Fire Starter 🔥",
+    "東京の夜",
+    "Привет, мир",
+    "Ünïcödé Ñight",
+    "It's a 'quote'",
+    "Tab\there",
+    "مرحبا",
+)
+_WORDS = (
+    "Blue Night River Gold Echo Glass Summer Neon Velvet Paper Silent Electric Golden Broken Wild Crystal "
+    "Midnight Ocean Highway Northern Satellite Honey Fever Shadow Kingdom Garden Radio Dream Thunder Lights"
+).split()
+_GENRES = (
+    "indie pop",
+    "synthwave",
+    "jazz",
+    "hip hop",
+    "k-pop",
+    "classical",
+    "techno",
+    "folk",
+    "metal",
+    "bossa nova",
+)
+_EPOCH = dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """The size and character of a generated catalog."""
+
+    seed: int = 7
+    playlists: int = 5
+    items_per_playlist: int = 40
+    large_playlist_items: int = 0  # playlist 1 gets this many items when > 0
+    quirk_rate: float = 0.03
+    tracks: int = 0  # 0 = derived from the number of playlist items
+    mode: Mode = "extended"
+
+    @property
+    def total_items_hint(self) -> int:
+        return self.playlists * self.items_per_playlist + self.large_playlist_items
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One position of a playlist before it is rendered: what kind of item and which catalog object."""
+
+    kind: Literal["track", "episode", "local", "null"]
+    ref: int
+    added_at: str | None
+    added_by: str | None
+
+
+def _rng(seed: int, *parts: object) -> random.Random:
+    return random.Random(":".join(str(p) for p in (seed, *parts)))  # nosec B311
+
+
+@dataclass
+class Catalog:
+    """The generated catalog. Thread-safe: the only mutable state is the versions, under a lock."""
+
+    config: CatalogConfig = field(default_factory=CatalogConfig)
+    _versions: dict[int, int] = field(default_factory=dict)
+    _popularity_epoch: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.n_tracks = cfg.tracks or max(40, cfg.total_items_hint // 3)
+        self.n_albums = max(5, -(-self.n_tracks // TRACKS_PER_ALBUM))
+        self.n_artists = max(10, self.n_albums // 2)
+        self.n_episodes = max(5, self.n_tracks // 50)
+        self._entries = lru_cache(maxsize=256)(self._build_entries)
+
+    # ---- identities ---------------------------------------------------------------------------------
+    def id_of(self, kind: str, index: int) -> str:
+        return encode_id(self.config.seed, kind, index)
+
+    def count(self, kind: str) -> int:
+        return {
+            "playlist": self.config.playlists,
+            "track": self.n_tracks,
+            "album": self.n_albums,
+            "artist": self.n_artists,
+            "episode": self.n_episodes,
+        }[kind]
+
+    # ---- versions (snapshot changes) ---------------------------------------------------------------
+    def version(self, playlist: int) -> int:
+        return self._versions.get(playlist, 0)
+
+    def mutate(self, playlists: list[int]) -> None:
+        """Change these playlists (items added, removed, reordered; renamed) and move popularity on."""
+        with self._lock:
+            for index in playlists:
+                self._versions[index] = self._versions.get(index, 0) + 1
+            self._popularity_epoch += 1
+
+    def snapshot_id(self, playlist: int) -> str:
+        seed = self.config.seed
+        return encode_id(seed, f"snapshot:{playlist}", self.version(playlist)) + "AAAAAAAAAA"
+
+    # ---- playlist contents ---------------------------------------------------------------------------
+    def playlist_size(self, playlist: int) -> int:
+        return len(self.entries(playlist))
+
+    def entries(self, playlist: int) -> tuple[Entry, ...]:
+        return self._entries(playlist, self.version(playlist))
+
+    def _base_size(self, playlist: int) -> int:
+        cfg = self.config
+        if cfg.playlists >= 3 and playlist == cfg.playlists - 1:
+            return 0  # every catalog has an empty playlist
+        if playlist == 1 and cfg.large_playlist_items > 0:
+            return cfg.large_playlist_items
+        rng = _rng(cfg.seed, "size", playlist)
+        size = max(1, int(cfg.items_per_playlist * rng.uniform(0.5, 1.5)))
+        return max(TRACKS_PER_ALBUM * 4, size) if playlist == 0 else size  # playlist 0 shows every quirk
+
+    def _pick_track(self, rng: random.Random) -> int:
+        # Skewed towards low indices, so tracks, albums and artists are shared across playlists.
+        return min(self.n_tracks - 1, int(self.n_tracks * rng.random() ** 2))
+
+    def _build_entries(self, playlist: int, version: int) -> tuple[Entry, ...]:
+        cfg = self.config
+        rng = _rng(cfg.seed, "entries", playlist)
+        size = self._base_size(playlist)
+        owner = self.owner(playlist)
+        refs: list[Entry] = []
+        for pos in range(size):
+            added = (_EPOCH + dt.timedelta(days=playlist % 300, hours=pos * 7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            kind = self._quirk_at(playlist, pos, rng)
+            added_by: str | None = owner if pos % 5 else USERS[(playlist + pos) % len(USERS)]
+            added_at: str | None = added
+            ref = self._pick_track(rng)
+            if playlist == 0 and pos < TRACKS_PER_ALBUM * 4 and kind == "track":
+                ref = pos  # playlist 0 covers the first albums, so every release-date form is present
+            if kind == "duplicate":
+                kind, ref = "track", next((e.ref for e in reversed(refs) if e.kind == "track"), ref)
+            elif kind == "old":
+                kind, added_at, added_by = "track", None, None
+            elif kind == "episode":
+                ref = rng.randrange(self.n_episodes)
+            refs.append(Entry(kind, ref, added_at, added_by))  # type: ignore[arg-type]
+        for step in range(1, version + 1):
+            refs = self._apply_change(playlist, step, refs)
+        return tuple(refs)
+
+    def _quirk_at(self, playlist: int, pos: int, rng: random.Random) -> str:
+        if playlist == 0 and 1 <= pos <= len(QUIRKS) + 1:
+            return {1: "null", 2: "local", 3: "episode", 4: "duplicate", 5: "old"}.get(pos, "track")
+        roll = rng.random()
+        if roll < self.config.quirk_rate:
+            return ("null", "local", "episode", "duplicate", "old")[
+                int(roll / self.config.quirk_rate * 5) % 5
+            ]
+        return "track"
+
+    def _apply_change(self, playlist: int, step: int, refs: list[Entry]) -> list[Entry]:
+        rng = _rng(self.config.seed, "change", playlist, step)
+        refs = list(refs)
+        if refs:
+            del refs[rng.randrange(len(refs))]
+        if len(refs) >= 2:
+            i, j = rng.randrange(len(refs)), rng.randrange(len(refs))
+            refs[i], refs[j] = refs[j], refs[i]
+        added = (_EPOCH + dt.timedelta(days=2000 + step)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for _ in range(3):
+            refs.append(Entry("track", self._pick_track(rng), added, self.owner(playlist)))
+        return refs
+
+    # ---- ownership -----------------------------------------------------------------------------------
+    def owner(self, playlist: int) -> str:
+        return USERS[playlist % len(USERS)]
+
+    def collaborative(self, playlist: int) -> bool:
+        return playlist % 7 == 3
+
+    # ---- names and numbers ---------------------------------------------------------------------------
+    def _name(self, kind: str, index: int, words: int = 2) -> str:
+        if index % 13 == 5:
+            return _ODD_NAMES[(index // 13) % len(_ODD_NAMES)]
+        rng = _rng(self.config.seed, "name", kind, index)
+        return " ".join(rng.choice(_WORDS) for _ in range(words))
+
+    def track_popularity(self, track: int) -> int:
+        base = _rng(self.config.seed, "pop", track).randrange(0, 90)
+        return min(100, base + (self._popularity_epoch * (track % 3)) % 11)
+
+    def track_artists(self, track: int) -> list[int]:
+        album = track // TRACKS_PER_ALBUM
+        primary = self.album_artists(album)[0]
+        rng = _rng(self.config.seed, "feat", track)
+        extra = rng.sample(range(self.n_artists), k=2) if track % 4 == 1 else []
+        return [primary] + [a for a in extra if a != primary]
+
+    def album_artists(self, album: int) -> list[int]:
+        rng = _rng(self.config.seed, "album-artist", album)
+        first = min(self.n_artists - 1, int(self.n_artists * rng.random() ** 1.5))
+        return [first] if album % 9 else [first, (first + 1) % self.n_artists]
+
+    def release_date(self, album: int) -> tuple[str, str]:
+        if album % 101 == 0:
+            return "0000", "year"
+        rng = _rng(self.config.seed, "release", album)
+        year, month, day = rng.randrange(1955, 2026), rng.randrange(1, 13), rng.randrange(1, 29)
+        precision = ("day", "year", "month")[album % 3]
+        text = {"year": f"{year}", "month": f"{year}-{month:02d}", "day": f"{year}-{month:02d}-{day:02d}"}
+        return text[precision], precision
+
+    # ---- rendering: objects shaped as the OpenAPI document says -------------------------------------
+    @property
+    def extended(self) -> bool:
+        return self.config.mode == "extended"
+
+    def _urls(self, base: str, kind: str, spotify_id: str) -> JSON:
+        return {
+            "external_urls": {"spotify": f"https://open.spotify.com/{kind}/{spotify_id}"},
+            "href": f"{base}/{kind}s/{spotify_id}",
+            "id": spotify_id,
+            "uri": f"spotify:{kind}:{spotify_id}",
+        }
+
+    def _images(self, key: str) -> list[JSON]:
+        return [
+            {"url": f"https://i.scdn.co/image/{key}{size}", "height": size, "width": size}
+            for size in (640, 300, 64)
+        ]
+
+    def artist_simplified(self, artist: int, base: str) -> JSON:
+        obj = self._urls(base, "artist", self.id_of("artist", artist))
+        obj.update(name=self._name("artist", artist), type="artist")
+        return obj
+
+    def artist_full(self, artist: int, base: str) -> JSON:
+        obj = self.artist_simplified(artist, base)
+        rng = _rng(self.config.seed, "artist-full", artist)
+        obj["genres"] = rng.sample(_GENRES, k=artist % 3)
+        obj["images"] = self._images(obj["id"])
+        if self.extended:
+            obj["followers"] = {"href": None, "total": rng.randrange(0, 5_000_000)}
+            obj["popularity"] = rng.randrange(0, 101)
+        return obj
+
+    def album_simplified(self, album: int, base: str) -> JSON:
+        obj = self._urls(base, "album", self.id_of("album", album))
+        release_date, precision = self.release_date(album)
+        obj.update(
+            album_type=("album", "single", "compilation")[album % 7 % 3],
+            total_tracks=TRACKS_PER_ALBUM,
+            images=self._images(obj["id"]),
+            name=self._name("album", album, 3),
+            release_date=release_date,
+            release_date_precision=precision,
+            type="album",
+            artists=[self.artist_simplified(a, base) for a in self.album_artists(album)],
+        )
+        if self.extended:
+            obj["available_markets"] = ["DE", "GB", "US"]
+        else:
+            # Development Mode drops available_markets even though AlbumBase lists it as required.
+            pass
+        return obj
+
+    def album_full(self, album: int, base: str) -> JSON:
+        obj = self.album_simplified(album, base)
+        first = album * TRACKS_PER_ALBUM
+        tracks = [
+            self.track_simplified(t, base) for t in range(first, min(first + TRACKS_PER_ALBUM, self.n_tracks))
+        ]
+        obj.update(
+            tracks={
+                "href": f"{base}/albums/{obj['id']}/tracks?offset=0&limit=50",
+                "items": tracks,
+                "limit": 50,
+                "next": None,
+                "offset": 0,
+                "previous": None,
+                "total": len(tracks),
+            },
+            copyrights=[{"text": f"(C) {self._name('label', album % 40)}", "type": "C"}],
+            genres=[],
+        )
+        if self.extended:
+            obj["external_ids"] = {"upc": f"{album:012d}"}
+            obj["label"] = f"{self._name('label', album % 40)} Records"
+            obj["popularity"] = _rng(self.config.seed, "album-pop", album).randrange(0, 101)
+        return obj
+
+    def track_simplified(self, track: int, base: str) -> JSON:
+        obj = self._urls(base, "track", self.id_of("track", track))
+        rng = _rng(self.config.seed, "track", track)
+        obj.update(
+            artists=[self.artist_simplified(a, base) for a in self.track_artists(track)],
+            disc_number=1,
+            duration_ms=rng.randrange(61_000, 420_000),
+            explicit=rng.random() < 0.2,
+            is_local=False,
+            name=self._name("track", track, 2 + track % 2),
+            preview_url=None,
+            track_number=track % TRACKS_PER_ALBUM + 1,
+            type="track",
+        )
+        return obj
+
+    def track_full(self, track: int, base: str) -> JSON:
+        obj = self.track_simplified(track, base)
+        obj["album"] = self.album_simplified(track // TRACKS_PER_ALBUM, base)
+        if self.extended:
+            obj["available_markets"] = ["DE", "GB", "US"]
+            obj["external_ids"] = {"isrc": f"QZ{self.config.seed % 100:02d}{track:08d}"[:12]}
+            obj["popularity"] = self.track_popularity(track)
+        return obj
+
+    def local_track(self, playlist: int, pos: int) -> JSON:
+        """A local file as the real API returns it: null ids and hrefs, a spotify:local: URI."""
+        name, artist, album = (
+            self._name("local", pos),
+            self._name("local-artist", playlist),
+            "Home Recordings",
+        )
+        return {
+            "album": {
+                "album_type": None,
+                "artists": [],
+                "available_markets": [],
+                "external_urls": {},
+                "href": None,
+                "id": None,
+                "images": [],
+                "name": album,
+                "release_date": None,
+                "release_date_precision": None,
+                "type": "album",
+                "uri": None,
+            },
+            "artists": [
+                {"external_urls": {}, "href": None, "id": None, "name": artist, "type": "artist", "uri": None}
+            ],
+            "available_markets": [],
+            "disc_number": 0,
+            "duration_ms": 180_000 + pos,
+            "explicit": False,
+            "external_ids": {},
+            "external_urls": {},
+            "href": None,
+            "id": None,
+            "is_local": True,
+            "name": name,
+            "popularity": 0,
+            "preview_url": None,
+            "track_number": 0,
+            "type": "track",
+            "uri": f"spotify:local:{artist.replace(' ', '+')}:{album.replace(' ', '+')}:"
+            f"{name.replace(' ', '+')}:180",
+        }
+
+    def episode(self, episode: int, base: str) -> JSON:
+        obj = self._urls(base, "episode", self.id_of("episode", episode))
+        show_id = self.id_of("show", episode % 7)
+        show = self._urls(base, "show", show_id)
+        show.update(
+            available_markets=["DE", "GB", "US"] if self.extended else [],
+            copyrights=[],
+            description="A generated show.",
+            explicit=False,
+            html_description="<p>A generated show.</p>",
+            images=self._images(show_id),
+            is_externally_hosted=False,
+            languages=["en"],
+            media_type="audio",
+            name=self._name("show", episode % 7),
+            publisher="Simulated Podcasts" if self.extended else "",
+            total_episodes=self.n_episodes,
+            type="show",
+        )
+        obj.update(
+            audio_preview_url=None,
+            description="An episode.",
+            html_description="<p>An episode.</p>",
+            duration_ms=1_800_000 + episode,
+            explicit=False,
+            images=self._images(obj["id"]),
+            is_externally_hosted=False,
+            is_playable=True,
+            languages=["en"],
+            name=self._name("episode", episode, 4),
+            release_date="2024-03-01",
+            release_date_precision="day",
+            type="episode",
+            show=show,
+        )
+        return obj
+
+    def playlist_item(self, playlist: int, pos: int, entry: Entry, base: str) -> JSON:
+        """A PlaylistTrackObject. `item` is current; `track` is the deprecated alias with the same value."""
+        item: JSON | None
+        if entry.kind == "track":
+            item = self.track_full(entry.ref, base)
+        elif entry.kind == "episode":
+            item = self.episode(entry.ref, base)
+        elif entry.kind == "local":
+            item = self.local_track(playlist, pos)
+        else:
+            item = None
+        added_by = None
+        if entry.added_by is not None:
+            added_by = {
+                "external_urls": {"spotify": f"https://open.spotify.com/user/{entry.added_by}"},
+                "href": f"{base}/users/{entry.added_by}",
+                "id": entry.added_by,
+                "type": "user",
+                "uri": f"spotify:user:{entry.added_by}",
+            }
+        return {
+            "added_at": entry.added_at,
+            "added_by": added_by,
+            "is_local": entry.kind == "local",
+            "item": item,
+            "track": item,
+        }
+
+    def playlist_name(self, playlist: int) -> str:
+        name = self._name("playlist", playlist, 3)
+        version = self.version(playlist)
+        return f"{name} (v{version + 1})" if version else name
+
+    def playlist_header(self, playlist: int, base: str) -> JSON:
+        """A PlaylistObject without its items (they are added by the server, paged)."""
+        spotify_id = self.id_of("playlist", playlist)
+        obj = self._urls(base, "playlist", spotify_id)
+        owner = self.owner(playlist)
+        rng = _rng(self.config.seed, "playlist", playlist)
+        obj.update(
+            collaborative=self.collaborative(playlist),
+            description=None
+            if playlist % 4 == 2
+            else f'Generated playlist #{playlist}, "{self._name("d", playlist)}"',
+            followers={"href": None, "total": rng.randrange(0, 1_000_000)},
+            images=self._images(spotify_id)[:1],
+            name=self.playlist_name(playlist),
+            owner={
+                "external_urls": {"spotify": f"https://open.spotify.com/user/{owner}"},
+                "href": f"{base}/users/{owner}",
+                "id": owner,
+                "type": "user",
+                "uri": f"spotify:user:{owner}",
+                "display_name": owner.capitalize(),
+            },
+            public=not self.collaborative(playlist),
+            snapshot_id=self.snapshot_id(playlist),
+            type="playlist",
+        )
+        return obj

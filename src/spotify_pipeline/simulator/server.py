@@ -1,0 +1,584 @@
+"""The simulated Spotify Web API server: accounts (`/api/token`) and the Web API (`/v1/...`) on one port.
+
+Real HTTP/1.1 with keep-alive on 127.0.0.1, one thread per connection. Start it in-process with
+`SimulatedSpotify(...).start()` (or as a context manager) or from the CLI with `spotify-pipeline simulate`.
+Admin endpoints under `/_admin/` let tests and benchmarks script faults, change playlists and read stats.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import contextlib
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .catalog import Catalog, CatalogConfig
+from .faults import Fault, FaultPlan
+from .fields import FieldsSyntaxError, filter_fields
+from .ids import is_base62_id
+
+# Playlist item pages: the real API accepts up to 100 items per page (the OpenAPI document's shared
+# `QueryLimit` says 50; the real endpoint's own documentation and behaviour say 100). Other pages: 50.
+PLAYLIST_ITEMS_MAX_LIMIT = 100
+BATCH_LIMITS = {"artists": 50, "albums": 20, "tracks": 50}
+DEFAULT_CLIENT_ID = "sim-client-id"
+DEFAULT_CLIENT_SECRET = "sim-client-secret"  # nosec B105
+
+
+class HttpError(Exception):
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+@dataclass
+class RequestStats:
+    """What the server has answered: by route, by status, and which faults it served. Thread-safe."""
+
+    by_route: collections.Counter[str] = field(default_factory=collections.Counter)
+    by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    faults: collections.Counter[str] = field(default_factory=collections.Counter)
+    ids_by_route: dict[str, collections.Counter[str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, route: str, status: int, ids: list[str] | None = None) -> None:
+        with self._lock:
+            self.by_route[route] += 1
+            self.by_status[status] += 1
+            if ids:
+                self.ids_by_route.setdefault(route, collections.Counter()).update(ids)
+
+    def record_fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    @property
+    def api_requests(self) -> int:
+        """Requests to the Web API (not the token endpoint, not admin)."""
+        with self._lock:
+            return sum(n for route, n in self.by_route.items() if route not in ("token",))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_route.clear()
+            self.by_status.clear()
+            self.faults.clear()
+            self.ids_by_route.clear()
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "by_route": dict(self.by_route),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "faults": dict(self.faults),
+                "api_requests": sum(n for r, n in self.by_route.items() if r != "token"),
+            }
+
+
+@dataclass
+class Token:
+    expires_at: float
+    user: str | None  # None for client credentials: no user behind the token
+
+
+class SimulatedSpotify:
+    """A Spotify-compatible HTTP server over a generated catalog."""
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        port: int = 0,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        token_ttl: float = 3600.0,
+        faults: FaultPlan | None = None,
+        legacy_items: bool = False,
+    ) -> None:
+        self.catalog = catalog or Catalog(CatalogConfig())
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.faults = faults or FaultPlan()
+        self.legacy_items = legacy_items  # serve only the pre-2026 `/tracks` + `track` forms
+        self.stats = RequestStats()
+        self._tokens: dict[str, Token] = {}
+        self._tokens_lock = threading.Lock()
+        self._httpd = _Server(("127.0.0.1", port), _Handler)
+        self._httpd.app = self
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/v1"
+
+    @property
+    def accounts_url(self) -> str:
+        return self.base_url
+
+    def start(self) -> SimulatedSpotify:
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="simulated-spotify", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SimulatedSpotify:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- tokens --------------------------------------------------------------------------------------
+    def issue_token(self, user: str | None = None) -> tuple[str, int]:
+        token = secrets.token_urlsafe(32)
+        with self._tokens_lock:
+            self._tokens[token] = Token(time.monotonic() + self.token_ttl, user)
+        return token, int(self.token_ttl)
+
+    def expire_tokens(self) -> None:
+        """Make every issued token expired now (to test refresh mid-run)."""
+        with self._tokens_lock:
+            for token in self._tokens.values():
+                token.expires_at = 0.0
+
+    def authenticate(self, header: str | None) -> Token:
+        if not header:
+            raise HttpError(401, "No token provided")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value:
+            raise HttpError(400, "Only valid bearer authentication supported")
+        with self._tokens_lock:
+            token = self._tokens.get(value)
+        if token is None:
+            raise HttpError(401, "Invalid access token")
+        if token.expires_at <= time.monotonic():
+            raise HttpError(401, "The access token expired")
+        return token
+
+    def mutate(self, playlist_indices: list[int]) -> None:
+        self.catalog.mutate(playlist_indices)
+
+    def playlist_ids(self) -> list[str]:
+        return [self.catalog.id_of("playlist", i) for i in range(self.catalog.config.playlists)]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    app: SimulatedSpotify
+
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/v1/playlists/([^/]+)$"), "playlist"),
+    ("GET", re.compile(r"^/v1/playlists/([^/]+)/items$"), "playlist_items"),
+    ("GET", re.compile(r"^/v1/playlists/([^/]+)/tracks$"), "playlist_tracks"),
+    ("GET", re.compile(r"^/v1/artists/([^/]+)$"), "artist"),
+    ("GET", re.compile(r"^/v1/artists$"), "artists"),
+    ("GET", re.compile(r"^/v1/albums/([^/]+)$"), "album"),
+    ("GET", re.compile(r"^/v1/albums$"), "albums"),
+    ("GET", re.compile(r"^/v1/tracks/([^/]+)$"), "track"),
+    ("GET", re.compile(r"^/v1/tracks$"), "tracks"),
+    ("POST", re.compile(r"^/api/token$"), "token"),
+    ("GET", re.compile(r"^/_admin/stats$"), "admin_stats"),
+    ("POST", re.compile(r"^/_admin/faults$"), "admin_faults"),
+    ("POST", re.compile(r"^/_admin/mutate$"), "admin_mutate"),
+    ("POST", re.compile(r"^/_admin/expire-tokens$"), "admin_expire"),
+]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: the stats say what happened
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    # ---- plumbing ------------------------------------------------------------------------------------
+    @property
+    def app(self) -> SimulatedSpotify:
+        return self.server.app
+
+    def _dispatch(self, method: str) -> None:
+        parsed = urllib.parse.urlsplit(self.path)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
+        body = self._read_body()
+        route_name: str = "unknown"
+        args: tuple[str, ...] = ()
+        for route_method, pattern, name in _ROUTES:
+            match = pattern.match(parsed.path)
+            if match and route_method == method:
+                route_name, args = name, match.groups()
+                break
+        fault = None if route_name.startswith("admin") else self.app.faults.next_fault(parsed.path)
+        latency = self.app.faults.latency_ms
+        if latency and parsed.path.startswith("/v1/"):
+            time.sleep(latency / 1000)
+        if fault is not None:
+            self.app.stats.record_fault(fault.kind)
+            if fault.kind == "slow":
+                time.sleep(fault.delay_ms / 1000)
+            else:
+                self.app.stats.record(route_name, _FAULT_STATUS.get(fault.kind, 200))
+                self._serve_fault(fault)
+                return
+        try:
+            if route_name == "unknown":
+                raise HttpError(404, "Service not found")
+            handler = getattr(self, f"_route_{route_name}")
+            status, payload, ids = handler(query, body, *args)
+        except HttpError as err:
+            self.app.stats.record(route_name, err.status)
+            if route_name == "token":
+                self._send_json(err.status, {"error": err.message, **err.extra}, err.headers)
+            else:
+                self._send_json(
+                    err.status,
+                    {"error": {"status": err.status, "message": err.message, **err.extra}},
+                    err.headers,
+                )
+            return
+        self.app.stats.record(route_name, status, ids)
+        self._send_json(status, payload)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        self._send_bytes(status, data, headers)
+
+    def _send_bytes(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _serve_fault(self, fault: Fault) -> None:
+        kind = fault.kind
+        if kind in ("429", "quota"):
+            extra = {"reason": "QUOTA_EXCEEDED"} if kind == "quota" else {}
+            message = "Quota exceeded" if kind == "quota" else "API rate limit exceeded"
+            self._send_json(
+                429,
+                {"error": {"status": 429, "message": message, **extra}},
+                {"Retry-After": str(fault.retry_after)},
+            )
+        elif kind in ("500", "502", "503"):
+            status = int(kind)
+            message = {500: "Server error", 502: "Bad gateway", 503: "Service unavailable"}[status]
+            self._send_json(status, {"error": {"status": status, "message": message}})
+        elif kind == "malformed":
+            self._send_bytes(200, b'{"href": "broken", "items": [')
+        elif kind == "truncate":
+            data = b'{"error": {"status": 200, "message": "this body was cut short by the simulator"}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self._drop()
+        else:  # drop
+            self._drop()
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # ---- accounts ------------------------------------------------------------------------------------
+    def _route_token(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        form = {k: v[-1] for k, v in urllib.parse.parse_qs(body.decode(errors="replace")).items()}
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("basic "):
+            try:
+                decoded = base64.b64decode(auth[6:].strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError) as exc:
+                raise HttpError(400, "invalid_client", error_description="Invalid client") from exc
+            client_id, _, client_secret = decoded.partition(":")
+        grant = form.get("grant_type")
+        if grant is None:
+            raise HttpError(
+                400, "unsupported_grant_type", error_description="grant_type parameter is missing"
+            )
+        if grant != "client_credentials":
+            raise HttpError(
+                400, "unsupported_grant_type", error_description=f"grant_type {grant} not supported"
+            )
+        if not client_id:
+            raise HttpError(400, "invalid_client", error_description="Invalid client")
+        if client_id != self.app.client_id or not secrets.compare_digest(
+            client_secret or "", self.app.client_secret
+        ):
+            raise HttpError(400, "invalid_client", error_description="Invalid client secret")
+        token, ttl = self.app.issue_token(user=None)
+        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl}, None  # nosec B105
+
+    # ---- Web API -------------------------------------------------------------------------------------
+    def _auth(self) -> Any:
+        return self.app.authenticate(self.headers.get("Authorization"))
+
+    def _index(self, kind: str, spotify_id: str) -> int:
+        if not is_base62_id(spotify_id):
+            raise HttpError(400, "Invalid base62 id")
+        from .ids import decode_id
+
+        index = decode_id(self.app.catalog.config.seed, kind, spotify_id)
+        if index is None or index >= self.app.catalog.count(kind):
+            raise HttpError(404, "Resource not found")
+        return index
+
+    def _can_read_items(self, token: Token, playlist: int) -> bool:
+        """Development Mode: items only for playlists the token's user owns or collaborates on."""
+        catalog = self.app.catalog
+        if catalog.extended:
+            return True
+        if token.user is None:
+            return False
+        return catalog.owner(playlist) == token.user or catalog.collaborative(playlist)
+
+    def _paging_params(self, query: dict[str, str], max_limit: int, default: int) -> tuple[int, int]:
+        try:
+            limit = int(query.get("limit", default))
+        except ValueError as exc:
+            raise HttpError(400, "Invalid limit") from exc
+        try:
+            offset = int(query.get("offset", 0))
+        except ValueError as exc:
+            raise HttpError(400, "Invalid offset") from exc
+        if not 1 <= limit <= max_limit:
+            raise HttpError(400, "Invalid limit")
+        if offset < 0:
+            raise HttpError(400, "Invalid offset")
+        return limit, offset
+
+    def _items_page(
+        self, playlist: int, offset: int, limit: int, path: str, fields: str | None
+    ) -> dict[str, Any]:
+        catalog = self.app.catalog
+        base = self.app.api_url
+        entries = catalog.entries(playlist)
+        total = len(entries)
+        items = [
+            self._legacy_item(catalog.playlist_item(playlist, pos, entries[pos], base))
+            for pos in range(offset, min(offset + limit, total))
+        ]
+        extra = f"&fields={urllib.parse.quote(fields)}" if fields else ""
+
+        prefix = f"{base}/playlists/{catalog.id_of('playlist', playlist)}/{path}"
+
+        def link(off: int) -> str:
+            return f"{prefix}?offset={off}&limit={limit}{extra}"
+
+        return {
+            "href": link(offset),
+            "items": items,
+            "limit": limit,
+            "next": link(offset + limit) if offset + limit < total else None,
+            "offset": offset,
+            "previous": link(max(0, offset - limit)) if offset > 0 else None,
+            "total": total,
+        }
+
+    def _legacy_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        if self.app.legacy_items:
+            item.pop("item", None)
+        return item
+
+    def _filtered(self, payload: Any, query: dict[str, str]) -> Any:
+        if "fields" not in query or not query["fields"]:
+            return payload
+        try:
+            return filter_fields(payload, query["fields"])
+        except FieldsSyntaxError as exc:
+            raise HttpError(400, f"Invalid fields parameter: {exc}") from exc
+
+    def _route_playlist(
+        self, query: dict[str, str], body: bytes, playlist_id: str
+    ) -> tuple[int, Any, list[str]]:
+        token = self._auth()
+        index = self._index("playlist", playlist_id)
+        catalog = self.app.catalog
+        payload = catalog.playlist_header(index, self.app.api_url)
+        key = "tracks" if self.app.legacy_items else "items"
+        if self._can_read_items(token, index):
+            wants_items = "fields" not in query or re.search(r"(^|[,(])!?(items|tracks)\b", query["fields"])
+            if wants_items:
+                path = "tracks" if self.app.legacy_items else "items"
+                payload[key] = self._items_page(index, 0, PLAYLIST_ITEMS_MAX_LIMIT, path, None)
+        return 200, self._filtered(payload, query), [playlist_id]
+
+    def _route_playlist_items(
+        self, query: dict[str, str], body: bytes, playlist_id: str
+    ) -> tuple[int, Any, list[str]]:
+        if self.app.legacy_items:
+            raise HttpError(404, "Service not found")
+        return self._playlist_page(query, playlist_id, "items")
+
+    def _route_playlist_tracks(
+        self, query: dict[str, str], body: bytes, playlist_id: str
+    ) -> tuple[int, Any, list[str]]:
+        return self._playlist_page(query, playlist_id, "tracks")
+
+    def _playlist_page(
+        self, query: dict[str, str], playlist_id: str, path: str
+    ) -> tuple[int, Any, list[str]]:
+        token = self._auth()
+        index = self._index("playlist", playlist_id)
+        if not self._can_read_items(token, index):
+            raise HttpError(403, "Forbidden")
+        limit, offset = self._paging_params(query, PLAYLIST_ITEMS_MAX_LIMIT, 100)
+        page = self._items_page(index, offset, limit, path, query.get("fields"))
+        return 200, self._filtered(page, query), [f"{playlist_id}@{offset}"]
+
+    def _single(self, kind: str, spotify_id: str) -> tuple[int, Any, list[str]]:
+        self._auth()
+        index = self._index(kind, spotify_id)
+        render = {
+            "artist": self.app.catalog.artist_full,
+            "album": self.app.catalog.album_full,
+            "track": self.app.catalog.track_full,
+        }[kind]
+        return 200, render(index, self.app.api_url), [spotify_id]
+
+    def _batch(self, kind: str, query: dict[str, str]) -> tuple[int, Any, list[str]]:
+        self._auth()
+        plural = f"{kind}s"
+        if not self.app.catalog.extended:
+            raise HttpError(403, "Forbidden")  # removed for Development Mode apps since Feb 2026
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not ids:
+            raise HttpError(400, "invalid id")
+        if len(ids) > BATCH_LIMITS[plural]:
+            raise HttpError(400, "Too many ids requested")
+        render = {
+            "artist": self.app.catalog.artist_full,
+            "album": self.app.catalog.album_full,
+            "track": self.app.catalog.track_full,
+        }[kind]
+        objects: list[Any] = []
+        for spotify_id in ids:
+            try:
+                objects.append(render(self._index(kind, spotify_id), self.app.api_url))
+            except HttpError as err:
+                if err.status == 400:
+                    raise
+                objects.append(None)  # unknown IDs come back as null, in place
+        return 200, {plural: objects}, ids
+
+    def _route_artist(
+        self, query: dict[str, str], body: bytes, spotify_id: str
+    ) -> tuple[int, Any, list[str]]:
+        return self._single("artist", spotify_id)
+
+    def _route_album(self, query: dict[str, str], body: bytes, spotify_id: str) -> tuple[int, Any, list[str]]:
+        return self._single("album", spotify_id)
+
+    def _route_track(self, query: dict[str, str], body: bytes, spotify_id: str) -> tuple[int, Any, list[str]]:
+        return self._single("track", spotify_id)
+
+    def _route_artists(self, query: dict[str, str], body: bytes) -> tuple[int, Any, list[str]]:
+        return self._batch("artist", query)
+
+    def _route_albums(self, query: dict[str, str], body: bytes) -> tuple[int, Any, list[str]]:
+        return self._batch("album", query)
+
+    def _route_tracks(self, query: dict[str, str], body: bytes) -> tuple[int, Any, list[str]]:
+        return self._batch("track", query)
+
+    # ---- admin ---------------------------------------------------------------------------------------
+    def _json_body(self, body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise HttpError(400, "body is not JSON") from exc
+        if not isinstance(data, dict):
+            raise HttpError(400, "body must be a JSON object")
+        return data
+
+    def _route_admin_stats(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        return 200, self.app.stats.as_dict(), None
+
+    def _route_admin_faults(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        data = self._json_body(body)
+        if data.get("clear"):
+            self.app.faults.clear()
+        plan = self.app.faults
+        for key in ("latency_ms", "rate_limit", "rate_window_s", "error_rate", "drop_rate"):
+            if key in data:
+                setattr(plan, key, type(getattr(plan, key))(data[key]))
+        for spec in data.get("faults", []):
+            plan.add(Fault(**spec))
+        return 200, {"ok": True}, None
+
+    def _route_admin_mutate(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        data = self._json_body(body)
+        count = self.app.catalog.config.playlists
+        indices = [int(i) for i in data.get("playlists", [])]
+        if "fraction" in data:
+            step = max(1, round(1 / float(data["fraction"])))
+            indices += list(range(0, count, step))
+        self.app.mutate(sorted({i for i in indices if 0 <= i < count}))
+        return 200, {"mutated": len(indices)}, None
+
+    def _route_admin_expire(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        self.app.expire_tokens()
+        return 200, {"ok": True}, None
+
+
+_FAULT_STATUS = {
+    "429": 429,
+    "quota": 429,
+    "500": 500,
+    "502": 502,
+    "503": 503,
+    "drop": 0,
+    "truncate": 200,
+    "malformed": 200,
+}
