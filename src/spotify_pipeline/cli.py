@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -32,9 +33,7 @@ class _JsonFormatter(logging.Formatter):
 
 def _setup_logging(log_format: str, verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _JsonFormatter() if log_format == "json" else logging.Formatter("%(levelname)s %(message)s")
-    )
+    handler.setFormatter(_JsonFormatter() if log_format == "json" else logging.Formatter("%(levelname)s %(message)s"))
     root = logging.getLogger("spotify_pipeline")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO if log_format == "json" else logging.WARNING)
@@ -83,9 +82,7 @@ def main(debug: bool, log_format: str) -> None:
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the generated catalog.")
 @click.option("--playlists", type=int, default=5, show_default=True, help="Number of playlists.")
-@click.option(
-    "--items-per-playlist", type=int, default=40, show_default=True, help="Mean items per playlist."
-)
+@click.option("--items-per-playlist", type=int, default=40, show_default=True, help="Mean items per playlist.")
 @click.option(
     "--large-playlist-items",
     type=int,
@@ -108,12 +105,8 @@ def main(debug: bool, log_format: str) -> None:
     help="Extended quota (everything) or Development Mode (no batch endpoints, fewer fields).",
 )
 @click.option("--client-id", default="sim-client-id", show_default=True, help="Accepted client ID.")
-@click.option(
-    "--client-secret", default="sim-client-secret", show_default=True, help="Accepted client secret."
-)
-@click.option(
-    "--token-ttl", type=float, default=3600.0, show_default=True, help="Access token lifetime, seconds."
-)
+@click.option("--client-secret", default="sim-client-secret", show_default=True, help="Accepted client secret.")
+@click.option("--token-ttl", type=float, default=3600.0, show_default=True, help="Access token lifetime, seconds.")
 @click.option("--latency-ms", type=int, default=0, show_default=True, help="Added latency per API request.")
 @click.option(
     "--rate-limit",
@@ -125,9 +118,7 @@ def main(debug: bool, log_format: str) -> None:
 @click.option("--rate-window", type=float, default=30.0, show_default=True, help="Rolling window, seconds.")
 @click.option("--error-rate", type=float, default=0.0, show_default=True, help="Share answered 500/502/503.")
 @click.option("--drop-rate", type=float, default=0.0, show_default=True, help="Share of dropped connections.")
-@click.option(
-    "--legacy-items", is_flag=True, help="Serve only the pre-2026 /tracks endpoint and `track` key."
-)
+@click.option("--legacy-items", is_flag=True, help="Serve only the pre-2026 /tracks endpoint and `track` key.")
 @handle_errors
 def simulate(**options: Any) -> None:
     """Run the simulated Spotify Web API on 127.0.0.1 until interrupted.
@@ -167,9 +158,7 @@ def simulate(**options: Any) -> None:
     click.echo(f"  export SPOTIFY_API_URL={server.api_url}")
     click.echo(f"  export SPOTIFY_ACCOUNTS_URL={server.accounts_url}")
     click.echo(f"  export SPOTIFY_CLIENT_ID={options['client_id']}  # and SPOTIFY_CLIENT_SECRET")
-    click.echo(
-        f"  playlists: {' '.join(server.playlist_ids()[:5])}{' ...' if options['playlists'] > 5 else ''}"
-    )
+    click.echo(f"  playlists: {' '.join(server.playlist_ids()[:5])}{' ...' if options['playlists'] > 5 else ''}")
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
@@ -178,3 +167,232 @@ def simulate(**options: Any) -> None:
         pass
     finally:
         server.stop()
+
+
+# ---- shared options ----------------------------------------------------------------------------------
+def lake_option(func: F) -> F:
+    return click.option("--lake", default=None, help="Lake folder. [env SPOTIFY_PIPELINE_LAKE; default ./lake]")(func)
+
+
+def _settings(**flags: Any) -> Any:
+    from .config import load_settings
+
+    config_file = flags.pop("config", None)
+    return load_settings(flags, config_file=Path(config_file) if config_file else None)
+
+
+def extract_options(func: F) -> F:
+    options = [
+        click.option(
+            "--playlist",
+            "playlists",
+            multiple=True,
+            help="Playlist ID, spotify:playlist:ID or open.spotify.com URL. Repeatable.",
+        ),
+        click.option(
+            "--playlists-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="File with one playlist reference per line (# comments allowed).",
+        ),
+        click.option(
+            "--full",
+            is_flag=True,
+            help="Extract every playlist's items even if its snapshot_id is unchanged.",
+        ),
+        click.option("--concurrency", type=int, default=None, help="Parallel requests. [default 8]"),
+        click.option(
+            "--rate-limit",
+            type=float,
+            default=None,
+            help="Client-side limit, requests per second; 0 = none. [default 0]",
+        ),
+        click.option(
+            "--max-retry-wait",
+            type=float,
+            default=None,
+            help="Longest Retry-After (seconds) to wait on a 429 before stopping cleanly. [default 120]",
+        ),
+        click.option(
+            "--enrich-ttl",
+            "enrich_ttl_days",
+            type=float,
+            default=None,
+            help="Days before an already enriched artist or album is fetched again. [default 7]",
+        ),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="TOML config file. [default ./spotify-pipeline.toml if present]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return lake_option(func)
+
+
+def _playlist_ids(playlists: tuple[str, ...], playlists_file: Path | None) -> list[str]:
+    import os
+
+    from .errors import InputError
+    from .ids import parse_playlist_refs, read_playlists_file
+
+    refs = list(playlists)
+    if playlists_file:
+        refs += read_playlists_file(playlists_file)
+    if not refs and os.environ.get("SPOTIFY_PLAYLIST_IDS"):
+        refs = os.environ["SPOTIFY_PLAYLIST_IDS"].split(",")
+    ids = parse_playlist_refs(refs)
+    if not ids:
+        raise InputError(
+            "no playlists given",
+            hint="use --playlist ID (repeatable), --playlists-file, or SPOTIFY_PLAYLIST_IDS",
+        )
+    return ids
+
+
+def _extract_settings(opts: dict[str, Any]) -> Any:
+    return _settings(
+        lake=opts["lake"],
+        concurrency=opts["concurrency"],
+        rate_limit=opts["rate_limit"],
+        max_retry_wait=opts["max_retry_wait"],
+        enrich_ttl_days=opts["enrich_ttl_days"],
+        config=opts["config"],
+    )
+
+
+def _exit_for(status: str) -> None:
+    if status == "partial":
+        click.echo("Error: some playlists failed (see above); the others were extracted", err=True)
+        sys.exit(3)
+    if status == "stopped":
+        sys.exit(5)
+    if status == "failed":
+        sys.exit(1)
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+@main.command()
+@extract_options
+@handle_errors
+def extract(**opts: Any) -> None:
+    """Extract playlists into the raw zone (no tables are changed).
+
+    Only playlists whose snapshot_id changed since the last run are fetched again, unless --full.
+    Credentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.
+    """
+    from . import pipeline
+    from .console import TerminalProgress, echo_lines, extract_lines
+
+    ids = _playlist_ids(opts["playlists"], opts["playlists_file"])
+    settings = _extract_settings(opts)
+    with TerminalProgress(len(ids)) as progress:
+        report = pipeline.run(settings, ids, full=opts["full"], extract_only=True, progress=progress)
+    assert report.extract is not None
+    echo_lines(extract_lines(report.extract), click.echo)
+    _exit_for(report.status)
+
+
+@main.command()
+@lake_option
+@click.option("--rebuild", is_flag=True, help="Recreate every table from the raw zone alone.")
+@handle_errors
+def transform(lake: str | None, rebuild: bool) -> None:
+    """Transform raw runs not yet processed into the tables (idempotent)."""
+    from . import pipeline
+    from .console import echo_lines, transform_lines
+
+    report = pipeline.run(_settings(lake=lake), [], transform_only=True, rebuild=rebuild)
+    assert report.transform is not None
+    echo_lines(transform_lines(report.transform), click.echo)
+
+
+@main.command()
+@extract_options
+@handle_errors
+def run(**opts: Any) -> None:
+    """Extract, then transform: the everyday command, and what a scheduler calls."""
+    from . import pipeline
+    from .console import TerminalProgress, echo_lines, extract_lines, transform_lines
+
+    ids = _playlist_ids(opts["playlists"], opts["playlists_file"])
+    settings = _extract_settings(opts)
+    with TerminalProgress(len(ids)) as progress:
+        report = pipeline.run(settings, ids, full=opts["full"], progress=progress)
+    assert report.extract is not None
+    echo_lines(extract_lines(report.extract), click.echo)
+    if report.transform is not None:
+        echo_lines(transform_lines(report.transform), click.echo)
+    _exit_for(report.status)
+
+
+@main.command()
+@click.argument("sql", required=False)
+@lake_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format; json prints an array of objects.",
+)
+@click.option("--file", "sql_file", type=click.File("r"), help="Read the SQL from a file ('-' for stdin).")
+@handle_errors
+def query(sql: str | None, lake: str | None, fmt: str, sql_file: Any) -> None:
+    """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...)."""
+    from .errors import InputError
+    from .pipeline import lake_parts
+    from .query import QueryEngine, format_result
+
+    text = sql_file.read() if sql_file else sql
+    if not text:
+        raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs"')
+    _, catalog = lake_parts(_settings(lake=lake))
+    with QueryEngine(catalog) as engine:
+        click.echo(format_result(engine.execute(text), fmt))
+
+
+@main.command()
+@lake_option
+@handle_errors
+def tables(lake: str | None) -> None:
+    """List the tables with their row counts and columns."""
+    from .errors import QueryError
+    from .pipeline import lake_parts
+    from .tables import TABLES
+    from .transform.runner import table_row_counts
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    counts = table_row_counts(catalog) if catalog.exists() else {}
+    if not counts:
+        raise QueryError(f"no tables in the lake at {catalog.root}", hint="run `spotify-pipeline run` first")
+    for name in sorted(counts):
+        spec = TABLES.get(name)
+        columns = ", ".join(f"{f.name} {f.type}" for f in spec.schema) if spec else ""
+        click.echo(f"{name} ({counts[name]} rows)")
+        click.echo(f"  {columns}")
+
+
+@main.command()
+@lake_option
+@handle_errors
+def demo(lake: str | None) -> None:
+    """Run the whole pipeline against the built-in simulated Spotify API (no credentials, no network)."""
+    from .console import TerminalProgress, echo_lines, extract_lines, transform_lines
+    from .demo import DEMO_CATALOG, run_demo
+    from .query import format_result
+
+    lake = lake or "./lake"
+    click.echo(f"Starting the simulated Spotify Web API on 127.0.0.1 and running the pipeline into {lake} ...")
+    with TerminalProgress(DEMO_CATALOG.playlists) as progress:
+        result = run_demo(lake, progress)
+    report = result.report
+    assert report.extract is not None and report.transform is not None
+    echo_lines(extract_lines(report.extract), click.echo)
+    echo_lines(transform_lines(report.transform), click.echo)
+    for title, answer in result.answers.items():
+        click.echo(f"\n{title}:")
+        click.echo(format_result(answer, "table"))
+    click.echo(f'\nNext: spotify-pipeline query --lake {lake} "SELECT * FROM songs LIMIT 5"')

@@ -125,9 +125,7 @@ def load_settings(
                     hint="keep secrets in SPOTIFY_CLIENT_SECRET, not in files",
                 )
             if key not in known:
-                raise ConfigError(
-                    f"unknown setting {key!r} in {path}", hint=f"known: {', '.join(sorted(known))}"
-                )
+                raise ConfigError(f"unknown setting {key!r} in {path}", hint=f"known: {', '.join(sorted(known))}")
             values[key] = value
     for name, var in ENV_VARS.items():
         if environ.get(var):

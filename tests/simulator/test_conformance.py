@@ -37,9 +37,7 @@ KNOWN_DIFFERENCES = """
 @functools.cache
 def _spec() -> dict[str, Any]:
     if not SPEC_PATH.exists():
-        pytest.fail(
-            f"Spotify OpenAPI document not found at {SPEC_PATH}; shared/ must sit beside the repository"
-        )
+        pytest.fail(f"Spotify OpenAPI document not found at {SPEC_PATH}; shared/ must sit beside the repository")
     return yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 
 
@@ -124,9 +122,7 @@ def test_every_endpoint_conforms(make_simulator: SimulatorFactory, mode: str) ->
             legacy = api_get(server, f"/playlists/{pid}/tracks", token, limit=50).json()
             assert_conforms(legacy, _response_schema("/playlists/{playlist_id}/tracks"), mode)
         items = playlist["items"]["items"]
-        kinds = {(i["item"] or {}).get("type", "null") for i in items} | {
-            "local" for i in items if i["is_local"]
-        }
+        kinds = {(i["item"] or {}).get("type", "null") for i in items} | {"local" for i in items if i["is_local"]}
         assert {"track", "episode", "null", "local"} <= kinds
     else:
         # Client credentials have no user: no items, and the items endpoint refuses (403).

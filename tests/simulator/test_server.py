@@ -85,9 +85,7 @@ def test_fields_filter(simulator: SimulatedSpotify) -> None:
         "owner": {"id": simulator.catalog.owner(1)},
         "items": {"total": 260},
     }
-    page = api_get(
-        simulator, f"/playlists/{pid}/items", fields="items(added_at,item(name,album(!images)))"
-    ).json()
+    page = api_get(simulator, f"/playlists/{pid}/items", fields="items(added_at,item(name,album(!images)))").json()
     first = page["items"][0]
     assert set(first) <= {"added_at", "item"}
     assert "images" not in (first["item"] or {}).get("album", {})
@@ -103,9 +101,7 @@ def test_every_catalog_has_every_quirk(make_simulator: SimulatorFactory) -> None
     local = next(i for i in items if i["is_local"])
     assert local["item"]["id"] is None and local["item"]["uri"].startswith("spotify:local:")
     assert any((i["item"] or {}).get("type") == "episode" for i in items)
-    track_ids = [
-        i["item"]["id"] for i in items if i["item"] and i["item"]["type"] == "track" and i["item"]["id"]
-    ]
+    track_ids = [i["item"]["id"] for i in items if i["item"] and i["item"]["type"] == "track" and i["item"]["id"]]
     assert len(track_ids) > len(set(track_ids)), "a duplicate track"
     assert any(i["added_at"] is None and i["added_by"] is None for i in items)
     assert any(len(i["item"]["artists"]) > 1 for i in items if i["item"] and i["item"]["type"] == "track")
@@ -130,9 +126,7 @@ def test_catalog_is_deterministic(make_simulator: SimulatorFactory) -> None:
     assert strip(api_get(a, f"/playlists/{pid}").json()) == strip(api_get(b, f"/playlists/{pid}").json())
 
 
-@pytest.mark.parametrize(
-    "kind,status", [("429", 429), ("quota", 429), ("500", 500), ("502", 502), ("503", 503)]
-)
+@pytest.mark.parametrize("kind,status", [("429", 429), ("quota", 429), ("500", 500), ("502", 502), ("503", 503)])
 def test_scripted_status_faults(simulator: SimulatedSpotify, kind: str, status: int) -> None:
     token = client_token(simulator)
     simulator.faults.add(Fault(kind, count=2, retry_after=7))  # type: ignore[arg-type]
@@ -187,9 +181,7 @@ def test_rolling_window_rate_limit(make_simulator: SimulatorFactory) -> None:
 def test_random_errors_and_drops_follow_their_rates(make_simulator: SimulatorFactory) -> None:
     server = make_simulator(faults=FaultPlan(error_rate=0.5, seed=1))
     token = client_token(server)
-    statuses = [
-        api_get(server, f"/playlists/{server.playlist_ids()[0]}", token).status_code for _ in range(40)
-    ]
+    statuses = [api_get(server, f"/playlists/{server.playlist_ids()[0]}", token).status_code for _ in range(40)]
     assert 8 <= sum(s >= 500 for s in statuses) <= 32
     server.faults.error_rate, server.faults.drop_rate = 0.0, 1.0
     with pytest.raises(httpx.TransportError):

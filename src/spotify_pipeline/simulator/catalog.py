@@ -186,9 +186,7 @@ class Catalog:
             return {1: "null", 2: "local", 3: "episode", 4: "duplicate", 5: "old"}.get(pos, "track")
         roll = rng.random()
         if roll < self.config.quirk_rate:
-            return ("null", "local", "episode", "duplicate", "old")[
-                int(roll / self.config.quirk_rate * 5) % 5
-            ]
+            return ("null", "local", "episode", "duplicate", "old")[int(roll / self.config.quirk_rate * 5) % 5]
         return "track"
 
     def _apply_change(self, playlist: int, step: int, refs: list[Entry]) -> list[Entry]:
@@ -258,8 +256,7 @@ class Catalog:
 
     def _images(self, key: str) -> list[JSON]:
         return [
-            {"url": f"https://i.scdn.co/image/{key}{size}", "height": size, "width": size}
-            for size in (640, 300, 64)
+            {"url": f"https://i.scdn.co/image/{key}{size}", "height": size, "width": size} for size in (640, 300, 64)
         ]
 
     def artist_simplified(self, artist: int, base: str) -> JSON:
@@ -300,9 +297,7 @@ class Catalog:
     def album_full(self, album: int, base: str) -> JSON:
         obj = self.album_simplified(album, base)
         first = album * TRACKS_PER_ALBUM
-        tracks = [
-            self.track_simplified(t, base) for t in range(first, min(first + TRACKS_PER_ALBUM, self.n_tracks))
-        ]
+        tracks = [self.track_simplified(t, base) for t in range(first, min(first + TRACKS_PER_ALBUM, self.n_tracks))]
         obj.update(
             tracks={
                 "href": f"{base}/albums/{obj['id']}/tracks?offset=0&limit=50",
@@ -369,9 +364,7 @@ class Catalog:
                 "type": "album",
                 "uri": None,
             },
-            "artists": [
-                {"external_urls": {}, "href": None, "id": None, "name": artist, "type": "artist", "uri": None}
-            ],
+            "artists": [{"external_urls": {}, "href": None, "id": None, "name": artist, "type": "artist", "uri": None}],
             "available_markets": [],
             "disc_number": 0,
             "duration_ms": 180_000 + pos,
@@ -386,8 +379,7 @@ class Catalog:
             "preview_url": None,
             "track_number": 0,
             "type": "track",
-            "uri": f"spotify:local:{artist.replace(' ', '+')}:{album.replace(' ', '+')}:"
-            f"{name.replace(' ', '+')}:180",
+            "uri": f"spotify:local:{artist.replace(' ', '+')}:{album.replace(' ', '+')}:{name.replace(' ', '+')}:180",
         }
 
     def episode(self, episode: int, base: str) -> JSON:
@@ -468,9 +460,7 @@ class Catalog:
         rng = _rng(self.config.seed, "playlist", playlist)
         obj.update(
             collaborative=self.collaborative(playlist),
-            description=None
-            if playlist % 4 == 2
-            else f'Generated playlist #{playlist}, "{self._name("d", playlist)}"',
+            description=None if playlist % 4 == 2 else f'Generated playlist #{playlist}, "{self._name("d", playlist)}"',
             followers={"href": None, "total": rng.randrange(0, 1_000_000)},
             images=self._images(spotify_id)[:1],
             name=self.playlist_name(playlist),

@@ -36,9 +36,7 @@ DEFAULT_CLIENT_SECRET = "sim-client-secret"  # nosec B105
 
 
 class HttpError(Exception):
-    def __init__(
-        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
-    ) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -141,9 +139,7 @@ class SimulatedSpotify:
         return self.base_url
 
     def start(self) -> SimulatedSpotify:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="simulated-spotify", daemon=True
-        )
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="simulated-spotify", daemon=True)
         self._thread.start()
         return self
 
@@ -344,18 +340,12 @@ class _Handler(BaseHTTPRequestHandler):
             client_id, _, client_secret = decoded.partition(":")
         grant = form.get("grant_type")
         if grant is None:
-            raise HttpError(
-                400, "unsupported_grant_type", error_description="grant_type parameter is missing"
-            )
+            raise HttpError(400, "unsupported_grant_type", error_description="grant_type parameter is missing")
         if grant != "client_credentials":
-            raise HttpError(
-                400, "unsupported_grant_type", error_description=f"grant_type {grant} not supported"
-            )
+            raise HttpError(400, "unsupported_grant_type", error_description=f"grant_type {grant} not supported")
         if not client_id:
             raise HttpError(400, "invalid_client", error_description="Invalid client")
-        if client_id != self.app.client_id or not secrets.compare_digest(
-            client_secret or "", self.app.client_secret
-        ):
+        if client_id != self.app.client_id or not secrets.compare_digest(client_secret or "", self.app.client_secret):
             raise HttpError(400, "invalid_client", error_description="Invalid client secret")
         token, ttl = self.app.issue_token(user=None)
         return 200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl}, None  # nosec B105
@@ -398,9 +388,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "Invalid offset")
         return limit, offset
 
-    def _items_page(
-        self, playlist: int, offset: int, limit: int, path: str, fields: str | None
-    ) -> dict[str, Any]:
+    def _items_page(self, playlist: int, offset: int, limit: int, path: str, fields: str | None) -> dict[str, Any]:
         catalog = self.app.catalog
         base = self.app.api_url
         entries = catalog.entries(playlist)
@@ -439,9 +427,7 @@ class _Handler(BaseHTTPRequestHandler):
         except FieldsSyntaxError as exc:
             raise HttpError(400, f"Invalid fields parameter: {exc}") from exc
 
-    def _route_playlist(
-        self, query: dict[str, str], body: bytes, playlist_id: str
-    ) -> tuple[int, Any, list[str]]:
+    def _route_playlist(self, query: dict[str, str], body: bytes, playlist_id: str) -> tuple[int, Any, list[str]]:
         token = self._auth()
         index = self._index("playlist", playlist_id)
         catalog = self.app.catalog
@@ -454,9 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
                 payload[key] = self._items_page(index, 0, PLAYLIST_ITEMS_MAX_LIMIT, path, None)
         return 200, self._filtered(payload, query), [playlist_id]
 
-    def _route_playlist_items(
-        self, query: dict[str, str], body: bytes, playlist_id: str
-    ) -> tuple[int, Any, list[str]]:
+    def _route_playlist_items(self, query: dict[str, str], body: bytes, playlist_id: str) -> tuple[int, Any, list[str]]:
         if self.app.legacy_items:
             raise HttpError(404, "Service not found")
         return self._playlist_page(query, playlist_id, "items")
@@ -466,9 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, Any, list[str]]:
         return self._playlist_page(query, playlist_id, "tracks")
 
-    def _playlist_page(
-        self, query: dict[str, str], playlist_id: str, path: str
-    ) -> tuple[int, Any, list[str]]:
+    def _playlist_page(self, query: dict[str, str], playlist_id: str, path: str) -> tuple[int, Any, list[str]]:
         token = self._auth()
         index = self._index("playlist", playlist_id)
         if not self._can_read_items(token, index):
@@ -512,9 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
                 objects.append(None)  # unknown IDs come back as null, in place
         return 200, {plural: objects}, ids
 
-    def _route_artist(
-        self, query: dict[str, str], body: bytes, spotify_id: str
-    ) -> tuple[int, Any, list[str]]:
+    def _route_artist(self, query: dict[str, str], body: bytes, spotify_id: str) -> tuple[int, Any, list[str]]:
         return self._single("artist", spotify_id)
 
     def _route_album(self, query: dict[str, str], body: bytes, spotify_id: str) -> tuple[int, Any, list[str]]:

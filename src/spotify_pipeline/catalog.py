@@ -1,0 +1,107 @@
+"""Tables by name: an embedded Iceberg catalog (SQLite + a warehouse folder inside the lake).
+
+Every table write is one Iceberg commit (copy-on-write overwrite or append), so readers always see either
+the previous snapshot or the new one, never a half-written table.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import LakeError
+from .lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from .tables import TABLES
+
+NAMESPACE = "spotify"
+log = logging.getLogger(__name__)
+
+
+class Catalog:
+    """The lake's tables. Created on first use; `exists()` says whether anything was ever published."""
+
+    def __init__(self, lake_root: Path) -> None:
+        self.root = lake_root.resolve()
+        self._catalog: Any = None
+
+    def exists(self) -> bool:
+        return (self.root / CATALOG_FILE).exists()
+
+    @property
+    def iceberg(self) -> Any:
+        if self._catalog is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from pyiceberg.catalog.sql import SqlCatalog
+
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                (self.root / WAREHOUSE_DIR).mkdir(exist_ok=True)
+                self._catalog = SqlCatalog(
+                    "spotify_pipeline",
+                    uri=f"sqlite:///{self.root / CATALOG_FILE}",
+                    warehouse=(self.root / WAREHOUSE_DIR).as_uri(),
+                )
+                if (NAMESPACE,) not in self._catalog.list_namespaces():
+                    self._catalog.create_namespace(NAMESPACE)
+            except Exception as exc:  # sqlalchemy/pyiceberg raise many types for a broken catalog
+                raise LakeError(
+                    f"cannot open the table catalog {self.root / CATALOG_FILE}: {exc}",
+                    hint="if it is corrupted, move it aside and run `spotify-pipeline transform --rebuild`",
+                ) from exc
+        return self._catalog
+
+    def table(self, name: str, *, create: bool = True) -> Any:
+        from pyiceberg.exceptions import NoSuchTableError
+
+        identifier = f"{NAMESPACE}.{name}"
+        try:
+            return self.iceberg.load_table(identifier)
+        except NoSuchTableError:
+            if not create:
+                raise
+            return self.iceberg.create_table(identifier, schema=TABLES[name].schema)
+
+    def table_names(self) -> list[str]:
+        if not self.exists():
+            return []
+        return sorted(ident[-1] for ident in self.iceberg.list_tables(NAMESPACE))
+
+    def data_files(self, name: str) -> list[str]:
+        """Parquet files of the table's current snapshot (copy-on-write: no delete files to apply)."""
+        table = self.table(name)
+        paths = []
+        for task in table.scan().plan_files():
+            if task.delete_files:
+                raise LakeError(f"table {name} has delete files; only copy-on-write tables are supported")
+            paths.append(_local(task.file.file_path))
+        return paths
+
+    def read(self, name: str) -> pa.Table:
+        return self.table(name).scan().to_arrow()
+
+    def overwrite(self, name: str, data: pa.Table) -> None:
+        """Replace the table's rows in one commit."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            self.table(name).overwrite(data.cast(TABLES[name].schema))
+
+    def append(self, name: str, data: pa.Table) -> None:
+        if data.num_rows:
+            self.table(name).append(data.cast(TABLES[name].schema))
+
+    def drop_all(self) -> None:
+        for name in self.table_names():
+            self.iceberg.drop_table(f"{NAMESPACE}.{name}")
+
+    def snapshot_id(self, name: str) -> int | None:
+        snapshot = self.table(name).current_snapshot()
+        return None if snapshot is None else int(snapshot.snapshot_id)
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file://")

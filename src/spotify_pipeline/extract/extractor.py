@@ -1,0 +1,384 @@
+"""One extraction run: playlists (incrementally, by snapshot_id), their items, then artist/album enrichment.
+
+Every response goes to the raw zone as it arrives; a playlist counts as extracted only when its last page
+is stored, and the manifest written at the end lists which playlists are complete.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..errors import ApiError, AuthError, ResponseError, RetryWaitTooLong
+from ..lake.layout import new_run_id
+from ..lake.raw import RawZoneWriter
+from ..lake.storage import Storage
+from .client import ApiResponse, SpotifyClient
+from .state import ExtractState
+
+log = logging.getLogger(__name__)
+
+# The incremental check: a small response with what the playlists table needs, but no items.
+CHECK_FIELDS = (
+    "id,name,description,public,collaborative,snapshot_id,uri,external_urls,href,type,"
+    "owner(id,display_name,type,uri),followers(total),images,items(total),tracks(total)"
+)
+BATCH_SIZES = {"artists": 50, "albums": 20}
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    full: bool = False  # ignore known snapshot ids and extract every playlist's items
+    enrich: bool = True
+    enrich_ttl: dt.timedelta = dt.timedelta(days=7)
+    concurrency: int = 8
+    page_size: int = 100
+
+
+@dataclass
+class ExtractSummary:
+    run_id: str
+    started_at: str
+    finished_at: str = ""
+    status: str = "running"  # succeeded | partial (some playlists failed) | stopped | failed
+    playlists_checked: int = 0
+    playlists_changed: int = 0
+    playlists_unchanged: int = 0
+    metadata_only: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    items: int = 0
+    item_kinds: dict[str, int] = field(default_factory=dict)
+    pages: int = 0
+    artists_enriched: int = 0
+    albums_enriched: int = 0
+    batch_refused: list[str] = field(default_factory=list)
+    requests: dict[str, Any] = field(default_factory=dict)
+    bytes_written: int = 0
+    files_written: int = 0
+    stop_reason: str | None = None
+    manifest: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Progress:
+    """Receives counters as the run goes; the CLI draws a bar, tests and Lambda ignore it."""
+
+    def update(self, **counters: int) -> None:
+        return None
+
+
+@dataclass
+class _PlaylistOutcome:
+    kind: str  # changed | unchanged | metadata_only
+    snapshot_id: str | None
+    items: int = 0
+    pages: int = 0
+
+
+def item_kind(playlist_item: dict[str, Any]) -> str:
+    """track / episode / local / unavailable, for a PlaylistTrackObject (`item`, else deprecated `track`)."""
+    obj = playlist_item.get("item", playlist_item.get("track"))
+    if playlist_item.get("is_local") or (isinstance(obj, dict) and obj.get("is_local")):
+        return "local"
+    if not isinstance(obj, dict):
+        return "unavailable"
+    return "episode" if obj.get("type") == "episode" else "track" if obj.get("id") else "unavailable"
+
+
+class Extractor:
+    def __init__(
+        self,
+        client: SpotifyClient,
+        storage: Storage,
+        options: ExtractOptions | None = None,
+        progress: Progress | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.client = client
+        self.storage = storage
+        self.options = options or ExtractOptions()
+        self.progress = progress or Progress()
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._items_path = "items"  # switches to the deprecated "tracks" if a server only has that
+        self._batch_refused: set[str] = set()
+        self._refs: dict[str, set[str]] = {"artists": set(), "albums": set()}
+        self._kinds: collections.Counter[str] = collections.Counter()
+
+    # ---- the run -------------------------------------------------------------------------------------
+    def run(self, playlist_ids: Iterable[str]) -> ExtractSummary:
+        started = self.clock()
+        run_id = new_run_id(started, secrets.token_hex(3))
+        summary = ExtractSummary(run_id=run_id, started_at=started.isoformat())
+        state = ExtractState.load(self.storage)
+        writer = RawZoneWriter(self.storage, run_id, started.date())
+        outcomes: dict[str, dict[str, Any]] = {}
+        ids = list(playlist_ids)
+        fatal: BaseException | None = None
+        try:
+            with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="extract") as pool:
+                futures = {pool.submit(self._playlist, pid, state, writer): pid for pid in ids}
+                fatal = self._collect(futures, outcomes, summary, state)
+                if fatal is None and self.options.enrich:
+                    fatal = self._enrich(pool, state, writer, summary)
+        finally:
+            summary.finished_at = self.clock().isoformat()
+            summary.items = sum(self._kinds.values())
+            summary.item_kinds = dict(self._kinds)
+            summary.batch_refused = sorted(self._batch_refused)
+            summary.requests = self.client.stats.as_dict()
+            if isinstance(fatal, RetryWaitTooLong):
+                summary.status, summary.stop_reason = "stopped", str(fatal)
+            elif fatal is not None:
+                summary.status, summary.stop_reason = "failed", str(fatal)
+            else:
+                summary.status = "partial" if summary.failed else "succeeded"
+            summary.manifest = writer.close({**summary.as_dict(), "playlists": outcomes, "bytes_written": None})
+            summary.bytes_written = writer.bytes_written
+            summary.files_written = len(writer.files)
+            state.save(self.storage)
+        if isinstance(fatal, AuthError):
+            raise fatal
+        return summary
+
+    def _collect(
+        self,
+        futures: dict[Future[_PlaylistOutcome], str],
+        outcomes: dict[str, dict[str, Any]],
+        summary: ExtractSummary,
+        state: ExtractState,
+    ) -> BaseException | None:
+        fatal: BaseException | None = None
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                pid = futures[future]
+                try:
+                    outcome = future.result()
+                except (RetryWaitTooLong, AuthError) as exc:
+                    fatal = fatal or exc
+                    self._stop.set()
+                    for other in pending:
+                        other.cancel()
+                    outcomes[pid] = {"status": "incomplete"}
+                    continue
+                except ApiError as exc:
+                    summary.failed[pid] = _playlist_error(pid, exc)
+                    outcomes[pid] = {"status": "failed", "error": summary.failed[pid]}
+                    log.warning("playlist %s failed: %s", pid, summary.failed[pid])
+                    continue
+                except _Stopped:
+                    outcomes[pid] = {"status": "incomplete"}
+                    continue
+                summary.playlists_checked += 1
+                if outcome.kind == "unchanged":
+                    summary.playlists_unchanged += 1
+                elif outcome.kind == "metadata_only":
+                    summary.metadata_only.append(pid)
+                else:
+                    summary.playlists_changed += 1
+                    summary.pages += outcome.pages
+                if outcome.kind == "changed":
+                    state.record_playlist(pid, outcome.snapshot_id, self.clock())
+                outcomes[pid] = {
+                    "status": outcome.kind if outcome.kind != "changed" else "complete",
+                    "snapshot_id": outcome.snapshot_id,
+                    "items": outcome.items,
+                }
+                self.progress.update(playlists=1)
+        return fatal
+
+    # ---- one playlist --------------------------------------------------------------------------------
+    def _playlist(self, pid: str, state: ExtractState, writer: RawZoneWriter) -> _PlaylistOutcome:
+        self._check_stop()
+        known = None if self.options.full else state.snapshot_of(pid)
+        embedded = 0
+        if known is not None:
+            check = self.client.get(f"playlists/{pid}", {"fields": CHECK_FIELDS})
+            self._store(writer, "playlist_checks", check, playlist_id=pid)
+            snapshot = _snapshot(check, pid)
+            if snapshot == known:
+                return _PlaylistOutcome("unchanged", snapshot)
+            pages = self._pages_from_offset(pid, 0)
+        else:
+            response = self.client.get(f"playlists/{pid}")
+            self._store(writer, "playlists", response, playlist_id=pid)
+            snapshot = _snapshot(response, pid)
+            container = response.data.get("items", response.data.get("tracks"))
+            if not isinstance(container, dict):
+                return _PlaylistOutcome("metadata_only", snapshot)
+            embedded = self._take_items(container)
+            pages = self._follow(pid, container)
+        count, page_count = 0, 0
+        for page in pages:
+            self._check_stop()
+            self._store(writer, "playlist_items", page, playlist_id=pid, snapshot_id=snapshot)
+            count += self._take_items(page.data)
+            page_count += 1
+        return _PlaylistOutcome("changed", snapshot, count + embedded, page_count)
+
+    def _pages_from_offset(self, pid: str, offset: int) -> Iterator[ApiResponse]:
+        limit = self.options.page_size
+        try:
+            first = self.client.get(f"playlists/{pid}/{self._items_path}", {"offset": offset, "limit": limit})
+        except ApiError as exc:
+            if exc.status != 404 or self._items_path == "tracks":
+                raise
+            log.warning("the server has no /playlists/{id}/items; using the deprecated /tracks for this run")
+            self._items_path = "tracks"
+            first = self.client.get(f"playlists/{pid}/tracks", {"offset": offset, "limit": limit})
+        yield first
+        yield from self._follow(pid, first.data)
+
+    def _follow(self, pid: str, page: dict[str, Any]) -> Iterator[ApiResponse]:
+        """Follow `next` links, refusing to loop: a URL seen twice or more pages than `total` allows."""
+        seen: set[str] = set()
+        total = int(page.get("total") or 0)
+        max_pages = total // max(1, int(page.get("limit") or 1)) + 2
+        url = page.get("next")
+        while url:
+            if url in seen or len(seen) > max_pages:
+                raise ResponseError(f"loop detected in pagination of playlist {pid} at {url}", url=url)
+            seen.add(url)
+            response = self.client.get(url)
+            yield response
+            if not isinstance(response.data, dict) or not isinstance(response.data.get("items"), list):
+                raise ResponseError(f"page without items from {url}", url=url)
+            url = response.data.get("next")
+
+    def _take_items(self, page: dict[str, Any]) -> int:
+        """Count item kinds and remember referenced artists and albums for enrichment."""
+        items = page.get("items") or []
+        kinds: collections.Counter[str] = collections.Counter()
+        artists: set[str] = set()
+        albums: set[str] = set()
+        for entry in items:
+            if not isinstance(entry, dict):
+                kinds["unavailable"] += 1
+                continue
+            kind = item_kind(entry)
+            kinds[kind] += 1
+            if kind != "track":
+                continue
+            track = entry.get("item", entry.get("track"))
+            if not isinstance(track, dict):
+                continue
+            artists.update(a["id"] for a in track.get("artists") or [] if a and a.get("id"))
+            album = track.get("album") or {}
+            if album.get("id"):
+                albums.add(album["id"])
+                artists.update(a["id"] for a in album.get("artists") or [] if a and a.get("id"))
+        with self._lock:
+            self._kinds.update(kinds)
+            self._refs["artists"] |= artists
+            self._refs["albums"] |= albums
+        self.progress.update(pages=1, items=len(items))
+        return len(items)
+
+    # ---- enrichment ----------------------------------------------------------------------------------
+    def _enrich(
+        self, pool: ThreadPoolExecutor, state: ExtractState, writer: RawZoneWriter, summary: ExtractSummary
+    ) -> BaseException | None:
+        now = self.clock()
+        for kind in ("artists", "albums"):
+            wanted = sorted(i for i in self._refs[kind] if not state.is_fresh(kind, i, self.options.enrich_ttl, now))
+            size = BATCH_SIZES[kind]
+            batches = [wanted[i : i + size] for i in range(0, len(wanted), size)]
+            futures = [pool.submit(self._enrich_batch, kind, batch, writer) for batch in batches]
+            for future in futures:
+                try:
+                    fetched = future.result()
+                except (RetryWaitTooLong, AuthError) as exc:
+                    self._stop.set()
+                    for other in futures:
+                        other.cancel()
+                    return exc
+                except ApiError as exc:
+                    summary.failed[f"{kind}-enrichment"] = str(exc)
+                    continue
+                except _Stopped:
+                    continue
+                state.record_enriched(kind, fetched, now)
+                if kind == "artists":
+                    summary.artists_enriched += len(fetched)
+                else:
+                    summary.albums_enriched += len(fetched)
+        return None
+
+    def _enrich_batch(self, kind: str, ids: list[str], writer: RawZoneWriter) -> list[str]:
+        self._check_stop()
+        if kind not in self._batch_refused:
+            try:
+                response = self.client.get(kind, {"ids": ",".join(ids)})
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                with self._lock:
+                    if kind not in self._batch_refused:
+                        log.warning("batch /%s refused (Development Mode?): fetching one ID at a time", kind)
+                    self._batch_refused.add(kind)
+            else:
+                self._store(writer, kind, response)
+                return [o["id"] for o in response.data.get(kind) or [] if isinstance(o, dict) and o.get("id")]
+        fetched = []
+        for entity_id in ids:
+            self._check_stop()
+            try:
+                response = self.client.get(f"{kind}/{entity_id}")
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            self._store(writer, kind, response)
+            fetched.append(entity_id)
+        return fetched
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def _store(self, writer: RawZoneWriter, entity: str, response: ApiResponse, **meta: Any) -> None:
+        writer.write(
+            entity,
+            {
+                "run_id": writer.run_id,
+                "entity": entity,
+                "endpoint": response.endpoint,
+                "url": response.url,  # never carries credentials: the token travels in a header
+                "status": response.status,
+                "fetched_at": response.fetched_at.isoformat(),
+                **meta,
+            },
+            response.body,
+        )
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+
+class _Stopped(Exception):
+    """The run is stopping (another worker hit a fatal condition); this worker stops too."""
+
+
+def _snapshot(response: ApiResponse, pid: str) -> str | None:
+    if not isinstance(response.data, dict):
+        raise ResponseError(f"playlist {pid}: the response is not a JSON object", url=response.url)
+    snapshot = response.data.get("snapshot_id")
+    return str(snapshot) if snapshot is not None else None
+
+
+def _playlist_error(pid: str, exc: ApiError) -> str:
+    if exc.status == 404:
+        return f"playlist {pid} not found (404): check the ID, or it may be private or deleted"
+    if exc.status == 403:
+        return f"playlist {pid} is not accessible to this app (403)"
+    return str(exc)

@@ -1,0 +1,56 @@
+"""What extraction remembers between runs: each playlist's last complete snapshot and enrichment times.
+
+A derived cache kept at `_state/extract_state.json` in the lake and rewritten atomically at the end of a
+run. Losing it costs one full extraction, never data: the raw zone stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from typing import Any
+
+from ..errors import LakeError
+from ..lake.layout import STATE_KEY
+from ..lake.storage import Storage
+
+
+class ExtractState:
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        data = data or {}
+        self.playlists: dict[str, dict[str, Any]] = data.get("playlists", {})
+        self.enriched: dict[str, dict[str, str]] = data.get("enriched", {"artists": {}, "albums": {}})
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, storage: Storage) -> ExtractState:
+        if not storage.exists(STATE_KEY):
+            return cls()
+        try:
+            return cls(json.loads(storage.read(STATE_KEY)))
+        except (ValueError, LakeError):
+            return cls()  # a broken cache only costs a full extraction
+
+    def save(self, storage: Storage) -> None:
+        with self._lock:
+            data = {"playlists": self.playlists, "enriched": self.enriched}
+            storage.write_atomic(STATE_KEY, json.dumps(data, sort_keys=True).encode(), overwrite=True)
+
+    def snapshot_of(self, playlist_id: str) -> str | None:
+        entry = self.playlists.get(playlist_id)
+        return None if entry is None else entry.get("snapshot_id")
+
+    def record_playlist(self, playlist_id: str, snapshot_id: str | None, at: dt.datetime) -> None:
+        with self._lock:
+            self.playlists[playlist_id] = {"snapshot_id": snapshot_id, "extracted_at": at.isoformat()}
+
+    def is_fresh(self, kind: str, entity_id: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
+        when = self.enriched.get(kind, {}).get(entity_id)
+        return when is not None and now - dt.datetime.fromisoformat(when) < ttl
+
+    def record_enriched(self, kind: str, entity_ids: list[str], at: dt.datetime) -> None:
+        with self._lock:
+            bucket = self.enriched.setdefault(kind, {})
+            for entity_id in entity_ids:
+                bucket[entity_id] = at.isoformat()

@@ -1,0 +1,50 @@
+"""Every path in the lake comes from these pure functions, so the layout is written down in one place.
+
+raw/<entity>/extracted_date=YYYY-MM-DD/run_id=<run_id>/part-NNNNN.jsonl.gz   API responses, as received
+raw/_manifests/extracted_date=YYYY-MM-DD/run_id=<run_id>.json                what a run wrote (last)
+warehouse/...                                                              Iceberg table files
+catalog.db                                                                 the embedded Iceberg catalog
+_state/extract_state.json                                                  snapshot ids, enrichment times
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+RAW_ENTITIES = ("playlists", "playlist_checks", "playlist_items", "artists", "albums")
+_RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+def new_run_id(now: dt.datetime, suffix: str) -> str:
+    """A sortable run id: UTC start time plus 6 hex characters, e.g. `20261126T101500Z-3fa2c1`."""
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{suffix}"
+
+
+def is_run_id(text: str) -> bool:
+    return bool(_RUN_ID_RE.match(text))
+
+
+def raw_prefix(entity: str, extracted_date: dt.date | None = None, run_id: str | None = None) -> str:
+    prefix = f"raw/{entity}/"
+    if extracted_date is not None:
+        prefix += f"extracted_date={extracted_date.isoformat()}/"
+        if run_id is not None:
+            prefix += f"run_id={run_id}/"
+    return prefix
+
+
+def raw_part_key(entity: str, extracted_date: dt.date, run_id: str, part: int) -> str:
+    if entity not in RAW_ENTITIES:
+        raise ValueError(f"unknown raw entity {entity!r}")
+    return f"{raw_prefix(entity, extracted_date, run_id)}part-{part:05d}.jsonl.gz"
+
+
+def manifest_key(extracted_date: dt.date, run_id: str) -> str:
+    return f"raw/_manifests/extracted_date={extracted_date.isoformat()}/run_id={run_id}.json"
+
+
+MANIFEST_PREFIX = "raw/_manifests/"
+STATE_KEY = "_state/extract_state.json"
+WAREHOUSE_DIR = "warehouse"
+CATALOG_FILE = "catalog.db"

@@ -1,0 +1,147 @@
+"""One pipeline run: extract -> raw zone -> transform -> tables, recorded in `pipeline_runs`.
+
+The CLI, the demo and (later) the Lambda handlers all call these functions; only settings differ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from .catalog import Catalog
+from .config import Settings
+from .errors import PipelineError
+from .extract import (
+    ClientCredentialsAuth,
+    ExtractOptions,
+    Extractor,
+    ExtractSummary,
+    RetryPolicy,
+    SpotifyClient,
+)
+from .extract.extractor import Progress
+from .extract.ratelimit import RateLimiter
+from .lake.layout import new_run_id
+from .lake.storage import Storage, open_storage
+from .tables import TABLES
+from .transform import TransformResult, transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    started_at: dt.datetime
+    extract: ExtractSummary | None = None
+    transform: TransformResult | None = None
+    status: str = "running"
+    error: str | None = None
+    finished_at: dt.datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def lake_parts(settings: Settings) -> tuple[Storage, Catalog]:
+    storage = open_storage(settings.lake)
+    root = storage.local_path("")
+    assert root is not None  # local lakes only until the AWS work lands
+    return storage, Catalog(Path(root))
+
+
+def make_client(settings: Settings, on_retry: Any = None) -> SpotifyClient:
+    settings.require_credentials()
+    auth = ClientCredentialsAuth(settings.accounts_url, settings.client_id, settings.client_secret, settings.timeout)
+    policy = RetryPolicy(max_retries=settings.max_retries, max_retry_wait=settings.max_retry_wait)
+    return SpotifyClient(
+        settings.api_url,
+        auth,
+        policy=policy,
+        limiter=RateLimiter(settings.rate_limit),
+        concurrency=settings.concurrency,
+        timeout=settings.timeout,
+        on_retry=on_retry,
+    )
+
+
+def extract(
+    settings: Settings, playlist_ids: Iterable[str], *, full: bool = False, progress: Progress | None = None
+) -> ExtractSummary:
+    storage, _ = lake_parts(settings)
+    options = ExtractOptions(
+        full=full,
+        enrich_ttl=dt.timedelta(days=settings.enrich_ttl_days),
+        concurrency=settings.concurrency,
+        page_size=settings.page_size,
+    )
+    with make_client(settings) as client:
+        return Extractor(client, storage, options, progress).run(playlist_ids)
+
+
+def run(
+    settings: Settings,
+    playlist_ids: Iterable[str],
+    *,
+    full: bool = False,
+    extract_only: bool = False,
+    transform_only: bool = False,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Extract (unless transform_only) then transform (unless extract_only); record the run either way."""
+    started = dt.datetime.now(dt.UTC)
+    report = RunReport(new_run_id(started, secrets.token_hex(3)), started)
+    storage, catalog = lake_parts(settings)
+    try:
+        if not transform_only:
+            report.extract = extract(settings, playlist_ids, full=full, progress=progress)
+        if not extract_only:
+            report.transform = transform(storage, catalog, rebuild=rebuild, by_run_id=report.run_id)
+        report.status = _status(report)
+        if report.extract and report.extract.stop_reason:
+            report.error = report.extract.stop_reason
+        elif report.extract and report.extract.failed:
+            report.error = "; ".join(report.extract.failed.values())
+    except PipelineError as exc:
+        report.status, report.error = "failed", str(exc)
+        raise
+    finally:
+        report.finished_at = dt.datetime.now(dt.UTC)
+        _record(catalog, report)
+    return report
+
+
+def _status(report: RunReport) -> str:
+    if report.extract is None:
+        return "succeeded"
+    return report.extract.status
+
+
+def _record(catalog: Catalog, report: RunReport) -> None:
+    """Append the run to `pipeline_runs` (best effort: a broken catalog must not hide the real error)."""
+    ex = report.extract
+    row = {
+        "run_id": report.run_id,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at,
+        "status": report.status,
+        "playlists_checked": ex.playlists_checked if ex else None,
+        "playlists_changed": ex.playlists_changed if ex else None,
+        "playlists_failed": len(ex.failed) if ex else None,
+        "api_requests": ex.requests.get("total_requests") if ex else None,
+        "items_extracted": ex.items if ex else None,
+        "raw_runs_processed": len(report.transform.raw_runs) if report.transform else None,
+        "rows_per_table": json.dumps(report.transform.rows, sort_keys=True) if report.transform else None,
+        "error": report.error,
+    }
+    try:
+        catalog.append("pipeline_runs", pa.Table.from_pylist([row], schema=TABLES["pipeline_runs"].schema))
+    except PipelineError as exc:
+        log.warning("could not record the run in pipeline_runs: %s", exc)

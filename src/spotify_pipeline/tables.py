@@ -1,0 +1,193 @@
+"""The table contract: names, columns, types and keys of every published table, in one place.
+
+docs/SCHEMA.md describes the same tables for people; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]  # unique per row
+    description: str
+
+
+def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(name, kind) for name, kind in fields])
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "artists",
+            _schema(
+                ("artist_id", pa.string()),
+                ("name", pa.string()),
+                ("uri", pa.string()),
+                ("url", pa.string()),
+                ("genres", pa.list_(pa.string())),
+                ("followers", pa.int64()),
+                ("popularity", pa.int32()),
+                ("image_url", pa.string()),
+                ("enriched_at", TS),
+                ("first_seen_at", TS),
+                ("last_seen_at", TS),
+            ),
+            ("artist_id",),
+            "One row per artist: from enrichment (/artists) where fetched, else from the simplified artist.",
+        ),
+        TableSpec(
+            "albums",
+            _schema(
+                ("album_id", pa.string()),
+                ("name", pa.string()),
+                ("album_type", pa.string()),
+                ("release_date", pa.date32()),
+                ("release_date_precision", pa.string()),
+                ("release_date_raw", pa.string()),
+                ("total_tracks", pa.int32()),
+                ("label", pa.string()),
+                ("upc", pa.string()),
+                ("popularity", pa.int32()),
+                ("uri", pa.string()),
+                ("url", pa.string()),
+                ("image_url", pa.string()),
+                ("enriched_at", TS),
+                ("first_seen_at", TS),
+                ("last_seen_at", TS),
+            ),
+            ("album_id",),
+            "One row per album: from enrichment (/albums) where fetched, else from the track's album.",
+        ),
+        TableSpec(
+            "album_artists",
+            _schema(("album_id", pa.string()), ("artist_id", pa.string()), ("position", pa.int32())),
+            ("album_id", "position"),
+            "Every artist of every album, in credited order (position 0 first).",
+        ),
+        TableSpec(
+            "songs",
+            _schema(
+                ("song_id", pa.string()),
+                ("name", pa.string()),
+                ("duration_ms", pa.int64()),
+                ("explicit", pa.bool_()),
+                ("popularity", pa.int32()),
+                ("isrc", pa.string()),
+                ("disc_number", pa.int32()),
+                ("track_number", pa.int32()),
+                ("album_id", pa.string()),
+                ("artist_id", pa.string()),
+                ("song_added", TS),
+                ("uri", pa.string()),
+                ("url", pa.string()),
+                ("first_seen_at", TS),
+                ("last_seen_at", TS),
+            ),
+            ("song_id",),
+            "One row per Spotify track (the original schema's name). artist_id is the first-listed artist.",
+        ),
+        TableSpec(
+            "song_artists",
+            _schema(("song_id", pa.string()), ("artist_id", pa.string()), ("position", pa.int32())),
+            ("song_id", "position"),
+            "Every artist of every song, in credited order (position 0 first).",
+        ),
+        TableSpec(
+            "playlists",
+            _schema(
+                ("playlist_id", pa.string()),
+                ("name", pa.string()),
+                ("description", pa.string()),
+                ("owner_id", pa.string()),
+                ("owner_name", pa.string()),
+                ("public", pa.bool_()),
+                ("collaborative", pa.bool_()),
+                ("followers", pa.int64()),
+                ("snapshot_id", pa.string()),
+                ("total_items", pa.int64()),
+                ("url", pa.string()),
+                ("uri", pa.string()),
+                ("image_url", pa.string()),
+                ("extracted_at", TS),
+                ("items_extracted_at", TS),
+            ),
+            ("playlist_id",),
+            "One row per playlist, as last seen.",
+        ),
+        TableSpec(
+            "playlist_songs",
+            _schema(
+                ("playlist_id", pa.string()),
+                ("position", pa.int32()),
+                ("item_type", pa.string()),
+                ("song_id", pa.string()),
+                ("item_uri", pa.string()),
+                ("item_name", pa.string()),
+                ("added_at", TS),
+                ("added_by", pa.string()),
+                ("snapshot_id", pa.string()),
+                ("extracted_at", TS),
+                ("run_id", pa.string()),
+            ),
+            ("playlist_id", "position"),
+            "Current membership: one row per playlist position (track, episode, local or unavailable).",
+        ),
+        TableSpec(
+            "song_popularity",
+            _schema(
+                ("song_id", pa.string()),
+                ("observed_date", pa.date32()),
+                ("popularity", pa.int32()),
+                ("observed_at", TS),
+            ),
+            ("song_id", "observed_date"),
+            "Popularity history: one row per song per day it was observed (the last observation that day).",
+        ),
+        TableSpec(
+            "pipeline_runs",
+            _schema(
+                ("run_id", pa.string()),
+                ("started_at", TS),
+                ("finished_at", TS),
+                ("status", pa.string()),
+                ("playlists_checked", pa.int64()),
+                ("playlists_changed", pa.int64()),
+                ("playlists_failed", pa.int64()),
+                ("api_requests", pa.int64()),
+                ("items_extracted", pa.int64()),
+                ("raw_runs_processed", pa.int64()),
+                ("rows_per_table", pa.string()),
+                ("error", pa.string()),
+            ),
+            ("run_id",),
+            "One row per pipeline command (run, extract+transform, transform); rows_per_table is JSON.",
+        ),
+        TableSpec(
+            "processed_raw_runs",
+            _schema(("raw_run_id", pa.string()), ("processed_at", TS), ("by_run_id", pa.string())),
+            ("raw_run_id",),
+            "Bookkeeping: which raw-zone runs the tables already contain (so none is processed twice).",
+        ),
+    )
+}
+
+DATA_TABLES = (
+    "artists",
+    "albums",
+    "album_artists",
+    "songs",
+    "song_artists",
+    "playlists",
+    "playlist_songs",
+    "song_popularity",
+)

@@ -1,0 +1,95 @@
+"""Idempotent merges of a batch (`b_<table>`) into a table's current rows (`old_<table>`), in DuckDB SQL.
+
+Merging the same batch twice gives the same rows; processing raw runs one by one or all at once gives the
+same rows. Each rule is declared per table below: which column decides which observation is newer, which
+columns keep their last known value when a newer observation lacks them (fields an access mode stopped
+returning are not wiped), and which keep their earliest or latest value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..tables import TABLES
+
+
+@dataclass(frozen=True)
+class KeyedMerge:
+    """One row per key; the newer observation wins column by column, except the special columns."""
+
+    newer_by: str
+    sticky: tuple[str, ...] = ()  # keep the old value where the newer row has NULL
+    earliest: tuple[str, ...] = ("first_seen_at",)
+    latest: tuple[str, ...] = ("last_seen_at",)
+
+
+@dataclass(frozen=True)
+class ReplaceChildren:
+    """Rows grouped by a parent key; a batch replaces all rows of each parent it mentions."""
+
+    parent: tuple[str, ...]
+    newer_by: str | None = None  # when set, replace only where the batch's parent is at least as new
+    extra_columns: tuple[str, ...] = field(default=())
+
+
+MERGES: dict[str, KeyedMerge | ReplaceChildren] = {
+    "artists": KeyedMerge("last_seen_at", sticky=("genres", "followers", "popularity", "image_url", "enriched_at")),
+    "albums": KeyedMerge("last_seen_at", sticky=("label", "upc", "popularity", "enriched_at")),
+    "songs": KeyedMerge("last_seen_at", sticky=("popularity", "isrc"), earliest=("first_seen_at", "song_added")),
+    "playlists": KeyedMerge("extracted_at", sticky=("items_extracted_at",), earliest=(), latest=()),
+    "song_popularity": KeyedMerge("observed_at", earliest=(), latest=()),
+    "album_artists": ReplaceChildren(("album_id",)),
+    "song_artists": ReplaceChildren(("song_id",)),
+    "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at"),
+}
+
+
+def merge_sql(table: str) -> str:
+    """SELECT producing the merged rows of `table` from `b_<table>` and `old_<table>`."""
+    rule = MERGES[table]
+    spec = TABLES[table]
+    columns = spec.schema.names
+    new, old = f"b_{table}", f"old_{table}"
+    if isinstance(rule, ReplaceChildren):
+        on = " AND ".join(f"o.{c} = n.{c}" for c in rule.parent)
+        cols = ", ".join(columns)
+        if rule.newer_by:
+            newest = f"(SELECT {', '.join(rule.parent)}, max({rule.newer_by}) AS newest FROM {new} GROUP BY ALL)"
+            keep_old = (
+                f"SELECT {cols} FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {newest} n WHERE {on} "
+                f"AND n.newest >= o.{rule.newer_by})"
+            )
+            take_new = (
+                f"SELECT {cols} FROM {new} n WHERE NOT EXISTS (SELECT 1 FROM {old} o WHERE {on} "
+                f"AND o.{rule.newer_by} > n.{rule.newer_by})"
+            )
+        else:
+            keep_old = f"SELECT {cols} FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE {on})"
+            take_new = f"SELECT {cols} FROM {new}"
+        return f"{keep_old}\nUNION ALL\n{take_new}"
+
+    key = spec.key
+    join = " AND ".join(f"n.{k} = o.{k}" for k in key)
+    n_missing = f"n.{key[0]} IS NULL"
+    o_missing = f"o.{key[0]} IS NULL"
+    n_newer = f"n.{rule.newer_by} >= o.{rule.newer_by}"
+    select = []
+    for col in columns:
+        if col in key:
+            expr = f"coalesce(n.{col}, o.{col})"
+        elif col in rule.earliest:
+            expr = f"least(n.{col}, o.{col})"
+        elif col in rule.latest:
+            expr = f"greatest(n.{col}, o.{col})"
+        elif col in rule.sticky:
+            expr = (
+                f"CASE WHEN {o_missing} THEN n.{col} WHEN {n_missing} THEN o.{col} "
+                f"WHEN {n_newer} THEN coalesce(n.{col}, o.{col}) ELSE coalesce(o.{col}, n.{col}) END"
+            )
+        else:
+            expr = (
+                f"CASE WHEN {o_missing} THEN n.{col} WHEN {n_missing} THEN o.{col} "
+                f"WHEN {n_newer} THEN n.{col} ELSE o.{col} END"
+            )
+        select.append(f"{expr} AS {col}")
+    return f"SELECT {', '.join(select)}\nFROM {new} n FULL OUTER JOIN {old} o ON {join}"

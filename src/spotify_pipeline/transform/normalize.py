@@ -1,0 +1,341 @@
+"""Raw API pages -> normalized batch relations, in DuckDB SQL over the compressed NDJSON part files.
+
+No per-item Python: each raw file is parsed once by DuckDB's JSON reader into typed structs (only the
+fields we use; unknown fields are ignored), and every relation below is a set-based query over them.
+The batch relations (`b_*`) hold one row per key: the latest observation within the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+# The fields read from each object, as nested dicts: {name: DuckDB type | nested dict | [element]}.
+Shape = dict[str, Any]
+EXTERNAL_URLS: Shape = {"spotify": "VARCHAR"}
+IMAGE: Shape = {"url": "VARCHAR", "height": "INTEGER", "width": "INTEGER"}
+ARTIST_REF: Shape = {"id": "VARCHAR", "name": "VARCHAR", "uri": "VARCHAR", "external_urls": EXTERNAL_URLS}
+ALBUM: Shape = {
+    "id": "VARCHAR",
+    "name": "VARCHAR",
+    "album_type": "VARCHAR",
+    "release_date": "VARCHAR",
+    "release_date_precision": "VARCHAR",
+    "total_tracks": "INTEGER",
+    "label": "VARCHAR",
+    "popularity": "INTEGER",
+    "external_ids": {"upc": "VARCHAR"},
+    "uri": "VARCHAR",
+    "external_urls": EXTERNAL_URLS,
+    "images": [IMAGE],
+    "artists": [ARTIST_REF],
+}
+ARTIST: Shape = {
+    "id": "VARCHAR",
+    "name": "VARCHAR",
+    "uri": "VARCHAR",
+    "external_urls": EXTERNAL_URLS,
+    "genres": ["VARCHAR"],
+    "followers": {"total": "BIGINT"},
+    "popularity": "INTEGER",
+    "images": [IMAGE],
+}
+PLAYABLE: Shape = {
+    "type": "VARCHAR",
+    "id": "VARCHAR",
+    "name": "VARCHAR",
+    "uri": "VARCHAR",
+    "duration_ms": "BIGINT",
+    "explicit": "BOOLEAN",
+    "popularity": "INTEGER",
+    "disc_number": "INTEGER",
+    "track_number": "INTEGER",
+    "is_local": "BOOLEAN",
+    "external_ids": {"isrc": "VARCHAR"},
+    "external_urls": EXTERNAL_URLS,
+    "artists": [ARTIST_REF],
+    "album": ALBUM,
+}
+PLAYLIST_ITEM: Shape = {
+    "added_at": "VARCHAR",
+    "added_by": {"id": "VARCHAR"},
+    "is_local": "BOOLEAN",
+    "item": PLAYABLE,
+    "track": PLAYABLE,
+}
+PAGE: Shape = {"offset": "BIGINT", "total": "BIGINT", "items": [PLAYLIST_ITEM]}
+PLAYLIST: Shape = {
+    "id": "VARCHAR",
+    "name": "VARCHAR",
+    "description": "VARCHAR",
+    "public": "BOOLEAN",
+    "collaborative": "BOOLEAN",
+    "snapshot_id": "VARCHAR",
+    "uri": "VARCHAR",
+    "external_urls": EXTERNAL_URLS,
+    "owner": {"id": "VARCHAR", "display_name": "VARCHAR"},
+    "followers": {"total": "BIGINT"},
+    "images": [IMAGE],
+    "items": PAGE,
+    "tracks": PAGE,
+}
+META: Shape = {
+    "run_id": "VARCHAR",
+    "entity": "VARCHAR",
+    "endpoint": "VARCHAR",
+    "url": "VARCHAR",
+    "fetched_at": "VARCHAR",
+    "playlist_id": "VARCHAR",
+    "snapshot_id": "VARCHAR",
+}
+
+
+def sql_type(shape: Any) -> str:
+    """The DuckDB type of a shape, e.g. STRUCT("id" VARCHAR, "images" STRUCT(...)[])."""
+    if isinstance(shape, str):
+        return shape
+    if isinstance(shape, list):
+        return sql_type(shape[0]) + "[]"
+    return "STRUCT(" + ", ".join(f'"{name}" {sql_type(kind)}' for name, kind in shape.items()) + ")"
+
+
+def json_structure(shape: Any) -> str:
+    """The same shape as a json_transform structure (which, unlike CAST, ignores unknown keys)."""
+    return json.dumps(shape)
+
+
+BODY_TYPES: dict[str, Any] = {
+    "playlists": PLAYLIST,
+    "playlist_checks": PLAYLIST,
+    "playlist_items": PAGE,
+    "artists": "JSON",  # batch ({"artists": [...]}) or single responses: shaped in SQL by endpoint
+    "albums": "JSON",
+}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def raw_relation(entity: str, files: Sequence[str]) -> str:
+    """SQL for the raw records of `entity` in `files`: columns run_id, fetched_at, meta, body."""
+    body = sql_type(BODY_TYPES[entity])
+    meta = sql_type(META)
+    if not files:
+        return (
+            f"(SELECT NULL::VARCHAR AS run_id, NULL::TIMESTAMPTZ AS fetched_at, NULL::{meta} AS meta,"
+            f" NULL::{body} AS body LIMIT 0)"
+        )
+    file_list = "[" + ", ".join(_quote(f) for f in files) + "]"
+    return (
+        f"(SELECT meta.run_id AS run_id, meta.fetched_at::TIMESTAMPTZ AS fetched_at, meta, body FROM read_json("
+        f"{file_list}, format='newline_delimited', compression='gzip', maximum_object_size=268435456,"
+        f" columns={{'meta': '{meta}', 'body': '{body}'}}))"
+    )
+
+
+def _release_date(raw: str, precision: str) -> str:
+    return f"""CASE
+        WHEN {raw} IS NULL OR {raw} LIKE '0000%' THEN NULL
+        WHEN {precision} = 'day' THEN try_strptime({raw}, '%Y-%m-%d')::DATE
+        WHEN {precision} = 'month' THEN try_strptime({raw} || '-01', '%Y-%m-%d')::DATE
+        WHEN {precision} = 'year' THEN try_strptime({raw} || '-01-01', '%Y-%m-%d')::DATE
+    END"""
+
+
+def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> None:
+    """Create the batch relations from raw files. Needs a table `complete(run_id, playlist_id, snapshot_id)`
+    naming the (run, playlist) pairs whose items were completely extracted."""
+    for entity in BODY_TYPES:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS SELECT * FROM {raw_relation(entity, files.get(entity, []))}"
+        )
+
+    # Every playlist position observed, from embedded first pages and from item pages.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE item_rows AS
+        WITH pages AS (
+            SELECT run_id, fetched_at, meta.playlist_id AS playlist_id, coalesce(body.items, body.tracks) AS page
+            FROM raw_playlists
+            UNION ALL
+            SELECT run_id, fetched_at, meta.playlist_id, body FROM raw_playlist_items
+        ),
+        rows AS (
+            SELECT run_id, fetched_at, playlist_id, page."offset" AS page_offset,
+                   unnest(page.items) AS it, generate_subscripts(page.items, 1) AS idx
+            FROM pages WHERE page.items IS NOT NULL
+        )
+        SELECT r.run_id, r.fetched_at, r.playlist_id, c.snapshot_id,
+               (coalesce(r.page_offset, 0) + r.idx - 1)::INTEGER AS position,
+               r.it.added_at::TIMESTAMPTZ AS added_at, r.it.added_by.id AS added_by,
+               coalesce(r.it.item, r.it.track) AS obj,
+               CASE
+                   WHEN r.it.is_local OR coalesce(r.it.item, r.it.track).is_local THEN 'local'
+                   WHEN coalesce(r.it.item, r.it.track) IS NULL THEN 'unavailable'
+                   WHEN coalesce(r.it.item, r.it.track).type = 'episode' THEN 'episode'
+                   WHEN coalesce(r.it.item, r.it.track).id IS NULL THEN 'unavailable'
+                   ELSE 'track'
+               END AS item_type
+        FROM rows r JOIN complete c USING (run_id, playlist_id)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_playlist_songs AS
+        SELECT playlist_id, position, item_type,
+               CASE WHEN item_type = 'track' THEN obj.id END AS song_id,
+               obj.uri AS item_uri, obj.name AS item_name, added_at, added_by, snapshot_id,
+               fetched_at AS extracted_at, run_id
+        FROM item_rows
+        QUALIFY run_id = max(run_id) OVER (PARTITION BY playlist_id)
+            AND row_number() OVER (PARTITION BY playlist_id, position ORDER BY fetched_at DESC) = 1
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE track_obs AS
+        SELECT obj.id AS song_id, obj, fetched_at, added_at FROM item_rows WHERE item_type = 'track'
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_songs_full AS
+        SELECT song_id, arg_max(obj, fetched_at) AS obj, min(fetched_at) AS first_seen_at,
+               max(fetched_at) AS last_seen_at, min(added_at) AS song_added
+        FROM track_obs GROUP BY song_id
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_songs AS
+        SELECT song_id, obj.name AS name, obj.duration_ms AS duration_ms, obj.explicit AS explicit,
+               obj.popularity AS popularity, obj.external_ids.isrc AS isrc, obj.disc_number AS disc_number,
+               obj.track_number AS track_number, obj.album.id AS album_id, obj.artists[1].id AS artist_id,
+               song_added, obj.uri AS uri, obj.external_urls.spotify AS url, first_seen_at, last_seen_at
+        FROM b_songs_full
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_song_artists AS
+        SELECT song_id, a.id AS artist_id, (idx - 1)::INTEGER AS position, last_seen_at
+        FROM (SELECT song_id, last_seen_at, unnest(obj.artists) AS a, generate_subscripts(obj.artists, 1) AS idx
+              FROM b_songs_full)
+        WHERE a.id IS NOT NULL
+        """
+    )
+    # Albums: enriched responses (batch or single) and the simplified album inside every track.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE album_obs AS
+        SELECT obj.album AS album, fetched_at, FALSE AS enriched FROM track_obs WHERE obj.album.id IS NOT NULL
+        UNION ALL
+        SELECT unnest(json_transform(body -> 'albums', '{json_structure([ALBUM])}')) AS album, fetched_at, TRUE
+        FROM raw_albums WHERE meta.endpoint = 'albums'
+        UNION ALL
+        SELECT json_transform(body, '{json_structure(ALBUM)}') AS album, fetched_at, TRUE
+        FROM raw_albums WHERE meta.endpoint = 'album'
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_albums_full AS
+        SELECT album.id AS album_id, arg_max(album, (enriched::INTEGER, fetched_at)) AS album,
+               max(fetched_at) FILTER (WHERE enriched) AS enriched_at,
+               min(fetched_at) AS first_seen_at, max(fetched_at) AS last_seen_at
+        FROM album_obs WHERE album.id IS NOT NULL GROUP BY album.id
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE b_albums AS
+        SELECT album_id, album.name AS name, album.album_type AS album_type,
+               {_release_date("album.release_date", "album.release_date_precision")} AS release_date,
+               album.release_date_precision AS release_date_precision, album.release_date AS release_date_raw,
+               album.total_tracks AS total_tracks,
+               CASE WHEN enriched_at IS NOT NULL THEN album.label END AS label,
+               CASE WHEN enriched_at IS NOT NULL THEN album.external_ids.upc END AS upc,
+               CASE WHEN enriched_at IS NOT NULL THEN album.popularity END AS popularity,
+               album.uri AS uri, album.external_urls.spotify AS url, album.images[1].url AS image_url,
+               enriched_at, first_seen_at, last_seen_at
+        FROM b_albums_full
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_album_artists AS
+        SELECT album_id, a.id AS artist_id, (idx - 1)::INTEGER AS position, last_seen_at
+        FROM (SELECT album_id, last_seen_at, unnest(album.artists) AS a, generate_subscripts(album.artists, 1) AS idx
+              FROM b_albums_full)
+        WHERE a.id IS NOT NULL
+        """
+    )
+    # Artists: enriched responses, and every simplified artist on tracks and albums.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE artist_obs AS
+        SELECT {{'id': a.id, 'name': a.name, 'uri': a.uri, 'external_urls': a.external_urls}}::{sql_type(ARTIST)}
+                   AS artist,
+               fetched_at, FALSE AS enriched
+        FROM (SELECT unnest(obj.artists) AS a, fetched_at FROM track_obs
+              UNION ALL SELECT unnest(album.artists) AS a, fetched_at FROM album_obs)
+        WHERE a.id IS NOT NULL
+        UNION ALL
+        SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at, TRUE
+        FROM raw_artists WHERE meta.endpoint = 'artists'
+        UNION ALL
+        SELECT json_transform(body, '{json_structure(ARTIST)}') AS artist, fetched_at, TRUE
+        FROM raw_artists WHERE meta.endpoint = 'artist'
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_artists AS
+        WITH best AS (
+            SELECT artist.id AS artist_id, arg_max(artist, (enriched::INTEGER, fetched_at)) AS artist,
+                   max(fetched_at) FILTER (WHERE enriched) AS enriched_at,
+                   min(fetched_at) AS first_seen_at, max(fetched_at) AS last_seen_at
+            FROM artist_obs WHERE artist.id IS NOT NULL GROUP BY artist.id
+        )
+        SELECT artist_id, artist.name AS name, artist.uri AS uri, artist.external_urls.spotify AS url,
+               CASE WHEN enriched_at IS NOT NULL THEN artist.genres END AS genres,
+               CASE WHEN enriched_at IS NOT NULL THEN artist.followers.total END AS followers,
+               CASE WHEN enriched_at IS NOT NULL THEN artist.popularity END AS popularity,
+               CASE WHEN enriched_at IS NOT NULL THEN artist.images[1].url END AS image_url,
+               enriched_at, first_seen_at, last_seen_at
+        FROM best
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_playlists AS
+        WITH objs AS (
+            SELECT body, fetched_at, run_id FROM raw_playlists
+            UNION ALL SELECT body, fetched_at, run_id FROM raw_playlist_checks
+        ),
+        latest AS (
+            SELECT body.id AS playlist_id, arg_max(body, fetched_at) AS body, max(fetched_at) AS extracted_at
+            FROM objs WHERE body.id IS NOT NULL GROUP BY body.id
+        ),
+        items AS (SELECT playlist_id, max(extracted_at) AS items_extracted_at FROM b_playlist_songs GROUP BY ALL)
+        SELECT l.playlist_id, body.name AS name, body.description AS description, body.owner.id AS owner_id,
+               body.owner.display_name AS owner_name, body.public AS public,
+               body.collaborative AS collaborative, body.followers.total AS followers,
+               body.snapshot_id AS snapshot_id, coalesce(body.items.total, body.tracks.total) AS total_items,
+               body.external_urls.spotify AS url, body.uri AS uri, body.images[1].url AS image_url,
+               extracted_at, i.items_extracted_at
+        FROM latest l LEFT JOIN items i USING (playlist_id)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_song_popularity AS
+        SELECT song_id, fetched_at::DATE AS observed_date, arg_max(obj.popularity, fetched_at) AS popularity,
+               max(fetched_at) AS observed_at
+        FROM track_obs WHERE obj.popularity IS NOT NULL GROUP BY ALL
+        """
+    )
