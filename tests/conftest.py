@@ -51,3 +51,59 @@ def api_get(server: SimulatedSpotify, path: str, token: str | None = None, **par
     token = token or client_token(server)
     url = path if path.startswith("http") else f"{server.api_url}{path}"
     return httpx.get(url, params=params or None, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def settings_for(server: SimulatedSpotify, lake: Any, **overrides: Any) -> Any:
+    """Settings pointing at a simulator and a lake folder, with no environment or config file involved."""
+    from spotify_pipeline.config import load_settings
+
+    values = {
+        "lake": str(lake),
+        "api_url": server.api_url,
+        "accounts_url": server.accounts_url,
+        "client_id": server.client_id,
+        "client_secret": server.client_secret,
+        **overrides,
+    }
+    return load_settings(values, env={})
+
+
+def raw_item_positions(lake: Any, run_id: str) -> list[tuple[str, int]]:
+    """(playlist_id, position) of every playlist item stored in the raw zone by one run."""
+    from pathlib import Path
+
+    from spotify_pipeline.lake import LocalStorage, RawZoneReader
+
+    reader = RawZoneReader(LocalStorage(Path(lake)))
+    positions: list[tuple[str, int]] = []
+    for key in LocalStorage(Path(lake)).list("raw/"):
+        if f"run_id={run_id}/" not in key or not key.endswith(".jsonl.gz"):
+            continue
+        for record in reader.records(key):
+            entity = record.meta["entity"]
+            if entity == "playlists":
+                page = record.body.get("items") or record.body.get("tracks")
+                if page is None:
+                    continue
+            elif entity == "playlist_items":
+                page = record.body
+            else:
+                continue
+            positions += [(record.meta["playlist_id"], page["offset"] + i) for i in range(len(page["items"]))]
+    return positions
+
+
+def expected_enrichment(server: SimulatedSpotify, playlists: list[int]) -> tuple[set[str], set[str]]:
+    """Artist and album IDs referenced by the given playlists, computed from the simulator's catalog."""
+    catalog = server.catalog
+    artists: set[str] = set()
+    albums: set[str] = set()
+    for index in playlists:
+        for entry in catalog.entries(index):
+            if entry.kind != "track":
+                continue
+            album = entry.ref // 8
+            albums.add(catalog.id_of("album", album))
+            for artist in catalog.track_artists(entry.ref) + catalog.album_artists(album):
+                artists.add(catalog.id_of("artist", artist))
+    return artists, albums

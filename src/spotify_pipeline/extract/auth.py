@@ -94,3 +94,16 @@ def _error_code(response: httpx.Response) -> str:
         return str(response.json().get("error", "unknown error"))
     except ValueError:
         return f"HTTP {response.status_code}"
+
+
+class StaticTokenAuth:
+    """An access token obtained elsewhere (a user token from a login flow, a test). Not refreshed."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def header(self, http: httpx.Client) -> str:
+        return f"Bearer {self._token.reveal()}"
+
+    def invalidate(self, header: str) -> None:
+        return None

@@ -99,6 +99,7 @@ class SpotifyClient:
         timeout: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[str], None] | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._api_path = urllib.parse.urlsplit(self.api_url).path
@@ -108,6 +109,7 @@ class SpotifyClient:
         self.stats = ClientStats()
         self._sleep = sleep
         self._on_retry = on_retry
+        self._clock = clock
         self._lock = threading.Lock()
         self._paused_until = 0.0
         self.http = httpx.Client(
@@ -204,7 +206,7 @@ class SpotifyClient:
                         ) from exc
                     self._retry("malformed body", url, failures, self.policy.backoff(failures))
                     continue
-                return ApiResponse(url, status, body, data, dt.datetime.now(dt.UTC), endpoint)
+                return ApiResponse(url, status, body, data, self._clock(), endpoint)
             message, reason = _error_message(response)
             if status == 401 and "expired" in message.lower() and not refreshed:
                 refreshed = True

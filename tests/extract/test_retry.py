@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+
+from spotify_pipeline.extract.ratelimit import RateLimiter
+from spotify_pipeline.extract.retry import RetryPolicy, parse_retry_after
+
+
+def test_retry_after_seconds_and_http_date() -> None:
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=5.0)
+    rng = random.Random(1)
+    waits = [policy.backoff(n, rng) for n in range(1, 8)]
+    assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0
+    assert all(w <= 5.0 for w in waits) and max(waits) > 2.5
+
+
+def test_rate_limiter_spaces_requests_across_threads() -> None:
+    limiter = RateLimiter(rate=50, burst=1)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(5):
+            limiter.acquire()
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stamps.sort()
+    # 20 requests at 50/s with no burst take at least 19 intervals of 20 ms.
+    assert stamps[-1] - stamps[0] >= 19 / 50 * 0.95
