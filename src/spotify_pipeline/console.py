@@ -68,7 +68,8 @@ def extract_lines(summary: ExtractSummary) -> list[str]:
         + (f" (one at a time: batch {', '.join(summary.batch_refused)} refused)" if summary.batch_refused else ""),
         f"requests: {req.get('total_requests', 0)} ({by_endpoint or 'none'}); retries {req.get('retries', 0)}, "
         f"429s {req.get('rate_limited', 0)}",
-        f"raw zone: {summary.files_written} files, {_bytes(summary.bytes_written)}",
+        f"raw zone: {summary.files_written} file{'s' if summary.files_written != 1 else ''}, "
+        f"{_bytes(summary.bytes_written)}",
     ]
     if summary.metadata_only:
         lines.append(

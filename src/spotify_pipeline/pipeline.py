@@ -72,7 +72,12 @@ def make_client(settings: Settings, on_retry: Any = None) -> SpotifyClient:
 
 
 def extract(
-    settings: Settings, playlist_ids: Iterable[str], *, full: bool = False, progress: Progress | None = None
+    settings: Settings,
+    playlist_ids: Iterable[str],
+    *,
+    full: bool = False,
+    progress: Progress | None = None,
+    run_id: str | None = None,
 ) -> ExtractSummary:
     storage, _ = lake_parts(settings)
     options = ExtractOptions(
@@ -82,7 +87,7 @@ def extract(
         page_size=settings.page_size,
     )
     with make_client(settings) as client:
-        return Extractor(client, storage, options, progress).run(playlist_ids)
+        return Extractor(client, storage, options, progress).run(playlist_ids, run_id)
 
 
 def run(
@@ -101,7 +106,7 @@ def run(
     storage, catalog = lake_parts(settings)
     try:
         if not transform_only:
-            report.extract = extract(settings, playlist_ids, full=full, progress=progress)
+            report.extract = extract(settings, playlist_ids, full=full, progress=progress, run_id=report.run_id)
         if not extract_only:
             report.transform = transform(storage, catalog, rebuild=rebuild, by_run_id=report.run_id)
         report.status = _status(report)

@@ -116,9 +116,9 @@ class Extractor:
         self._kinds: collections.Counter[str] = collections.Counter()
 
     # ---- the run -------------------------------------------------------------------------------------
-    def run(self, playlist_ids: Iterable[str]) -> ExtractSummary:
+    def run(self, playlist_ids: Iterable[str], run_id: str | None = None) -> ExtractSummary:
         started = self.clock()
-        run_id = new_run_id(started, secrets.token_hex(3))
+        run_id = run_id or new_run_id(started, secrets.token_hex(3))
         summary = ExtractSummary(run_id=run_id, started_at=started.isoformat())
         state = ExtractState.load(self.storage)
         writer = RawZoneWriter(self.storage, run_id, started.date())
