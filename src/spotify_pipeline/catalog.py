@@ -94,9 +94,10 @@ class Catalog:
         if data.num_rows:
             self.table(name).append(data.cast(TABLES[name].schema))
 
-    def drop_all(self) -> None:
+    def drop_all(self, keep: tuple[str, ...] = ()) -> None:
         for name in self.table_names():
-            self.iceberg.drop_table(f"{NAMESPACE}.{name}")
+            if name not in keep:
+                self.iceberg.drop_table(f"{NAMESPACE}.{name}")
 
     def snapshot_id(self, name: str) -> int | None:
         snapshot = self.table(name).current_snapshot()

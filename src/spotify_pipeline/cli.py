@@ -396,3 +396,52 @@ def demo(lake: str | None) -> None:
         click.echo(f"\n{title}:")
         click.echo(format_result(answer, "table"))
     click.echo(f'\nNext: spotify-pipeline query --lake {lake} "SELECT * FROM songs LIMIT 5"')
+
+
+@main.command()
+@lake_option
+@click.option("--raw", "check_raw", is_flag=True, help="Also read back every raw file the manifests list.")
+@handle_errors
+def check(lake: str | None, check_raw: bool) -> None:
+    """Run the data-quality checks on the published tables (results go to quality_results)."""
+    from .checks_cli import check_lake
+    from .pipeline import lake_parts
+
+    storage, catalog = lake_parts(_settings(lake=lake))
+    report = check_lake(storage, catalog, raw=check_raw)
+    failed = 0
+    for result in report.results:
+        mark = "ok  " if result.passed else ("FAIL" if result.check.severity == "error" else "warn")
+        failed += 0 if result.passed or result.check.severity != "error" else 1
+        detail = "" if result.passed else f"  ({result.failing_rows} rows)"
+        click.echo(f"{mark} {result.check.name}: {result.check.description}{detail}")
+    for problem in report.raw_problems:
+        click.echo(f"FAIL raw zone: {problem}")
+    click.echo(
+        f"{len(report.results)} checks, {failed} failed"
+        + (f"; raw zone: {len(report.raw_problems)} problems" if check_raw else "")
+    )
+    if failed or report.raw_problems:
+        sys.exit(8)
+
+
+@main.command()
+@lake_option
+@click.option("--limit", type=int, default=20, show_default=True, help="How many recent runs.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+@handle_errors
+def runs(lake: str | None, limit: int, fmt: str) -> None:
+    """List recent runs: status, duration, requests, items, failed checks, and why a run failed."""
+    from .checks_cli import recent_runs
+    from .pipeline import lake_parts
+    from .query import format_result
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    click.echo(format_result(recent_runs(catalog, limit), fmt, max_width=60))

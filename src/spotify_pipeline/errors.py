@@ -81,3 +81,11 @@ class LakeError(PipelineError):
 
 class QueryError(PipelineError):
     exit_code = 7
+
+
+class QualityError(PipelineError):
+    exit_code = 8
+
+    def __init__(self, message: str, *, checks: list[str], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.checks = checks

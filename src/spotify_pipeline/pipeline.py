@@ -9,13 +9,14 @@ import datetime as dt
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from .alerts import send_alert
 from .catalog import Catalog
 from .config import Settings
 from .errors import PipelineError
@@ -30,6 +31,7 @@ from .extract import (
 from .extract.extractor import Progress
 from .extract.ratelimit import RateLimiter
 from .lake.layout import new_run_id
+from .lake.lock import LakeLock
 from .lake.storage import Storage, open_storage
 from .tables import TABLES
 from .transform import TransformResult, transform
@@ -99,27 +101,37 @@ def run(
     transform_only: bool = False,
     rebuild: bool = False,
     progress: Progress | None = None,
+    stage_hook: Callable[[Any], None] | None = None,
 ) -> RunReport:
-    """Extract (unless transform_only) then transform (unless extract_only); record the run either way."""
+    """Extract (unless transform_only) then transform (unless extract_only); record the run either way.
+
+    Holds the lake's lock throughout: a second run on the same lake is refused. A failed or stopped run
+    is recorded in `pipeline_runs` with why, and alerted to SPOTIFY_PIPELINE_ALERT_WEBHOOK when set.
+    """
     started = dt.datetime.now(dt.UTC)
     report = RunReport(new_run_id(started, secrets.token_hex(3)), started)
     storage, catalog = lake_parts(settings)
-    try:
-        if not transform_only:
-            report.extract = extract(settings, playlist_ids, full=full, progress=progress, run_id=report.run_id)
-        if not extract_only:
-            report.transform = transform(storage, catalog, rebuild=rebuild, by_run_id=report.run_id)
-        report.status = _status(report)
-        if report.extract and report.extract.stop_reason:
-            report.error = report.extract.stop_reason
-        elif report.extract and report.extract.failed:
-            report.error = "; ".join(report.extract.failed.values())
-    except PipelineError as exc:
-        report.status, report.error = "failed", str(exc)
-        raise
-    finally:
-        report.finished_at = dt.datetime.now(dt.UTC)
-        _record(catalog, report)
+    with LakeLock(catalog.root, "transform" if transform_only else "run"):
+        try:
+            if not transform_only:
+                report.extract = extract(settings, playlist_ids, full=full, progress=progress, run_id=report.run_id)
+            if not extract_only:
+                report.transform = transform(
+                    storage, catalog, rebuild=rebuild, by_run_id=report.run_id, stage_hook=stage_hook
+                )
+            report.status = _status(report)
+            if report.extract and report.extract.stop_reason:
+                report.error = report.extract.stop_reason
+            elif report.extract and report.extract.failed:
+                report.error = "; ".join(report.extract.failed.values())
+        except PipelineError as exc:
+            report.status, report.error = "failed", str(exc)
+            raise
+        finally:
+            report.finished_at = dt.datetime.now(dt.UTC)
+            _record(catalog, report)
+            if report.status != "succeeded":
+                send_alert(f"spotify-pipeline run {report.run_id} {report.status}: {report.error or 'see logs'}")
     return report
 
 

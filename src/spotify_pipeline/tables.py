@@ -173,6 +173,21 @@ TABLES: dict[str, TableSpec] = {
             "One row per pipeline command (run, extract+transform, transform); rows_per_table is JSON.",
         ),
         TableSpec(
+            "quality_results",
+            _schema(
+                ("run_id", pa.string()),
+                ("check_name", pa.string()),
+                ("table_name", pa.string()),
+                ("severity", pa.string()),
+                ("passed", pa.bool_()),
+                ("failing_rows", pa.int64()),
+                ("checked_at", TS),
+                ("description", pa.string()),
+            ),
+            ("run_id", "check_name"),
+            "One row per data-quality check per run that ran them (transform, run, check).",
+        ),
+        TableSpec(
             "processed_raw_runs",
             _schema(("raw_run_id", pa.string()), ("processed_at", TS), ("by_run_id", pa.string())),
             ("raw_run_id",),

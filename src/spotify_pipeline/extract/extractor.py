@@ -12,13 +12,15 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..crashpoints import crash_point
 from ..errors import ApiError, AuthError, ResponseError, RetryWaitTooLong
 from ..lake.layout import new_run_id
 from ..lake.raw import RawZoneWriter
+from ..lake.recovery import recover_interrupted_runs
 from ..lake.storage import Storage
 from .client import ApiResponse, SpotifyClient
 from .state import ExtractState
@@ -64,6 +66,7 @@ class ExtractSummary:
     files_written: int = 0
     stop_reason: str | None = None
     manifest: str | None = None
+    recovered_runs: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +105,9 @@ class Extractor:
         options: ExtractOptions | None = None,
         progress: Progress | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        writer_options: dict[str, Any] | None = None,
     ) -> None:
+        self.writer_options = writer_options or {}
         self.client = client
         self.storage = storage
         self.options = options or ExtractOptions()
@@ -121,7 +126,16 @@ class Extractor:
         run_id = run_id or new_run_id(started, secrets.token_hex(3))
         summary = ExtractSummary(run_id=run_id, started_at=started.isoformat())
         state = ExtractState.load(self.storage)
-        writer = RawZoneWriter(self.storage, run_id, started.date())
+        for manifest in recover_interrupted_runs(self.storage):
+            summary.recovered_runs.append(manifest["run_id"])
+            for pid, outcome in manifest["playlists"].items():
+                state.record_playlist(pid, outcome.get("snapshot_id"), started)
+            log.warning(
+                "run %s was interrupted; %d complete playlists kept from it",
+                manifest["run_id"],
+                len(manifest["playlists"]),
+            )
+        writer = RawZoneWriter(self.storage, run_id, started.date(), **self.writer_options)
         outcomes: dict[str, dict[str, Any]] = {}
         ids = list(playlist_ids)
         fatal: BaseException | None = None
@@ -178,7 +192,7 @@ class Extractor:
                     outcomes[pid] = {"status": "failed", "error": summary.failed[pid]}
                     log.warning("playlist %s failed: %s", pid, summary.failed[pid])
                     continue
-                except _Stopped:
+                except (_Stopped, CancelledError):
                     outcomes[pid] = {"status": "incomplete"}
                     continue
                 summary.playlists_checked += 1
@@ -224,8 +238,10 @@ class Extractor:
         for page in pages:
             self._check_stop()
             self._store(writer, "playlist_items", page, playlist_id=pid, snapshot_id=snapshot)
+            crash_point("extract.page_stored")
             count += self._take_items(page.data)
             page_count += 1
+        writer.mark_complete(pid, {"snapshot_id": snapshot, "items": count + embedded})
         return _PlaylistOutcome("changed", snapshot, count + embedded, page_count)
 
     def _pages_from_offset(self, pid: str, offset: int) -> Iterator[ApiResponse]:
@@ -307,7 +323,7 @@ class Extractor:
                 except ApiError as exc:
                     summary.failed[f"{kind}-enrichment"] = str(exc)
                     continue
-                except _Stopped:
+                except (_Stopped, CancelledError):
                     continue
                 state.record_enriched(kind, fetched, now)
                 if kind == "artists":

@@ -44,7 +44,18 @@ def manifest_key(extracted_date: dt.date, run_id: str) -> str:
     return f"raw/_manifests/extracted_date={extracted_date.isoformat()}/run_id={run_id}.json"
 
 
+def checkpoint_key(run_id: str, number: int) -> str:
+    return f"{CHECKPOINT_PREFIX}run_id={run_id}/checkpoint-{number:05d}.json"
+
+
+def run_id_of(key: str) -> str | None:
+    """The run id in a raw part, checkpoint or manifest key."""
+    match = re.search(r"run_id=([^/]+?)(?:/|\.json$)", key)
+    return match.group(1) if match else None
+
+
 MANIFEST_PREFIX = "raw/_manifests/"
+CHECKPOINT_PREFIX = "raw/_checkpoints/"
 STATE_KEY = "_state/extract_state.json"
 WAREHOUSE_DIR = "warehouse"
 CATALOG_FILE = "catalog.db"

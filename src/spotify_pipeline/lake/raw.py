@@ -12,15 +12,18 @@ import gzip
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..crashpoints import crash_point
 from ..errors import LakeError
-from .layout import MANIFEST_PREFIX, manifest_key, raw_part_key
+from .layout import MANIFEST_PREFIX, checkpoint_key, manifest_key, raw_part_key
 from .storage import Storage
 
 PART_TARGET_BYTES = 8 * 1024 * 1024  # uncompressed bytes per part file
+FLUSH_INTERVAL_S = 30.0  # a slow run still checkpoints this often
 _NEWLINES = bytes.maketrans(b"\r\n", b"  ")
 
 
@@ -38,19 +41,36 @@ class _Buffer:
 
 
 class RawZoneWriter:
-    """Buffers records per entity and writes part files atomically. Thread-safe.
+    """Buffers records and writes part files atomically. Thread-safe.
 
-    Records reach disk when a part fills up and on `flush()`; the manifest is written last by `close()`,
-    so a run without a manifest is known to be incomplete.
+    Every flush writes all buffered records, then a checkpoint listing the files so far and the playlists
+    marked complete so far (their pages are all on disk by then). A run killed mid-way can thus be
+    finalised from its checkpoints (`recover_interrupted_runs`). The manifest is written last by
+    `close()`: a run without one is incomplete.
     """
 
-    def __init__(self, storage: Storage, run_id: str, extracted_date: dt.date) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        run_id: str,
+        extracted_date: dt.date,
+        *,
+        part_target_bytes: int = PART_TARGET_BYTES,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+    ) -> None:
         self.storage = storage
         self.run_id = run_id
         self.extracted_date = extracted_date
+        self.part_target_bytes = part_target_bytes
+        self.flush_interval_s = flush_interval_s
         self._buffers: dict[str, _Buffer] = {}
+        self._buffered = 0
         self._parts: dict[str, int] = {}
+        self._checkpoints = 0
+        self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        self._complete: dict[str, dict[str, Any]] = {}
+        self._pending_complete: dict[str, dict[str, Any]] = {}
         self.files: list[dict[str, Any]] = []
         self.bytes_written = 0
         self.records_written = 0
@@ -63,13 +83,37 @@ class RawZoneWriter:
             buffer.lines.append(line)
             buffer.size += len(line)
             buffer.records += 1
-            if buffer.size >= PART_TARGET_BYTES:
-                self._flush_entity(entity)
+            self._buffered += len(line)
+            due = time.monotonic() - self._last_flush >= self.flush_interval_s
+            if self._buffered >= self.part_target_bytes or due:
+                self._flush_all()
+
+    def mark_complete(self, playlist_id: str, outcome: dict[str, Any]) -> None:
+        """Every page of this playlist has been written; the next checkpoint records it as complete."""
+        with self._lock:
+            self._pending_complete[playlist_id] = outcome
 
     def flush(self) -> None:
         with self._lock:
-            for entity in list(self._buffers):
-                self._flush_entity(entity)
+            self._flush_all()
+
+    def _flush_all(self) -> None:
+        for entity in list(self._buffers):
+            self._flush_entity(entity)
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+        self._complete.update(self._pending_complete)
+        self._pending_complete.clear()
+        if self.files:
+            self._checkpoints += 1
+            checkpoint = {
+                "run_id": self.run_id,
+                "extracted_date": self.extracted_date.isoformat(),
+                "files": self.files,
+                "complete": self._complete,
+            }
+            key = checkpoint_key(self.run_id, self._checkpoints)
+            self.storage.write_atomic(key, json.dumps(checkpoint, ensure_ascii=False).encode())
 
     def _flush_entity(self, entity: str) -> None:
         buffer = self._buffers.pop(entity, None)
@@ -84,6 +128,7 @@ class RawZoneWriter:
             gz.write(raw)
         data = out.getvalue()
         self.storage.write_atomic(key, data)
+        crash_point("raw.part_written")
         self.files.append(
             {
                 "key": key,

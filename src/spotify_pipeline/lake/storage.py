@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from ..crashpoints import crash_point
 from ..errors import LakeError
 
 
@@ -50,6 +51,8 @@ class LocalStorage:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
+                if key.startswith("raw/"):
+                    crash_point("raw.temp_written")
                 if overwrite:
                     os.replace(tmp, path)
                 else:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import json
 import logging
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,9 +16,11 @@ import duckdb
 import pyarrow as pa
 
 from ..catalog import Catalog
-from ..errors import LakeError
+from ..crashpoints import crash_point
+from ..errors import LakeError, QualityError
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
+from ..quality import CheckResult, failed_errors, results_rows, run_checks
 from ..tables import DATA_TABLES, TABLES
 from .merge import merge_sql
 from .normalize import build_batch
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TransformResult:
     raw_runs: list[str] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)  # rows per table after the merge
     batch_rows: dict[str, int] = field(default_factory=dict)  # rows per table in this batch
     item_types: dict[str, int] = field(default_factory=dict)  # playlist positions by kind, this batch
@@ -57,13 +64,24 @@ def register_table(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, 
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM _{view}_empty")
 
 
-def transform(storage: Storage, catalog: Catalog, *, rebuild: bool = False, by_run_id: str = "") -> TransformResult:
-    """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone."""
+def transform(
+    storage: Storage,
+    catalog: Catalog,
+    *,
+    rebuild: bool = False,
+    by_run_id: str = "",
+    stage_hook: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> TransformResult:
+    """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
+
+    Write-audit-publish: every table's new rows are staged first, the quality checks run on the staged
+    rows, and only if no error-severity check fails are the tables committed (one Iceberg commit each).
+    `stage_hook` lets tests tamper with the staged rows to prove the gate holds.
+    """
     reader = RawZoneReader(storage)
     manifests = reader.manifests()
     result = TransformResult(rebuilt=rebuild)
-    if rebuild:
-        catalog.drop_all()
+    previous_counts = table_row_counts(catalog) if catalog.exists() else {}
     processed = set() if rebuild else _processed_runs(catalog)
     todo = [m for m in manifests if m["run_id"] not in processed]
     if not todo:
@@ -104,29 +122,70 @@ def transform(storage: Storage, catalog: Catalog, *, rebuild: bool = False, by_r
         try:
             build_batch(con, files)
         except duckdb.Error as exc:
-            raise LakeError(
-                f"cannot read the raw zone: {str(exc).splitlines()[0]}",
-                hint="a raw file may be corrupted; `spotify-pipeline check` names it",
-            ) from exc
+            raise _raw_zone_error(exc, files) from exc
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
+        # Write: stage every table's merged rows.
         for name in DATA_TABLES:
             result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
-            register_table(con, catalog, name, f"old_{name}")
-            merged = con.sql(merge_sql(name)).to_arrow_table()
-            catalog.overwrite(name, merged)
-            result.rows[name] = merged.num_rows
+            if rebuild:
+                con.register(f"_old_{name}_empty", TABLES[name].schema.empty_table())
+                con.execute(f"CREATE OR REPLACE TEMP VIEW old_{name} AS SELECT * FROM _old_{name}_empty")
+            else:
+                register_table(con, catalog, name, f"old_{name}")
+            con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+        if stage_hook is not None:
+            stage_hook(con)
+        # Audit: the checks run on the staged rows; an error keeps every table as it was.
         now = dt.datetime.now(dt.UTC)
+        result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, {} if rebuild else previous_counts)
         catalog.append(
-            "processed_raw_runs",
-            pa.Table.from_pylist(
-                [{"raw_run_id": m["run_id"], "processed_at": now, "by_run_id": by_run_id} for m in todo],
-                schema=TABLES["processed_raw_runs"].schema,
-            ),
+            "quality_results",
+            pa.Table.from_pylist(results_rows(result.checks, by_run_id, now), schema=TABLES["quality_results"].schema),
         )
+        failures = failed_errors(result.checks)
+        if failures:
+            names = ", ".join(f"{r.check.name} ({r.failing_rows} rows)" for r in failures)
+            raise QualityError(
+                f"data-quality check failed: {names}; nothing was published",
+                checks=[r.check.name for r in failures],
+                hint="the previous tables stay current; see the quality_results table",
+            )
+        # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
+        # earlier snapshots stay in their history.)
+        for name in DATA_TABLES:
+            staged = con.table(f"staged_{name}").to_arrow_table()
+            catalog.overwrite(name, staged)
+            result.rows[name] = staged.num_rows
+            crash_point("transform.table_committed")
+        processed_rows = pa.Table.from_pylist(
+            [{"raw_run_id": m["run_id"], "processed_at": now, "by_run_id": by_run_id} for m in todo],
+            schema=TABLES["processed_raw_runs"].schema,
+        )
+        if rebuild:
+            catalog.overwrite("processed_raw_runs", processed_rows)
+        else:
+            catalog.append("processed_raw_runs", processed_rows)
+        crash_point("transform.tables_committed")
     finally:
         con.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _raw_zone_error(exc: duckdb.Error, files: dict[str, list[str]]) -> LakeError:
+    """Name the raw file DuckDB could not read (checked one by one, only on this failure path)."""
+    for paths in files.values():
+        for path in paths:
+            try:
+                for line in gzip.decompress(Path(path).read_bytes()).splitlines():
+                    if line.strip():
+                        json.loads(line)
+            except (OSError, EOFError, ValueError, zlib.error) as bad:
+                return LakeError(
+                    f"corrupted raw file {path}: {type(bad).__name__}: {bad}",
+                    hint="restore it from a backup or move it aside; no table was changed",
+                )
+    return LakeError(f"cannot read the raw zone: {str(exc).strip().splitlines()[0]}", hint="no table was changed")
 
 
 def _processed_runs(catalog: Catalog) -> set[str]:

@@ -1,0 +1,87 @@
+"""The library side of `spotify-pipeline check` and `runs`: quality checks and run history on demand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import secrets
+import zlib
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from .catalog import Catalog
+from .lake.layout import new_run_id
+from .lake.raw import RawZoneReader
+from .lake.storage import Storage
+from .quality import CheckResult, results_rows, run_checks
+from .query import QueryEngine, QueryResult
+from .tables import DATA_TABLES, TABLES
+
+
+@dataclass
+class CheckReport:
+    run_id: str
+    results: list[CheckResult]
+    raw_problems: list[str]
+
+
+def check_lake(storage: Storage, catalog: Catalog, *, raw: bool = False) -> CheckReport:
+    """Run the quality checks on the published tables (and, with `raw`, read every raw file back)."""
+    run_id = "check-" + new_run_id(dt.datetime.now(dt.UTC), secrets.token_hex(3))
+    with QueryEngine(catalog) as engine:
+        relations = {name: name for name in DATA_TABLES}
+        results = run_checks(engine.con, relations)
+    catalog.append(
+        "quality_results",
+        pa.Table.from_pylist(
+            results_rows(results, run_id, dt.datetime.now(dt.UTC)), schema=TABLES["quality_results"].schema
+        ),
+    )
+    problems = verify_raw_zone(storage) if raw else []
+    return CheckReport(run_id, results, problems)
+
+
+def verify_raw_zone(storage: Storage) -> list[str]:
+    """Every file each manifest lists exists, decompresses, and holds one JSON object per line."""
+    problems = []
+    for manifest in RawZoneReader(storage).manifests():
+        for entry in manifest["files"]:
+            key = entry["key"]
+            if not storage.exists(key):
+                problems.append(f"{key}: missing (listed by run {manifest['run_id']})")
+                continue
+            try:
+                for line in gzip.decompress(storage.read(key)).splitlines():
+                    if line.strip():
+                        json.loads(line)
+            except (OSError, EOFError, ValueError, zlib.error) as exc:
+                problems.append(f"{key}: corrupted ({type(exc).__name__})")
+    return problems
+
+
+RUNS_SQL = """
+SELECT r.run_id, r.status, r.started_at,
+       round(epoch(r.finished_at) - epoch(r.started_at), 1) AS seconds,
+       r.api_requests AS requests, r.items_extracted AS items,
+       r.playlists_changed AS changed, r.playlists_failed AS failed,
+       (SELECT count(*) FILTER (WHERE NOT q.passed) || '/' || count(*) FROM quality_results q
+         WHERE q.run_id = r.run_id) AS checks_failed,
+       r.error
+FROM pipeline_runs r ORDER BY r.started_at DESC LIMIT ?
+"""
+
+
+def recent_runs(catalog: Catalog, limit: int = 20) -> QueryResult:
+    with QueryEngine(catalog) as engine:
+        if "quality_results" not in engine.tables:
+            return engine.execute(
+                RUNS_SQL.replace(
+                    "(SELECT count(*) FILTER (WHERE NOT q.passed) || '/' || count(*) FROM quality_results q\n"
+                    "         WHERE q.run_id = r.run_id)",
+                    "NULL",
+                ),
+                [limit],
+            )
+        return engine.execute(RUNS_SQL, [limit])

@@ -1,0 +1,31 @@
+"""Named points where the fault-injection tests kill the process with SIGKILL, to prove a crash there loses
+nothing. Inert unless SPOTIFY_PIPELINE_CRASH_AT is set (to `<point>` or `<point>:<n>`, the n-th pass).
+
+Points: extract.page_stored, raw.temp_written (a raw file's bytes are on disk under a temporary name),
+raw.part_written, transform.table_committed, transform.tables_committed.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import threading
+
+ENV = "SPOTIFY_PIPELINE_CRASH_AT"
+_passes: collections.Counter[str] = collections.Counter()
+_lock = threading.Lock()
+
+
+def crash_point(name: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    with _lock:
+        _passes[name] += 1
+        hit = _passes[name] == int(nth or 1)
+    if hit:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,174 @@
+"""Data-quality checks, declared in one place, run on staged tables before they are published.
+
+Each check is a query returning the number of offending rows (0 = pass) over relations named after the
+tables; `run_checks` maps the names to whatever holds the rows (staged temp tables during a transform, the
+published tables for `spotify-pipeline check`). An error-severity failure keeps the previous snapshots
+current (write-audit-publish); a warning is recorded and reported only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import duckdb
+
+from .tables import DATA_TABLES, TABLES
+
+Severity = Literal["error", "warning"]
+COLLAPSE_MIN_ROWS = 100  # below this a table is too small for "lost more than half its rows" to mean much
+COLLAPSE_RATIO = 0.5
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    table: str
+    severity: Severity
+    sql: str  # {table} placeholders are replaced by relation names; returns one count
+    description: str
+
+
+def _primary_keys() -> list[Check]:
+    checks = []
+    for name in DATA_TABLES:
+        key = TABLES[name].key
+        cols = ", ".join(key)
+        nulls = " OR ".join(f"{k} IS NULL" for k in key)
+        checks.append(
+            Check(
+                f"{name}.key_unique_not_null",
+                name,
+                "error",
+                f"SELECT (SELECT count(*) FROM {{{name}}} WHERE {nulls})"
+                f" + (SELECT count(*) FROM (SELECT {cols} FROM {{{name}}} GROUP BY ALL HAVING count(*) > 1))",
+                f"({cols}) is unique and never null",
+            )
+        )
+    return checks
+
+
+def _foreign_key(child: str, column: str, parent: str, parent_column: str | None = None) -> Check:
+    parent_column = parent_column or column
+    return Check(
+        f"{child}.{column}_resolves",
+        child,
+        "error",
+        f"SELECT count(*) FROM {{{child}}} c WHERE c.{column} IS NOT NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM {{{parent}}} p WHERE p.{parent_column} = c.{column})",
+        f"every {child}.{column} is a {parent}.{parent_column}",
+    )
+
+
+def _popularity(table: str) -> Check:
+    return Check(
+        f"{table}.popularity_range",
+        table,
+        "error",
+        f"SELECT count(*) FROM {{{table}}} WHERE popularity IS NOT NULL AND popularity NOT BETWEEN 0 AND 100",
+        "popularity is within 0..100 or null",
+    )
+
+
+CHECKS: list[Check] = [
+    *_primary_keys(),
+    _foreign_key("songs", "album_id", "albums"),
+    _foreign_key("songs", "artist_id", "artists"),
+    _foreign_key("song_artists", "song_id", "songs"),
+    _foreign_key("song_artists", "artist_id", "artists"),
+    _foreign_key("album_artists", "album_id", "albums"),
+    _foreign_key("album_artists", "artist_id", "artists"),
+    _foreign_key("playlist_songs", "song_id", "songs"),
+    _foreign_key("playlist_songs", "playlist_id", "playlists"),
+    _foreign_key("song_popularity", "song_id", "songs"),
+    *(_popularity(t) for t in ("songs", "artists", "albums", "song_popularity")),
+    Check(
+        "songs.duration_positive",
+        "songs",
+        "error",
+        "SELECT count(*) FROM {songs} WHERE duration_ms IS NULL OR duration_ms <= 0",
+        "every track lasts more than 0 ms",
+    ),
+    Check(
+        "albums.release_date_matches_precision",
+        "albums",
+        "error",
+        """SELECT count(*) FROM {albums} WHERE release_date IS NOT NULL AND NOT (
+                 (release_date_precision = 'year' AND strftime(release_date, '%Y') = release_date_raw)
+              OR (release_date_precision = 'month' AND strftime(release_date, '%Y-%m') = release_date_raw)
+              OR (release_date_precision = 'day' AND strftime(release_date, '%Y-%m-%d') = release_date_raw))""",
+        "release_date is release_date_raw read at its precision",
+    ),
+    Check(
+        "playlist_songs.positions_contiguous",
+        "playlist_songs",
+        "error",
+        """SELECT count(*) FROM (SELECT playlist_id FROM {playlist_songs} GROUP BY playlist_id
+             HAVING min(position) <> 0 OR max(position) <> count(*) - 1)""",
+        "each playlist's positions are 0..n-1",
+    ),
+    Check(
+        "playlist_songs.song_only_for_tracks",
+        "playlist_songs",
+        "error",
+        "SELECT count(*) FROM {playlist_songs} WHERE (item_type = 'track') <> (song_id IS NOT NULL)",
+        "song_id is set exactly for items of type track",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    failing_rows: int
+
+    @property
+    def passed(self) -> bool:
+        return self.failing_rows == 0
+
+
+def run_checks(
+    con: duckdb.DuckDBPyConnection,
+    relations: Mapping[str, str],
+    previous_counts: Mapping[str, int] | None = None,
+) -> list[CheckResult]:
+    """Run every check; `previous_counts` (rows per table before this change) enables the collapse check."""
+    results = []
+    for check in CHECKS:
+        sql = check.sql.format(**relations)
+        results.append(CheckResult(check, int(con.execute(sql).fetchall()[0][0])))
+    for table, before in (previous_counts or {}).items():
+        if table not in DATA_TABLES or before < COLLAPSE_MIN_ROWS:
+            continue
+        after = int(con.execute(f"SELECT count(*) FROM {relations[table]}").fetchall()[0][0])
+        check = Check(
+            f"{table}.row_count_not_collapsing",
+            table,
+            "error",
+            "",
+            f"{table} keeps at least {COLLAPSE_RATIO:.0%} of its {before} rows",
+        )
+        results.append(CheckResult(check, before - after if after < before * COLLAPSE_RATIO else 0))
+    return results
+
+
+def results_rows(results: list[CheckResult], run_id: str, at: dt.datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "run_id": run_id,
+            "check_name": r.check.name,
+            "table_name": r.check.table,
+            "severity": r.check.severity,
+            "passed": r.passed,
+            "failing_rows": r.failing_rows,
+            "checked_at": at,
+            "description": r.check.description,
+        }
+        for r in results
+    ]
+
+
+def failed_errors(results: list[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if not r.passed and r.check.severity == "error"]
