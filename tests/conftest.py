@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -107,3 +111,27 @@ def expected_enrichment(server: SimulatedSpotify, playlists: list[int]) -> tuple
             for artist in catalog.track_artists(entry.ref) + catalog.album_artists(album):
                 artists.add(catalog.id_of("artist", artist))
     return artists, albums
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `spotify-pipeline` as a real process, with no SPOTIFY_* variables but those given."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "spotify_pipeline", *args],
+        env={**base, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def sim_env(server: SimulatedSpotify, lake: Path) -> dict[str, str]:
+    """Environment that points a `spotify-pipeline` process at a simulator and a lake."""
+    return {
+        "SPOTIFY_API_URL": server.api_url,
+        "SPOTIFY_ACCOUNTS_URL": server.accounts_url,
+        "SPOTIFY_CLIENT_ID": server.client_id,
+        "SPOTIFY_CLIENT_SECRET": server.client_secret,
+        "SPOTIFY_PIPELINE_LAKE": str(lake),
+    }

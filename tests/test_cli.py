@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,31 +12,9 @@ from click.testing import CliRunner
 from spotify_pipeline.cli import main
 from spotify_pipeline.simulator import SimulatedSpotify
 
-from .conftest import SimulatorFactory
+from .conftest import SimulatorFactory, cli, sim_env
 
 SECRET = "s3cr3t-Value-that-must-never-leak"
-
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "spotify_pipeline", *args],
-        env={**base, **(env or {})},
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def sim_env(server: SimulatedSpotify, lake: Path) -> dict[str, str]:
-    return {
-        "SPOTIFY_API_URL": server.api_url,
-        "SPOTIFY_ACCOUNTS_URL": server.accounts_url,
-        "SPOTIFY_CLIENT_ID": server.client_id,
-        "SPOTIFY_CLIENT_SECRET": server.client_secret,
-        "SPOTIFY_PIPELINE_LAKE": str(lake),
-    }
 
 
 def test_every_command_is_documented() -> None:

@@ -6,8 +6,11 @@ the previous snapshot or the new one, never a half-written table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pyarrow as pa
 
 from .errors import LakeError
 from .lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from .lake.storage import os_error_hint
 from .tables import TABLES
 
 NAMESPACE = "spotify"
@@ -86,13 +90,26 @@ class Catalog:
 
     def overwrite(self, name: str, data: pa.Table) -> None:
         """Replace the table's rows in one commit."""
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), self._writing(name):
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             self.table(name).overwrite(data.cast(TABLES[name].schema))
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:
-            self.table(name).append(data.cast(TABLES[name].schema))
+            with self._writing(name):
+                self.table(name).append(data.cast(TABLES[name].schema))
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise LakeError(
+                f"cannot write table {name} in {self.root}: {exc.strerror or exc}", hint=os_error_hint(exc)
+            ) from exc
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
 
     def drop_all(self, keep: tuple[str, ...] = ()) -> None:
         for name in self.table_names():

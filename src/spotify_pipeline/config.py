@@ -54,6 +54,7 @@ ENV_VARS = dict(
         ("rate_limit", "SPOTIFY_PIPELINE_RATE_LIMIT"),
         ("max_retry_wait", "SPOTIFY_PIPELINE_MAX_RETRY_WAIT"),
         ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
+        ("raw_part_bytes", "SPOTIFY_PIPELINE_RAW_PART_BYTES"),
     ]
 )
 
@@ -74,6 +75,7 @@ class Settings:
     timeout: float = 30.0
     enrich_ttl_days: float = 7.0
     page_size: int = 100
+    raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
 
     def require_credentials(self) -> None:
         if not self.client_id or not self.client_secret:

@@ -89,7 +89,8 @@ def extract(
         page_size=settings.page_size,
     )
     with make_client(settings) as client:
-        return Extractor(client, storage, options, progress).run(playlist_ids, run_id)
+        writer_options = {"part_target_bytes": settings.raw_part_bytes}
+        return Extractor(client, storage, options, progress, writer_options=writer_options).run(playlist_ids, run_id)
 
 
 def run(

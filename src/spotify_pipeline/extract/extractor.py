@@ -33,6 +33,67 @@ CHECK_FIELDS = (
     "owner(id,display_name,type,uri),followers(total),images,items(total),tracks(total)"
 )
 BATCH_SIZES = {"artists": 50, "albums": 20}
+# Fields the OpenAPI document (and the real API) use; anything else is new: warn once, keep going.
+KNOWN_FIELDS = {
+    "playlist item": frozenset(
+        {"added_at", "added_by", "is_local", "item", "track", "primary_color", "video_thumbnail"}
+    ),
+    "track": frozenset(
+        {
+            "album",
+            "artists",
+            "available_markets",
+            "disc_number",
+            "duration_ms",
+            "explicit",
+            "external_ids",
+            "external_urls",
+            "href",
+            "id",
+            "is_local",
+            "is_playable",
+            "linked_from",
+            "name",
+            "popularity",
+            "preview_url",
+            "restrictions",
+            "track_number",
+            "type",
+            "uri",
+            "episode",
+            "track",
+        }
+    ),
+    "episode": frozenset(
+        {
+            "audio_preview_url",
+            "description",
+            "duration_ms",
+            "explicit",
+            "external_urls",
+            "href",
+            "html_description",
+            "id",
+            "images",
+            "is_externally_hosted",
+            "is_playable",
+            "language",
+            "languages",
+            "name",
+            "release_date",
+            "release_date_precision",
+            "restrictions",
+            "resume_point",
+            "show",
+            "type",
+            "uri",
+            "episode",
+            "track",
+            "album",
+            "artists",
+        }
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -92,7 +153,7 @@ def item_kind(playlist_item: dict[str, Any]) -> str:
     obj = playlist_item.get("item", playlist_item.get("track"))
     if playlist_item.get("is_local") or (isinstance(obj, dict) and obj.get("is_local")):
         return "local"
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or obj.get("type") not in ("track", "episode"):
         return "unavailable"
     return "episode" if obj.get("type") == "episode" else "track" if obj.get("id") else "unavailable"
 
@@ -119,6 +180,7 @@ class Extractor:
         self._batch_refused: set[str] = set()
         self._refs: dict[str, set[str]] = {"artists": set(), "albums": set()}
         self._kinds: collections.Counter[str] = collections.Counter()
+        self._warned: set[str] = set()
 
     # ---- the run -------------------------------------------------------------------------------------
     def run(self, playlist_ids: Iterable[str], run_id: str | None = None) -> ExtractSummary:
@@ -275,7 +337,9 @@ class Extractor:
 
     def _take_items(self, page: dict[str, Any]) -> int:
         """Count item kinds and remember referenced artists and albums for enrichment."""
-        items = page.get("items") or []
+        items = page.get("items")
+        if not isinstance(items, list):
+            raise ResponseError(f"page without items in the response for {page.get('href') or 'a playlist'}")
         kinds: collections.Counter[str] = collections.Counter()
         artists: set[str] = set()
         albums: set[str] = set()
@@ -285,9 +349,19 @@ class Extractor:
                 continue
             kind = item_kind(entry)
             kinds[kind] += 1
+            obj = entry.get("item", entry.get("track"))
+            self._notice_drift("playlist item", entry)
+            if isinstance(obj, dict):
+                if obj.get("type") not in ("track", "episode"):
+                    self._warn_once(
+                        f"type:{obj.get('type')}",
+                        f"unexpected item type {obj.get('type')!r}: stored raw, counted as unavailable",
+                    )
+                else:
+                    self._notice_drift(str(obj["type"]), obj)
             if kind != "track":
                 continue
-            track = entry.get("item", entry.get("track"))
+            track = obj
             if not isinstance(track, dict):
                 continue
             artists.update(a["id"] for a in track.get("artists") or [] if a and a.get("id"))
@@ -301,6 +375,20 @@ class Extractor:
             self._refs["albums"] |= albums
         self.progress.update(pages=1, items=len(items))
         return len(items)
+
+    def _notice_drift(self, kind: str, obj: dict[str, Any]) -> None:
+        unknown = obj.keys() - KNOWN_FIELDS[kind]
+        for name in unknown:
+            self._warn_once(
+                f"{kind}:{name}", f"unknown field {name!r} in {kind} objects (API change?): kept in the raw zone"
+            )
+
+    def _warn_once(self, key: str, message: str) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning(message)
 
     # ---- enrichment ----------------------------------------------------------------------------------
     def _enrich(

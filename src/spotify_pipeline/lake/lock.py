@@ -12,6 +12,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import LakeError
+from .storage import os_error_hint
 
 LOCK_NAME = "_state/run.lock"
 
@@ -74,8 +75,15 @@ class LakeLock:
                         f"cannot lock the lake at {self.path}: {exc.strerror}", hint="the lake folder is not writable"
                     ) from exc
                 raise
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(me, handle)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise LakeError(
+                    f"cannot write the lake lock {self.path}: {exc.strerror}", hint=os_error_hint(exc)
+                ) from exc
             return self
         raise LakeError(f"could not take the lake lock {self.path}", hint="try again")
 

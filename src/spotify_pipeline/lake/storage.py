@@ -91,6 +91,11 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def os_error_hint(exc: OSError) -> str:
+    """What to do about a failed lake write."""
+    return _hint(exc)
+
+
 def _hint(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "the disk is full: free space or point --lake elsewhere; nothing already stored was changed"

@@ -9,8 +9,36 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["429", "quota", "500", "502", "503", "drop", "truncate", "malformed", "slow"]
-FAULT_KINDS: tuple[str, ...] = ("429", "quota", "500", "502", "503", "drop", "truncate", "malformed", "slow")
+FaultKind = Literal[
+    "429",
+    "quota",
+    "500",
+    "502",
+    "503",
+    "drop",
+    "truncate",
+    "malformed",
+    "slow",
+    "unknown_field",
+    "missing_items",
+    "bad_type",
+]
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "quota",
+    "500",
+    "502",
+    "503",
+    "drop",
+    "truncate",
+    "malformed",
+    "slow",
+    "unknown_field",
+    "missing_items",
+    "bad_type",
+)
+# Faults that answer 200 with a changed body instead of failing the request.
+BODY_FAULTS = frozenset({"unknown_field", "missing_items", "bad_type"})
 
 
 @dataclass

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .catalog import Catalog, CatalogConfig
-from .faults import Fault, FaultPlan
+from .faults import BODY_FAULTS, Fault, FaultPlan
 from .fields import FieldsSyntaxError, filter_fields
 from .ids import is_base62_id
 
@@ -252,10 +252,13 @@ class _Handler(BaseHTTPRequestHandler):
         latency = self.app.faults.latency_ms
         if latency and parsed.path.startswith("/v1/"):
             time.sleep(latency / 1000)
+        body_fault = None
         if fault is not None:
             self.app.stats.record_fault(fault.kind)
             if fault.kind == "slow":
                 time.sleep(fault.delay_ms / 1000)
+            elif fault.kind in BODY_FAULTS:
+                body_fault = fault.kind
             else:
                 self.app.stats.record(route_name, _FAULT_STATUS.get(fault.kind, 200))
                 self._serve_fault(fault)
@@ -277,6 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             return
         self.app.stats.record(route_name, status, ids)
+        if body_fault is not None:
+            payload = _tamper(payload, body_fault)
         self._send_json(status, payload)
 
     def _read_body(self) -> bytes:
@@ -564,3 +569,27 @@ _FAULT_STATUS = {
     "truncate": 200,
     "malformed": 200,
 }
+
+
+def _tamper(payload: Any, kind: str) -> Any:
+    """Body faults: an unknown field everywhere, a page without `items`, or items of an unexpected type."""
+    if not isinstance(payload, dict):
+        return payload
+    inner = payload.get("items")
+    page: dict[str, Any] = inner if isinstance(inner, dict) else payload
+    listed = page.get("items")
+    entries: list[Any] = listed if isinstance(listed, list) else []
+    if kind == "missing_items":
+        page.pop("items", None)
+    elif kind == "unknown_field":
+        payload["x_new_field"] = {"added": "by an API change"}
+        for entry in entries:
+            entry["x_new_field"] = 1
+            if isinstance(entry.get("item"), dict):
+                entry["item"]["x_new_track_field"] = True
+    elif kind == "bad_type":
+        for entry in entries[:3]:
+            for key in ("item", "track"):
+                if isinstance(entry.get(key), dict):
+                    entry[key] = {**entry[key], "type": "audiobook"}
+    return payload

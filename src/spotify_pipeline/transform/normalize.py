@@ -177,6 +177,7 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> 
                    WHEN r.it.is_local OR coalesce(r.it.item, r.it.track).is_local THEN 'local'
                    WHEN coalesce(r.it.item, r.it.track) IS NULL THEN 'unavailable'
                    WHEN coalesce(r.it.item, r.it.track).type = 'episode' THEN 'episode'
+                   WHEN coalesce(r.it.item, r.it.track).type IS DISTINCT FROM 'track' THEN 'unavailable'
                    WHEN coalesce(r.it.item, r.it.track).id IS NULL THEN 'unavailable'
                    ELSE 'track'
                END AS item_type

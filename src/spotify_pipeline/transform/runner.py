@@ -136,6 +136,8 @@ def transform(
         if stage_hook is not None:
             stage_hook(con)
         # Audit: the checks run on the staged rows; an error keeps every table as it was.
+        staged_tables = {name: con.table(f"staged_{name}").to_arrow_table() for name in DATA_TABLES}
+        _ensure_space(catalog, staged_tables)
         now = dt.datetime.now(dt.UTC)
         result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, {} if rebuild else previous_counts)
         catalog.append(
@@ -153,7 +155,7 @@ def transform(
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history.)
         for name in DATA_TABLES:
-            staged = con.table(f"staged_{name}").to_arrow_table()
+            staged = staged_tables[name]
             catalog.overwrite(name, staged)
             result.rows[name] = staged.num_rows
             crash_point("transform.table_committed")
@@ -170,6 +172,19 @@ def transform(
         con.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _ensure_space(catalog: Catalog, staged: dict[str, pa.Table]) -> None:
+    """Refuse to start publishing when the staged rows clearly cannot fit (a full disk mid-publish would
+    leave some tables new and some old until the next run re-applies the same raw runs)."""
+    needed = sum(t.nbytes for t in staged.values()) + 256 * 1024
+    free = catalog.free_bytes()
+    if free < needed:
+        raise LakeError(
+            f"not enough free space in {catalog.root} to publish ({free // 1024} KiB free, about "
+            f"{needed // 1024} KiB needed)",
+            hint="the disk is full: free space and re-run; nothing was published and the raw zone is intact",
+        )
 
 
 def _raw_zone_error(exc: duckdb.Error, files: dict[str, list[str]]) -> LakeError:
