@@ -339,19 +339,25 @@ def run(**opts: Any) -> None:
     help="Output format; json prints an array of objects.",
 )
 @click.option("--file", "sql_file", type=click.File("r"), help="Read the SQL from a file ('-' for stdin).")
+@click.option("--report", "report_name", default=None, help="Run a named report instead (see `report --list`).")
+@click.option("--param", "params", multiple=True, help="Report parameter, e.g. --param playlist=ID. Repeatable.")
 @handle_errors
-def query(sql: str | None, lake: str | None, fmt: str, sql_file: Any) -> None:
+def query(
+    sql: str | None, lake: str | None, fmt: str, sql_file: Any, report_name: str | None, params: tuple[str, ...]
+) -> None:
     """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...)."""
     from .errors import InputError
     from .pipeline import lake_parts
     from .query import QueryEngine, format_result
+    from .reports import run_report
 
     text = sql_file.read() if sql_file else sql
-    if not text:
-        raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs"')
+    if not text and not report_name:
+        raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs", or --report NAME')
     _, catalog = lake_parts(_settings(lake=lake))
     with QueryEngine(catalog) as engine:
-        click.echo(format_result(engine.execute(text), fmt))
+        result = run_report(engine, report_name, _params(params)) if report_name else engine.execute(text or "")
+        click.echo(format_result(result, fmt))
 
 
 @main.command()
@@ -445,3 +451,112 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
 
     _, catalog = lake_parts(_settings(lake=lake))
     click.echo(format_result(recent_runs(catalog, limit), fmt, max_width=60))
+
+
+def _params(pairs: tuple[str, ...]) -> dict[str, str]:
+    from .errors import InputError
+
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"bad --param {pair!r}", hint="use --param name=value, e.g. --param playlist=ID")
+        params[key.strip()] = value.strip()
+    return params
+
+
+@main.command()
+@lake_option
+@click.option("--list", "list_reports", is_flag=True, help="List the named reports and exit.")
+@click.option("--playlist", default=None, help="Only this playlist (ID, URI or URL). [default: all]")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="Where to write the HTML report.",
+)
+@handle_errors
+def report(lake: str | None, list_reports: bool, playlist: str | None, out: Path) -> None:
+    """Write one self-contained HTML report (charts included; opens with no network)."""
+    from .reports import REPORT_ORDER, all_reports
+
+    if list_reports:
+        reports = all_reports()
+        for name in REPORT_ORDER:
+            click.echo(f"{name:<24} {reports[name].title}: {reports[name].description}")
+        return
+    from .errors import LakeError
+    from .pipeline import lake_parts
+    from .query import QueryEngine
+    from .reports.html import build_html
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    with QueryEngine(catalog) as engine:
+        document = build_html(engine, playlist)
+    try:
+        out.write_text(document, encoding="utf-8")
+    except OSError as exc:
+        raise LakeError(f"cannot write {out}: {exc.strerror}", hint="choose another --out path") from exc
+    click.echo(f"wrote {out} ({len(document.encode()) // 1024} KiB)")
+
+
+@main.command()
+@lake_option
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface to bind; the default serves this machine only."
+)
+@click.option("--port", type=int, default=8000, show_default=True, help="Port; 0 picks a free one.")
+@handle_errors
+def serve(lake: str | None, host: str, port: int) -> None:
+    """Serve a read-only dashboard over the reports, with a JSON API (/api/reports/<name>, /openapi.json)."""
+    from .dashboard import Dashboard
+    from .errors import ConfigError
+    from .pipeline import lake_parts
+    from .query import QueryEngine
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    QueryEngine(catalog).close()  # fail now, with the usual message, if the lake has no tables
+    try:
+        dashboard = Dashboard(catalog.root, host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="try another --port") from exc
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: anyone who can reach it can read the tables", err=True)
+    click.echo(f"Dashboard on {dashboard.url}  (Ctrl-C to stop)")
+    sys.stdout.flush()
+    try:
+        dashboard.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.stop()
+
+
+@main.command()
+@lake_option
+@click.option("--table", "table_name", required=True, help="Table to export (see `spotify-pipeline tables`).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "csv", "json"]),
+    default="parquet",
+    show_default=True,
+    help="File format; json is newline-delimited.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output file. [default: <table>.<format>]",
+)
+@handle_errors
+def export(lake: str | None, table_name: str, fmt: str, out: Path | None) -> None:
+    """Export a table's current rows to Parquet, CSV or JSON lines."""
+    from .exporting import export_table
+    from .pipeline import lake_parts
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    target = out or Path(f"{table_name}.{'jsonl' if fmt == 'json' else fmt}")
+    rows = export_table(catalog, table_name, fmt, target)
+    click.echo(f"wrote {rows} rows of {table_name} to {target}")

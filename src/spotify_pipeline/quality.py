@@ -83,6 +83,7 @@ CHECKS: list[Check] = [
     _foreign_key("playlist_songs", "song_id", "songs"),
     _foreign_key("playlist_songs", "playlist_id", "playlists"),
     _foreign_key("song_popularity", "song_id", "songs"),
+    _foreign_key("playlist_changes", "playlist_id", "playlists"),
     *(_popularity(t) for t in ("songs", "artists", "albums", "song_popularity")),
     Check(
         "songs.duration_positive",

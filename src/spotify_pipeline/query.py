@@ -15,6 +15,7 @@ import duckdb
 
 from .catalog import Catalog
 from .errors import QueryError
+from .tables import TABLES
 from .transform.runner import connect, register_table
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
@@ -37,7 +38,8 @@ class QueryEngine:
             )
         self.catalog = catalog
         self.con = connect()
-        self.tables = [n for n in catalog.table_names()]
+        # Every table of the contract is queryable, even one a lake made by an older version lacks (empty).
+        self.tables = sorted(set(catalog.table_names()) | set(TABLES))
         for name in self.tables:
             register_table(self.con, catalog, name, name)
 

@@ -143,6 +143,23 @@ TABLES: dict[str, TableSpec] = {
             "Current membership: one row per playlist position (track, episode, local or unavailable).",
         ),
         TableSpec(
+            "playlist_changes",
+            _schema(
+                ("playlist_id", pa.string()),
+                ("changed_at", TS),
+                ("run_id", pa.string()),
+                ("previous_run_id", pa.string()),
+                ("snapshot_id", pa.string()),
+                ("previous_snapshot_id", pa.string()),
+                ("change", pa.string()),
+                ("item_uri", pa.string()),
+                ("song_id", pa.string()),
+                ("item_name", pa.string()),
+            ),
+            ("playlist_id", "run_id", "change", "item_uri"),
+            "Songs and episodes added to or removed from a playlist between two complete extractions.",
+        ),
+        TableSpec(
             "song_popularity",
             _schema(
                 ("song_id", pa.string()),
@@ -204,5 +221,6 @@ DATA_TABLES = (
     "song_artists",
     "playlists",
     "playlist_songs",
+    "playlist_changes",
     "song_popularity",
 )

@@ -38,6 +38,7 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren] = {
     "songs": KeyedMerge("last_seen_at", sticky=("popularity", "isrc"), earliest=("first_seen_at", "song_added")),
     "playlists": KeyedMerge("extracted_at", sticky=("items_extracted_at",), earliest=(), latest=()),
     "song_popularity": KeyedMerge("observed_at", earliest=(), latest=()),
+    "playlist_changes": KeyedMerge("changed_at", earliest=(), latest=()),
     "album_artists": ReplaceChildren(("album_id",)),
     "song_artists": ReplaceChildren(("song_id",)),
     "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at"),

@@ -23,7 +23,7 @@ from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
 from ..tables import DATA_TABLES, TABLES
 from .merge import merge_sql
-from .normalize import build_batch
+from .normalize import build_batch, build_changes
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,16 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 
 def register_table(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, view: str) -> None:
-    """Expose a table's current snapshot to DuckDB as `view` (Parquet files read in place)."""
+    """Expose a table's current snapshot to DuckDB as `view` (Parquet files read in place); a table that
+    does not exist yet, or has no rows, is an empty view with the contract's columns."""
     files = catalog.data_files(name) if name in catalog.table_names() else []
     if files:
         file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({file_list})")
-    else:
-        con.register(f"_{view}_empty", TABLES[name].schema.empty_table())
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM _{view}_empty")
+        return
+    schema = TABLES[name].schema if name in TABLES else catalog.table(name).schema().as_arrow()
+    con.register(f"_{view}_empty", schema.empty_table())
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM _{view}_empty")
 
 
 def transform(
@@ -125,6 +127,12 @@ def transform(
             raise _raw_zone_error(exc, files) from exc
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
         # Write: stage every table's merged rows.
+        if rebuild:
+            con.register("_old_playlist_songs_empty", TABLES["playlist_songs"].schema.empty_table())
+            con.execute("CREATE OR REPLACE TEMP VIEW old_playlist_songs AS SELECT * FROM _old_playlist_songs_empty")
+        else:
+            register_table(con, catalog, "playlist_songs", "old_playlist_songs")
+        build_changes(con)
         for name in DATA_TABLES:
             result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
             if rebuild:

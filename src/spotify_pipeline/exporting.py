@@ -1,0 +1,29 @@
+"""`spotify-pipeline export`: a table's current rows to a Parquet, CSV or JSON-lines file (written atomically)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .catalog import Catalog
+from .errors import LakeError, QueryError
+from .query import QueryEngine
+
+FORMATS = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER true)", "json": "(FORMAT json)"}
+
+
+def export_table(catalog: Catalog, table: str, fmt: str, out: Path) -> int:
+    """Write `table` to `out`; returns the number of rows."""
+    with QueryEngine(catalog) as engine:
+        if table not in engine.tables:
+            raise QueryError(f"no table named {table!r}", hint=f"tables: {', '.join(engine.tables)}")
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            path = str(tmp).replace("'", "''")
+            engine.con.execute(f"COPY (SELECT * FROM {table}) TO '{path}' {FORMATS[fmt]}")
+            os.replace(tmp, out)
+        except OSError as exc:
+            raise LakeError(f"cannot write {out}: {exc.strerror}", hint="choose another --out path") from exc
+        rows = engine.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    return int(rows)
