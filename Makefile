@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint fmt clean
+.PHONY: demo test check lint fmt clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,18 @@ test: $(STAMP)  ## the whole test suite
 	$(BIN)/pytest -q
 
 check: $(STAMP)  ## lint, types, security lint
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
+
+bench: $(STAMP)  ## benchmarks at 100k and 1M playlist items; refreshes docs/BENCHMARKS.md
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.run --write-docs
+
+bench-quick: $(STAMP)  ## the same scenarios on CI-sized data (no docs refresh)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.run --quick
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests

@@ -7,11 +7,15 @@ import time
 
 
 class RateLimiter:
-    """Token bucket: at most `rate` requests per second on average, bursts up to `burst`. 0 = unlimited."""
+    """Token bucket: at most `rate` requests per second on average, bursts up to `burst`. 0 = unlimited.
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    The default burst is 1: requests are evenly spaced, so even a server that counts over a short rolling
+    window never sees more than `rate` in any second.
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
         self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
+        self.burst = max(1.0, burst)
         self._tokens = self.burst
         self._updated = time.monotonic()
         self._lock = threading.Lock()

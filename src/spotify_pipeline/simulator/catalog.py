@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+import urllib.parse
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -445,6 +446,31 @@ class Catalog:
             "is_local": entry.kind == "local",
             "item": item,
             "track": item,
+        }
+
+    def items_page(
+        self, playlist: int, offset: int, limit: int, base: str, path: str = "items", fields: str | None = None
+    ) -> JSON:
+        """A PagingPlaylistTrackObject: positions offset..offset+limit-1 with href/next/previous links."""
+        entries = self.entries(playlist)
+        total = len(entries)
+        items = [
+            self.playlist_item(playlist, pos, entries[pos], base) for pos in range(offset, min(offset + limit, total))
+        ]
+        extra = f"&fields={urllib.parse.quote(fields)}" if fields else ""
+        prefix = f"{base}/playlists/{self.id_of('playlist', playlist)}/{path}"
+
+        def link(off: int) -> str:
+            return f"{prefix}?offset={off}&limit={limit}{extra}"
+
+        return {
+            "href": link(offset),
+            "items": items,
+            "limit": limit,
+            "next": link(offset + limit) if offset + limit < total else None,
+            "offset": offset,
+            "previous": link(max(0, offset - limit)) if offset > 0 else None,
+            "total": total,
         }
 
     def playlist_name(self, playlist: int) -> str:

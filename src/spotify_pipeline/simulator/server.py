@@ -396,30 +396,9 @@ class _Handler(BaseHTTPRequestHandler):
         return limit, offset
 
     def _items_page(self, playlist: int, offset: int, limit: int, path: str, fields: str | None) -> dict[str, Any]:
-        catalog = self.app.catalog
-        base = self.app.api_url
-        entries = catalog.entries(playlist)
-        total = len(entries)
-        items = [
-            self._legacy_item(catalog.playlist_item(playlist, pos, entries[pos], base))
-            for pos in range(offset, min(offset + limit, total))
-        ]
-        extra = f"&fields={urllib.parse.quote(fields)}" if fields else ""
-
-        prefix = f"{base}/playlists/{catalog.id_of('playlist', playlist)}/{path}"
-
-        def link(off: int) -> str:
-            return f"{prefix}?offset={off}&limit={limit}{extra}"
-
-        return {
-            "href": link(offset),
-            "items": items,
-            "limit": limit,
-            "next": link(offset + limit) if offset + limit < total else None,
-            "offset": offset,
-            "previous": link(max(0, offset - limit)) if offset > 0 else None,
-            "total": total,
-        }
+        page = self.app.catalog.items_page(playlist, offset, limit, self.app.api_url, path, fields)
+        page["items"] = [self._legacy_item(item) for item in page["items"]]
+        return page
 
     def _legacy_item(self, item: dict[str, Any]) -> dict[str, Any]:
         if self.app.legacy_items:

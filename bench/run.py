@@ -1,0 +1,308 @@
+"""`make bench` / `make bench-quick`: every benchmark scenario, several runs each, one table, JSON results,
+and docs/BENCHMARKS.md refreshed. Data comes from the simulator's generated catalog.
+
+    python -m bench.run --quick            # CI-sized (20k items), a smoke test runs this
+    python -m bench.run                    # 100k and 1M playlist items
+    python -m bench.run --with-10m         # and 10M
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyiceberg
+
+from spotify_pipeline.catalog import Catalog
+from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.reports import REPORT_ORDER, run_report
+from spotify_pipeline.simulator import FaultPlan, SimulatedSpotify
+from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.transform import transform
+from spotify_pipeline.transform.normalize import raw_relation
+from spotify_pipeline.transform.runner import connect
+
+from .generate import catalog_for, write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+DLT_MAX_ITEMS = 100_000
+AD_HOC = {
+    "count songs": "SELECT count(*) FROM songs",
+    "songs per decade": "SELECT year(a.release_date) // 10 * 10 AS d, count(*), avg(s.duration_ms) FROM songs s "
+    "JOIN albums a USING (album_id) GROUP BY 1 ORDER BY 1",
+    "top albums by playlist items": "SELECT s.album_id, count(*) AS n FROM playlist_songs ps JOIN songs s "
+    "USING (song_id) GROUP BY 1 ORDER BY n DESC LIMIT 10",
+}
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[list[float], Any]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return times, result
+
+
+def stats(times: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
+
+
+def child_peak_rss(args: list[str]) -> tuple[float, str]:
+    """Run `python -m bench.child ...` and return its own peak RSS in MiB (it reports VmHWM) and stdout."""
+    done = subprocess.run([sys.executable, "-m", "bench.child", *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.child {args[0]} failed: {done.stderr[-2000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["peak_rss_kib"] / 1024, done.stdout
+
+
+def raw_files(lake: Path, entities: tuple[str, ...]) -> list[str]:
+    return [str(p) for e in entities for p in sorted((lake / "raw" / e).rglob("*.jsonl.gz"))]
+
+
+def parse_floor(lake: Path) -> int:
+    """Just read and parse the item pages (same reader, same types) and count items."""
+    con = connect()
+    items = 0
+    for entity, expr in (("playlists", "coalesce(body.items, body.tracks).items"), ("playlist_items", "body.items")):
+        rel = raw_relation(entity, raw_files(lake, (entity,)))
+        items += con.execute(f"SELECT sum(len({expr})) FROM {rel}").fetchall()[0][0] or 0
+    con.close()
+    return int(items)
+
+
+def table_bytes(lake: Path) -> int:
+    catalog = Catalog(lake)
+    return sum(os.path.getsize(f) for name in DATA_TABLES for f in catalog.data_files(name))
+
+
+def bench_transform(size: int, work: Path, repeat: int, baselines: bool) -> dict[str, Any]:
+    catalog = catalog_for(size)
+    lake = work / f"lake-{size}"
+    day = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    started = time.perf_counter()
+    generated = write_run(lake, catalog, "20261101T120000Z-000001", day, list(range(catalog.config.playlists)))
+    generate_s = time.perf_counter() - started
+    items = generated["items"]
+    storage, iceberg = LocalStorage(lake), Catalog(lake)
+
+    floor_times, floor_items = timed(lambda: parse_floor(lake), repeat)
+    assert floor_items == items, (floor_items, items)
+    rebuild_times, _ = timed(lambda: transform(storage, iceberg, rebuild=True), repeat)
+
+    incremental_times = []
+    changed_items = []
+    for step in range(repeat):
+        changed = list(range(step, catalog.config.playlists, 10))  # 10% of playlists
+        catalog.mutate(changed)
+        unchanged = [i for i in range(catalog.config.playlists) if i not in set(changed)]
+        when = day + dt.timedelta(days=step + 1)
+        run = write_run(lake, catalog, f"{when:%Y%m%dT%H%M%SZ}-{step + 2:06d}", when, changed, checked=unchanged)
+        changed_items.append(run["items"])
+        times, _ = timed(lambda: transform(storage, iceberg), 1)
+        incremental_times.append(times[0])
+
+    raw = {"compressed": generated["bytes"], "uncompressed": generated["raw_bytes"]}
+    tables = table_bytes(lake)
+
+    with QueryEngine(Catalog(lake)) as engine:
+        latency = {}
+        for name in REPORT_ORDER:
+            times, _ = timed(lambda name=name: run_report(engine, name), 20)
+            latency[name] = _percentiles(times)
+        for name, sql in AD_HOC.items():
+            times, _ = timed(lambda sql=sql: engine.execute(sql), 20)
+            latency[f"ad hoc: {name}"] = _percentiles(times)
+
+    rss_mib, _ = child_peak_rss(["transform", str(lake)])
+    result: dict[str, Any] = {
+        "items": items,
+        "playlists": catalog.config.playlists,
+        "generate_s": generate_s,
+        "parse_floor_s": stats(floor_times),
+        "rebuild_s": stats(rebuild_times),
+        "rebuild_items_per_s": items / statistics.median(rebuild_times),
+        "rebuild_vs_parse_floor": statistics.median(rebuild_times) / statistics.median(floor_times),
+        "incremental_s": stats(incremental_times),
+        "incremental_changed_items": changed_items,
+        "raw_bytes": raw,
+        "table_bytes": tables,
+        "tables_vs_raw_uncompressed": tables / raw["uncompressed"],
+        "query_latency_ms": latency,
+        "transform_peak_rss_mib": rss_mib,
+    }
+    if baselines:
+        files = raw_files(lake, ("playlists", "playlist_items"))
+        from .baselines import tutorial
+
+        out = work / f"tutorial-{size}"
+        times, _ = timed(lambda: tutorial.run(files, out), 1)
+        result["tutorial_s"] = times[0]
+        result["speedup_vs_tutorial"] = times[0] / statistics.median(rebuild_times)
+        try:
+            from .baselines import dlt_baseline
+        except ImportError:
+            result["dlt_s"] = None
+        else:
+            if size > DLT_MAX_ITEMS:  # ~3 ms per item here: 1M items would take about an hour
+                result["dlt_s"] = None
+                return _cleanup(lake, result)
+            out = work / f"dlt-{size}"
+            times, _ = timed(lambda: dlt_baseline.run(files, out), 1)
+            result["dlt_s"] = times[0]
+            result["speedup_vs_dlt"] = times[0] / statistics.median(rebuild_times)
+    return _cleanup(lake, result)
+
+
+def _cleanup(lake: Path, result: dict[str, Any]) -> dict[str, Any]:
+    shutil.rmtree(lake, ignore_errors=True)
+    return result
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    ordered = sorted(t * 1000 for t in times)
+    return {"p50": statistics.median(ordered), "p95": ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]}
+
+
+def minimum_requests(catalog: Any) -> int:
+    pages = sum(1 + max(0, math.ceil((catalog.playlist_size(i) - 100) / 100)) for i in range(catalog.config.playlists))
+    artists, albums = set(), set()
+    for i in range(catalog.config.playlists):
+        for e in catalog.entries(i):
+            if e.kind == "track":
+                albums.add(e.ref // 8)
+                artists.update(catalog.track_artists(e.ref) + catalog.album_artists(e.ref // 8))
+    return pages + math.ceil(len(artists) / 50) + math.ceil(len(albums) / 20)
+
+
+def bench_extract(size: int, work: Path, latency_ms: int, rate: int) -> dict[str, Any]:
+    catalog = catalog_for(size)
+    lake = work / f"extract-{size}"
+    faults = FaultPlan(latency_ms=latency_ms, rate_limit=rate, rate_window_s=1.0)
+    with SimulatedSpotify(catalog, faults=faults) as server:
+        args = {
+            "settings": {
+                "api_url": server.api_url,
+                "accounts_url": server.accounts_url,
+                "client_id": server.client_id,
+                "client_secret": server.client_secret,
+                "rate_limit": rate,
+                "concurrency": 8,
+            },
+            "playlists": server.playlist_ids(),
+        }
+        started = time.perf_counter()
+        rss_mib, _ = child_peak_rss(["extract", str(lake), json.dumps(args)])
+        wall = time.perf_counter() - started
+        made = server.stats.api_requests
+        throttled = server.stats.by_status.get(429, 0)
+        server.stats.reset()
+        started = time.perf_counter()
+        child_peak_rss(["extract", str(lake), json.dumps(args)])
+        again_wall = time.perf_counter() - started
+        again = server.stats.api_requests
+    minimum = minimum_requests(catalog)
+    shutil.rmtree(lake, ignore_errors=True)
+    return {
+        "items": sum(catalog.playlist_size(i) for i in range(catalog.config.playlists)),
+        "playlists": catalog.config.playlists,
+        "latency_ms": latency_ms,
+        "rate_limit": rate,
+        "requests": made,
+        "minimum_requests": minimum,
+        "requests_vs_minimum": made / minimum,
+        "throttled_429": throttled,
+        "wall_s": wall,
+        "achieved_rate": made / wall,
+        "rate_share": made / wall / rate,
+        "bound_s": minimum / rate,
+        "wall_vs_bound": wall / (minimum / rate),
+        "extract_peak_rss_mib": rss_mib,
+        "unchanged_requests_per_playlist": again / catalog.config.playlists,
+        "unchanged_seconds_per_playlist": again_wall / catalog.config.playlists,
+    }
+
+
+def machine() -> dict[str, Any]:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu = platform.processor() or platform.machine()
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        model = cpu
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "pyiceberg": pyiceberg.__version__,
+        "os": platform.platform(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CI-sized data (20k items), 2 runs each")
+    parser.add_argument("--with-10m", action="store_true", help="also 10M playlist items (long)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per timed scenario")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the tutorial and dlt baselines")
+    parser.add_argument("--extract-items", type=int, default=None, help="size of the extraction scenario")
+    parser.add_argument("--write-docs", action="store_true", help="refresh docs/BENCHMARKS.md")
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    args = parser.parse_args()
+
+    sizes = [20_000] if args.quick else [100_000, 1_000_000] + ([10_000_000] if args.with_10m else [])
+    repeat = args.repeat or (2 if args.quick else 3)
+    extract_items = args.extract_items or (5_000 if args.quick else 100_000)
+    results: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "quick": args.quick,
+        "repeat": repeat,
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+        "transform": {},
+    }
+    work = Path(tempfile.mkdtemp(prefix="spotify-bench-"))
+    try:
+        for size in sizes:
+            print(f"transform scenarios at {size:,} items ...", flush=True)
+            results["transform"][str(size)] = bench_transform(size, work, repeat, not args.no_baselines)
+        print(f"extraction scenario at {extract_items:,} items ...", flush=True)
+        results["extract"] = bench_extract(extract_items, work, latency_ms=30, rate=50)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    from .report import markdown, table
+
+    print(table(results))
+    out = args.out or ROOT / "bench" / "results" / f"{results['started'].replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"results: {out}")
+    if args.write_docs:
+        (ROOT / "docs" / "BENCHMARKS.md").write_text(markdown(results))
+        print("docs/BENCHMARKS.md refreshed")
+
+
+if __name__ == "__main__":
+    main()
