@@ -17,6 +17,14 @@ from spotify_pipeline.simulator import Catalog, CatalogConfig, FaultPlan, Simula
 SimulatorFactory = Callable[..., SimulatedSpotify]
 
 
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config folder, so no saved login of the machine's user is ever used."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("SPOTIFY_PIPELINE_CONFIG_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def make_simulator() -> Iterator[SimulatorFactory]:
     """Start simulators with any catalog/fault settings; all are stopped when the test ends."""
@@ -115,7 +123,7 @@ def expected_enrichment(server: SimulatedSpotify, playlists: list[int]) -> tuple
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run `spotify-pipeline` as a real process, with no SPOTIFY_* variables but those given."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_") or k == "SPOTIFY_PIPELINE_CONFIG_DIR"}
     return subprocess.run(
         [sys.executable, "-m", "spotify_pipeline", *args],
         env={**base, **(env or {})},

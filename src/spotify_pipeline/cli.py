@@ -119,6 +119,13 @@ def main(debug: bool, log_format: str) -> None:
 @click.option("--error-rate", type=float, default=0.0, show_default=True, help="Share answered 500/502/503.")
 @click.option("--drop-rate", type=float, default=0.0, show_default=True, help="Share of dropped connections.")
 @click.option("--legacy-items", is_flag=True, help="Serve only the pre-2026 /tracks endpoint and `track` key.")
+@click.option(
+    "--login-user",
+    default="alice",
+    show_default=True,
+    help="The user /authorize logs in (owns some playlists, collaborates on others).",
+)
+@click.option("--rotate-refresh-tokens", is_flag=True, help="Issue a new refresh token on every refresh.")
 @handle_errors
 def simulate(**options: Any) -> None:
     """Run the simulated Spotify Web API on 127.0.0.1 until interrupted.
@@ -153,6 +160,8 @@ def simulate(**options: Any) -> None:
         token_ttl=options["token_ttl"],
         faults=faults,
         legacy_items=options["legacy_items"],
+        login_user=options["login_user"],
+        rotate_refresh_tokens=options["rotate_refresh_tokens"],
     )
     click.echo(f"Simulated Spotify Web API listening on {server.base_url}")
     click.echo(f"  export SPOTIFY_API_URL={server.api_url}")
@@ -220,6 +229,19 @@ def extract_options(func: F) -> F:
             help="Days before an already enriched artist or album is fetched again. [default 7]",
         ),
         click.option(
+            "--source",
+            "sources",
+            multiple=True,
+            type=click.Choice(["my-playlists", "liked", "recently-played", "top"]),
+            help="A user source (needs `spotify-pipeline login`). Repeatable; combines with --playlist.",
+        ),
+        click.option(
+            "--auth",
+            type=click.Choice(["auto", "client", "user"]),
+            default=None,
+            help="auto: the saved login if any, else client credentials. [env SPOTIFY_PIPELINE_AUTH]",
+        ),
+        click.option(
             "--config",
             type=click.Path(dir_okay=False),
             default=None,
@@ -231,7 +253,7 @@ def extract_options(func: F) -> F:
     return lake_option(func)
 
 
-def _playlist_ids(playlists: tuple[str, ...], playlists_file: Path | None) -> list[str]:
+def _playlist_ids(playlists: tuple[str, ...], playlists_file: Path | None, sources: tuple[str, ...] = ()) -> list[str]:
     import os
 
     from .errors import InputError
@@ -243,10 +265,10 @@ def _playlist_ids(playlists: tuple[str, ...], playlists_file: Path | None) -> li
     if not refs and os.environ.get("SPOTIFY_PLAYLIST_IDS"):
         refs = os.environ["SPOTIFY_PLAYLIST_IDS"].split(",")
     ids = parse_playlist_refs(refs)
-    if not ids:
+    if not ids and not sources:
         raise InputError(
             "no playlists given",
-            hint="use --playlist ID (repeatable), --playlists-file, or SPOTIFY_PLAYLIST_IDS",
+            hint="use --playlist ID (repeatable), --playlists-file, SPOTIFY_PLAYLIST_IDS, or --source",
         )
     return ids
 
@@ -258,6 +280,7 @@ def _extract_settings(opts: dict[str, Any]) -> Any:
         rate_limit=opts["rate_limit"],
         max_retry_wait=opts["max_retry_wait"],
         enrich_ttl_days=opts["enrich_ttl_days"],
+        auth=opts["auth"],
         config=opts["config"],
     )
 
@@ -285,10 +308,12 @@ def extract(**opts: Any) -> None:
     from . import pipeline
     from .console import TerminalProgress, echo_lines, extract_lines
 
-    ids = _playlist_ids(opts["playlists"], opts["playlists_file"])
+    ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     settings = _extract_settings(opts)
     with TerminalProgress(len(ids)) as progress:
-        report = pipeline.run(settings, ids, full=opts["full"], extract_only=True, progress=progress)
+        report = pipeline.run(
+            settings, ids, full=opts["full"], extract_only=True, progress=progress, sources=opts["sources"]
+        )
     assert report.extract is not None
     echo_lines(extract_lines(report.extract), click.echo)
     _exit_for(report.status)
@@ -316,10 +341,10 @@ def run(**opts: Any) -> None:
     from . import pipeline
     from .console import TerminalProgress, echo_lines, extract_lines, transform_lines
 
-    ids = _playlist_ids(opts["playlists"], opts["playlists_file"])
+    ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     settings = _extract_settings(opts)
     with TerminalProgress(len(ids)) as progress:
-        report = pipeline.run(settings, ids, full=opts["full"], progress=progress)
+        report = pipeline.run(settings, ids, full=opts["full"], progress=progress, sources=opts["sources"])
     assert report.extract is not None
     echo_lines(extract_lines(report.extract), click.echo)
     if report.transform is not None:
@@ -560,3 +585,63 @@ def export(lake: str | None, table_name: str, fmt: str, out: Path | None) -> Non
     target = out or Path(f"{table_name}.{'jsonl' if fmt == 'json' else fmt}")
     rows = export_table(catalog, table_name, fmt, target)
     click.echo(f"wrote {rows} rows of {table_name} to {target}")
+
+
+@main.command()
+@click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
+@click.option(
+    "--port",
+    type=int,
+    default=8888,
+    show_default=True,
+    help="Loopback port for the callback; register http://127.0.0.1:PORT/callback in your app.",
+)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for the login.")
+@handle_errors
+def login(no_browser: bool, port: int, timeout: float) -> None:
+    """Log in as a Spotify user (Authorization Code with PKCE) and save the login for later runs.
+
+    Needed by Development Mode apps to read the user's own and collaborative playlists, liked songs,
+    recently played and top items. Uses SPOTIFY_CLIENT_ID (no secret needed).
+    """
+    from .extract.user_auth import TokenStore
+    from .extract.user_auth import login as run_login
+
+    settings = _settings()
+    store = TokenStore()
+
+    def show(url: str) -> None:
+        click.echo("Open this URL to log in:" if no_browser else "Opening the browser to log in; if it does not open:")
+        click.echo(f"  {url}")
+
+    run_login(
+        settings.accounts_url,
+        settings.client_id,
+        store,
+        port=port,
+        open_browser=not no_browser,
+        show_url=show,
+        timeout=timeout,
+    )
+    click.echo(f"Logged in; the login is saved in {store.path} (readable only by you).")
+
+
+@main.command()
+@handle_errors
+def logout() -> None:
+    """Forget the saved user login."""
+    from .extract.user_auth import TokenStore
+
+    store = TokenStore()
+    store.delete()
+    click.echo(f"Removed {store.path}.")
+
+
+@main.command()
+@handle_errors
+def whoami() -> None:
+    """Show the user behind the credentials, the app's access mode, and what that mode can extract."""
+    from .access import whoami as run_whoami
+
+    for line in run_whoami(_settings()).lines():
+        click.echo(line)

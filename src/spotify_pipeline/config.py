@@ -55,6 +55,7 @@ ENV_VARS = dict(
         ("max_retry_wait", "SPOTIFY_PIPELINE_MAX_RETRY_WAIT"),
         ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
         ("raw_part_bytes", "SPOTIFY_PIPELINE_RAW_PART_BYTES"),
+        ("auth", "SPOTIFY_PIPELINE_AUTH"),
     ]
 )
 
@@ -76,6 +77,7 @@ class Settings:
     enrich_ttl_days: float = 7.0
     page_size: int = 100
     raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
+    auth: str = "auto"  # auto (the saved user login if there is one, else client credentials) | client | user
 
     def require_credentials(self) -> None:
         if not self.client_id or not self.client_secret:
@@ -139,4 +141,6 @@ def load_settings(
     settings = replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})
     if settings.concurrency < 1:
         raise ConfigError("concurrency must be at least 1")
+    if settings.auth not in ("auto", "client", "user"):
+        raise ConfigError(f"invalid auth {settings.auth!r}", hint="use auto, client or user")
     return settings

@@ -71,6 +71,9 @@ def extract_lines(summary: ExtractSummary) -> list[str]:
         f"raw zone: {summary.files_written} file{'s' if summary.files_written != 1 else ''}, "
         f"{_bytes(summary.bytes_written)}",
     ]
+    if summary.user_id or summary.sources:
+        parts = ", ".join(f"{k} {v}" for k, v in summary.sources.items())
+        lines.append(f"user {summary.user_id}: {parts or 'no user sources'}")
     if summary.metadata_only:
         lines.append(
             f"note: {len(summary.metadata_only)} playlists were stored as metadata only: this app's access mode "

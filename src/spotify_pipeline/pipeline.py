@@ -19,7 +19,7 @@ import pyarrow as pa
 from .alerts import send_alert
 from .catalog import Catalog
 from .config import Settings
-from .errors import PipelineError
+from .errors import ConfigError, PipelineError
 from .extract import (
     ClientCredentialsAuth,
     ExtractOptions,
@@ -28,8 +28,10 @@ from .extract import (
     RetryPolicy,
     SpotifyClient,
 )
+from .extract.auth import Auth
 from .extract.extractor import Progress
 from .extract.ratelimit import RateLimiter
+from .extract.user_auth import TokenStore, UserAuth
 from .lake.layout import new_run_id
 from .lake.lock import LakeLock
 from .lake.storage import Storage, open_storage
@@ -58,13 +60,24 @@ def lake_parts(settings: Settings) -> tuple[Storage, Catalog]:
     return storage, Catalog(Path(root))
 
 
-def make_client(settings: Settings, on_retry: Any = None) -> SpotifyClient:
+def make_auth(settings: Settings) -> Auth:
+    """The saved user login (`spotify-pipeline login`) when asked for or, with auth=auto, when there is one;
+    otherwise client credentials."""
+    store = TokenStore()
+    saved = store.load() if settings.auth in ("auto", "user") else None
+    if settings.auth == "user" and saved is None:
+        raise ConfigError("no saved Spotify login", hint="run `spotify-pipeline login` first")
+    if saved is not None:
+        return UserAuth(store, saved, settings.timeout)
     settings.require_credentials()
-    auth = ClientCredentialsAuth(settings.accounts_url, settings.client_id, settings.client_secret, settings.timeout)
+    return ClientCredentialsAuth(settings.accounts_url, settings.client_id, settings.client_secret, settings.timeout)
+
+
+def make_client(settings: Settings, on_retry: Any = None) -> SpotifyClient:
     policy = RetryPolicy(max_retries=settings.max_retries, max_retry_wait=settings.max_retry_wait)
     return SpotifyClient(
         settings.api_url,
-        auth,
+        make_auth(settings),
         policy=policy,
         limiter=RateLimiter(settings.rate_limit),
         concurrency=settings.concurrency,
@@ -80,6 +93,7 @@ def extract(
     full: bool = False,
     progress: Progress | None = None,
     run_id: str | None = None,
+    sources: Iterable[str] = (),
 ) -> ExtractSummary:
     storage, _ = lake_parts(settings)
     options = ExtractOptions(
@@ -88,9 +102,16 @@ def extract(
         concurrency=settings.concurrency,
         page_size=settings.page_size,
     )
+    sources = list(sources)
     with make_client(settings) as client:
+        if sources and not isinstance(client.auth, UserAuth):
+            raise ConfigError(
+                f"--source {' '.join(sources)} reads a user's library, and there is no user login",
+                hint="run `spotify-pipeline login` first (client credentials have no user)",
+            )
         writer_options = {"part_target_bytes": settings.raw_part_bytes}
-        return Extractor(client, storage, options, progress, writer_options=writer_options).run(playlist_ids, run_id)
+        extractor = Extractor(client, storage, options, progress, writer_options=writer_options)
+        return extractor.run(playlist_ids, run_id, sources)
 
 
 def run(
@@ -103,6 +124,7 @@ def run(
     rebuild: bool = False,
     progress: Progress | None = None,
     stage_hook: Callable[[Any], None] | None = None,
+    sources: Iterable[str] = (),
 ) -> RunReport:
     """Extract (unless transform_only) then transform (unless extract_only); record the run either way.
 
@@ -115,7 +137,9 @@ def run(
     with LakeLock(catalog.root, "transform" if transform_only else "run"):
         try:
             if not transform_only:
-                report.extract = extract(settings, playlist_ids, full=full, progress=progress, run_id=report.run_id)
+                report.extract = extract(
+                    settings, playlist_ids, full=full, progress=progress, run_id=report.run_id, sources=sources
+                )
             if not extract_only:
                 report.transform = transform(
                     storage, catalog, rebuild=rebuild, by_run_id=report.run_id, stage_hook=stage_hook

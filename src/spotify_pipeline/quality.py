@@ -84,6 +84,17 @@ CHECKS: list[Check] = [
     _foreign_key("playlist_songs", "playlist_id", "playlists"),
     _foreign_key("song_popularity", "song_id", "songs"),
     _foreign_key("playlist_changes", "playlist_id", "playlists"),
+    _foreign_key("saved_songs", "song_id", "songs"),
+    _foreign_key("plays", "song_id", "songs"),
+    Check(
+        "user_top.item_resolves",
+        "user_top",
+        "error",
+        "SELECT count(*) FROM {user_top} t WHERE (t.item_type = 'track' AND NOT EXISTS "
+        "(SELECT 1 FROM {songs} s WHERE s.song_id = t.item_id)) OR (t.item_type = 'artist' AND NOT EXISTS "
+        "(SELECT 1 FROM {artists} a WHERE a.artist_id = t.item_id))",
+        "every top track is a song and every top artist an artist",
+    ),
     *(_popularity(t) for t in ("songs", "artists", "albums", "song_popularity")),
     Check(
         "songs.duration_positive",

@@ -171,6 +171,40 @@ TABLES: dict[str, TableSpec] = {
             "Popularity history: one row per song per day it was observed (the last observation that day).",
         ),
         TableSpec(
+            "saved_songs",
+            _schema(("user_id", pa.string()), ("song_id", pa.string()), ("added_at", TS), ("extracted_at", TS)),
+            ("user_id", "song_id"),
+            "The logged-in user's liked songs (/me/tracks), as of the latest extraction of them.",
+        ),
+        TableSpec(
+            "plays",
+            _schema(
+                ("user_id", pa.string()),
+                ("played_at", TS),
+                ("song_id", pa.string()),
+                ("context_type", pa.string()),
+                ("context_uri", pa.string()),
+                ("extracted_at", TS),
+            ),
+            ("user_id", "played_at"),
+            "The user's listening history (/me/player/recently-played), accumulated run after run.",
+        ),
+        TableSpec(
+            "user_top",
+            _schema(
+                ("user_id", pa.string()),
+                ("observed_date", pa.date32()),
+                ("time_range", pa.string()),
+                ("item_type", pa.string()),
+                ("rank", pa.int32()),
+                ("item_id", pa.string()),
+                ("item_name", pa.string()),
+                ("observed_at", TS),
+            ),
+            ("user_id", "observed_date", "time_range", "item_type", "rank"),
+            "The user's top artists and tracks per time range, one list per day observed.",
+        ),
+        TableSpec(
             "pipeline_runs",
             _schema(
                 ("run_id", pa.string()),
@@ -223,4 +257,7 @@ DATA_TABLES = (
     "playlist_songs",
     "playlist_changes",
     "song_popularity",
+    "saved_songs",
+    "plays",
+    "user_top",
 )

@@ -23,6 +23,7 @@ from ..lake.raw import RawZoneWriter
 from ..lake.recovery import recover_interrupted_runs
 from ..lake.storage import Storage
 from .client import ApiResponse, SpotifyClient
+from .sources import SOURCES, UserSources, describe_failure
 from .state import ExtractState
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ class ExtractSummary:
     stop_reason: str | None = None
     manifest: str | None = None
     recovered_runs: list[str] = field(default_factory=list)
+    user_id: str | None = None
+    sources: dict[str, int] = field(default_factory=dict)  # source -> items (liked songs, plays, top items)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,7 +161,7 @@ def item_kind(playlist_item: dict[str, Any]) -> str:
     return "episode" if obj.get("type") == "episode" else "track" if obj.get("id") else "unavailable"
 
 
-class Extractor:
+class Extractor(UserSources):
     def __init__(
         self,
         client: SpotifyClient,
@@ -183,7 +186,9 @@ class Extractor:
         self._warned: set[str] = set()
 
     # ---- the run -------------------------------------------------------------------------------------
-    def run(self, playlist_ids: Iterable[str], run_id: str | None = None) -> ExtractSummary:
+    def run(
+        self, playlist_ids: Iterable[str], run_id: str | None = None, sources: Iterable[str] = ()
+    ) -> ExtractSummary:
         started = self.clock()
         run_id = run_id or new_run_id(started, secrets.token_hex(3))
         summary = ExtractSummary(run_id=run_id, started_at=started.isoformat())
@@ -201,10 +206,16 @@ class Extractor:
         outcomes: dict[str, dict[str, Any]] = {}
         ids = list(playlist_ids)
         fatal: BaseException | None = None
+        wanted = [src for src in SOURCES if src in set(sources)]
         try:
+            if wanted:
+                fatal = self._user_sources_first(wanted, writer, summary, ids)
             with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="extract") as pool:
-                futures = {pool.submit(self._playlist, pid, state, writer): pid for pid in ids}
-                fatal = self._collect(futures, outcomes, summary, state)
+                if fatal is None:
+                    futures = {pool.submit(self._playlist, pid, state, writer): pid for pid in ids}
+                    fatal = self._collect(futures, outcomes, summary, state)
+                if fatal is None and wanted:
+                    fatal = self._user_sources_rest(wanted, writer, summary, state)
                 if fatal is None and self.options.enrich:
                     fatal = self._enrich(pool, state, writer, summary)
         finally:
@@ -226,6 +237,44 @@ class Extractor:
         if isinstance(fatal, AuthError):
             raise fatal
         return summary
+
+    def _user_sources_first(
+        self, wanted: list[str], writer: RawZoneWriter, summary: ExtractSummary, ids: list[str]
+    ) -> BaseException | None:
+        """Who the user is, and (for my-playlists) which playlists to add to this run."""
+        try:
+            summary.user_id = self.current_user(writer)
+            if "my-playlists" in wanted:
+                mine = self.my_playlists(writer, summary.user_id)
+                summary.sources["my-playlists"] = len(mine)
+                ids.extend(pid for pid in mine if pid not in set(ids))
+        except (RetryWaitTooLong, AuthError) as exc:
+            return exc
+        except ApiError as exc:
+            if exc.status == 401:
+                return AuthError(describe_failure("user sources", exc), status=401, url=exc.url)
+            summary.failed["my-playlists"] = describe_failure("my-playlists", exc)
+        return None
+
+    def _user_sources_rest(
+        self, wanted: list[str], writer: RawZoneWriter, summary: ExtractSummary, state: ExtractState
+    ) -> BaseException | None:
+        assert summary.user_id is not None
+        steps = {
+            "liked": lambda: self.liked(writer, summary.user_id or ""),
+            "recently-played": lambda: self.recently_played(writer, summary.user_id or "", state),
+            "top": lambda: self.top(writer, summary.user_id or ""),
+        }
+        for source in wanted:
+            if source not in steps:
+                continue
+            try:
+                summary.sources[source] = steps[source]()
+            except (RetryWaitTooLong, AuthError) as exc:
+                return exc
+            except ApiError as exc:
+                summary.failed[source] = describe_failure(source, exc)
+        return None
 
     def _collect(
         self,
@@ -361,20 +410,22 @@ class Extractor:
                     self._notice_drift(str(obj["type"]), obj)
             if kind != "track":
                 continue
-            track = obj
-            if not isinstance(track, dict):
-                continue
-            artists.update(a["id"] for a in track.get("artists") or [] if a and a.get("id"))
-            album = track.get("album") or {}
-            if album.get("id"):
-                albums.add(album["id"])
-                artists.update(a["id"] for a in album.get("artists") or [] if a and a.get("id"))
+            if isinstance(obj, dict):
+                _track_refs(obj, artists, albums)
         with self._lock:
             self._kinds.update(kinds)
             self._refs["artists"] |= artists
             self._refs["albums"] |= albums
         self.progress.update(pages=1, items=len(items))
         return len(items)
+
+    def _remember_track(self, track: dict[str, Any]) -> None:
+        artists: set[str] = set()
+        albums: set[str] = set()
+        _track_refs(track, artists, albums)
+        with self._lock:
+            self._refs["artists"] |= artists
+            self._refs["albums"] |= albums
 
     def _notice_drift(self, kind: str, obj: dict[str, Any]) -> None:
         unknown = obj.keys() - KNOWN_FIELDS[kind]
@@ -467,6 +518,15 @@ class Extractor:
     def _check_stop(self) -> None:
         if self._stop.is_set():
             raise _Stopped
+
+
+def _track_refs(track: dict[str, Any], artists: set[str], albums: set[str]) -> None:
+    """Add the artist and album IDs a track object references."""
+    artists.update(a["id"] for a in track.get("artists") or [] if isinstance(a, dict) and a.get("id"))
+    album = track.get("album") or {}
+    if isinstance(album, dict) and album.get("id"):
+        albums.add(album["id"])
+        artists.update(a["id"] for a in album.get("artists") or [] if isinstance(a, dict) and a.get("id"))
 
 
 class _Stopped(Exception):

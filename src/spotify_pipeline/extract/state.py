@@ -21,6 +21,7 @@ class ExtractState:
         data = data or {}
         self.playlists: dict[str, dict[str, Any]] = data.get("playlists", {})
         self.enriched: dict[str, dict[str, str]] = data.get("enriched", {"artists": {}, "albums": {}})
+        self.cursors: dict[str, str] = data.get("cursors", {})
         self._lock = threading.Lock()
 
     @classmethod
@@ -34,7 +35,7 @@ class ExtractState:
 
     def save(self, storage: Storage) -> None:
         with self._lock:
-            data = {"playlists": self.playlists, "enriched": self.enriched}
+            data = {"playlists": self.playlists, "enriched": self.enriched, "cursors": self.cursors}
             storage.write_atomic(STATE_KEY, json.dumps(data, sort_keys=True).encode(), overwrite=True)
 
     def snapshot_of(self, playlist_id: str) -> str | None:
@@ -54,3 +55,10 @@ class ExtractState:
             bucket = self.enriched.setdefault(kind, {})
             for entity_id in entity_ids:
                 bucket[entity_id] = at.isoformat()
+
+    def cursor(self, name: str) -> str | None:
+        return self.cursors.get(name)
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self._lock:
+            self.cursors[name] = value

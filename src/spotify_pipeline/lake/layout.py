@@ -12,7 +12,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-RAW_ENTITIES = ("playlists", "playlist_checks", "playlist_items", "artists", "albums")
+RAW_ENTITIES = (
+    "playlists",
+    "playlist_checks",
+    "playlist_items",
+    "artists",
+    "albums",
+    "me",
+    "me_playlists",
+    "saved_tracks",
+    "recently_played",
+    "top_items",
+)
 _RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 

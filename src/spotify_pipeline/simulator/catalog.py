@@ -210,6 +210,70 @@ class Catalog:
     def collaborative(self, playlist: int) -> bool:
         return playlist % 7 == 3
 
+    def collaborators(self, playlist: int) -> tuple[str, ...]:
+        """Users who may edit a collaborative playlist besides its owner."""
+        if not self.collaborative(playlist):
+            return ()
+        return (USERS[(playlist + 1) % len(USERS)],)
+
+    def can_edit(self, user: str, playlist: int) -> bool:
+        return self.owner(playlist) == user or user in self.collaborators(playlist)
+
+    # ---- a user's library (for user tokens) ----------------------------------------------------------
+    def user_playlists(self, user: str) -> list[int]:
+        """Owned, collaborative and followed playlists, as /me/playlists lists them."""
+        slot = USERS.index(user) % 3 if user in USERS else 0
+        return [i for i in range(self.config.playlists) if self.can_edit(user, i) or i % 3 == slot]
+
+    def saved_tracks(self, user: str) -> list[tuple[int, str]]:
+        """(track, added_at) of the user's liked songs, newest first."""
+        rng = _rng(self.config.seed, "saved", user)
+        count = min(self.n_tracks, 30 + rng.randrange(60))
+        tracks = rng.sample(range(self.n_tracks), count)
+        return [
+            (t, (_EPOCH + dt.timedelta(days=2000 - k, hours=k % 24)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            for k, t in enumerate(tracks)
+        ]
+
+    def play(self, user: str, number: int) -> tuple[int, dt.datetime, int | None]:
+        """The user's play number `number` (0 = first ever): track, played_at, context playlist."""
+        rng = _rng(self.config.seed, "play", user, number)
+        played_at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=4 * number, seconds=rng.randrange(60))
+        playlist = rng.randrange(self.config.playlists) if rng.random() < 0.6 and self.config.playlists else None
+        return self._pick_track(rng), played_at, playlist
+
+    def top(self, user: str, kind: str, time_range: str) -> list[int]:
+        rng = _rng(self.config.seed, "top", user, kind, time_range)
+        pool = self.n_artists if kind == "artists" else self.n_tracks
+        return rng.sample(range(pool), min(pool, 20))
+
+    def user_object(self, user: str, base: str) -> JSON:
+        obj = {
+            "display_name": user.capitalize(),
+            "external_urls": {"spotify": f"https://open.spotify.com/user/{user}"},
+            "href": f"{base}/users/{user}",
+            "id": user,
+            "images": [],
+            "type": "user",
+            "uri": f"spotify:user:{user}",
+        }
+        if self.extended:
+            obj.update(
+                country="DE",
+                email=f"{user}@example.com",
+                product="premium",
+                followers={"href": None, "total": 3},
+                explicit_content={"filter_enabled": False, "filter_locked": False},
+            )
+        return obj
+
+    def simplified_playlist(self, playlist: int, base: str) -> JSON:
+        obj = self.playlist_header(playlist, base)
+        obj.pop("followers", None)
+        pid = obj["id"]
+        obj["items"] = {"href": f"{base}/playlists/{pid}/items", "total": self.playlist_size(playlist)}
+        return obj
+
     # ---- names and numbers ---------------------------------------------------------------------------
     def _name(self, kind: str, index: int, words: int = 2) -> str:
         if index % 13 == 5:

@@ -11,6 +11,8 @@ import base64
 import binascii
 import collections
 import contextlib
+import datetime as dt
+import hashlib
 import json
 import re
 import secrets
@@ -109,6 +111,8 @@ class SimulatedSpotify:
         token_ttl: float = 3600.0,
         faults: FaultPlan | None = None,
         legacy_items: bool = False,
+        login_user: str = "alice",
+        rotate_refresh_tokens: bool = False,
     ) -> None:
         self.catalog = catalog or Catalog(CatalogConfig())
         self.client_id = client_id
@@ -116,6 +120,11 @@ class SimulatedSpotify:
         self.token_ttl = token_ttl
         self.faults = faults or FaultPlan()
         self.legacy_items = legacy_items  # serve only the pre-2026 `/tracks` + `track` forms
+        self.login_user = login_user  # who "approves" the authorize page
+        self.rotate_refresh_tokens = rotate_refresh_tokens
+        self._codes: dict[str, dict[str, Any]] = {}
+        self._refresh: dict[str, dict[str, Any]] = {}
+        self.plays: dict[str, int] = {}  # user -> plays so far
         self.stats = RequestStats()
         self._tokens: dict[str, Token] = {}
         self._tokens_lock = threading.Lock()
@@ -187,6 +196,18 @@ class SimulatedSpotify:
             raise HttpError(401, "The access token expired")
         return token
 
+    def plays_of(self, user: str) -> int:
+        return self.plays.setdefault(user, 30)
+
+    def add_plays(self, user: str, count: int) -> None:
+        with self._tokens_lock:
+            self.plays[user] = self.plays_of(user) + count
+
+    def revoke_refresh_tokens(self) -> None:
+        with self._tokens_lock:
+            for grant in self._refresh.values():
+                grant["revoked"] = True
+
     def mutate(self, playlist_indices: list[int]) -> None:
         self.catalog.mutate(playlist_indices)
 
@@ -212,6 +233,14 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/tracks/([^/]+)$"), "track"),
     ("GET", re.compile(r"^/v1/tracks$"), "tracks"),
     ("POST", re.compile(r"^/api/token$"), "token"),
+    ("GET", re.compile(r"^/authorize$"), "authorize"),
+    ("GET", re.compile(r"^/v1/me$"), "me"),
+    ("GET", re.compile(r"^/v1/me/playlists$"), "me_playlists"),
+    ("GET", re.compile(r"^/v1/me/tracks$"), "me_tracks"),
+    ("GET", re.compile(r"^/v1/me/player/recently-played$"), "recently_played"),
+    ("GET", re.compile(r"^/v1/me/top/(artists|tracks)$"), "top"),
+    ("POST", re.compile(r"^/_admin/plays$"), "admin_plays"),
+    ("POST", re.compile(r"^/_admin/revoke$"), "admin_revoke"),
     ("GET", re.compile(r"^/_admin/stats$"), "admin_stats"),
     ("POST", re.compile(r"^/_admin/faults$"), "admin_faults"),
     ("POST", re.compile(r"^/_admin/mutate$"), "admin_mutate"),
@@ -270,6 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, ids = handler(query, body, *args)
         except HttpError as err:
             self.app.stats.record(route_name, err.status)
+            if err.status == 302:
+                self._send_bytes(302, b"", err.headers)
+                return
             if route_name == "token":
                 self._send_json(err.status, {"error": err.message, **err.extra}, err.headers)
             else:
@@ -348,6 +380,10 @@ class _Handler(BaseHTTPRequestHandler):
         grant = form.get("grant_type")
         if grant is None:
             raise HttpError(400, "unsupported_grant_type", error_description="grant_type parameter is missing")
+        if grant == "authorization_code":
+            return self._code_grant(form, client_id)
+        if grant == "refresh_token":
+            return self._refresh_grant(form, client_id)
         if grant != "client_credentials":
             raise HttpError(400, "unsupported_grant_type", error_description=f"grant_type {grant} not supported")
         if not client_id:
@@ -356,6 +392,166 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "invalid_client", error_description="Invalid client secret")
         token, ttl = self.app.issue_token(user=None)
         return 200, {"access_token": token, "token_type": TOKEN_TYPE, "expires_in": ttl}, None
+
+    def _code_grant(self, form: dict[str, str], client_id: str | None) -> tuple[int, Any, None]:
+        """Authorization code with PKCE: the code_verifier must hash to the code_challenge (S256)."""
+        client_id = client_id or form.get("client_id")
+        if client_id != self.app.client_id:
+            raise HttpError(400, "invalid_client", error_description="Invalid client")
+        grant = self.app._codes.pop(form.get("code", ""), None)
+        if grant is None or grant["expires"] < time.monotonic():
+            raise HttpError(400, "invalid_grant", error_description="Invalid authorization code")
+        if form.get("redirect_uri") != grant["redirect_uri"]:
+            raise HttpError(400, "invalid_grant", error_description="Invalid redirect URI")
+        verifier = form.get("code_verifier", "")
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if not verifier or not secrets.compare_digest(challenge, grant["challenge"]):
+            raise HttpError(400, "invalid_grant", error_description="code_verifier was incorrect")
+        return 200, self._user_tokens(grant["user"], grant["scope"]), None
+
+    def _refresh_grant(self, form: dict[str, str], client_id: str | None) -> tuple[int, Any, None]:
+        client_id = client_id or form.get("client_id")
+        refresh = form.get("refresh_token", "")
+        with self.app._tokens_lock:
+            grant = self.app._refresh.get(refresh)
+        if grant is None or grant["client_id"] != client_id:
+            raise HttpError(400, "invalid_grant", error_description="Invalid refresh token")
+        if grant["revoked"]:
+            raise HttpError(400, "invalid_grant", error_description="Refresh token revoked")
+        body = self._user_tokens(grant["user"], grant["scope"], rotate_from=refresh)
+        return 200, body, None
+
+    def _user_tokens(self, user: str, scope: str, rotate_from: str | None = None) -> dict[str, Any]:
+        token, ttl = self.app.issue_token(user=user)
+        body: dict[str, Any] = {"access_token": token, "token_type": TOKEN_TYPE, "scope": scope, "expires_in": ttl}
+        if rotate_from is None or self.app.rotate_refresh_tokens:
+            refresh = secrets.token_urlsafe(32)
+            with self.app._tokens_lock:
+                if rotate_from is not None:
+                    self.app._refresh[rotate_from]["revoked"] = True
+                self.app._refresh[refresh] = {
+                    "user": user,
+                    "client_id": self.app.client_id,
+                    "scope": scope,
+                    "revoked": False,
+                }
+            body["refresh_token"] = refresh
+        return body
+
+    def _route_authorize(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        """The consent page, approved at once for `login_user`: redirects to the loopback callback."""
+        redirect = query.get("redirect_uri", "")
+        target = urllib.parse.urlsplit(redirect)
+        if query.get("client_id") != self.app.client_id:
+            raise HttpError(400, "INVALID_CLIENT: Invalid client")
+        if target.scheme != "http" or target.hostname not in ("127.0.0.1", "::1"):
+            raise HttpError(400, "INVALID_CLIENT: Insecure redirect URI (use a loopback IP literal, not localhost)")
+        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
+            raise HttpError(400, "unsupported_response_type")
+        if not query.get("code_challenge"):
+            raise HttpError(400, "code_challenge is required")
+        code = secrets.token_urlsafe(24)
+        self.app._codes[code] = {
+            "redirect_uri": redirect,
+            "challenge": query["code_challenge"],
+            "user": self.app.login_user,
+            "scope": query.get("scope", ""),
+            "expires": time.monotonic() + 600,
+        }
+        params = {"code": code}
+        if "state" in query:
+            params["state"] = query["state"]
+        location = redirect + ("&" if "?" in redirect else "?") + urllib.parse.urlencode(params)
+        raise HttpError(302, "redirect", headers={"Location": location})
+
+    def _user(self) -> str:
+        token = self._auth()
+        if token.user is None:
+            raise HttpError(401, "This endpoint requires a user access token (client credentials have no user)")
+        return str(token.user)
+
+    def _route_me(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        return 200, self.app.catalog.user_object(self._user(), self.app.api_url), None
+
+    def _list_page(self, query: dict[str, str], all_items: list[Any], path: str, max_limit: int = 50) -> dict[str, Any]:
+        limit, offset = self._paging_params(query, max_limit, 20)
+        base = f"{self.app.api_url}/{path}"
+        total = len(all_items)
+        return {
+            "href": f"{base}?offset={offset}&limit={limit}",
+            "items": all_items[offset : offset + limit],
+            "limit": limit,
+            "offset": offset,
+            "total": total,
+            "next": f"{base}?offset={offset + limit}&limit={limit}" if offset + limit < total else None,
+            "previous": f"{base}?offset={max(0, offset - limit)}&limit={limit}" if offset else None,
+        }
+
+    def _route_me_playlists(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        user, catalog, base = self._user(), self.app.catalog, self.app.api_url
+        indices = catalog.user_playlists(user)
+        page = self._list_page(query, indices, "me/playlists")
+        page["items"] = [catalog.simplified_playlist(i, base) for i in page["items"]]
+        return 200, page, None
+
+    def _route_me_tracks(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        user, catalog, base = self._user(), self.app.catalog, self.app.api_url
+        page = self._list_page(query, catalog.saved_tracks(user), "me/tracks")
+        page["items"] = [{"added_at": added, "track": catalog.track_full(t, base)} for t, added in page["items"]]
+        return 200, page, None
+
+    def _route_recently_played(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        """The last 50 plays at most (as the real API keeps), newest first; `after` (ms) keeps newer ones."""
+        user, catalog, base = self._user(), self.app.catalog, self.app.api_url
+        limit, _ = self._paging_params({"limit": query.get("limit", "20")}, 50, 20)
+        total = self.app.plays_of(user)
+        after = int(query["after"]) if query.get("after", "").isdigit() else None
+        plays = []
+        for number in range(total - 1, max(-1, total - 51), -1):
+            track, played_at, playlist = catalog.play(user, number)
+            millis = int(played_at.timestamp() * 1000)
+            if after is not None and millis <= after:
+                break
+            context = None
+            if playlist is not None:
+                pid = catalog.id_of("playlist", playlist)
+                context = {
+                    "type": "playlist",
+                    "href": f"{base}/playlists/{pid}",
+                    "external_urls": {"spotify": f"https://open.spotify.com/playlist/{pid}"},
+                    "uri": f"spotify:playlist:{pid}",
+                }
+            plays.append(
+                {
+                    "track": catalog.track_full(track, base),
+                    "played_at": played_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "context": context,
+                }
+            )
+        # With `after`, the plays just after the cursor come first when paging forward.
+        plays = plays[-limit:] if after is not None else plays[:limit]
+        stamps = [int(dt.datetime.fromisoformat(str(p["played_at"])[:-1] + "+00:00").timestamp() * 1000) for p in plays]
+        cursors = {"after": str(max(stamps)), "before": str(min(stamps))} if stamps else None
+        page = {
+            "href": f"{base}/me/player/recently-played?limit={limit}",
+            "items": plays,
+            "limit": limit,
+            "next": None,
+            "cursors": cursors,
+            "total": len(plays),
+        }
+        return 200, page, None
+
+    def _route_top(self, query: dict[str, str], body: bytes, kind: str) -> tuple[int, Any, None]:
+        user, catalog, base = self._user(), self.app.catalog, self.app.api_url
+        time_range = query.get("time_range", "medium_term")
+        if time_range not in ("short_term", "medium_term", "long_term"):
+            raise HttpError(400, "Invalid time range")
+        indices = catalog.top(user, kind, time_range)
+        render = catalog.artist_full if kind == "artists" else catalog.track_full
+        page = self._list_page(query, indices, f"me/top/{kind}")
+        page["items"] = [render(i, base) for i in page["items"]]
+        return 200, page, None
 
     # ---- Web API -------------------------------------------------------------------------------------
     def _auth(self) -> Any:
@@ -378,7 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if token.user is None:
             return False
-        return catalog.owner(playlist) == token.user or catalog.collaborative(playlist)
+        return catalog.can_edit(token.user, playlist)
 
     def _paging_params(self, query: dict[str, str], max_limit: int, default: int) -> tuple[int, int]:
         try:
@@ -532,6 +728,15 @@ class _Handler(BaseHTTPRequestHandler):
             indices += list(range(0, count, step))
         self.app.mutate(sorted({i for i in indices if 0 <= i < count}))
         return 200, {"mutated": len(indices)}, None
+
+    def _route_admin_plays(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        data = self._json_body(body)
+        self.app.add_plays(str(data.get("user", self.app.login_user)), int(data.get("count", 1)))
+        return 200, {"ok": True}, None
+
+    def _route_admin_revoke(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        self.app.revoke_refresh_tokens()
+        return 200, {"ok": True}, None
 
     def _route_admin_expire(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
         self.app.expire_tokens()

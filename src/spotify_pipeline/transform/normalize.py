@@ -90,6 +90,13 @@ META: Shape = {
     "fetched_at": "VARCHAR",
     "playlist_id": "VARCHAR",
     "snapshot_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "kind": "VARCHAR",
+    "time_range": "VARCHAR",
+}
+SAVED_PAGE: Shape = {"items": [{"added_at": "VARCHAR", "track": PLAYABLE}]}
+PLAYS_PAGE: Shape = {
+    "items": [{"played_at": "VARCHAR", "track": PLAYABLE, "context": {"type": "VARCHAR", "uri": "VARCHAR"}}]
 }
 
 
@@ -113,6 +120,9 @@ BODY_TYPES: dict[str, Any] = {
     "playlist_items": PAGE,
     "artists": "JSON",  # batch ({"artists": [...]}) or single responses: shaped in SQL by endpoint
     "albums": "JSON",
+    "saved_tracks": SAVED_PAGE,
+    "recently_played": PLAYS_PAGE,
+    "top_items": "JSON",  # artists or tracks, by meta.kind
 }
 
 
@@ -144,6 +154,52 @@ def _release_date(raw: str, precision: str) -> str:
         WHEN {precision} = 'month' THEN try_strptime({raw} || '-01', '%Y-%m-%d')::DATE
         WHEN {precision} = 'year' THEN try_strptime({raw} || '-01-01', '%Y-%m-%d')::DATE
     END"""
+
+
+def build_user_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """`b_saved_songs`, `b_plays`, `b_user_top` from the user sources (liked, recently played, top).
+    Needs a table `complete_sources(run_id, source)`: liked songs replace the previous set only when a run
+    fetched all of them."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_saved_songs AS
+        -- the liked songs of each user's latest complete extraction of them (songs unliked since are gone)
+        WITH pages AS (
+            SELECT meta.user_id AS user_id, run_id, fetched_at, unnest(body.items) AS s FROM raw_saved_tracks
+            WHERE run_id IN (SELECT run_id FROM complete_sources WHERE source = 'liked')
+        ),
+        latest AS (SELECT user_id, max(run_id) AS run_id FROM pages GROUP BY user_id)
+        SELECT p.user_id, p.s.track.id AS song_id, min(p.s.added_at::TIMESTAMPTZ) AS added_at,
+               max(p.fetched_at) AS extracted_at
+        FROM pages p JOIN latest USING (user_id, run_id)
+        WHERE p.s.track.id IS NOT NULL AND p.s.track.type = 'track'
+        GROUP BY p.user_id, p.s.track.id
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_plays AS
+        SELECT meta.user_id AS user_id, p.played_at::TIMESTAMPTZ AS played_at, p.track.id AS song_id,
+               p.context.type AS context_type, p.context.uri AS context_uri, fetched_at AS extracted_at
+        FROM (SELECT meta, fetched_at, unnest(body.items) AS p FROM raw_recently_played)
+        WHERE p.played_at IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY user_id, played_at ORDER BY fetched_at DESC) = 1
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_user_top AS
+        SELECT meta.user_id AS user_id, fetched_at::DATE AS observed_date, meta.time_range AS time_range,
+               CASE meta.kind WHEN 'artists' THEN 'artist' ELSE 'track' END AS item_type,
+               (idx - 1)::INTEGER AS rank, item ->> 'id' AS item_id, item ->> 'name' AS item_name,
+               fetched_at AS observed_at
+        FROM (SELECT meta, fetched_at, unnest(CAST(body -> 'items' AS JSON[])) AS item,
+                     generate_subscripts(CAST(body -> 'items' AS JSON[]), 1) AS idx
+              FROM raw_top_items)
+        QUALIFY row_number() OVER (PARTITION BY user_id, observed_date, time_range, item_type, rank
+                                   ORDER BY fetched_at DESC) = 1
+        """
+    )
 
 
 def build_changes(con: duckdb.DuckDBPyConnection) -> None:
@@ -236,9 +292,22 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> 
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE track_obs AS
         SELECT obj.id AS song_id, obj, fetched_at, added_at FROM item_rows WHERE item_type = 'track'
+        UNION ALL
+        SELECT t.track.id, t.track, fetched_at, NULL::TIMESTAMPTZ
+        FROM (SELECT unnest(body.items) AS t, fetched_at FROM raw_saved_tracks)
+        WHERE t.track.id IS NOT NULL AND t.track.type = 'track'
+        UNION ALL
+        SELECT p.track.id, p.track, fetched_at, NULL::TIMESTAMPTZ
+        FROM (SELECT unnest(body.items) AS p, fetched_at FROM raw_recently_played)
+        WHERE p.track.id IS NOT NULL AND p.track.type = 'track'
+        UNION ALL
+        SELECT t.id, t, fetched_at, NULL::TIMESTAMPTZ
+        FROM (SELECT unnest(json_transform(body -> 'items', '{json_structure([PLAYABLE])}')) AS t, fetched_at
+              FROM raw_top_items WHERE meta.kind = 'tracks')
+        WHERE t.id IS NOT NULL
         """
     )
     con.execute(
@@ -330,6 +399,9 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> 
         UNION ALL
         SELECT json_transform(body, '{json_structure(ARTIST)}') AS artist, fetched_at, TRUE
         FROM raw_artists WHERE meta.endpoint = 'artist'
+        UNION ALL
+        SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')) AS artist, fetched_at, TRUE
+        FROM raw_top_items WHERE meta.kind = 'artists'
         """
     )
     con.execute(

@@ -23,7 +23,7 @@ from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
 from ..tables import DATA_TABLES, TABLES
 from .merge import merge_sql
-from .normalize import build_batch, build_changes
+from .normalize import build_batch, build_changes, build_user_tables
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,12 @@ def transform(
             ),
         )
         con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
+        sources = [{"run_id": m["run_id"], "source": src} for m in todo for src in (m.get("sources") or {})]
+        con.register(
+            "_sources",
+            pa.Table.from_pylist(sources, schema=pa.schema([("run_id", pa.string()), ("source", pa.string())])),
+        )
+        con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
             build_batch(con, files)
         except duckdb.Error as exc:
@@ -133,6 +139,7 @@ def transform(
         else:
             register_table(con, catalog, "playlist_songs", "old_playlist_songs")
         build_changes(con)
+        build_user_tables(con)
         for name in DATA_TABLES:
             result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
             if rebuild:
