@@ -174,7 +174,7 @@ def test_development_mode_user_token_gets_own_items_and_single_id_enrichment(
     client = SpotifyClient(server.api_url, StaticTokenAuth(Secret(token)))
     with client:
         summary = Extractor(client, LocalStorage(tmp_path)).run(server.playlist_ids())
-    readable = [i for i in range(8) if server.catalog.owner(i) == "alice" or server.catalog.collaborative(i)]
+    readable = [i for i in range(8) if server.catalog.can_edit("alice", i)]
     assert readable and len(readable) < 8
     assert sorted(summary.metadata_only) == sorted(server.playlist_ids()[i] for i in range(8) if i not in readable)
     assert summary.items == sum(server.catalog.playlist_size(i) for i in readable)
