@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[reports,test,dev]"
+	$(BIN)/pip install --quiet -e ".[reports,aws,test,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)  ## simulated Spotify API -> extract -> raw zone -> Iceberg tables -> SQL, into ./lake

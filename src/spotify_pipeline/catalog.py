@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 class Catalog:
     """The lake's tables. Created on first use; `exists()` says whether anything was ever published."""
 
+    remote = False  # True when tables live on S3 (DuckDB then needs the S3 filesystem)
+
     def __init__(self, lake_root: Path) -> None:
         self.root = lake_root.resolve()
+        self.location = str(self.root)
+        self.namespace = NAMESPACE
         self._catalog: Any = None
 
     def exists(self) -> bool:
@@ -62,7 +66,7 @@ class Catalog:
     def table(self, name: str, *, create: bool = True) -> Any:
         from pyiceberg.exceptions import NoSuchTableError
 
-        identifier = f"{NAMESPACE}.{name}"
+        identifier = f"{self.namespace}.{name}"
         try:
             return self.iceberg.load_table(identifier)
         except NoSuchTableError:
@@ -73,7 +77,7 @@ class Catalog:
     def table_names(self) -> list[str]:
         if not self.exists():
             return []
-        return sorted(ident[-1] for ident in self.iceberg.list_tables(NAMESPACE))
+        return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
 
     def data_files(self, name: str) -> list[str]:
         """Parquet files of the table's current snapshot (copy-on-write: no delete files to apply)."""
@@ -105,7 +109,7 @@ class Catalog:
             yield
         except OSError as exc:
             raise LakeError(
-                f"cannot write table {name} in {self.root}: {exc.strerror or exc}", hint=os_error_hint(exc)
+                f"cannot write table {name} in {self.location}: {exc.strerror or exc}", hint=os_error_hint(exc)
             ) from exc
 
     def free_bytes(self) -> int:
@@ -114,7 +118,7 @@ class Catalog:
     def drop_all(self, keep: tuple[str, ...] = ()) -> None:
         for name in self.table_names():
             if name not in keep:
-                self.iceberg.drop_table(f"{NAMESPACE}.{name}")
+                self.iceberg.drop_table(f"{self.namespace}.{name}")
 
     def snapshot_id(self, name: str) -> int | None:
         snapshot = self.table(name).current_snapshot()
@@ -123,3 +127,64 @@ class Catalog:
 
 def _local(path: str) -> str:
     return path.removeprefix("file://")
+
+
+class GlueCatalog(Catalog):
+    """Tables registered in AWS Glue, data in the lake's S3 prefix: what Athena reads natively.
+    Same table names, columns and merge logic as the embedded catalog."""
+
+    remote = True
+
+    def __init__(self, lake_uri: str, database: str = NAMESPACE) -> None:
+        from .lake.s3 import aws_endpoint
+
+        self.root = Path("/nonexistent-s3-lake")
+        self.location = lake_uri.rstrip("/")
+        self.namespace = database
+        self._endpoint = aws_endpoint()
+        self._catalog = None
+
+    @property
+    def iceberg(self) -> Any:
+        if self._catalog is None:
+            import os
+
+            from pyiceberg.catalog.glue import GlueCatalog as IcebergGlue
+
+            props: dict[str, str] = {"warehouse": f"{self.location}/{WAREHOUSE_DIR}"}
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            if region:
+                props.update({"glue.region": region, "s3.region": region})
+            if self._endpoint:
+                props.update({"glue.endpoint": self._endpoint, "s3.endpoint": self._endpoint})
+            try:
+                self._catalog = IcebergGlue("glue", **props)
+                if (self.namespace,) not in self._catalog.list_namespaces():
+                    self._catalog.create_namespace(
+                        self.namespace, {"location": f"{self.location}/{WAREHOUSE_DIR}/{self.namespace}.db"}
+                    )
+            except Exception as exc:  # boto3/pyiceberg raise many types for an unreachable catalog
+                raise LakeError(
+                    f"cannot open the Glue catalog (database {self.namespace}): {exc}",
+                    hint="check the AWS credentials, region and IAM permissions",
+                ) from exc
+        return self._catalog
+
+    def exists(self) -> bool:
+        try:
+            return bool(self.iceberg.list_tables(self.namespace))
+        except LakeError:
+            return False
+
+    def free_bytes(self) -> int:
+        return 2**62  # S3 does not fill up
+
+    def data_files(self, name: str) -> list[str]:
+        return super().data_files(name)
+
+
+def open_catalog(lake: str, glue_database: str = NAMESPACE) -> Catalog:
+    """The catalog for a lake location: embedded (SQLite) for a folder, Glue for s3://."""
+    if lake.startswith("s3://"):
+        return GlueCatalog(lake, glue_database)
+    return Catalog(Path(lake.removeprefix("file://")).expanduser())

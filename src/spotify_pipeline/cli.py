@@ -398,7 +398,7 @@ def tables(lake: str | None) -> None:
     _, catalog = lake_parts(_settings(lake=lake))
     counts = table_row_counts(catalog) if catalog.exists() else {}
     if not counts:
-        raise QueryError(f"no tables in the lake at {catalog.root}", hint="run `spotify-pipeline run` first")
+        raise QueryError(f"no tables in the lake at {catalog.location}", hint="run `spotify-pipeline run` first")
     for name in sorted(counts):
         spec = TABLES.get(name)
         columns = ", ".join(f"{f.name} {f.type}" for f in spec.schema) if spec else ""

@@ -56,6 +56,9 @@ ENV_VARS = dict(
         ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
         ("raw_part_bytes", "SPOTIFY_PIPELINE_RAW_PART_BYTES"),
         ("auth", "SPOTIFY_PIPELINE_AUTH"),
+        ("glue_database", "SPOTIFY_PIPELINE_GLUE_DATABASE"),
+        ("athena_workgroup", "SPOTIFY_PIPELINE_ATHENA_WORKGROUP"),
+        ("athena_output", "SPOTIFY_PIPELINE_ATHENA_OUTPUT"),
     ]
 )
 
@@ -78,6 +81,9 @@ class Settings:
     page_size: int = 100
     raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
     auth: str = "auto"  # auto (the saved user login if there is one, else client credentials) | client | user
+    glue_database: str = "spotify"  # the Glue database of an s3:// lake's tables
+    athena_workgroup: str = "primary"
+    athena_output: str = ""  # s3:// location for Athena results; default: <lake>/athena-results/
 
     def require_credentials(self) -> None:
         if not self.client_id or not self.client_secret:
@@ -136,6 +142,8 @@ def load_settings(
     for name, var in ENV_VARS.items():
         if environ.get(var):
             values[name] = environ[var]
+    if "lake" not in values and environ.get("S3_BUCKET_NAME"):  # the original design's variable
+        values["lake"] = f"s3://{environ['S3_BUCKET_NAME']}/lake"
     if name_override := (overrides or {}):
         values.update({k: v for k, v in name_override.items() if v is not None})
     settings = replace(Settings(), **{k: _coerce(k, v) for k, v in values.items()})

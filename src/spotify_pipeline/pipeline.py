@@ -11,13 +11,12 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from .alerts import send_alert
-from .catalog import Catalog
+from .catalog import Catalog, open_catalog
 from .config import Settings
 from .errors import ConfigError, PipelineError
 from .extract import (
@@ -33,7 +32,7 @@ from .extract.extractor import Progress
 from .extract.ratelimit import RateLimiter
 from .extract.user_auth import TokenStore, UserAuth
 from .lake.layout import new_run_id
-from .lake.lock import LakeLock
+from .lake.lock import LakeLock, S3LakeLock
 from .lake.storage import Storage, open_storage
 from .tables import TABLES
 from .transform import TransformResult, transform
@@ -54,10 +53,14 @@ class RunReport:
 
 
 def lake_parts(settings: Settings) -> tuple[Storage, Catalog]:
-    storage = open_storage(settings.lake)
-    root = storage.local_path("")
-    assert root is not None  # local lakes only until the AWS work lands
-    return storage, Catalog(Path(root))
+    """The lake's storage and table catalog: a folder + embedded catalog, or S3 + Glue. Only this differs."""
+    return open_storage(settings.lake), open_catalog(settings.lake, settings.glue_database)
+
+
+def lake_lock(storage: Storage, catalog: Catalog, command: str) -> Any:
+    if catalog.remote:
+        return S3LakeLock(storage, command)
+    return LakeLock(catalog.root, command)
 
 
 def make_auth(settings: Settings) -> Auth:
@@ -134,7 +137,7 @@ def run(
     started = dt.datetime.now(dt.UTC)
     report = RunReport(new_run_id(started, secrets.token_hex(3)), started)
     storage, catalog = lake_parts(settings)
-    with LakeLock(catalog.root, "transform" if transform_only else "run"):
+    with lake_lock(storage, catalog, "transform" if transform_only else "run"):
         try:
             if not transform_only:
                 report.extract = extract(

@@ -33,11 +33,11 @@ class QueryEngine:
     def __init__(self, catalog: Catalog) -> None:
         if not catalog.exists() or not catalog.table_names():
             raise QueryError(
-                f"no tables in the lake at {catalog.root}",
+                f"no tables in the lake at {catalog.location}",
                 hint="run `spotify-pipeline run` (or `spotify-pipeline demo`) first",
             )
         self.catalog = catalog
-        self.con = connect()
+        self.con = connect(remote=catalog.remote)
         # Every table of the contract is queryable, even one a lake made by an older version lacks (empty).
         self.tables = sorted(set(catalog.table_names()) | set(TABLES))
         for name in self.tables:

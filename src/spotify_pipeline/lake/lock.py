@@ -10,6 +10,7 @@ import os
 import socket
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..errors import LakeError
 from .storage import os_error_hint
@@ -106,3 +107,40 @@ class LakeLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+class S3LakeLock:
+    """The same guarantee on S3: a lock object created with a conditional PUT (If-None-Match: *).
+    A lock older than `stale_after_s` (longer than any Lambda can run) belongs to a dead run."""
+
+    def __init__(self, storage: Any, command: str, stale_after_s: float = 3600.0) -> None:
+        self.storage = storage
+        self.command = command
+        self.stale_after_s = stale_after_s
+
+    def __enter__(self) -> S3LakeLock:
+        me = {
+            "command": self.command,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        for _ in range(2):
+            try:
+                self.storage.write_atomic(LOCK_NAME, json.dumps(me).encode())
+                return self
+            except LakeError:
+                holder = json.loads(self.storage.read(LOCK_NAME))
+                started = dt.datetime.fromisoformat(str(holder.get("started_at")))
+                if (dt.datetime.now(dt.UTC) - started).total_seconds() > self.stale_after_s:
+                    self.storage.delete(LOCK_NAME)
+                    continue
+                raise LakeError(
+                    f"another {holder.get('command', 'run')} (on {holder.get('host')}, started "
+                    f"{holder.get('started_at')}) is using the lake",
+                    hint="wait for it to finish",
+                ) from None
+        raise LakeError("could not take the lake lock on S3", hint="try again")
+
+    def __exit__(self, *exc: object) -> None:
+        self.storage.delete(LOCK_NAME)

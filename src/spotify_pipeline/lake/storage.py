@@ -27,7 +27,10 @@ class Storage(Protocol):
         """Every key under `prefix`, sorted."""
 
     def local_path(self, key: str) -> Path | None:
-        """A filesystem path for `key` when the lake is on local disk (for DuckDB), else None."""
+        """A filesystem path for `key` when the lake is on local disk, else None."""
+
+    def uri(self, key: str) -> str:
+        """Where DuckDB reads `key`: a local path or an s3:// URI."""
 
 
 class LocalStorage:
@@ -86,6 +89,9 @@ class LocalStorage:
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
 
 def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
@@ -105,9 +111,13 @@ def _hint(exc: OSError) -> str:
 
 
 def open_storage(lake: str) -> Storage:
-    """The storage behind a lake location (a folder path; `s3://` comes with the AWS work)."""
+    """The storage behind a lake location: a folder path, or s3://bucket/prefix."""
+    if lake.startswith("s3://"):
+        from .s3 import S3Storage
+
+        return S3Storage(lake)
     if "://" in lake and not lake.startswith("file://"):
-        raise LakeError(f"unsupported lake location {lake!r}", hint="use a folder path")
+        raise LakeError(f"unsupported lake location {lake!r}", hint="use a folder path or s3://bucket/prefix")
     root = Path(lake.removeprefix("file://")).expanduser()
     if root.exists() and not root.is_dir():
         raise LakeError(f"lake path {root} is a file, not a folder", hint="point --lake at a folder")

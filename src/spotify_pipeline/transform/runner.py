@@ -9,7 +9,6 @@ import logging
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -47,9 +46,14 @@ class TransformResult:
         }
 
 
-def connect() -> duckdb.DuckDBPyConnection:
+def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    if remote:
+        from ..lake.s3 import s3_filesystem
+
+        con.register_filesystem(s3_filesystem())
     return con
 
 
@@ -94,13 +98,12 @@ def transform(
     complete: list[dict[str, Any]] = []
     for manifest in todo:
         for entry in manifest["files"]:
-            path = storage.local_path(entry["key"])
-            if path is None or not Path(path).exists():
+            if not storage.exists(entry["key"]):
                 raise LakeError(
                     f"raw file {entry['key']} listed in run {manifest['run_id']} is missing",
                     hint="restore it; the raw zone is the source of every table",
                 )
-            files.setdefault(entry["entity"], []).append(str(path))
+            files.setdefault(entry["entity"], []).append(storage.uri(entry["key"]))
         for playlist_id, outcome in (manifest.get("playlists") or {}).items():
             if outcome.get("status") == "complete":
                 complete.append(
@@ -111,7 +114,7 @@ def transform(
                     }
                 )
 
-    con = connect()
+    con = connect(remote=catalog.remote)
     try:
         con.register(
             "_complete",
@@ -130,7 +133,7 @@ def transform(
         try:
             build_batch(con, files)
         except duckdb.Error as exc:
-            raise _raw_zone_error(exc, files) from exc
+            raise _raw_zone_error(exc, storage, todo) from exc
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
         # Write: stage every table's merged rows.
         if rebuild:
@@ -196,23 +199,23 @@ def _ensure_space(catalog: Catalog, staged: dict[str, pa.Table]) -> None:
     free = catalog.free_bytes()
     if free < needed:
         raise LakeError(
-            f"not enough free space in {catalog.root} to publish ({free // 1024} KiB free, about "
+            f"not enough free space in {catalog.location} to publish ({free // 1024} KiB free, about "
             f"{needed // 1024} KiB needed)",
             hint="the disk is full: free space and re-run; nothing was published and the raw zone is intact",
         )
 
 
-def _raw_zone_error(exc: duckdb.Error, files: dict[str, list[str]]) -> LakeError:
+def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[str, Any]]) -> LakeError:
     """Name the raw file DuckDB could not read (checked one by one, only on this failure path)."""
-    for paths in files.values():
-        for path in paths:
+    for manifest in manifests:
+        for entry in manifest["files"]:
             try:
-                for line in gzip.decompress(Path(path).read_bytes()).splitlines():
+                for line in gzip.decompress(storage.read(entry["key"])).splitlines():
                     if line.strip():
                         json.loads(line)
             except (OSError, EOFError, ValueError, zlib.error) as bad:
                 return LakeError(
-                    f"corrupted raw file {path}: {type(bad).__name__}: {bad}",
+                    f"corrupted raw file {storage.uri(entry['key'])}: {type(bad).__name__}: {bad}",
                     hint="restore it from a backup or move it aside; no table was changed",
                 )
     return LakeError(f"cannot read the raw zone: {str(exc).strip().splitlines()[0]}", hint="no table was changed")

@@ -1,0 +1,83 @@
+"""The same pipeline with the lake on S3 and tables in Glue (moto server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spotify_pipeline import pipeline
+from spotify_pipeline.catalog import open_catalog
+from spotify_pipeline.errors import LakeError
+from spotify_pipeline.lake.s3 import S3Storage
+from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables import DATA_TABLES, TABLES
+
+from ..conftest import settings_for
+from .conftest import Aws
+
+OBSERVATION_TIMES = {
+    "first_seen_at",
+    "last_seen_at",
+    "extracted_at",
+    "enriched_at",
+    "items_extracted_at",
+    "observed_at",
+    "run_id",
+    "changed_at",
+    "previous_run_id",
+}
+
+
+def comparable(lake: str) -> dict[str, list[tuple[Any, ...]]]:
+    with QueryEngine(open_catalog(lake)) as engine:
+        out = {}
+        for name in DATA_TABLES:
+            cols = [c for c in TABLES[name].schema.names if c not in OBSERVATION_TIMES]
+            out[name] = sorted(engine.execute(f"SELECT {', '.join(cols)} FROM {name}").rows, key=repr)
+        return out
+
+
+def test_pipeline_on_s3_and_glue_equals_a_local_run(aws: Aws, simulator: SimulatedSpotify, tmp_path: Path) -> None:
+    remote = f"s3://{aws.bucket}/lake"
+    report = pipeline.run(settings_for(simulator, remote), simulator.playlist_ids())
+    assert report.status == "succeeded"
+    local = pipeline.run(settings_for(simulator, tmp_path), simulator.playlist_ids())
+    assert local.status == "succeeded"
+    assert comparable(remote) == comparable(str(tmp_path))
+
+    glue = aws.client("glue")
+    tables = {t["Name"] for t in glue.get_tables(DatabaseName="spotify")["TableList"]}  # type: ignore[attr-defined]
+    assert set(DATA_TABLES) <= tables
+    songs = glue.get_table(DatabaseName="spotify", Name="songs")["Table"]  # type: ignore[attr-defined]
+    assert songs["Parameters"]["table_type"].upper() == "ICEBERG"
+    s3 = S3Storage(remote)
+    keys = s3.list("")
+    assert any(k.startswith("raw/playlist_items/") for k in keys)
+    assert any(k.startswith("warehouse/") and k.endswith(".parquet") for k in keys)
+    assert not any(k == "_state/run.lock" for k in keys), "the S3 lock is released"
+
+    again = pipeline.run(settings_for(simulator, remote), simulator.playlist_ids())
+    assert again.extract is not None and again.extract.playlists_unchanged == 5
+    assert comparable(remote) == comparable(str(tmp_path))
+
+
+def test_raw_zone_on_s3_refuses_overwrites(aws: Aws) -> None:
+    storage = S3Storage(f"s3://{aws.bucket}/lake")
+    storage.write_atomic("raw/playlists/x.jsonl.gz", b"first")
+    with pytest.raises(LakeError) as info:
+        storage.write_atomic("raw/playlists/x.jsonl.gz", b"second")
+    assert "refusing to overwrite" in str(info.value)
+    assert storage.read("raw/playlists/x.jsonl.gz") == b"first"
+    storage.write_atomic("_state/extract_state.json", b"1", overwrite=True)
+    storage.write_atomic("_state/extract_state.json", b"2", overwrite=True)
+    assert storage.read("_state/extract_state.json") == b"2"
+
+
+def test_s3_bucket_name_is_honoured(aws: Aws) -> None:
+    from spotify_pipeline.config import load_settings
+
+    assert load_settings(env={"S3_BUCKET_NAME": aws.bucket}).lake == f"s3://{aws.bucket}/lake"
+    assert load_settings(env={"S3_BUCKET_NAME": aws.bucket, "SPOTIFY_PIPELINE_LAKE": "/x"}).lake == "/x"
