@@ -366,9 +366,22 @@ def run(**opts: Any) -> None:
 @click.option("--file", "sql_file", type=click.File("r"), help="Read the SQL from a file ('-' for stdin).")
 @click.option("--report", "report_name", default=None, help="Run a named report instead (see `report --list`).")
 @click.option("--param", "params", multiple=True, help="Report parameter, e.g. --param playlist=ID. Repeatable.")
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "athena"]),
+    default="duckdb",
+    show_default=True,
+    help="duckdb: in this process; athena: Amazon Athena over the Glue tables (an s3:// lake).",
+)
 @handle_errors
 def query(
-    sql: str | None, lake: str | None, fmt: str, sql_file: Any, report_name: str | None, params: tuple[str, ...]
+    sql: str | None,
+    lake: str | None,
+    fmt: str,
+    sql_file: Any,
+    report_name: str | None,
+    params: tuple[str, ...],
+    engine: str,
 ) -> None:
     """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...)."""
     from .errors import InputError
@@ -379,9 +392,21 @@ def query(
     text = sql_file.read() if sql_file else sql
     if not text and not report_name:
         raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs", or --report NAME')
-    _, catalog = lake_parts(_settings(lake=lake))
-    with QueryEngine(catalog) as engine:
-        result = run_report(engine, report_name, _params(params)) if report_name else engine.execute(text or "")
+    settings = _settings(lake=lake)
+    if engine == "athena":
+        from .athena import run_athena
+        from .reports import get_report
+
+        sql_text = get_report(report_name).render(_params(params)) if report_name else (text or "")
+        output = settings.athena_output or f"{settings.lake.rstrip('/')}/athena-results/"
+        result = run_athena(
+            sql_text, database=settings.glue_database, workgroup=settings.athena_workgroup, output=output
+        )
+        click.echo(format_result(result, fmt))
+        return
+    _, catalog = lake_parts(settings)
+    with QueryEngine(catalog) as duck:
+        result = run_report(duck, report_name, _params(params)) if report_name else duck.execute(text or "")
         click.echo(format_result(result, fmt))
 
 

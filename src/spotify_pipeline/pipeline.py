@@ -5,6 +5,7 @@ The CLI, the demo and (later) the Lambda handlers all call these functions; only
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -128,16 +129,23 @@ def run(
     progress: Progress | None = None,
     stage_hook: Callable[[Any], None] | None = None,
     sources: Iterable[str] = (),
+    lock: bool = True,
 ) -> RunReport:
     """Extract (unless transform_only) then transform (unless extract_only); record the run either way.
+    `lock=False` is only for extract-only runs that may run side by side.
 
     Holds the lake's lock throughout: a second run on the same lake is refused. A failed or stopped run
     is recorded in `pipeline_runs` with why, and alerted to SPOTIFY_PIPELINE_ALERT_WEBHOOK when set.
     """
+    if not lock and not extract_only:
+        raise ValueError("only extract-only runs may skip the lake lock")
     started = dt.datetime.now(dt.UTC)
     report = RunReport(new_run_id(started, secrets.token_hex(3)), started)
     storage, catalog = lake_parts(settings)
-    with lake_lock(storage, catalog, "transform" if transform_only else "run"):
+    # Extract-only runs may go in parallel (Lambda batches): each writes its own raw run and never touches
+    # a table. Anything that publishes holds the lake's lock.
+    guard = lake_lock(storage, catalog, "transform" if transform_only else "run") if lock else contextlib.nullcontext()
+    with guard:
         try:
             if not transform_only:
                 report.extract = extract(
@@ -188,5 +196,5 @@ def _record(catalog: Catalog, report: RunReport) -> None:
     }
     try:
         catalog.append("pipeline_runs", pa.Table.from_pylist([row], schema=TABLES["pipeline_runs"].schema))
-    except PipelineError as exc:
+    except Exception as exc:  # best effort: a failed record must never hide the run's own outcome
         log.warning("could not record the run in pipeline_runs: %s", exc)

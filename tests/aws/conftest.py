@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -35,8 +36,11 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         monkeypatch.setenv(key, value)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
+    # moto keeps its state per process, not per server: start every test from an empty account.
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=10)
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="spotify-lake")
     try:
         yield Aws(endpoint, "spotify-lake")
     finally:
+        httpx.post(f"{endpoint}/moto-api/reset", timeout=10)
         server.stop()

@@ -34,8 +34,23 @@ class ExtractState:
             return cls()  # a broken cache only costs a full extraction
 
     def save(self, storage: Storage) -> None:
+        """Write the state, merged with what another run may have saved meanwhile (parallel extract
+        batches on AWS): the newest entry of each playlist, enrichment time and cursor wins."""
         with self._lock:
-            data = {"playlists": self.playlists, "enriched": self.enriched, "cursors": self.cursors}
+            current = ExtractState.load(storage)
+            playlists = dict(current.playlists)
+            for pid, entry in self.playlists.items():
+                if pid not in playlists or entry["extracted_at"] >= playlists[pid]["extracted_at"]:
+                    playlists[pid] = entry
+            enriched = {kind: dict(ids) for kind, ids in current.enriched.items()}
+            for kind, ids in self.enriched.items():
+                bucket = enriched.setdefault(kind, {})
+                for entity_id, when in ids.items():
+                    bucket[entity_id] = max(when, bucket.get(entity_id, when))
+            cursors = dict(current.cursors)
+            for name, value in self.cursors.items():
+                cursors[name] = max(value, cursors.get(name, value), key=lambda v: (len(v), v))
+            data = {"playlists": playlists, "enriched": enriched, "cursors": cursors}
             storage.write_atomic(STATE_KEY, json.dumps(data, sort_keys=True).encode(), overwrite=True)
 
     def snapshot_of(self, playlist_id: str) -> str | None:

@@ -1,0 +1,1 @@
+"""AWS Lambda entry points: event -> settings -> the same library calls as the CLI."""
