@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint fmt clean bench bench-quick
+.PHONY: demo test check lint fmt clean bench bench-quick lambda-package
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,7 @@ check: $(STAMP)  ## lint, types, security lint
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/bandit -q -c pyproject.toml -r src
+	$(BIN)/cfn-lint infra/template.yaml
 
 bench: $(STAMP)  ## benchmarks at 100k and 1M playlist items; refreshes docs/BENCHMARKS.md
 	$(BIN)/pip install --quiet -e ".[bench]"
@@ -31,6 +32,16 @@ bench: $(STAMP)  ## benchmarks at 100k and 1M playlist items; refreshes docs/BEN
 bench-quick: $(STAMP)  ## the same scenarios on CI-sized data (no docs refresh)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.run --quick
+
+lambda-package: $(STAMP)  ## Lambda's platform wheels into build/lambda (see docs/AWS.md: too big for a zip)
+	rm -rf build/lambda && mkdir -p build/lambda
+	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+		print('\n'.join(p['dependencies'] + p['optional-dependencies']['aws']))" > build/lambda-requirements.txt
+	$(BIN)/pip install --quiet --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
+		--only-binary=:all: --target build/lambda -r build/lambda-requirements.txt
+	$(BIN)/pip install --quiet --no-deps --target build/lambda .
+	@du -sh build/lambda | sed 's/^/unzipped: /'
+	@echo "Lambda zip limit: 250 MB unzipped; above it, deploy the container image (infra/Dockerfile, sam build)"
 
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests

@@ -1,0 +1,68 @@
+"""Does the Lambda code fit a zip deployment (250 MB unzipped)? Measured from the installed distributions
+of spotify-pipeline[aws] and everything they require; when it does not fit, every function must ship as
+a container image (10 GB), built from infra/Dockerfile."""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ZIP_LIMIT = 250 * 1024 * 1024
+IMAGE_LIMIT = 10 * 1024**3
+
+
+def closure(name: str, extras: tuple[str, ...] = ()) -> set[str]:
+    seen: set[str] = set()
+    todo = [(name, extras)]
+    while todo:
+        dist_name, wanted = todo.pop()
+        key = dist_name.lower().replace("_", "-")
+        if key in seen:
+            continue
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            continue
+        seen.add(key)
+        for req in dist.requires or []:
+            spec, _, marker = req.partition(";")
+            extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+            if extra and extra.group(1) not in wanted:
+                continue
+            if marker.strip() and not extra and ("sys_platform" in marker and "win32" in marker):
+                continue
+            req_name = re.split(r"[\s<>=!~\[(;]", spec.strip(), maxsplit=1)[0]
+            req_extras = tuple(re.findall(r"\[([^\]]+)\]", spec)[0].split(",")) if "[" in spec else ()
+            todo.append((req_name, req_extras))
+    return seen
+
+
+def installed_size(names: set[str]) -> int:
+    total = 0
+    for name in names:
+        dist = metadata.distribution(name)
+        for file in dist.files or []:
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                total += path.stat().st_size
+    return total
+
+
+def test_lambda_packaging_fits_its_limit() -> None:
+    names = closure("spotify-pipeline", ("aws",)) - {"spotify-pipeline"}
+    assert {"duckdb", "pyarrow", "pyiceberg", "boto3", "aws-lambda-powertools"} <= names
+    size = installed_size(names)
+    template = yaml.load((ROOT / "infra" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
+    functions = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) == 3
+    if size > ZIP_LIMIT:
+        assert all(f["Properties"]["PackageType"] == "Image" for f in functions.values())
+        assert (ROOT / "infra" / "Dockerfile").exists()
+        assert size < IMAGE_LIMIT
+    else:
+        assert all(f["Properties"].get("PackageType", "Zip") == "Zip" for f in functions.values())
+    print(f"runtime dependencies: {size / 2**20:.0f} MiB unzipped ({len(names)} distributions)")
