@@ -566,6 +566,8 @@ def serve(lake: str | None, host: str, port: int) -> None:
     from .query import QueryEngine
 
     _, catalog = lake_parts(_settings(lake=lake))
+    if catalog.remote:
+        raise ConfigError("serve works on a local lake", hint="for an S3 lake use `query --engine athena` or `report`")
     QueryEngine(catalog).close()  # fail now, with the usual message, if the lake has no tables
     try:
         dashboard = Dashboard(catalog.root, host, port)
