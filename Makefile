@@ -37,7 +37,8 @@ lambda-package: $(STAMP)  ## Lambda's platform wheels into build/lambda (see doc
 	rm -rf build/lambda && mkdir -p build/lambda
 	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 		print('\n'.join(p['dependencies'] + p['optional-dependencies']['aws']))" > build/lambda-requirements.txt
-	$(BIN)/pip install --quiet --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 \
+	$(BIN)/pip install --quiet --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+		--implementation cp --python-version 3.12 \
 		--only-binary=:all: --target build/lambda -r build/lambda-requirements.txt
 	$(BIN)/pip install --quiet --no-deps --target build/lambda .
 	@du -sh build/lambda | sed 's/^/unzipped: /'

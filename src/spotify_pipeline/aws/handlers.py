@@ -49,11 +49,11 @@ def _record_metrics(report: pipeline.RunReport) -> None:
     duration = ((report.finished_at or report.started_at) - report.started_at).total_seconds()
     metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=duration)
     if report.extract is not None:
-        requests = report.extract.requests
+        counts = report.extract.requests
         metrics.add_metric(name="ItemsExtracted", unit=MetricUnit.Count, value=report.extract.items)
-        metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=requests.get("total_requests", 0))
-        metrics.add_metric(name="Retries", unit=MetricUnit.Count, value=requests.get("retries", 0))
-        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=requests.get("rate_limited", 0))
+        metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=counts.get("total_requests", 0))
+        metrics.add_metric(name="Retries", unit=MetricUnit.Count, value=counts.get("retries", 0))
+        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=counts.get("rate_limited", 0))
         metrics.add_metric(name="PlaylistsFailed", unit=MetricUnit.Count, value=len(report.extract.failed))
 
 
