@@ -48,7 +48,9 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                     f"{r['dlt_s']:.2f} s; ours is {r['speedup_vs_dlt']:.1f}x faster",
                 )
             )
-    e = results["extract"]
+    e = results.get("extract")
+    if e is None:
+        return out
     out += [
         (
             f"[extract {e['items']:,} items, {e['latency_ms']} ms latency, {e['rate_limit']} req/s]",

@@ -143,3 +143,32 @@ def sim_env(server: SimulatedSpotify, lake: Path) -> dict[str, str]:
         "SPOTIFY_CLIENT_SECRET": server.client_secret,
         "SPOTIFY_PIPELINE_LAKE": str(lake),
     }
+
+
+# Columns that record *when* something was observed; they legitimately differ between two lakes.
+OBSERVATION_TIMES = {
+    "first_seen_at",
+    "last_seen_at",
+    "extracted_at",
+    "enriched_at",
+    "items_extracted_at",
+    "observed_at",
+    "run_id",
+    "changed_at",
+    "previous_run_id",
+}
+
+
+def comparable_tables(lake: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every data table's rows without the observation-time columns, sorted: equal for two lakes built
+    from the same source, whenever they were built."""
+    from spotify_pipeline.catalog import open_catalog
+    from spotify_pipeline.query import QueryEngine
+    from spotify_pipeline.tables import DATA_TABLES, TABLES
+
+    with QueryEngine(open_catalog(str(lake))) as engine:
+        out = {}
+        for name in DATA_TABLES:
+            cols = [c for c in TABLES[name].schema.names if c not in OBSERVATION_TIMES]
+            out[name] = sorted(engine.execute(f"SELECT {', '.join(cols)} FROM {name}").rows, key=repr)
+        return out

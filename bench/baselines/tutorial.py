@@ -5,60 +5,52 @@ as those tutorials do.)"""
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from . import page_items
+
 
 def run(raw_files: list[str], out: Path) -> int:
     songs, albums, artists, playlist_songs = [], [], [], []
-    for path in raw_files:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                record = json.loads(line)
-                body = record["body"]
-                page = body.get("items") if isinstance(body.get("items"), dict) else body
-                if not isinstance(page.get("items"), list):
-                    continue
-                for position, item in enumerate(page["items"], start=page.get("offset", 0)):
-                    track = item.get("track")
-                    if not track or not track.get("id") or track.get("type") != "track":
-                        continue
-                    album = track["album"]
-                    artist = track["artists"][0]
-                    songs.append(
-                        {
-                            "song_id": track["id"],
-                            "song_name": track["name"],
-                            "duration_ms": track["duration_ms"],
-                            "song_url": track["external_urls"]["spotify"],
-                            "song_popularity": track.get("popularity"),
-                            "song_added": item["added_at"],
-                            "album_id": album["id"],
-                            "artist_id": artist["id"],
-                        }
-                    )
-                    albums.append(
-                        {
-                            "album_id": album["id"],
-                            "name": album["name"],
-                            "release_date": album["release_date"],
-                            "total_tracks": album["total_tracks"],
-                            "url": album["external_urls"]["spotify"],
-                        }
-                    )
-                    artists.append(
-                        {
-                            "artist_id": artist["id"],
-                            "artist_name": artist["name"],
-                            "external_url": artist["external_urls"]["spotify"],
-                        }
-                    )
-                    playlist_songs.append(
-                        {"playlist_id": record["meta"]["playlist_id"], "position": position, "song_id": track["id"]}
-                    )
+    for record, position, item in page_items(raw_files):
+        track = item.get("track")
+        if not track or not track.get("id") or track.get("type") != "track":
+            continue
+        album = track["album"]
+        artist = track["artists"][0]
+        songs.append(
+            {
+                "song_id": track["id"],
+                "song_name": track["name"],
+                "duration_ms": track["duration_ms"],
+                "song_url": track["external_urls"]["spotify"],
+                "song_popularity": track.get("popularity"),
+                "song_added": item["added_at"],
+                "album_id": album["id"],
+                "artist_id": artist["id"],
+            }
+        )
+        albums.append(
+            {
+                "album_id": album["id"],
+                "name": album["name"],
+                "release_date": album["release_date"],
+                "total_tracks": album["total_tracks"],
+                "url": album["external_urls"]["spotify"],
+            }
+        )
+        artists.append(
+            {
+                "artist_id": artist["id"],
+                "artist_name": artist["name"],
+                "external_url": artist["external_urls"]["spotify"],
+            }
+        )
+        playlist_songs.append(
+            {"playlist_id": record["meta"]["playlist_id"], "position": position, "song_id": track["id"]}
+        )
     out.mkdir(parents=True, exist_ok=True)
     frames = {
         "songs": pd.DataFrame(songs).drop_duplicates(subset=["song_id"]),

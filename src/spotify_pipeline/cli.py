@@ -178,9 +178,21 @@ def simulate(**options: Any) -> None:
         server.stop()
 
 
-# ---- shared options ----------------------------------------------------------------------------------
+# ---- shared options ----
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format; json prints an array of objects.",
+)
+
+
 def lake_option(func: F) -> F:
-    return click.option("--lake", default=None, help="Lake folder. [env SPOTIFY_PIPELINE_LAKE; default ./lake]")(func)
+    return click.option(
+        "--lake", default=None, help="Lake: a folder or s3://bucket/prefix. [env SPOTIFY_PIPELINE_LAKE; default ./lake]"
+    )(func)
 
 
 def _settings(**flags: Any) -> Any:
@@ -355,14 +367,7 @@ def run(**opts: Any) -> None:
 @main.command()
 @click.argument("sql", required=False)
 @lake_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format; json prints an array of objects.",
-)
+@format_option
 @click.option("--file", "sql_file", type=click.File("r"), help="Read the SQL from a file ('-' for stdin).")
 @click.option("--report", "report_name", default=None, help="Run a named report instead (see `report --list`).")
 @click.option("--param", "params", multiple=True, help="Report parameter, e.g. --param playlist=ID. Repeatable.")
@@ -484,14 +489,7 @@ def check(lake: str | None, check_raw: bool) -> None:
 @main.command()
 @lake_option
 @click.option("--limit", type=int, default=20, show_default=True, help="How many recent runs.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @handle_errors
 def runs(lake: str | None, limit: int, fmt: str) -> None:
     """List recent runs: status, duration, requests, items, failed checks, and why a run failed."""

@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import open_catalog
 from spotify_pipeline.errors import LakeError
 from spotify_pipeline.lake.s3 import S3Storage
-from spotify_pipeline.query import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES, TABLES
+from spotify_pipeline.tables import DATA_TABLES
 
-from ..conftest import settings_for
+from ..conftest import comparable_tables, settings_for
 from .conftest import Aws
-
-OBSERVATION_TIMES = {
-    "first_seen_at",
-    "last_seen_at",
-    "extracted_at",
-    "enriched_at",
-    "items_extracted_at",
-    "observed_at",
-    "run_id",
-    "changed_at",
-    "previous_run_id",
-}
-
-
-def comparable(lake: str) -> dict[str, list[tuple[Any, ...]]]:
-    with QueryEngine(open_catalog(lake)) as engine:
-        out = {}
-        for name in DATA_TABLES:
-            cols = [c for c in TABLES[name].schema.names if c not in OBSERVATION_TIMES]
-            out[name] = sorted(engine.execute(f"SELECT {', '.join(cols)} FROM {name}").rows, key=repr)
-        return out
 
 
 def test_pipeline_on_s3_and_glue_equals_a_local_run(aws: Aws, simulator: SimulatedSpotify, tmp_path: Path) -> None:
@@ -46,7 +22,7 @@ def test_pipeline_on_s3_and_glue_equals_a_local_run(aws: Aws, simulator: Simulat
     assert report.status == "succeeded"
     local = pipeline.run(settings_for(simulator, tmp_path), simulator.playlist_ids())
     assert local.status == "succeeded"
-    assert comparable(remote) == comparable(str(tmp_path))
+    assert comparable_tables(remote) == comparable_tables(str(tmp_path))
 
     glue = aws.client("glue")
     tables = {t["Name"] for t in glue.get_tables(DatabaseName="spotify")["TableList"]}  # type: ignore[attr-defined]
@@ -61,7 +37,7 @@ def test_pipeline_on_s3_and_glue_equals_a_local_run(aws: Aws, simulator: Simulat
 
     again = pipeline.run(settings_for(simulator, remote), simulator.playlist_ids())
     assert again.extract is not None and again.extract.playlists_unchanged == 5
-    assert comparable(remote) == comparable(str(tmp_path))
+    assert comparable_tables(remote) == comparable_tables(str(tmp_path))
 
 
 def test_raw_zone_on_s3_refuses_overwrites(aws: Aws) -> None:

@@ -29,30 +29,11 @@ from spotify_pipeline.errors import QualityError
 from spotify_pipeline.quality import CHECKS
 from spotify_pipeline.query import QueryEngine
 from spotify_pipeline.simulator import Fault, FaultPlan, SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES, TABLES
+from spotify_pipeline.tables import DATA_TABLES
 
-from ..conftest import SimulatorFactory, cli, settings_for, sim_env
+from ..conftest import SimulatorFactory, cli, comparable_tables, settings_for, sim_env
 
-# Columns that record *when* something was observed; they legitimately differ between two lakes.
-OBSERVATION_TIMES = {
-    "first_seen_at",
-    "last_seen_at",
-    "extracted_at",
-    "enriched_at",
-    "items_extracted_at",
-    "observed_at",
-    "run_id",
-}
 CATALOG = {"playlists": 8, "items_per_playlist": 90, "large_playlist_items": 900}
-
-
-def comparable_tables(lake: Path) -> dict[str, list[tuple[Any, ...]]]:
-    with QueryEngine(Catalog(lake)) as engine:
-        out = {}
-        for name in DATA_TABLES:
-            cols = [c for c in TABLES[name].schema.names if c not in OBSERVATION_TIMES]
-            out[name] = sorted(engine.execute(f"SELECT {', '.join(cols)} FROM {name}").rows, key=repr)
-        return out
 
 
 def run_args(server: SimulatedSpotify) -> list[str]:

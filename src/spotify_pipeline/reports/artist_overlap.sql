@@ -1,8 +1,12 @@
 -- title: Artist overlap
--- description: Pairs of playlists by the number of artists they share, with the Jaccard similarity of their artist sets.
-WITH pa AS (
+-- description: Pairs of playlists by the number of artists they share, with the Jaccard similarity of their artist sets (among the 100 largest playlists, and the chosen one).
+WITH largest AS (
+    SELECT playlist_id FROM playlist_songs GROUP BY playlist_id ORDER BY count(*) DESC, playlist_id LIMIT 100
+),
+pa AS (
     SELECT DISTINCT ps.playlist_id, sa.artist_id
     FROM playlist_songs ps JOIN song_artists sa ON sa.song_id = ps.song_id
+    WHERE ps.playlist_id IN (SELECT playlist_id FROM largest) OR ps.playlist_id = {{playlist}}
 ),
 sizes AS (SELECT playlist_id, count(*) AS artists FROM pa GROUP BY playlist_id),
 pairs AS (

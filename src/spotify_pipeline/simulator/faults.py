@@ -7,7 +7,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 FaultKind = Literal[
     "429",
@@ -23,20 +23,7 @@ FaultKind = Literal[
     "missing_items",
     "bad_type",
 ]
-FAULT_KINDS: tuple[str, ...] = (
-    "429",
-    "quota",
-    "500",
-    "502",
-    "503",
-    "drop",
-    "truncate",
-    "malformed",
-    "slow",
-    "unknown_field",
-    "missing_items",
-    "bad_type",
-)
+FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 # Faults that answer 200 with a changed body instead of failing the request.
 BODY_FAULTS = frozenset({"unknown_field", "missing_items", "bad_type"})
 

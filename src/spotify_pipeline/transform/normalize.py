@@ -142,7 +142,7 @@ def raw_relation(entity: str, files: Sequence[str]) -> str:
     file_list = "[" + ", ".join(_quote(f) for f in files) + "]"
     return (
         f"(SELECT meta.run_id AS run_id, meta.fetched_at::TIMESTAMPTZ AS fetched_at, meta, body FROM read_json("
-        f"{file_list}, format='newline_delimited', compression='gzip', maximum_object_size=268435456,"
+        f"{file_list}, format='newline_delimited', compression='gzip', maximum_object_size=33554432,"
         f" columns={{'meta': '{meta}', 'body': '{body}'}}))"
     )
 

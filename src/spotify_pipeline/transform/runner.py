@@ -6,6 +6,8 @@ import datetime as dt
 import gzip
 import json
 import logging
+import os
+import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,11 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # Bounded memory: DuckDB spills to disk beyond this instead of growing with the batch (peak RSS was
+    # 8.6 GB at 1M items without it); order of rows is never relied on.
+    con.execute(f"SET memory_limit = '{os.environ.get('SPOTIFY_PIPELINE_MEMORY_LIMIT', '2GB')}'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/spotify-pipeline-duckdb'")
     if remote:
         from ..lake.s3 import s3_filesystem
 
