@@ -56,6 +56,7 @@ ENV_VARS = dict(
         ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
         ("raw_part_bytes", "SPOTIFY_PIPELINE_RAW_PART_BYTES"),
         ("auth", "SPOTIFY_PIPELINE_AUTH"),
+        ("login_secret", "SPOTIFY_PIPELINE_LOGIN_SECRET"),
         ("glue_database", "SPOTIFY_PIPELINE_GLUE_DATABASE"),
         ("athena_workgroup", "SPOTIFY_PIPELINE_ATHENA_WORKGROUP"),
         ("athena_output", "SPOTIFY_PIPELINE_ATHENA_OUTPUT"),
@@ -81,6 +82,7 @@ class Settings:
     page_size: int = 100
     raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
     auth: str = "auto"  # auto (the saved user login if there is one, else client credentials) | client | user
+    login_secret: str = ""  # a Secrets Manager secret holding the user login (on AWS) instead of the file
     glue_database: str = "spotify"  # the Glue database of an s3:// lake's tables
     athena_workgroup: str = "primary"
     athena_output: str = ""  # s3:// location for Athena results; default: <lake>/athena-results/

@@ -31,7 +31,7 @@ from .extract import (
 from .extract.auth import Auth
 from .extract.extractor import Progress
 from .extract.ratelimit import RateLimiter
-from .extract.user_auth import TokenStore, UserAuth
+from .extract.user_auth import SecretsManagerTokenStore, TokenStore, UserAuth
 from .lake.layout import new_run_id
 from .lake.lock import LakeLock, S3LakeLock
 from .lake.storage import Storage, open_storage
@@ -67,7 +67,7 @@ def lake_lock(storage: Storage, catalog: Catalog, command: str) -> Any:
 def make_auth(settings: Settings) -> Auth:
     """The saved user login (`spotify-pipeline login`) when asked for or, with auth=auto, when there is one;
     otherwise client credentials."""
-    store = TokenStore()
+    store = SecretsManagerTokenStore(settings.login_secret) if settings.login_secret else TokenStore()
     saved = store.load() if settings.auth in ("auto", "user") else None
     if settings.auth == "user" and saved is None:
         raise ConfigError("no saved Spotify login", hint="run `spotify-pipeline login` first")

@@ -135,3 +135,27 @@ def test_handler_reads_credentials_from_secrets_manager(deployed: tuple[Any, str
     settings = settings_from_environment()
     assert settings.client_id == server.client_id and settings.client_secret.reveal() == server.client_secret
     assert "sim-client-secret" not in repr(settings) and settings.lake.startswith("s3://")
+
+
+def test_user_login_lives_in_secrets_manager_and_rotation_updates_it(
+    aws: Aws, make_simulator: SimulatorFactory, tmp_path: Any
+) -> None:
+    from spotify_pipeline import pipeline
+    from spotify_pipeline.extract.user_auth import SecretsManagerTokenStore, TokenStore
+
+    from ..conftest import settings_for
+    from ..extract.test_user_login import do_login
+
+    server = make_simulator(playlists=4, items_per_playlist=20, mode="development")
+    server.rotate_refresh_tokens = True
+    local = do_login(server, tmp_path)
+    login = json.loads(local.path.read_text())
+    secrets = aws.client("secretsmanager")
+    secrets.create_secret(Name="spotify/login", SecretString=json.dumps(login))  # type: ignore[attr-defined]
+    settings = settings_for(server, f"s3://{aws.bucket}/lake", login_secret="spotify/login")
+    report = pipeline.run(settings, [], sources=["my-playlists"], extract_only=True, lock=False)
+    assert report.extract is not None and report.extract.user_id == server.login_user
+    stored = json.loads(secrets.get_secret_value(SecretId="spotify/login")["SecretString"])  # type: ignore[attr-defined]
+    assert stored["refresh_token"] != login["refresh_token"]  # rotated, and saved back to the secret
+    assert not server._refresh[stored["refresh_token"]]["revoked"]
+    assert isinstance(SecretsManagerTokenStore("spotify/login"), TokenStore)

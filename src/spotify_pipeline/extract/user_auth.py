@@ -119,6 +119,53 @@ class TokenStore:
             self.path.unlink()
 
 
+class SecretsManagerTokenStore(TokenStore):
+    """The saved login in an AWS Secrets Manager secret (on Lambda): same JSON as the file; a rotated
+    refresh token is written back as a new version of the secret."""
+
+    def __init__(self, secret_id: str, client: Any = None) -> None:
+        import boto3
+
+        from ..lake.s3 import aws_endpoint
+
+        self.secret_id = secret_id
+        self.path = Path(f"secretsmanager:{secret_id}")
+        self.client = client or boto3.client("secretsmanager", endpoint_url=aws_endpoint())
+
+    def load(self) -> SavedLogin | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            data = json.loads(self.client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        except ClientError as exc:
+            raise ConfigError(
+                f"cannot read the login secret {self.secret_id}: {exc.response['Error']['Code']}",
+                hint="check the secret's name and the function's permissions",
+            ) from exc
+        if not data.get("refresh_token"):
+            return None
+        return SavedLogin(
+            data["client_id"],
+            data.get("accounts_url", "https://accounts.spotify.com"),
+            Secret(data["refresh_token"]),
+            data.get("scope", ""),
+            data.get("user_id"),
+        )
+
+    def save(self, login: SavedLogin) -> None:
+        current = json.loads(self.client.get_secret_value(SecretId=self.secret_id)["SecretString"])
+        current.update(
+            client_id=login.client_id,
+            accounts_url=login.accounts_url,
+            refresh_token=login.refresh_token.reveal(),
+            scope=login.scope,
+        )
+        self.client.put_secret_value(SecretId=self.secret_id, SecretString=json.dumps(current))
+
+    def delete(self) -> None:
+        raise ConfigError("the login secret is managed in AWS", hint="remove refresh_token from the secret")
+
+
 class UserAuth:
     """Access tokens for the logged-in user, refreshed from the saved refresh token (saved again if rotated)."""
 
