@@ -334,3 +334,19 @@ def test_runs_lists_history_with_reasons(simulator: SimulatedSpotify, tmp_path: 
     assert rows[1]["checks_failed"] == f"0/{len(CHECKS)}"  # the collapse check needs 100+ rows before
     started = [dt.datetime.fromisoformat(r["started_at"]) for r in rows]
     assert started[0] > started[1]
+
+
+def test_out_of_memory_is_a_clear_error_and_changes_nothing(
+    simulator: SimulatedSpotify, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spotify_pipeline.errors import LakeError
+
+    settings = settings_for(simulator, tmp_path)
+    pipeline.run(settings, simulator.playlist_ids())
+    before = comparable_tables(tmp_path)
+    monkeypatch.setenv("SPOTIFY_PIPELINE_MEMORY_LIMIT", "20MB")
+    with pytest.raises(LakeError) as info:
+        pipeline.run(settings, [], transform_only=True, rebuild=True)
+    assert "ran out of memory" in str(info.value) and "SPOTIFY_PIPELINE_MEMORY_LIMIT" in str(info.value)
+    monkeypatch.delenv("SPOTIFY_PIPELINE_MEMORY_LIMIT")
+    assert comparable_tables(tmp_path) == before
