@@ -151,3 +151,18 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "12 unchanged" in again.stdout
     tables_line = next(line for line in result.stdout.splitlines() if line.startswith("tables:"))
     assert tables_line in again.stdout.splitlines(), "the same rows after an unchanged second run"
+
+
+def test_json_log_lines_off_a_terminal(simulator: SimulatedSpotify, tmp_path: Path) -> None:
+    result = cli(
+        "--log-format",
+        "json",
+        "run",
+        *[a for p in simulator.playlist_ids() for a in ("--playlist", p)],
+        env=sim_env(simulator, tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    done = {e["playlist_id"]: e for e in events if "playlist_id" in e}
+    assert set(done) == set(simulator.playlist_ids())
+    assert all(e["level"] == "info" and e["requests"] > 0 for e in done.values())

@@ -50,6 +50,9 @@ class TerminalProgress(ProgressSink):
         with self._lock:
             self.counters.update(counters)
             detail = f"{self.counters['pages']} pages, {self.counters['items']} items"
+            stats = getattr(self, "stats", None)
+            if stats is not None:
+                detail += f", {stats.total_requests} requests, {stats.retries} retries"
         if self.enabled:
             self._bar.update(self._task, advance=counters.get("playlists", 0), detail=detail)
 

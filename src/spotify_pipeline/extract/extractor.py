@@ -139,6 +139,8 @@ class ExtractSummary:
 class Progress:
     """Receives counters as the run goes; the CLI draws a bar, tests and Lambda ignore it."""
 
+    stats: Any = None  # the client's request statistics, set by the extractor
+
     def update(self, **counters: int) -> None:
         return None
 
@@ -177,6 +179,7 @@ class Extractor(UserSources):
         self.options = options or ExtractOptions()
         self.progress = progress or Progress()
         self.clock = clock
+        self.progress.stats = client.stats  # requests and retries, for the bar
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._items_path = "items"  # switches to the deprecated "tracks" if a server only has that
@@ -322,6 +325,19 @@ class Extractor(UserSources):
                     "items": outcome.items,
                 }
                 self.progress.update(playlists=1)
+                log.info(
+                    "playlist %s: %s",
+                    pid,
+                    outcomes[pid]["status"],
+                    extra={
+                        "fields": {
+                            "playlist_id": pid,
+                            **outcomes[pid],
+                            "requests": self.client.stats.total_requests,
+                            "retries": self.client.stats.retries,
+                        }
+                    },
+                )
         return fatal
 
     # ---- one playlist --------------------------------------------------------------------------------
