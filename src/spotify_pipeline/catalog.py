@@ -179,9 +179,6 @@ class GlueCatalog(Catalog):
     def free_bytes(self) -> int:
         return 2**62  # S3 does not fill up
 
-    def data_files(self, name: str) -> list[str]:
-        return super().data_files(name)
-
 
 def open_catalog(lake: str, glue_database: str = NAMESPACE) -> Catalog:
     """The catalog for a lake location: embedded (SQLite) for a folder, Glue for s3://."""
