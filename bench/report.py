@@ -30,6 +30,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             (f"[{n:,}] peak RSS, transform (rebuild)", f"{r['transform_peak_rss_mib']:,.0f} MiB"),
         ]
+        if "query_engine_load_s" in r:
+            out.append((f"[{n:,}] load tables for the reports (once)", f"{r['query_engine_load_s']:.2f} s"))
         worst = max(r["query_latency_ms"].items(), key=lambda kv: kv[1]["p50"])
         out.append(
             (f"[{n:,}] slowest report p50 / p95", f"{worst[0]}: {worst[1]['p50']:.1f} / {worst[1]['p95']:.1f} ms")

@@ -540,7 +540,7 @@ def report(lake: str | None, list_reports: bool, playlist: str | None, out: Path
     from .reports.html import build_html
 
     _, catalog = lake_parts(_settings(lake=lake))
-    with QueryEngine(catalog) as engine:
+    with QueryEngine(catalog, in_memory=True) as engine:
         document = build_html(engine, playlist)
     try:
         out.write_text(document, encoding="utf-8")

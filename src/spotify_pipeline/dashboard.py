@@ -192,7 +192,7 @@ class Dashboard:
             if self._engine is None or stamp != self._stamp:
                 if self._engine is not None:
                     self._engine.close()
-                self._engine = QueryEngine(Catalog(self.lake_root))
+                self._engine = QueryEngine(Catalog(self.lake_root), in_memory=True)
                 self._stamp = stamp
             return fn(self._engine)
 
