@@ -162,6 +162,14 @@ class SpotifyClient:
             self._on_retry(kind)
         self._wait(delay)
 
+    def _retry_or_give_up(self, stat: str, kind: str, url: str, failures: int, error: ApiError) -> None:
+        """One more retriable failure (5xx, connection, malformed body): raise `error` once the retry budget
+        is spent, otherwise back off with jitter."""
+        self._count(stat)
+        if failures > self.policy.max_retries:
+            raise error
+        self._retry(kind, url, failures, self.policy.backoff(failures))
+
     def get(self, path_or_url: str, params: dict[str, Any] | None = None) -> ApiResponse:
         """GET and parse JSON, retrying what is retriable; raises an `ApiError` for what is not."""
         url = self.url_for(path_or_url, params)
@@ -177,16 +185,19 @@ class SpotifyClient:
             try:
                 response = self.http.get(url, headers={"Authorization": header})
             except httpx.TransportError as exc:
-                self._count("connection_errors")
                 failures += 1
-                if failures > self.policy.max_retries:
-                    raise ApiError(
+                self._retry_or_give_up(
+                    "connection_errors",
+                    type(exc).__name__,
+                    url,
+                    failures,
+                    ApiError(
                         f"connection to {url} failed {failures} times ({type(exc).__name__})",
                         url=url,
                         retriable=True,
                         hint="check the network and SPOTIFY_API_URL, then re-run",
-                    ) from exc
-                self._retry(type(exc).__name__, url, failures, self.policy.backoff(failures))
+                    ),
+                )
                 continue
             self._count("", endpoint)
             status = response.status_code
@@ -194,17 +205,20 @@ class SpotifyClient:
                 body = response.content
                 try:
                     data = json.loads(body)
-                except ValueError as exc:
-                    self._count("malformed")
+                except ValueError:
                     failures += 1
-                    if failures > self.policy.max_retries:
-                        raise ResponseError(
+                    self._retry_or_give_up(
+                        "malformed",
+                        "malformed body",
+                        url,
+                        failures,
+                        ResponseError(
                             f"malformed JSON from {url} ({len(body)} bytes)",
                             status=200,
                             url=url,
                             hint="the server may be failing; re-run later",
-                        ) from exc
-                    self._retry("malformed body", url, failures, self.policy.backoff(failures))
+                        ),
+                    )
                     continue
                 return ApiResponse(url, status, body, data, self._clock(), endpoint)
             message, reason = _error_message(response)
@@ -241,17 +255,20 @@ class SpotifyClient:
                 self._retry("429", url, throttles, 0.0)
                 continue
             if status in self.policy.statuses:
-                self._count("server_errors")
                 failures += 1
-                if failures > self.policy.max_retries:
-                    raise ApiError(
+                self._retry_or_give_up(
+                    "server_errors",
+                    f"HTTP {status}",
+                    url,
+                    failures,
+                    ApiError(
                         f"HTTP {status} from {url} after {failures} attempts: {message}",
                         status=status,
                         url=url,
                         retriable=True,
                         hint="the API is failing; re-run later",
-                    )
-                self._retry(f"HTTP {status}", url, failures, self.policy.backoff(failures))
+                    ),
+                )
                 continue
             raise ApiError(f"HTTP {status} from {url}: {message}", status=status, url=url)
 
