@@ -215,6 +215,9 @@ def bench_extract(size: int, work: Path, latency_ms: int, rate: int) -> dict[str
         wall = time.perf_counter() - started
         made = server.stats.api_requests
         throttled = server.stats.by_status.get(429, 0)
+        # The server's view: from the first Web API request to the last (the wall time also holds the
+        # child's interpreter start, imports and token request).
+        active = (server.stats.last_api_at or 0.0) - (server.stats.first_api_at or 0.0)
         server.stats.reset()
         started = time.perf_counter()
         child_peak_rss(["extract", str(lake), json.dumps(args)])
@@ -234,6 +237,9 @@ def bench_extract(size: int, work: Path, latency_ms: int, rate: int) -> dict[str
         "wall_s": wall,
         "achieved_rate": made / wall,
         "rate_share": made / wall / rate,
+        "active_s": active,
+        "active_rate": (made - 1) / active if active > 0 else 0.0,
+        "active_rate_share": ((made - 1) / active if active > 0 else 0.0) / rate,
         "bound_s": minimum / rate,
         "wall_vs_bound": wall / (minimum / rate),
         "extract_peak_rss_mib": rss_mib,

@@ -56,12 +56,18 @@ class RequestStats:
     by_status: collections.Counter[int] = field(default_factory=collections.Counter)
     faults: collections.Counter[str] = field(default_factory=collections.Counter)
     ids_by_route: dict[str, collections.Counter[str]] = field(default_factory=dict)
+    first_api_at: float | None = None  # time.monotonic() of the first and the latest Web API request
+    last_api_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, route: str, status: int, ids: list[str] | None = None) -> None:
+        now = time.monotonic()
         with self._lock:
             self.by_route[route] += 1
             self.by_status[status] += 1
+            if route != "token":
+                self.first_api_at = self.first_api_at or now
+                self.last_api_at = now
             if ids:
                 self.ids_by_route.setdefault(route, collections.Counter()).update(ids)
 
@@ -80,6 +86,7 @@ class RequestStats:
             self.by_route.clear()
             self.by_status.clear()
             self.faults.clear()
+            self.first_api_at = self.last_api_at = None
             self.ids_by_route.clear()
 
     def as_dict(self) -> dict[str, Any]:
