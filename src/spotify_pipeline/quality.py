@@ -86,6 +86,7 @@ CHECKS: list[Check] = [
     _foreign_key("playlist_changes", "playlist_id", "playlists"),
     _foreign_key("saved_songs", "song_id", "songs"),
     _foreign_key("plays", "song_id", "songs"),
+    _foreign_key("artist_stats", "artist_id", "artists"),
     Check(
         "user_top.item_resolves",
         "user_top",

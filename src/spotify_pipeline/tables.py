@@ -205,6 +205,17 @@ TABLES: dict[str, TableSpec] = {
             "The user's top artists and tracks per time range, one list per day observed.",
         ),
         TableSpec(
+            "artist_stats",
+            _schema(
+                ("artist_id", pa.string()),
+                ("appearances", pa.int64()),
+                ("playlists", pa.int64()),
+                ("songs", pa.int64()),
+            ),
+            ("artist_id",),
+            "Summary of playlist_songs x song_artists per artist, recomputed by every transform.",
+        ),
+        TableSpec(
             "pipeline_runs",
             _schema(
                 ("run_id", pa.string()),
@@ -260,4 +271,5 @@ DATA_TABLES = (
     "saved_songs",
     "plays",
     "user_top",
+    "artist_stats",  # derived from the merged playlist_songs and song_artists: keep after them
 )

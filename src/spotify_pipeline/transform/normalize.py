@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -16,7 +17,7 @@ import duckdb
 # The fields read from each object, as nested dicts: {name: DuckDB type | nested dict | [element]}.
 Shape = dict[str, Any]
 EXTERNAL_URLS: Shape = {"spotify": "VARCHAR"}
-IMAGE: Shape = {"url": "VARCHAR", "height": "INTEGER", "width": "INTEGER"}
+IMAGE: Shape = {"url": "VARCHAR"}  # only the first image's url is kept
 ARTIST_REF: Shape = {"id": "VARCHAR", "name": "VARCHAR", "uri": "VARCHAR", "external_urls": EXTERNAL_URLS}
 ALBUM: Shape = {
     "id": "VARCHAR",
@@ -211,7 +212,7 @@ def build_changes(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE b_playlist_changes AS
         WITH members AS (
             SELECT playlist_id, run_id, max(fetched_at) OVER (PARTITION BY playlist_id, run_id) AS seen, snapshot_id,
-                   obj.uri AS item_uri, CASE WHEN item_type = 'track' THEN obj.id END AS song_id, obj.name AS item_name
+                   item_uri, song_id, item_name
             FROM item_rows WHERE item_type IN ('track', 'episode')
             UNION ALL
             SELECT playlist_id, run_id, extracted_at, snapshot_id, item_uri, song_id, item_name
@@ -241,62 +242,135 @@ def build_changes(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> None:
-    """Create the batch relations from raw files. Needs a table `complete(run_id, playlist_id, snapshot_id)`
-    naming the (run, playlist) pairs whose items were completely extracted."""
-    for entity in BODY_TYPES:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS SELECT * FROM {raw_relation(entity, files.get(entity, []))}"
-        )
+@dataclass(frozen=True)
+class RawFile:
+    """One raw part file to read: where it is and how many bytes of JSON it holds (sizes the batches)."""
 
-    # Every playlist position observed, from embedded first pages and from item pages.
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE item_rows AS
-        WITH pages AS (
-            SELECT run_id, fetched_at, meta.playlist_id AS playlist_id, coalesce(body.items, body.tracks) AS page
-            FROM raw_playlists
-            UNION ALL
-            SELECT run_id, fetched_at, meta.playlist_id, body FROM raw_playlist_items
-        ),
-        rows AS (
-            SELECT run_id, fetched_at, playlist_id, page."offset" AS page_offset,
-                   unnest(page.items) AS it, generate_subscripts(page.items, 1) AS idx
-            FROM pages WHERE page.items IS NOT NULL
-        )
-        SELECT r.run_id, r.fetched_at, r.playlist_id, c.snapshot_id,
-               (coalesce(r.page_offset, 0) + r.idx - 1)::INTEGER AS position,
-               r.it.added_at::TIMESTAMPTZ AS added_at, r.it.added_by.id AS added_by,
-               coalesce(r.it.item, r.it.track) AS obj,
-               CASE
-                   WHEN r.it.is_local OR coalesce(r.it.item, r.it.track).is_local THEN 'local'
-                   WHEN coalesce(r.it.item, r.it.track) IS NULL THEN 'unavailable'
-                   WHEN coalesce(r.it.item, r.it.track).type = 'episode' THEN 'episode'
-                   WHEN coalesce(r.it.item, r.it.track).type IS DISTINCT FROM 'track' THEN 'unavailable'
-                   WHEN coalesce(r.it.item, r.it.track).id IS NULL THEN 'unavailable'
-                   ELSE 'track'
-               END AS item_type
-        FROM rows r JOIN complete c USING (run_id, playlist_id)
-        """
+    entity: str
+    uri: str
+    raw_bytes: int
+
+
+def file_batches(files: Sequence[RawFile], batch_bytes: int) -> list[list[RawFile]]:
+    """Consecutive groups of files holding at most `batch_bytes` of JSON each (at least one file each);
+    always one group, possibly empty, so the batch tables exist even when there is nothing to read."""
+    batches: list[list[RawFile]] = [[]]
+    size = 0
+    for raw_file in files:
+        if batches[-1] and size + raw_file.raw_bytes > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(raw_file)
+        size += raw_file.raw_bytes
+    return batches
+
+
+def _accumulate(con: duckdb.DuckDBPyConnection, table: str, select: str, first: bool) -> None:
+    """Create `table` from the first batch's rows, append the later batches' rows."""
+    if first:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select}")
+    else:
+        con.execute(f"INSERT INTO {table} {select}")
+
+
+def _playlist_header(body: str) -> str:
+    """The playlist fields the tables keep, as one small struct (the embedded item page is left out)."""
+    return f"""{{'id': {body}.id, 'name': {body}.name, 'description': {body}.description,
+        'owner_id': {body}.owner.id, 'owner_name': {body}.owner.display_name, 'public': {body}.public,
+        'collaborative': {body}.collaborative, 'followers': {body}.followers.total,
+        'snapshot_id': {body}.snapshot_id, 'total_items': coalesce({body}.items.total, {body}.tracks.total),
+        'url': {body}.external_urls.spotify, 'uri': {body}.uri, 'image_url': {body}.images[1].url}}"""
+
+
+# What a song row needs of a track object (the album and the artists' names go to their own partials).
+SONG_FIELDS = """{'name': obj.name, 'duration_ms': obj.duration_ms, 'explicit': obj.explicit,
+    'popularity': obj.popularity, 'isrc': obj.external_ids.isrc, 'disc_number': obj.disc_number,
+    'track_number': obj.track_number, 'album_id': obj.album.id,
+    'artist_ids': list_transform(obj.artists, lambda a: a.id), 'uri': obj.uri, 'url': obj.external_urls.spotify}"""
+
+
+def _add_track_observations(con: duckdb.DuckDBPyConnection, observations: str, first: bool) -> None:
+    """Fold track observations (`song_id, obj, fetched_at, added_at`) into per-key partial aggregates:
+    the newest observation of each song, album and artist, their first and last sighting, and each song's
+    popularity per day. Newest-wins and min/max are decomposable, so the final aggregate over the partials
+    equals one aggregate over every observation, however the raw files were batched."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW track_obs AS {observations}")
+    _accumulate(
+        con,
+        "song_partials",
+        f"""SELECT song_id, arg_max(song, fetched_at) AS song, max(fetched_at) AS last_seen_at,
+                   min(fetched_at) AS first_seen_at, min(added_at) AS song_added
+            FROM (SELECT song_id, {SONG_FIELDS} AS song, fetched_at, added_at FROM track_obs)
+            GROUP BY song_id""",
+        first,
+    )
+    _accumulate(
+        con,
+        "popularity_partials",
+        """SELECT song_id, fetched_at::DATE AS observed_date, arg_max(obj.popularity, fetched_at) AS popularity,
+                  max(fetched_at) AS observed_at
+           FROM track_obs WHERE obj.popularity IS NOT NULL GROUP BY ALL""",
+        first,
+    )
+    _accumulate(
+        con,
+        "artist_partials",
+        f"""SELECT artist.id AS artist_id, arg_max(artist, fetched_at) AS artist, FALSE AS enriched,
+                   max(fetched_at) AS last_seen_at, min(fetched_at) AS first_seen_at
+            FROM (SELECT a::{sql_type(ARTIST)} AS artist, fetched_at
+                  FROM (SELECT unnest(obj.artists) AS a, fetched_at FROM track_obs))
+            WHERE artist.id IS NOT NULL GROUP BY artist.id""",
+        first,
+    )
+    _add_album_observations(
+        con,
+        "SELECT obj.album AS album, fetched_at, FALSE AS enriched FROM track_obs WHERE obj.album.id IS NOT NULL",
+        first,
+    )
+
+
+def _add_album_observations(con: duckdb.DuckDBPyConnection, observations: str, first: bool) -> None:
+    """Fold album observations (`album, fetched_at, enriched`) and the artists named on them into partials."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW album_obs AS {observations}")
+    _accumulate(
+        con,
+        "album_partials",
+        """SELECT album.id AS album_id, arg_max(album, fetched_at) AS album, enriched,
+                  max(fetched_at) AS last_seen_at, min(fetched_at) AS first_seen_at
+           FROM album_obs WHERE album.id IS NOT NULL GROUP BY album.id, enriched""",
+        first,
     )
     con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE b_playlist_songs AS
-        SELECT playlist_id, position, item_type,
-               CASE WHEN item_type = 'track' THEN obj.id END AS song_id,
-               obj.uri AS item_uri, obj.name AS item_name, added_at, added_by, snapshot_id,
-               fetched_at AS extracted_at, run_id
-        FROM item_rows
-        QUALIFY run_id = max(run_id) OVER (PARTITION BY playlist_id)
-            AND row_number() OVER (PARTITION BY playlist_id, position ORDER BY fetched_at DESC) = 1
-        """
+        f"""INSERT INTO artist_partials
+            SELECT artist.id, arg_max(artist, fetched_at), FALSE, max(fetched_at), min(fetched_at)
+            FROM (SELECT a::{sql_type(ARTIST)} AS artist, fetched_at
+                  FROM (SELECT unnest(album.artists) AS a, fetched_at FROM album_obs))
+            WHERE artist.id IS NOT NULL GROUP BY artist.id"""
     )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE track_obs AS
-        SELECT obj.id AS song_id, obj, fetched_at, added_at FROM item_rows WHERE item_type = 'track'
-        UNION ALL
-        SELECT t.track.id, t.track, fetched_at, NULL::TIMESTAMPTZ
+
+
+def build_batch(
+    con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]], batch_bytes: int = 256 * 1024 * 1024
+) -> None:
+    """Create the batch relations from raw files. Needs a table `complete(run_id, playlist_id, snapshot_id)`
+    naming the (run, playlist) pairs whose items were completely extracted.
+
+    The playlist files (nearly all of the raw zone) are read in batches of about `batch_bytes` of JSON:
+    each batch is parsed once, its positions are kept as narrow rows, and its nested track objects are
+    folded into per-key partial aggregates, so memory follows the batch size and the number of distinct
+    songs, not the number of playlist positions."""
+    for entity in BODY_TYPES:
+        uris = [f.uri for f in files.get(entity, [])]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS SELECT * FROM {raw_relation(entity, uris)}")
+
+    playlist_files = files.get("playlists", []) + files.get("playlist_items", [])
+    for number, batch in enumerate(file_batches(playlist_files, batch_bytes)):
+        _read_playlist_batch(con, batch, first=number == 0)
+
+    # Tracks seen in the user sources: liked songs, recently played, top tracks.
+    _add_track_observations(
+        con,
+        f"""SELECT t.track.id AS song_id, t.track AS obj, fetched_at, NULL::TIMESTAMPTZ AS added_at
         FROM (SELECT unnest(body.items) AS t, fetched_at FROM raw_saved_tracks)
         WHERE t.track.id IS NOT NULL AND t.track.type = 'track'
         UNION ALL
@@ -307,56 +381,153 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> 
         SELECT t.id, t, fetched_at, NULL::TIMESTAMPTZ
         FROM (SELECT unnest(json_transform(body -> 'items', '{json_structure([PLAYABLE])}')) AS t, fetched_at
               FROM raw_top_items WHERE meta.kind = 'tracks')
-        WHERE t.id IS NOT NULL
+        WHERE t.id IS NOT NULL""",
+        first=False,
+    )
+    # Enriched albums and artists: batch or single responses, and top artists.
+    _add_album_observations(
+        con,
+        f"""SELECT unnest(json_transform(body -> 'albums', '{json_structure([ALBUM])}')) AS album, fetched_at,
+               TRUE AS enriched
+        FROM raw_albums WHERE meta.endpoint = 'albums'
+        UNION ALL
+        SELECT json_transform(body, '{json_structure(ALBUM)}'), fetched_at, TRUE
+        FROM raw_albums WHERE meta.endpoint = 'album'""",
+        first=False,
+    )
+    con.execute(
+        f"""
+        INSERT INTO artist_partials
+        SELECT artist.id, artist, TRUE, fetched_at, fetched_at
+        FROM (SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at
+              FROM raw_artists WHERE meta.endpoint = 'artists'
+              UNION ALL
+              SELECT json_transform(body, '{json_structure(ARTIST)}'), fetched_at
+              FROM raw_artists WHERE meta.endpoint = 'artist'
+              UNION ALL
+              SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')), fetched_at
+              FROM raw_top_items WHERE meta.kind = 'artists')
+        WHERE artist.id IS NOT NULL
+        """
+    )
+    _build_batch_tables(con)
+
+
+def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], first: bool) -> None:
+    """Parse one batch of playlist and item-page files once; keep narrow position rows and playlist headers,
+    fold the nested track objects into the partials."""
+    playlists = raw_relation("playlists", [f.uri for f in batch if f.entity == "playlists"])
+    pages = raw_relation("playlist_items", [f.uri for f in batch if f.entity == "playlist_items"])
+    # One pass over the parsed pages: every position observed (embedded first pages and item pages), each
+    # playlist header riding on its page's first row (an empty page still yields that one row). Nothing
+    # page-sized is materialised: DuckDB streams the parsed records straight into position rows.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE batch_positions AS
+        WITH pages AS (
+            SELECT run_id, fetched_at, meta.playlist_id AS playlist_id, {_playlist_header("body")} AS header,
+                   coalesce(body.items, body.tracks) AS page
+            FROM {playlists}
+            UNION ALL
+            SELECT run_id, fetched_at, meta.playlist_id, NULL, body FROM {pages}
+        ),
+        rows AS (
+            SELECT run_id, fetched_at, playlist_id, header, page."offset" AS page_offset,
+                   coalesce(len(page.items), 0) > 0 AS has_items,
+                   unnest(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END) AS it,
+                   generate_subscripts(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END, 1) AS idx
+            FROM pages
+        ),
+        objs AS (SELECT *, coalesce(it.item, it.track) AS obj FROM rows)
+        SELECT o.run_id, o.fetched_at, o.playlist_id, c.snapshot_id,
+               CASE WHEN o.idx = 1 THEN o.header END AS header, o.has_items AND c.run_id IS NOT NULL AS complete,
+               (coalesce(o.page_offset, 0) + o.idx - 1)::INTEGER AS position,
+               o.it.added_at::TIMESTAMPTZ AS added_at, o.it.added_by.id AS added_by, o.obj,
+               CASE
+                   WHEN o.it.is_local OR o.obj.is_local THEN 'local'
+                   WHEN o.obj IS NULL THEN 'unavailable'
+                   WHEN o.obj.type = 'episode' THEN 'episode'
+                   WHEN o.obj.type IS DISTINCT FROM 'track' THEN 'unavailable'
+                   WHEN o.obj.id IS NULL THEN 'unavailable'
+                   ELSE 'track'
+               END AS item_type
+        FROM objs o LEFT JOIN complete c USING (run_id, playlist_id)
+        """
+    )
+    _accumulate(
+        con,
+        "playlist_headers",
+        "SELECT header, fetched_at, run_id FROM batch_positions WHERE header.id IS NOT NULL",
+        first,
+    )
+    _accumulate(
+        con,
+        "item_rows",
+        """SELECT run_id, fetched_at, playlist_id, snapshot_id, position, added_at, added_by, item_type,
+                  CASE WHEN item_type = 'track' THEN obj.id END AS song_id, obj.uri AS item_uri,
+                  obj.name AS item_name
+           FROM batch_positions WHERE complete""",
+        first,
+    )
+    _add_track_observations(
+        con,
+        "SELECT obj.id AS song_id, obj, fetched_at, added_at FROM batch_positions"
+        " WHERE complete AND item_type = 'track'",
+        first,
+    )
+    con.execute("DROP VIEW track_obs")
+    con.execute("DROP VIEW album_obs")
+    con.execute("DROP TABLE batch_positions")
+
+
+def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The `b_*` relations: one row per key, from the position rows and the partial aggregates."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_playlist_songs AS
+        SELECT playlist_id, position, item_type, song_id, item_uri, item_name, added_at, added_by, snapshot_id,
+               fetched_at AS extracted_at, run_id
+        FROM item_rows
+        QUALIFY run_id = max(run_id) OVER (PARTITION BY playlist_id)
+            AND row_number() OVER (PARTITION BY playlist_id, position ORDER BY fetched_at DESC) = 1
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_songs_full AS
-        SELECT song_id, arg_max(obj, fetched_at) AS obj, min(fetched_at) AS first_seen_at,
-               max(fetched_at) AS last_seen_at, min(added_at) AS song_added
-        FROM track_obs GROUP BY song_id
+        SELECT song_id, arg_max(song, last_seen_at) AS song, min(first_seen_at) AS first_seen_at,
+               max(last_seen_at) AS last_seen_at, min(song_added) AS song_added
+        FROM song_partials GROUP BY song_id
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_songs AS
-        SELECT song_id, obj.name AS name, obj.duration_ms AS duration_ms, obj.explicit AS explicit,
-               obj.popularity AS popularity, obj.external_ids.isrc AS isrc, obj.disc_number AS disc_number,
-               obj.track_number AS track_number, obj.album.id AS album_id, obj.artists[1].id AS artist_id,
-               song_added, obj.uri AS uri, obj.external_urls.spotify AS url, first_seen_at, last_seen_at
+        SELECT song_id, song.name AS name, song.duration_ms AS duration_ms, song.explicit AS explicit,
+               song.popularity AS popularity, song.isrc AS isrc, song.disc_number AS disc_number,
+               song.track_number AS track_number, song.album_id AS album_id, song.artist_ids[1] AS artist_id,
+               song_added, song.uri AS uri, song.url AS url, first_seen_at, last_seen_at
         FROM b_songs_full
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_song_artists AS
-        SELECT song_id, a.id AS artist_id, (idx - 1)::INTEGER AS position, last_seen_at
-        FROM (SELECT song_id, last_seen_at, unnest(obj.artists) AS a, generate_subscripts(obj.artists, 1) AS idx
+        SELECT song_id, artist_id, (idx - 1)::INTEGER AS position, last_seen_at
+        FROM (SELECT song_id, last_seen_at, unnest(song.artist_ids) AS artist_id,
+                     generate_subscripts(song.artist_ids, 1) AS idx
               FROM b_songs_full)
-        WHERE a.id IS NOT NULL
+        WHERE artist_id IS NOT NULL
         """
     )
-    # Albums: enriched responses (batch or single) and the simplified album inside every track.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE album_obs AS
-        SELECT obj.album AS album, fetched_at, FALSE AS enriched FROM track_obs WHERE obj.album.id IS NOT NULL
-        UNION ALL
-        SELECT unnest(json_transform(body -> 'albums', '{json_structure([ALBUM])}')) AS album, fetched_at, TRUE
-        FROM raw_albums WHERE meta.endpoint = 'albums'
-        UNION ALL
-        SELECT json_transform(body, '{json_structure(ALBUM)}') AS album, fetched_at, TRUE
-        FROM raw_albums WHERE meta.endpoint = 'album'
-        """
-    )
+    con.execute("DROP TABLE b_songs_full")
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_albums_full AS
-        SELECT album.id AS album_id, arg_max(album, (enriched::INTEGER, fetched_at)) AS album,
-               max(fetched_at) FILTER (WHERE enriched) AS enriched_at,
-               min(fetched_at) AS first_seen_at, max(fetched_at) AS last_seen_at
-        FROM album_obs WHERE album.id IS NOT NULL GROUP BY album.id
+        SELECT album_id, arg_max(album, (enriched::INTEGER, last_seen_at)) AS album,
+               max(last_seen_at) FILTER (WHERE enriched) AS enriched_at,
+               min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at
+        FROM album_partials GROUP BY album_id
         """
     )
     con.execute(
@@ -383,35 +554,15 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> 
         WHERE a.id IS NOT NULL
         """
     )
-    # Artists: enriched responses, and every simplified artist on tracks and albums.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE artist_obs AS
-        SELECT {{'id': a.id, 'name': a.name, 'uri': a.uri, 'external_urls': a.external_urls}}::{sql_type(ARTIST)}
-                   AS artist,
-               fetched_at, FALSE AS enriched
-        FROM (SELECT unnest(obj.artists) AS a, fetched_at FROM track_obs
-              UNION ALL SELECT unnest(album.artists) AS a, fetched_at FROM album_obs)
-        WHERE a.id IS NOT NULL
-        UNION ALL
-        SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at, TRUE
-        FROM raw_artists WHERE meta.endpoint = 'artists'
-        UNION ALL
-        SELECT json_transform(body, '{json_structure(ARTIST)}') AS artist, fetched_at, TRUE
-        FROM raw_artists WHERE meta.endpoint = 'artist'
-        UNION ALL
-        SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')) AS artist, fetched_at, TRUE
-        FROM raw_top_items WHERE meta.kind = 'artists'
-        """
-    )
+    con.execute("DROP TABLE b_albums_full")
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_artists AS
         WITH best AS (
-            SELECT artist.id AS artist_id, arg_max(artist, (enriched::INTEGER, fetched_at)) AS artist,
-                   max(fetched_at) FILTER (WHERE enriched) AS enriched_at,
-                   min(fetched_at) AS first_seen_at, max(fetched_at) AS last_seen_at
-            FROM artist_obs WHERE artist.id IS NOT NULL GROUP BY artist.id
+            SELECT artist_id, arg_max(artist, (enriched::INTEGER, last_seen_at)) AS artist,
+                   max(last_seen_at) FILTER (WHERE enriched) AS enriched_at,
+                   min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at
+            FROM artist_partials GROUP BY artist_id
         )
         SELECT artist_id, artist.name AS name, artist.uri AS uri, artist.external_urls.spotify AS url,
                CASE WHEN enriched_at IS NOT NULL THEN artist.genres END AS genres,
@@ -423,31 +574,29 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[str]]) -> 
         """
     )
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE b_playlists AS
-        WITH objs AS (
-            SELECT body, fetched_at, run_id FROM raw_playlists
-            UNION ALL SELECT body, fetched_at, run_id FROM raw_playlist_checks
+        WITH headers AS (
+            SELECT header, fetched_at FROM playlist_headers
+            UNION ALL
+            SELECT {_playlist_header("body")}, fetched_at FROM raw_playlist_checks WHERE body.id IS NOT NULL
         ),
         latest AS (
-            SELECT body.id AS playlist_id, arg_max(body, fetched_at) AS body, max(fetched_at) AS extracted_at
-            FROM objs WHERE body.id IS NOT NULL GROUP BY body.id
+            SELECT header.id AS playlist_id, arg_max(header, fetched_at) AS h, max(fetched_at) AS extracted_at
+            FROM headers GROUP BY header.id
         ),
         items AS (SELECT playlist_id, max(extracted_at) AS items_extracted_at FROM b_playlist_songs GROUP BY ALL)
-        SELECT l.playlist_id, body.name AS name, body.description AS description, body.owner.id AS owner_id,
-               body.owner.display_name AS owner_name, body.public AS public,
-               body.collaborative AS collaborative, body.followers.total AS followers,
-               body.snapshot_id AS snapshot_id, coalesce(body.items.total, body.tracks.total) AS total_items,
-               body.external_urls.spotify AS url, body.uri AS uri, body.images[1].url AS image_url,
-               extracted_at, i.items_extracted_at
+        SELECT l.playlist_id, h.name AS name, h.description AS description, h.owner_id AS owner_id,
+               h.owner_name AS owner_name, h.public AS public, h.collaborative AS collaborative,
+               h.followers AS followers, h.snapshot_id AS snapshot_id, h.total_items AS total_items,
+               h.url AS url, h.uri AS uri, h.image_url AS image_url, extracted_at, i.items_extracted_at
         FROM latest l LEFT JOIN items i USING (playlist_id)
         """
     )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_song_popularity AS
-        SELECT song_id, fetched_at::DATE AS observed_date, arg_max(obj.popularity, fetched_at) AS popularity,
-               max(fetched_at) AS observed_at
-        FROM track_obs WHERE obj.popularity IS NOT NULL GROUP BY ALL
+        SELECT song_id, observed_date, arg_max(popularity, observed_at) AS popularity, max(observed_at) AS observed_at
+        FROM popularity_partials GROUP BY ALL
         """
     )

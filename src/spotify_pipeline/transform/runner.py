@@ -18,13 +18,13 @@ import pyarrow as pa
 
 from ..catalog import Catalog
 from ..crashpoints import crash_point
-from ..errors import LakeError, QualityError
+from ..errors import ConfigError, LakeError, QualityError
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
 from ..tables import DATA_TABLES, TABLES
-from .merge import merge_sql
-from .normalize import build_batch, build_changes, build_user_tables
+from .merge import MERGES, Derived, merge_sql
+from .normalize import RawFile, build_batch, build_changes, build_user_tables
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,30 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     if os.environ.get("SPOTIFY_PIPELINE_MEMORY_LIMIT"):
         con.execute(f"SET memory_limit = '{os.environ['SPOTIFY_PIPELINE_MEMORY_LIMIT']}'")
     con.execute("SET preserve_insertion_order = false")
+    # Temp tables live for one transform: compressing them (DuckDB's default for bulk appends) cost a
+    # third of a 1M-item rebuild for nothing (profiled; docs/BENCHMARKS.md).
+    con.execute("SET force_compression = 'uncompressed'")
+    con.execute("SET enable_progress_bar = false")  # our own console reports progress
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/spotify-pipeline-duckdb'")
     if remote:
         from ..lake.s3 import s3_filesystem
 
         con.register_filesystem(s3_filesystem())
     return con
+
+
+DEFAULT_BATCH_BYTES = 256 * 1024 * 1024
+
+
+def _batch_bytes() -> int:
+    value = os.environ.get("SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES", "")
+    try:
+        return int(value) if value else DEFAULT_BATCH_BYTES
+    except ValueError:
+        raise ConfigError(
+            f"SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES must be a number of bytes, not {value!r}",
+            hint="unset it or set e.g. 268435456 (256 MiB)",
+        ) from None
 
 
 def register_table(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, view: str) -> None:
@@ -85,12 +103,15 @@ def transform(
     rebuild: bool = False,
     by_run_id: str = "",
     stage_hook: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    batch_bytes: int | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
     Write-audit-publish: every table's new rows are staged first, the quality checks run on the staged
     rows, and only if no error-severity check fails are the tables committed (one Iceberg commit each).
-    `stage_hook` lets tests tamper with the staged rows to prove the gate holds.
+    `batch_bytes` (default: SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES, else 256 MiB) is how much raw JSON is
+    parsed at a time; it bounds the transform's memory. `stage_hook` lets tests tamper with the staged
+    rows to prove the gate holds.
     """
     reader = RawZoneReader(storage)
     manifests = reader.manifests()
@@ -98,11 +119,15 @@ def transform(
     previous_counts = table_row_counts(catalog) if catalog.exists() else {}
     processed = set() if rebuild else _processed_runs(catalog)
     todo = [m for m in manifests if m["run_id"] not in processed]
-    if not todo:
+    # A lake written before a derived table existed gets it on the next transform, even with no new data.
+    derived_missing = bool(previous_counts) and any(
+        isinstance(MERGES[n], Derived) and n not in previous_counts for n in DATA_TABLES
+    )
+    if not todo and not derived_missing:
         result.rows = table_row_counts(catalog)
         return result
 
-    files: dict[str, list[str]] = {}
+    files: dict[str, list[RawFile]] = {}
     complete: list[dict[str, Any]] = []
     for manifest in todo:
         for entry in manifest["files"]:
@@ -111,7 +136,9 @@ def transform(
                     f"raw file {entry['key']} listed in run {manifest['run_id']} is missing",
                     hint="restore it; the raw zone is the source of every table",
                 )
-            files.setdefault(entry["entity"], []).append(storage.uri(entry["key"]))
+            files.setdefault(entry["entity"], []).append(
+                RawFile(entry["entity"], storage.uri(entry["key"]), entry.get("raw_bytes", entry["bytes"]))
+            )
         for playlist_id, outcome in (manifest.get("playlists") or {}).items():
             if outcome.get("status") == "complete":
                 complete.append(
@@ -139,7 +166,7 @@ def transform(
         )
         con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
-            build_batch(con, files)
+            build_batch(con, files, batch_bytes or _batch_bytes())
         except duckdb.Error as exc:
             raise _raw_zone_error(exc, storage, todo) from exc
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
@@ -152,6 +179,9 @@ def transform(
         build_changes(con)
         build_user_tables(con)
         for name in DATA_TABLES:
+            if isinstance(MERGES[name], Derived):
+                con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                continue
             result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
             if rebuild:
                 con.register(f"_old_{name}_empty", TABLES[name].schema.empty_table())
