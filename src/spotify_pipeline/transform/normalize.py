@@ -265,6 +265,10 @@ def file_batches(files: Sequence[RawFile], batch_bytes: int) -> list[list[RawFil
     return batches
 
 
+def _uris(batch: list[RawFile], entity: str | None = None) -> list[str]:
+    return [f.uri for f in batch if entity is None or f.entity == entity]
+
+
 def _accumulate(con: duckdb.DuckDBPyConnection, table: str, select: str, first: bool) -> None:
     """Create `table` from the first batch's rows, append the later batches' rows."""
     if first:
@@ -384,28 +388,38 @@ def build_batch(
         WHERE t.id IS NOT NULL""",
         first=False,
     )
-    # Enriched albums and artists: batch or single responses, and top artists.
-    _add_album_observations(
-        con,
-        f"""SELECT unnest(json_transform(body -> 'albums', '{json_structure([ALBUM])}')) AS album, fetched_at,
-               TRUE AS enriched
-        FROM raw_albums WHERE meta.endpoint = 'albums'
-        UNION ALL
-        SELECT json_transform(body, '{json_structure(ALBUM)}'), fetched_at, TRUE
-        FROM raw_albums WHERE meta.endpoint = 'album'""",
-        first=False,
-    )
+    # Enriched albums and artists (batch or single responses), in batches too, and top artists.
+    for batch in file_batches(files.get("albums", []), batch_bytes):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW batch_albums AS SELECT * FROM {raw_relation('albums', _uris(batch))}")
+        _add_album_observations(
+            con,
+            f"""SELECT unnest(json_transform(body -> 'albums', '{json_structure([ALBUM])}')) AS album, fetched_at,
+                   TRUE AS enriched
+            FROM batch_albums WHERE meta.endpoint = 'albums'
+            UNION ALL
+            SELECT json_transform(body, '{json_structure(ALBUM)}'), fetched_at, TRUE
+            FROM batch_albums WHERE meta.endpoint = 'album'""",
+            first=False,
+        )
+    enriched_artists = f"""
+        INSERT INTO artist_partials
+        SELECT artist.id, artist, TRUE, fetched_at, fetched_at
+        FROM (SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at
+              FROM batch_artists WHERE meta.endpoint = 'artists'
+              UNION ALL
+              SELECT json_transform(body, '{json_structure(ARTIST)}'), fetched_at
+              FROM batch_artists WHERE meta.endpoint = 'artist')
+        WHERE artist.id IS NOT NULL"""
+    for batch in file_batches(files.get("artists", []), batch_bytes):
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW batch_artists AS SELECT * FROM {raw_relation('artists', _uris(batch))}"
+        )
+        con.execute(enriched_artists)
     con.execute(
         f"""
         INSERT INTO artist_partials
         SELECT artist.id, artist, TRUE, fetched_at, fetched_at
-        FROM (SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at
-              FROM raw_artists WHERE meta.endpoint = 'artists'
-              UNION ALL
-              SELECT json_transform(body, '{json_structure(ARTIST)}'), fetched_at
-              FROM raw_artists WHERE meta.endpoint = 'artist'
-              UNION ALL
-              SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')), fetched_at
+        FROM (SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')) AS artist, fetched_at
               FROM raw_top_items WHERE meta.kind = 'artists')
         WHERE artist.id IS NOT NULL
         """
@@ -416,8 +430,8 @@ def build_batch(
 def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], first: bool) -> None:
     """Parse one batch of playlist and item-page files once; keep narrow position rows and playlist headers,
     fold the nested track objects into the partials."""
-    playlists = raw_relation("playlists", [f.uri for f in batch if f.entity == "playlists"])
-    pages = raw_relation("playlist_items", [f.uri for f in batch if f.entity == "playlist_items"])
+    playlists = raw_relation("playlists", _uris(batch, "playlists"))
+    pages = raw_relation("playlist_items", _uris(batch, "playlist_items"))
     # One pass over the parsed pages: every position observed (embedded first pages and item pages), each
     # playlist header riding on its page's first row (an empty page still yields that one row). Nothing
     # page-sized is materialised: DuckDB streams the parsed records straight into position rows.
