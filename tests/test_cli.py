@@ -36,6 +36,13 @@ def test_missing_credentials_is_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_bad_transform_batch_size_is_one_clear_line(tmp_path: Path) -> None:
+    result = cli("transform", "--lake", str(tmp_path), env={"SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES": "lots"})
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES must be a number of bytes, not 'lots'" in result.stderr
+
+
 def test_bad_playlist_reference_fails_before_any_request(simulator: SimulatedSpotify, tmp_path: Path) -> None:
     result = cli("run", "--playlist", "https://example.com/x", env=sim_env(simulator, tmp_path))
     assert result.returncode == 2
