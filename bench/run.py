@@ -64,7 +64,7 @@ def stats(times: list[float]) -> dict[str, float]:
 
 
 # The bounded-memory setting measured beside the default: DuckDB capped, small raw batches.
-BOUNDED_ENV = {"SPOTIFY_PIPELINE_MEMORY_LIMIT": "1500MB", "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES": str(64 * 2**20)}
+BOUNDED_ENV = {"SPOTIFY_PIPELINE_MEMORY_LIMIT": "1GB", "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES": str(64 * 2**20)}
 
 
 def child_peak_rss(args: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:

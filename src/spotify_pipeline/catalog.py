@@ -10,7 +10,7 @@ import contextlib
 import logging
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +92,27 @@ class Catalog:
     def read(self, name: str) -> pa.Table:
         return self.table(name).scan().to_arrow()
 
-    def overwrite(self, name: str, data: pa.Table) -> None:
-        """Replace the table's rows in one commit."""
+    def overwrite(self, name: str, data: pa.Table | Iterable[pa.RecordBatch]) -> None:
+        """Replace the table's rows in one commit. Record batches (e.g. a stream from DuckDB) are written
+        slice by slice inside one transaction, so memory holds one slice, not the table: the commit at the
+        end swaps every slice in at once, and a failure before it leaves the table as it was."""
+        schema = TABLES[name].schema
         with warnings.catch_warnings(), self._writing(name):
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            self.table(name).overwrite(data.cast(TABLES[name].schema))
+            if isinstance(data, pa.Table):
+                self.table(name).overwrite(data.cast(schema))
+                return
+            with self.table(name).transaction() as tx:
+                replaced = False
+                for batch in data:
+                    rows = pa.Table.from_batches([batch]).cast(schema)
+                    if replaced:
+                        tx.append(rows)
+                    else:
+                        tx.overwrite(rows)
+                        replaced = True
+                if not replaced:
+                    tx.overwrite(schema.empty_table())
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:

@@ -254,3 +254,21 @@ def test_a_lake_without_a_derived_table_gets_it_on_the_next_transform(lake_run: 
     result = transform(LocalStorage(lake_run), catalog)
     assert result.raw_runs == [] and "artist_stats" in catalog.table_names()
     assert sorted(rows(lake_run, "SELECT * FROM artist_stats")) == sorted(before)
+
+
+def test_publishing_in_slices_gives_the_same_tables_in_one_commit(
+    lake_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spotify_pipeline.transform import runner
+
+    catalog = Catalog(lake_run)
+    before = table_contents(lake_run)
+    monkeypatch.setattr(runner, "PUBLISH_ROWS", 7)  # many slices per table
+    commits = {name: len(catalog.table(name).metadata.metadata_log) for name in DATA_TABLES}
+    transform(LocalStorage(lake_run), catalog, rebuild=True)
+    assert table_contents(lake_run) == before
+    songs = catalog.data_files("songs")
+    assert len(songs) >= len(before["songs"]) // 7  # written slice by slice
+    # One catalog commit per table: one new metadata file, whatever the number of slices.
+    for name in DATA_TABLES:
+        assert len(catalog.table(name).metadata.metadata_log) == commits[name] + 1, name

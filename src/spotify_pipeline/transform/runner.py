@@ -70,6 +70,7 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
 
 
 DEFAULT_BATCH_BYTES = 256 * 1024 * 1024
+PUBLISH_ROWS = 500_000  # rows per slice written to a table (one Parquet file each)
 
 
 def _batch_bytes() -> int:
@@ -193,8 +194,10 @@ def transform(
         if stage_hook is not None:
             stage_hook(con)
         # Audit: the checks run on the staged rows; an error keeps every table as it was.
-        staged_tables = {name: con.table(f"staged_{name}").to_arrow_table() for name in DATA_TABLES}
-        _ensure_space(catalog, staged_tables)
+        staged_rows = {
+            name: con.execute(f"SELECT count(*) FROM staged_{name}").fetchall()[0][0] for name in DATA_TABLES
+        }
+        _ensure_space(catalog, staged_rows)
         now = dt.datetime.now(dt.UTC)
         result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, {} if rebuild else previous_counts)
         catalog.append(
@@ -212,9 +215,9 @@ def transform(
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history.)
         for name in DATA_TABLES:
-            staged = staged_tables[name]
-            catalog.overwrite(name, staged)
-            result.rows[name] = staged.num_rows
+            # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
+            catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
+            result.rows[name] = staged_rows[name]
             crash_point("transform.table_committed")
         processed_rows = pa.Table.from_pylist(
             [{"raw_run_id": m["run_id"], "processed_at": now, "by_run_id": by_run_id} for m in todo],
@@ -231,10 +234,11 @@ def transform(
     return result
 
 
-def _ensure_space(catalog: Catalog, staged: dict[str, pa.Table]) -> None:
+def _ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:
     """Refuse to start publishing when the staged rows clearly cannot fit (a full disk mid-publish would
-    leave some tables new and some old until the next run re-applies the same raw runs)."""
-    needed = sum(t.nbytes for t in staged.values()) + 256 * 1024
+    leave some tables new and some old until the next run re-applies the same raw runs). The estimate,
+    16 bytes per value, is above what the compressed Parquet files take (about 2-4 bytes per value)."""
+    needed = sum(rows * len(TABLES[name].schema) * 16 for name, rows in staged_rows.items()) + 256 * 1024
     free = catalog.free_bytes()
     if free < needed:
         raise LakeError(
