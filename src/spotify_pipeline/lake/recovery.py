@@ -32,11 +32,11 @@ def recover_interrupted_runs(storage: Storage) -> list[dict[str, Any]]:
     """Write a manifest for every interrupted run; returns those manifests."""
     recovered = []
     for run_id, keys in sorted(interrupted_runs(storage).items()):
+        # Each checkpoint names the playlists completed since the one before (older versions wrote the
+        # whole list each time: the union reads both).
         complete: dict[str, Any] = {}
-        checkpoints = storage.list(f"{CHECKPOINT_PREFIX}run_id={run_id}/")
-        if checkpoints:
-            last = json.loads(storage.read(checkpoints[-1]))
-            complete = last.get("complete", {})
+        for checkpoint in sorted(storage.list(f"{CHECKPOINT_PREFIX}run_id={run_id}/")):
+            complete.update(json.loads(storage.read(checkpoint)).get("complete", {}))
         extracted_date = keys[0].split("extracted_date=", 1)[1].split("/", 1)[0]
         files = [{"key": k, "entity": k.split("/")[1], "records": None, "bytes": len(storage.read(k))} for k in keys]
         manifest = {
