@@ -101,3 +101,25 @@ def write_run(
         "raw_bytes": sum(f["raw_bytes"] for f in writer.files),
         "items": sum(catalog.playlist_size(i) for i in playlists),
     }
+
+
+def main() -> None:
+    """`python -m bench.generate --items N --lake DIR [--part I --parts K]`: a lake for measuring by hand
+    (e.g. 10M items: run K parts at once, one per core; each part is one raw run of every K-th playlist)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--items", type=int, required=True)
+    parser.add_argument("--lake", type=Path, required=True)
+    parser.add_argument("--part", type=int, default=0)
+    parser.add_argument("--parts", type=int, default=1)
+    args = parser.parse_args()
+    catalog = catalog_for(args.items)
+    day = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+    playlists = [i for i in range(catalog.config.playlists) if i % args.parts == args.part]
+    run = write_run(args.lake, catalog, f"20261101T120000Z-{args.part + 1:06d}", day, playlists)
+    print(json.dumps({"items": run["items"], "bytes": run["bytes"], "raw_bytes": run["raw_bytes"]}))
+
+
+if __name__ == "__main__":
+    main()
