@@ -316,16 +316,7 @@ def _add_track_observations(con: duckdb.DuckDBPyConnection, observations: str, f
            FROM track_obs WHERE obj.popularity IS NOT NULL GROUP BY ALL""",
         first,
     )
-    _accumulate(
-        con,
-        "artist_partials",
-        f"""SELECT artist.id AS artist_id, arg_max(artist, fetched_at) AS artist, FALSE AS enriched,
-                   max(fetched_at) AS last_seen_at, min(fetched_at) AS first_seen_at
-            FROM (SELECT a::{sql_type(ARTIST)} AS artist, fetched_at
-                  FROM (SELECT unnest(obj.artists) AS a, fetched_at FROM track_obs))
-            WHERE artist.id IS NOT NULL GROUP BY artist.id""",
-        first,
-    )
+    _add_artist_refs(con, "obj.artists", "track_obs", first)
     _add_album_observations(
         con,
         "SELECT obj.album AS album, fetched_at, FALSE AS enriched FROM track_obs WHERE obj.album.id IS NOT NULL",
@@ -344,18 +335,33 @@ def _add_album_observations(con: duckdb.DuckDBPyConnection, observations: str, f
            FROM album_obs WHERE album.id IS NOT NULL GROUP BY album.id, enriched""",
         first,
     )
-    con.execute(
-        f"""INSERT INTO artist_partials
-            SELECT artist.id, arg_max(artist, fetched_at), FALSE, max(fetched_at), min(fetched_at)
+    _add_artist_refs(con, "album.artists", "album_obs", first=False)
+
+
+def _add_artist_refs(con: duckdb.DuckDBPyConnection, refs: str, observations: str, first: bool) -> None:
+    """Fold the simplified artists named on tracks or albums (the list column `refs` of `observations`)
+    into the artist partials."""
+    _accumulate(
+        con,
+        "artist_partials",
+        f"""SELECT artist.id AS artist_id, arg_max(artist, fetched_at) AS artist, FALSE AS enriched,
+                   max(fetched_at) AS last_seen_at, min(fetched_at) AS first_seen_at
             FROM (SELECT a::{sql_type(ARTIST)} AS artist, fetched_at
-                  FROM (SELECT unnest(album.artists) AS a, fetched_at FROM album_obs))
-            WHERE artist.id IS NOT NULL GROUP BY artist.id"""
+                  FROM (SELECT unnest({refs}) AS a, fetched_at FROM {observations}))
+            WHERE artist.id IS NOT NULL GROUP BY artist.id""",
+        first,
     )
 
 
-def build_batch(
-    con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]], batch_bytes: int = 256 * 1024 * 1024
-) -> None:
+def _add_enriched_artists(con: duckdb.DuckDBPyConnection, artists: str) -> None:
+    """Add full artist objects (`artist, fetched_at` rows from enrichment or top-artist responses)."""
+    con.execute(
+        f"""INSERT INTO artist_partials SELECT artist.id, artist, TRUE, fetched_at, fetched_at
+            FROM ({artists}) WHERE artist.id IS NOT NULL"""
+    )
+
+
+def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]], batch_bytes: int) -> None:
     """Create the batch relations from raw files. Needs a table `complete(run_id, playlist_id, snapshot_id)`
     naming the (run, playlist) pairs whose items were completely extracted.
 
@@ -401,28 +407,22 @@ def build_batch(
             FROM batch_albums WHERE meta.endpoint = 'album'""",
             first=False,
         )
-    enriched_artists = f"""
-        INSERT INTO artist_partials
-        SELECT artist.id, artist, TRUE, fetched_at, fetched_at
-        FROM (SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at
-              FROM batch_artists WHERE meta.endpoint = 'artists'
-              UNION ALL
-              SELECT json_transform(body, '{json_structure(ARTIST)}'), fetched_at
-              FROM batch_artists WHERE meta.endpoint = 'artist')
-        WHERE artist.id IS NOT NULL"""
     for batch in file_batches(files.get("artists", []), batch_bytes):
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW batch_artists AS SELECT * FROM {raw_relation('artists', _uris(batch))}"
         )
-        con.execute(enriched_artists)
-    con.execute(
-        f"""
-        INSERT INTO artist_partials
-        SELECT artist.id, artist, TRUE, fetched_at, fetched_at
-        FROM (SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')) AS artist, fetched_at
-              FROM raw_top_items WHERE meta.kind = 'artists')
-        WHERE artist.id IS NOT NULL
-        """
+        _add_enriched_artists(
+            con,
+            f"""SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at
+            FROM batch_artists WHERE meta.endpoint = 'artists'
+            UNION ALL
+            SELECT json_transform(body, '{json_structure(ARTIST)}'), fetched_at
+            FROM batch_artists WHERE meta.endpoint = 'artist'""",
+        )
+    _add_enriched_artists(
+        con,
+        f"""SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')) AS artist, fetched_at
+        FROM raw_top_items WHERE meta.kind = 'artists'""",
     )
     _build_batch_tables(con)
 
