@@ -7,7 +7,6 @@ The batch relations (`b_*`) hold one row per key: the latest observation within 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,20 +109,28 @@ def sql_type(shape: Any) -> str:
     return "STRUCT(" + ", ".join(f'"{name}" {sql_type(kind)}' for name, kind in shape.items()) + ")"
 
 
-def json_structure(shape: Any) -> str:
-    """The same shape as a json_transform structure (which, unlike CAST, ignores unknown keys)."""
-    return json.dumps(shape)
+def pick(shape: Shape, expr: str) -> str:
+    """A struct literal of `shape`'s top-level fields taken from `expr`, which has at least those fields
+    (e.g. one album out of a body typed as the union of single and batch responses)."""
+    return "{" + ", ".join(f"'{name}': {expr}.\"{name}\"" for name in shape) + "}"
 
+
+# Responses that come in two shapes are read as the union of both, so that DuckDB's JSON reader parses
+# each body once into typed structs (fields a shape lacks are NULL): an album or artist endpoint answers
+# one object, the batch endpoint `{"albums": [...]}`; a top-items page lists artists or tracks by kind.
+ALBUMS_BODY: Shape = {**ALBUM, "albums": [ALBUM]}
+ARTISTS_BODY: Shape = {**ARTIST, "artists": [ARTIST]}
+TOP_ITEMS_PAGE: Shape = {"items": [{**PLAYABLE, **ARTIST}]}
 
 BODY_TYPES: dict[str, Any] = {
     "playlists": PLAYLIST,
     "playlist_checks": PLAYLIST,
     "playlist_items": PAGE,
-    "artists": "JSON",  # batch ({"artists": [...]}) or single responses: shaped in SQL by endpoint
-    "albums": "JSON",
+    "artists": ARTISTS_BODY,
+    "albums": ALBUMS_BODY,
     "saved_tracks": SAVED_PAGE,
     "recently_played": PLAYS_PAGE,
-    "top_items": "JSON",  # artists or tracks, by meta.kind
+    "top_items": TOP_ITEMS_PAGE,
 }
 
 
@@ -388,41 +395,36 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]],
         FROM (SELECT unnest(body.items) AS p, fetched_at FROM raw_recently_played)
         WHERE p.track.id IS NOT NULL AND p.track.type = 'track'
         UNION ALL
-        SELECT t.id, t, fetched_at, NULL::TIMESTAMPTZ
-        FROM (SELECT unnest(json_transform(body -> 'items', '{json_structure([PLAYABLE])}')) AS t, fetched_at
-              FROM raw_top_items WHERE meta.kind = 'tracks')
-        WHERE t.id IS NOT NULL""",
+        SELECT i.id, {pick(PLAYABLE, "i")}, fetched_at, NULL::TIMESTAMPTZ
+        FROM (SELECT unnest(body.items) AS i, fetched_at FROM raw_top_items WHERE meta.kind = 'tracks')
+        WHERE i.id IS NOT NULL""",
         first=False,
     )
-    # Enriched albums and artists (batch or single responses), in batches too, and top artists.
+    # Enriched albums and artists, in batches too: a batch response's list, or a single response as a
+    # list of one. Each album batch is materialised once; it feeds both the album and the artist partials.
     for batch in file_batches(files.get("albums", []), batch_bytes):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW batch_albums AS SELECT * FROM {raw_relation('albums', _uris(batch))}")
-        _add_album_observations(
-            con,
-            f"""SELECT unnest(json_transform(body -> 'albums', '{json_structure([ALBUM])}')) AS album, fetched_at,
-                   TRUE AS enriched
-            FROM batch_albums WHERE meta.endpoint = 'albums'
-            UNION ALL
-            SELECT json_transform(body, '{json_structure(ALBUM)}'), fetched_at, TRUE
-            FROM batch_albums WHERE meta.endpoint = 'album'""",
-            first=False,
-        )
-    for batch in file_batches(files.get("artists", []), batch_bytes):
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW batch_artists AS SELECT * FROM {raw_relation('artists', _uris(batch))}"
+            f"""CREATE OR REPLACE TEMP TABLE batch_albums AS
+            SELECT unnest(
+                CASE meta.endpoint WHEN 'albums' THEN body.albums WHEN 'album' THEN [{pick(ALBUM, "body")}] END
+            ) AS album, fetched_at, TRUE AS enriched
+            FROM {raw_relation("albums", _uris(batch))}"""
         )
+        _add_album_observations(con, "SELECT * FROM batch_albums", first=False)
+        con.execute("DROP VIEW album_obs")
+        con.execute("DROP TABLE batch_albums")
+    for batch in file_batches(files.get("artists", []), batch_bytes):
         _add_enriched_artists(
             con,
-            f"""SELECT unnest(json_transform(body -> 'artists', '{json_structure([ARTIST])}')) AS artist, fetched_at
-            FROM batch_artists WHERE meta.endpoint = 'artists'
-            UNION ALL
-            SELECT json_transform(body, '{json_structure(ARTIST)}'), fetched_at
-            FROM batch_artists WHERE meta.endpoint = 'artist'""",
+            f"""SELECT unnest(CASE meta.endpoint WHEN 'artists' THEN body.artists
+                                   WHEN 'artist' THEN [{pick(ARTIST, "body")}] END) AS artist, fetched_at
+            FROM {raw_relation("artists", _uris(batch))}""",
         )
+    # Top artists: full artist objects too.
     _add_enriched_artists(
         con,
-        f"""SELECT unnest(json_transform(body -> 'items', '{json_structure([ARTIST])}')) AS artist, fetched_at
-        FROM raw_top_items WHERE meta.kind = 'artists'""",
+        f"""SELECT {pick(ARTIST, "i")} AS artist, fetched_at
+        FROM (SELECT unnest(body.items) AS i, fetched_at FROM raw_top_items WHERE meta.kind = 'artists')""",
     )
     _build_batch_tables(con)
 
