@@ -150,6 +150,11 @@ def test_development_mode_with_a_user_login(
             "SELECT count(*) FILTER (WHERE popularity IS NOT NULL), count(*) FILTER (WHERE isrc IS NOT NULL) FROM songs"
         ).rows[0]
         labels = engine.execute("SELECT count(*) FROM albums WHERE label IS NOT NULL OR upc IS NOT NULL").rows[0][0]
+        # Enrichment came one album or artist per response (the batch endpoints refuse): each is still read.
+        enriched = {
+            name: engine.execute(f"SELECT count(*), count(enriched_at), count(name) FROM {name}").rows[0]
+            for name in ("albums", "artists")
+        }
         followers = engine.execute(
             "SELECT count(*) FROM artists WHERE followers IS NOT NULL OR popularity IS NOT NULL"
         ).rows[0][0]
@@ -160,6 +165,8 @@ def test_development_mode_with_a_user_login(
     assert nulls == (0, 0) and labels == 0 and followers == 0  # removed fields stay null, never invented
     for route in ("artist", "album"):
         assert set(server.stats.ids_by_route[route].values()) == {1}, f"each {route} fetched once"
+        fetched = len(server.stats.ids_by_route[route])
+        assert enriched[route + "s"] == (fetched, fetched, fetched), route
     assert server.stats.by_route["artists"] == 1 and server.stats.by_route["albums"] == 1  # refused once each
     who = cli("whoami", env=env)
     assert who.returncode == 0 and f"({user})" in who.stdout and "access mode: development" in who.stdout

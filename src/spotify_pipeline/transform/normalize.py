@@ -199,10 +199,8 @@ def build_user_tables(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE b_user_top AS
         SELECT meta.user_id AS user_id, fetched_at::DATE AS observed_date, meta.time_range AS time_range,
                CASE meta.kind WHEN 'artists' THEN 'artist' ELSE 'track' END AS item_type,
-               (idx - 1)::INTEGER AS rank, item ->> 'id' AS item_id, item ->> 'name' AS item_name,
-               fetched_at AS observed_at
-        FROM (SELECT meta, fetched_at, unnest(CAST(body -> 'items' AS JSON[])) AS item,
-                     generate_subscripts(CAST(body -> 'items' AS JSON[]), 1) AS idx
+               (idx - 1)::INTEGER AS rank, item.id AS item_id, item.name AS item_name, fetched_at AS observed_at
+        FROM (SELECT meta, fetched_at, unnest(body.items) AS item, generate_subscripts(body.items, 1) AS idx
               FROM raw_top_items)
         QUALIFY row_number() OVER (PARTITION BY user_id, observed_date, time_range, item_type, rank
                                    ORDER BY fetched_at DESC) = 1

@@ -60,6 +60,9 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     # Temp tables live for one transform: compressing them (DuckDB's default for bulk appends) cost a
     # third of a 1M-item rebuild for nothing (profiled; docs/BENCHMARKS.md).
     con.execute("SET force_compression = 'uncompressed'")
+    # Nor is there anything to checkpoint: the database lives in memory for one transform, but DuckDB
+    # still ran an automatic checkpoint every 16 MB of appends, 10% of a 1M-item rebuild (profiled).
+    con.execute("SET checkpoint_threshold = '1TB'")
     con.execute("SET enable_progress_bar = false")  # our own console reports progress
     con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/spotify-pipeline-duckdb'")
     if remote:
