@@ -89,6 +89,16 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows(results))
 
 
+HAND_WRITTEN = "\n## What changed"  # docs/BENCHMARKS.md from this heading on is written by hand
+
+
+def refresh(page: str, generated: str) -> str:
+    """The benchmarks page with its generated part replaced and its hand-written part (analysis, targets,
+    measurements made by hand) kept."""
+    start = page.find(HAND_WRITTEN)
+    return generated if start < 0 else generated.rstrip("\n") + "\n" + page[start:]
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [

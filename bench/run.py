@@ -322,7 +322,7 @@ def main() -> None:
             results["extract"] = bench_extract(extract_items, work, latency_ms=30, rate=50)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    from .report import markdown, table
+    from .report import markdown, refresh, table
 
     print(table(results))
     out = args.out or ROOT / "bench" / "results" / f"{results['started'].replace(':', '')}.json"
@@ -330,7 +330,8 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=2))
     print(f"results: {out}")
     if args.write_docs:
-        (ROOT / "docs" / "BENCHMARKS.md").write_text(markdown(results))
+        page = ROOT / "docs" / "BENCHMARKS.md"
+        page.write_text(refresh(page.read_text() if page.exists() else "", markdown(results)))
         print("docs/BENCHMARKS.md refreshed")
 
 

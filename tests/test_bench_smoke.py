@@ -40,3 +40,12 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert extract["requests"] >= extract["minimum_requests"] > 0
     assert extract["unchanged_requests_per_playlist"] == 1.0
     assert "rebuild throughput" in done.stdout
+
+
+def test_refreshing_the_docs_keeps_the_hand_written_part() -> None:
+    from bench.report import refresh
+
+    page = "# Benchmarks\n\nold table\n\n## What changed since\n\nanalysis\n\n## Targets\n\nverdicts\n"
+    refreshed = refresh(page, "# Benchmarks\n\nnew table\n")
+    assert refreshed == "# Benchmarks\n\nnew table\n\n## What changed since\n\nanalysis\n\n## Targets\n\nverdicts\n"
+    assert refresh("", "# Benchmarks\n\nnew table\n") == "# Benchmarks\n\nnew table\n"
