@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import threading
 import time
@@ -44,3 +45,32 @@ def test_rate_limiter_spaces_requests_across_threads() -> None:
     stamps.sort()
     # 20 requests at 50/s with no burst take at least 19 intervals of 20 ms.
     assert stamps[-1] - stamps[0] >= 19 / 50 * 0.95
+
+
+class _FakeTime:
+    """A clock that sleeps exactly as asked, except the sleeps listed in `late`, which overrun."""
+
+    def __init__(self, late: dict[int, float]) -> None:
+        self.now, self.sleeps, self.late = 100.0, 0, late
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds + self.late.get(self.sleeps, 0.0)
+
+
+def test_a_late_wake_does_not_bunch_the_requests_after_it() -> None:
+    # The first wait overruns by 60 ms (a stalled process). Sending then, and giving the next request its
+    # slot, already past, would put two requests at the same instant (the old limiter did: gap 0).
+    fake = _FakeTime(late={1: 0.060})
+    limiter = RateLimiter(rate=50, burst=1, pacing=1.0, clock=fake.clock, sleep=fake.sleep)
+    sent = []
+    for _ in range(6):
+        limiter.acquire()
+        sent.append(fake.now)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) >= 1 / 50 - 1e-9, gaps
+    # Nothing is lost beyond the stall itself: six requests take five intervals plus the overrun.
+    assert sent[-1] - sent[0] <= 5 / 50 + 0.060 + 1e-9
