@@ -74,3 +74,12 @@ def test_a_late_wake_does_not_bunch_the_requests_after_it() -> None:
     assert min(gaps) >= 1 / 50 - 1e-9, gaps
     # Nothing is lost beyond the stall itself: six requests take five intervals plus the overrun.
     assert sent[-1] - sent[0] <= 5 / 50 + 0.060 + 1e-9
+
+
+def test_an_idle_limiter_allows_its_burst_at_once() -> None:
+    fake = _FakeTime(late={})
+    limiter = RateLimiter(rate=50, burst=5, pacing=1.0, clock=fake.clock, sleep=fake.sleep)
+    limiter.acquire()
+    fake.now += 10  # idle: the next five requests may go at once, the sixth waits its interval
+    waits = [limiter.acquire() for _ in range(6)]
+    assert waits[:5] == [0.0] * 5 and abs(waits[5] - 1 / 50) < 1e-9, waits

@@ -52,7 +52,8 @@ class RateLimiter:
                 # An idle limiter has no backlog: the earliest slot is now, minus the allowed burst.
                 slot = max(self._next_slot, now - (self.burst - 1) * interval)
                 self._next_slot = slot + interval
-            if slot > now:
-                self._sleep(slot - now)
+            if slot <= now:
+                return now - started
+            self._sleep(slot - now)
             if self._clock() - slot <= interval:
                 return self._clock() - started
