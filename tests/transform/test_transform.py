@@ -16,7 +16,8 @@ from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.query import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES, TABLES
-from spotify_pipeline.transform import transform
+from spotify_pipeline.transform import normalize, transform
+from spotify_pipeline.transform.runner import connect
 
 from ..conftest import SimulatorFactory, expected_enrichment, settings_for
 
@@ -209,7 +210,9 @@ def test_snapshot_change_updates_membership_and_keeps_history(make_simulator: Si
     assert both[0][0] > 0
 
 
-def test_rebuild_equals_the_incremental_path(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
+def test_rebuild_equals_the_incremental_path(
+    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = make_simulator(playlists=5, items_per_playlist=50, large_playlist_items=400)
     storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
     for day, changed in ((1, []), (2, [1, 3]), (3, [0])):
@@ -225,6 +228,39 @@ def test_rebuild_equals_the_incremental_path(make_simulator: SimulatorFactory, t
     result = transform(storage, catalog, rebuild=True, batch_bytes=1)
     assert len(result.raw_runs) == 3
     assert table_contents(tmp_path) == incremental
+    # And with the partial aggregates folded as often as possible (normally only past 1M rows).
+    monkeypatch.setattr(normalize, "COMPACT_MIN_ROWS", 1)
+    transform(storage, catalog, rebuild=True, batch_bytes=1)
+    assert table_contents(tmp_path) == incremental
+
+
+def test_folding_a_partial_table_keeps_the_newest_and_the_extremes() -> None:
+    con = connect()
+    con.execute(
+        """CREATE TEMP TABLE song_partials AS SELECT * FROM (VALUES
+            ('s1', {'name': 'old'}, TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2025-06-01'),
+            ('s1', {'name': 'new'}, TIMESTAMPTZ '2026-03-01', TIMESTAMPTZ '2026-02-01', NULL),
+            ('s1', {'name': 'mid'}, TIMESTAMPTZ '2026-02-01', TIMESTAMPTZ '2025-12-01', TIMESTAMPTZ '2025-07-01'),
+            ('s2', {'name': 'only'}, TIMESTAMPTZ '2026-01-05', TIMESTAMPTZ '2026-01-05', NULL)
+        ) t(song_id, song, last_seen_at, first_seen_at, song_added)"""
+    )
+    fold = normalize.PartialCompactor(con, tables=("song_partials",), min_rows=2)
+    fold()
+    got = con.execute(
+        "SELECT song_id, song.name, last_seen_at::DATE, first_seen_at::DATE, song_added::DATE"
+        " FROM song_partials ORDER BY 1"
+    ).fetchall()
+    assert [tuple(str(v) for v in row) for row in got] == [
+        ("s1", "new", "2026-03-01", "2025-12-01", "2025-06-01"),
+        ("s2", "only", "2026-01-05", "2026-01-05", "None"),
+    ]
+    # Until it has doubled since (4 rows) a table is left alone.
+    con.execute("INSERT INTO song_partials SELECT * FROM song_partials LIMIT 1")
+    fold()
+    assert con.execute("SELECT count(*) FROM song_partials").fetchall() == [(3,)]
+    con.execute("INSERT INTO song_partials SELECT * FROM song_partials LIMIT 1")
+    fold()
+    assert con.execute("SELECT count(*) FROM song_partials").fetchall() == [(2,)]
 
 
 def test_artist_stats_summarises_the_merged_tables(lake_run: Path) -> None:

@@ -298,6 +298,49 @@ SONG_FIELDS = """{'name': obj.name, 'duration_ms': obj.duration_ms, 'explicit': 
     'artist_ids': list_transform(obj.artists, lambda a: a.id), 'uri': obj.uri, 'url': obj.external_urls.spotify}"""
 
 
+# How each partial table folds into one row per key: the same decomposable aggregate that built it, so
+# folding any number of times changes nothing but the row count. Columns in the table's order.
+PARTIALS: dict[str, str] = {
+    "song_partials": """SELECT song_id, arg_max(song, last_seen_at) AS song, max(last_seen_at) AS last_seen_at,
+        min(first_seen_at) AS first_seen_at, min(song_added) AS song_added FROM song_partials GROUP BY song_id""",
+    "popularity_partials": """SELECT song_id, observed_date, arg_max(popularity, observed_at) AS popularity,
+        max(observed_at) AS observed_at FROM popularity_partials GROUP BY song_id, observed_date""",
+    "album_partials": """SELECT album_id, arg_max(album, last_seen_at) AS album, enriched,
+        max(last_seen_at) AS last_seen_at, min(first_seen_at) AS first_seen_at
+        FROM album_partials GROUP BY album_id, enriched""",
+    "artist_partials": """SELECT artist_id, arg_max(artist, last_seen_at) AS artist, enriched,
+        max(last_seen_at) AS last_seen_at, min(first_seen_at) AS first_seen_at
+        FROM artist_partials GROUP BY artist_id, enriched""",
+}
+COMPACT_MIN_ROWS = 1_000_000
+
+
+class PartialCompactor:
+    """Folds a partial table into one row per key whenever it has doubled since its last fold (and holds at
+    least COMPACT_MIN_ROWS rows). Each batch appends a row for every key it saw, so without folding the
+    partials grow with the number of batches (with 64 MiB batches at 10M items, the album partials alone
+    held tens of millions of rows and spilled gigabytes); with it they stay within twice the number of
+    distinct keys, at a cost that doubling keeps proportional to the rows appended."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, tables: Sequence[str] = tuple(PARTIALS), min_rows: int | None = None
+    ) -> None:
+        self.con = con
+        self.min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
+        self.threshold = dict.fromkeys(tables, self.min_rows)
+
+    def __call__(self) -> None:
+        for table, threshold in self.threshold.items():
+            rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            if rows < threshold:
+                continue
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_folded AS {PARTIALS[table]}")
+            self.con.execute(f"DROP TABLE {table}")
+            self.con.execute(f"ALTER TABLE {table}_folded RENAME TO {table}")
+            folded = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            self.threshold[table] = max(self.min_rows, 2 * folded)
+
+
 def _add_track_observations(con: duckdb.DuckDBPyConnection, observations: str, first: bool) -> None:
     """Fold track observations (`song_id, obj, fetched_at, added_at`) into per-key partial aggregates:
     the newest observation of each song, album and artist, their first and last sighting, and each song's
@@ -379,8 +422,10 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]],
         con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS SELECT * FROM {raw_relation(entity, uris)}")
 
     playlist_files = files.get("playlists", []) + files.get("playlist_items", [])
+    compact = PartialCompactor(con)
     for number, batch in enumerate(file_batches(playlist_files, batch_bytes)):
         _read_playlist_batch(con, batch, first=number == 0)
+        compact()
 
     # Tracks seen in the user sources: liked songs, recently played, top tracks.
     _add_track_observations(
@@ -411,6 +456,7 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]],
         _add_album_observations(con, "SELECT * FROM batch_albums", first=False)
         con.execute("DROP VIEW album_obs")
         con.execute("DROP TABLE batch_albums")
+        compact()
     for batch in file_batches(files.get("artists", []), batch_bytes):
         _add_enriched_artists(
             con,
@@ -506,14 +552,7 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
             AND row_number() OVER (PARTITION BY playlist_id, position ORDER BY fetched_at DESC) = 1
         """
     )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE b_songs_full AS
-        SELECT song_id, arg_max(song, last_seen_at) AS song, min(first_seen_at) AS first_seen_at,
-               max(last_seen_at) AS last_seen_at, min(song_added) AS song_added
-        FROM song_partials GROUP BY song_id
-        """
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE b_songs_full AS {PARTIALS['song_partials']}")
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_songs AS
@@ -607,10 +646,4 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
         FROM latest l LEFT JOIN items i USING (playlist_id)
         """
     )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE b_song_popularity AS
-        SELECT song_id, observed_date, arg_max(popularity, observed_at) AS popularity, max(observed_at) AS observed_at
-        FROM popularity_partials GROUP BY ALL
-        """
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE b_song_popularity AS {PARTIALS['popularity_partials']}")
