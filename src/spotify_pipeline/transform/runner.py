@@ -73,7 +73,10 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
 
 
 DEFAULT_BATCH_BYTES = 256 * 1024 * 1024
-PUBLISH_ROWS = 500_000  # rows per slice written to a table (one Parquet file each)
+# Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
+# publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
+# 200k-row slices: +178 MiB (docs/BENCHMARKS.md).
+PUBLISH_ROWS = 200_000
 
 
 def _batch_bytes() -> int:
