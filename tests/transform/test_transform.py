@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -308,3 +309,29 @@ def test_publishing_in_slices_gives_the_same_tables_in_one_commit(
     # One catalog commit per table: one new metadata file, whatever the number of slices.
     for name in DATA_TABLES:
         assert len(catalog.table(name).metadata.metadata_log) == commits[name] + 1, name
+
+
+def test_an_enrichment_field_of_an_unexpected_type_reads_as_null_not_a_failure(lake_run: Path) -> None:
+    # An API change (a number sent as text, a list as a string) in one album response must not stop every
+    # transform from then on: that field is NULL, the rest of the album is read. Written as raw, as stored.
+    from spotify_pipeline.lake import RawZoneWriter
+
+    album_id, popularity = rows(lake_run, "SELECT album_id, popularity FROM albums WHERE popularity IS NOT NULL")[0]
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    run_id = f"{when:%Y%m%dT%H%M%SZ}-999999"
+    writer = RawZoneWriter(LocalStorage(lake_run), run_id, when.date())
+    body = {"id": album_id, "name": "Renamed by a newer response", "popularity": "very", "images": "none"}
+    meta = {
+        "run_id": run_id,
+        "entity": "albums",
+        "endpoint": "album",
+        "url": f"https://api.spotify.com/v1/albums/{album_id}",
+    }
+    writer.write("albums", {**meta, "status": 200, "fetched_at": when.isoformat()}, json.dumps(body).encode())
+    writer.close({"status": "succeeded", "playlists": {}})
+
+    result = transform(LocalStorage(lake_run), Catalog(lake_run))
+    assert result.raw_runs == [run_id]
+    assert rows(lake_run, f"SELECT name, popularity FROM albums WHERE album_id = '{album_id}'") == [
+        ("Renamed by a newer response", popularity)  # the unreadable popularity keeps the last known value
+    ]

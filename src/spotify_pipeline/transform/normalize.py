@@ -122,6 +122,11 @@ ALBUMS_BODY: Shape = {**ALBUM, "albums": [ALBUM]}
 ARTISTS_BODY: Shape = {**ARTIST, "artists": [ARTIST]}
 TOP_ITEMS_PAGE: Shape = {"items": [{**PLAYABLE, **ARTIST}]}
 
+# Enrichment responses tolerate a field of an unexpected type (e.g. an API change): that field reads as NULL
+# and the rest of the object is kept, as `json_transform` did when these bodies were read as JSON text. The
+# playlist bodies, whose positions are the tables' backbone, stay strict.
+LENIENT = frozenset({"artists", "albums", "top_items"})
+
 BODY_TYPES: dict[str, Any] = {
     "playlists": PLAYLIST,
     "playlist_checks": PLAYLIST,
@@ -151,6 +156,7 @@ def raw_relation(entity: str, files: Sequence[str]) -> str:
     return (
         f"(SELECT meta.run_id AS run_id, meta.fetched_at::TIMESTAMPTZ AS fetched_at, meta, body FROM read_json("
         f"{file_list}, format='newline_delimited', compression='gzip', maximum_object_size=33554432,"
+        f" ignore_errors={'true' if entity in LENIENT else 'false'},"
         f" columns={{'meta': '{meta}', 'body': '{body}'}}))"
     )
 
