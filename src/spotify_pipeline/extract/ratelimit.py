@@ -55,5 +55,6 @@ class RateLimiter:
             if slot <= now:
                 return now - started
             self._sleep(slot - now)
-            if self._clock() - slot <= interval:
-                return self._clock() - started
+            woke = self._clock()
+            if woke - slot <= interval:
+                return woke - started

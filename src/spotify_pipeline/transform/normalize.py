@@ -324,9 +324,9 @@ COMPACT_MIN_ROWS = 1_000_000
 class PartialCompactor:
     """Folds a partial table into one row per key whenever it has doubled since its last fold (and holds at
     least COMPACT_MIN_ROWS rows). Each batch appends a row for every key it saw, so without folding the
-    partials grow with the number of batches (with 64 MiB batches at 10M items, the album partials alone
-    held tens of millions of rows and spilled gigabytes); with it they stay within twice the number of
-    distinct keys, at a cost that doubling keeps proportional to the rows appended."""
+    partials grow with the number of batches (~700 batches of 64 MiB at 10M items: DuckDB's spill peaked at
+    25 GB, 14 GB with folding; docs/BENCHMARKS.md); with it they stay within twice the number of distinct
+    keys, at a cost that doubling keeps proportional to the rows appended."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, tables: Sequence[str] = tuple(PARTIALS), min_rows: int | None = None
