@@ -34,7 +34,7 @@ from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.simulator import FaultPlan, SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES
 from spotify_pipeline.transform import transform
-from spotify_pipeline.transform.normalize import raw_relation
+from spotify_pipeline.transform.normalize import CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
 from spotify_pipeline.transform.runner import connect
 
 from .generate import catalog_for, write_run
@@ -87,11 +87,14 @@ def raw_files(lake: Path, entities: tuple[str, ...]) -> list[str]:
 
 
 def parse_floor(lake: Path) -> int:
-    """Just read and parse the item pages (same reader, same types) and count items."""
+    """Just read and parse the item pages (same reader, same types as the transform) and count items."""
     con = connect()
     items = 0
-    for entity, expr in (("playlists", "coalesce(body.items, body.tracks).items"), ("playlist_items", "body.items")):
-        rel = raw_relation(entity, raw_files(lake, (entity,)))
+    for entity, shape, expr in (
+        ("playlists", CURRENT_PLAYLIST, "body.items.items"),
+        ("playlist_items", CURRENT_PAGE, "body.items"),
+    ):
+        rel = raw_relation(entity, raw_files(lake, (entity,)), shape)
         items += con.execute(f"SELECT sum(len({expr})) FROM {rel}").fetchall()[0][0] or 0
     con.close()
     return int(items)

@@ -94,6 +94,13 @@ META: Shape = {
     "kind": "VARCHAR",
     "time_range": "VARCHAR",
 }
+# Since 2026 the API sends each position's track or episode twice, as `item` and as its deprecated alias
+# `track` (and a playlist's first page may come as `items` and as `tracks`). Reading both into structs would
+# parse the largest objects of the raw zone twice, so playlist files are read in the *current* shape: the
+# deprecated fields only as markers of presence. A file in which some response has only the deprecated
+# field (written before the rename) is read again in the shapes above, which take either.
+CURRENT_PAGE: Shape = {**PAGE, "items": [{**PLAYLIST_ITEM, "track": {"type": "VARCHAR"}}]}
+CURRENT_PLAYLIST: Shape = {**PLAYLIST, "items": CURRENT_PAGE, "tracks": {"total": "BIGINT"}}
 SAVED_PAGE: Shape = {"items": [{"added_at": "VARCHAR", "track": PLAYABLE}]}
 PLAYS_PAGE: Shape = {
     "items": [{"played_at": "VARCHAR", "track": PLAYABLE, "context": {"type": "VARCHAR", "uri": "VARCHAR"}}]
@@ -143,20 +150,22 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def raw_relation(entity: str, files: Sequence[str]) -> str:
-    """SQL for the raw records of `entity` in `files`: columns run_id, fetched_at, meta, body."""
-    body = sql_type(BODY_TYPES[entity])
+def raw_relation(entity: str, files: Sequence[str], body_shape: Shape | None = None, filename: bool = False) -> str:
+    """SQL for the raw records of `entity` in `files`: columns run_id, fetched_at, meta, body (typed as
+    `body_shape`, by default the entity's), and with `filename` the file each record came from."""
+    body = sql_type(body_shape or BODY_TYPES[entity])
     meta = sql_type(META)
     if not files:
         return (
             f"(SELECT NULL::VARCHAR AS run_id, NULL::TIMESTAMPTZ AS fetched_at, NULL::{meta} AS meta,"
-            f" NULL::{body} AS body LIMIT 0)"
+            f" NULL::{body} AS body{', NULL::VARCHAR AS filename' if filename else ''} LIMIT 0)"
         )
     file_list = "[" + ", ".join(_quote(f) for f in files) + "]"
     return (
-        f"(SELECT meta.run_id AS run_id, meta.fetched_at::TIMESTAMPTZ AS fetched_at, meta, body FROM read_json("
+        f"(SELECT meta.run_id AS run_id, meta.fetched_at::TIMESTAMPTZ AS fetched_at, meta, body"
+        f"{', filename' if filename else ''} FROM read_json("
         f"{file_list}, format='newline_delimited', compression='gzip', maximum_object_size=33554432,"
-        f" ignore_errors={'true' if entity in LENIENT else 'false'},"
+        f" ignore_errors={'true' if entity in LENIENT else 'false'}, filename={'true' if filename else 'false'},"
         f" columns={{'meta': '{meta}', 'body': '{body}'}}))"
     )
 
@@ -295,6 +304,51 @@ def _playlist_header(body: str) -> str:
         'collaborative': {body}.collaborative, 'followers': {body}.followers.total,
         'snapshot_id': {body}.snapshot_id, 'total_items': coalesce({body}.items.total, {body}.tracks.total),
         'url': {body}.external_urls.spotify, 'uri': {body}.uri, 'image_url': {body}.images[1].url}}"""
+
+
+def _positions_sql(playlists: str, pages: str, current: bool) -> str:
+    """One pass over parsed pages: every position observed (embedded first pages and item pages), each
+    playlist header riding on its page's first row (an empty page still yields that one row). Nothing
+    page-sized is materialised: DuckDB streams the parsed records straight into position rows.
+    `current`: the pages were read in the current shape (`CURRENT_PLAYLIST`, `CURRENT_PAGE`), and
+    `needs_deprecated` marks the positions that need the file read again in the shape taking either."""
+    if current:
+        page, page_old = "body.items", "body.items IS NULL AND body.tracks IS NOT NULL"
+        obj, obj_old = "it.item", "it.item IS NULL AND it.track IS NOT NULL"
+    else:
+        page, page_old = "coalesce(body.items, body.tracks)", "FALSE"
+        obj, obj_old = "coalesce(it.item, it.track)", "FALSE"
+    return f"""
+        WITH pages AS (
+            SELECT run_id, fetched_at, meta.playlist_id AS playlist_id, {_playlist_header("body")} AS header,
+                   {page} AS page, {page_old} AS page_old, filename
+            FROM {playlists}
+            UNION ALL
+            SELECT run_id, fetched_at, meta.playlist_id, NULL, body, FALSE, filename FROM {pages}
+        ),
+        rows AS (
+            SELECT run_id, fetched_at, playlist_id, header, page."offset" AS page_offset, page_old, filename,
+                   coalesce(len(page.items), 0) > 0 AS has_items,
+                   unnest(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END) AS it,
+                   generate_subscripts(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END, 1) AS idx
+            FROM pages
+        ),
+        objs AS (SELECT *, {obj} AS obj, page_old OR coalesce({obj_old}, FALSE) AS needs_deprecated FROM rows)
+        SELECT o.run_id, o.fetched_at, o.playlist_id, c.snapshot_id,
+               CASE WHEN o.idx = 1 THEN o.header END AS header, o.has_items AND c.run_id IS NOT NULL AS complete,
+               (coalesce(o.page_offset, 0) + o.idx - 1)::INTEGER AS position,
+               o.it.added_at::TIMESTAMPTZ AS added_at, o.it.added_by.id AS added_by, o.obj,
+               CASE
+                   WHEN o.it.is_local OR o.obj.is_local THEN 'local'
+                   WHEN o.obj IS NULL THEN 'unavailable'
+                   WHEN o.obj.type = 'episode' THEN 'episode'
+                   WHEN o.obj.type IS DISTINCT FROM 'track' THEN 'unavailable'
+                   WHEN o.obj.id IS NULL THEN 'unavailable'
+                   ELSE 'track'
+               END AS item_type,
+               o.filename, o.needs_deprecated
+        FROM objs o LEFT JOIN complete c USING (run_id, playlist_id)
+        """
 
 
 # What a song row needs of a track object (the album and the artists' names go to their own partials).
@@ -482,44 +536,28 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]],
 def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], first: bool) -> None:
     """Parse one batch of playlist and item-page files once; keep narrow position rows and playlist headers,
     fold the nested track objects into the partials."""
-    playlists = raw_relation("playlists", _uris(batch, "playlists"))
-    pages = raw_relation("playlist_items", _uris(batch, "playlist_items"))
-    # One pass over the parsed pages: every position observed (embedded first pages and item pages), each
-    # playlist header riding on its page's first row (an empty page still yields that one row). Nothing
-    # page-sized is materialised: DuckDB streams the parsed records straight into position rows.
+    playlist_files, page_files = _uris(batch, "playlists"), _uris(batch, "playlist_items")
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE batch_positions AS
-        WITH pages AS (
-            SELECT run_id, fetched_at, meta.playlist_id AS playlist_id, {_playlist_header("body")} AS header,
-                   coalesce(body.items, body.tracks) AS page
-            FROM {playlists}
-            UNION ALL
-            SELECT run_id, fetched_at, meta.playlist_id, NULL, body FROM {pages}
-        ),
-        rows AS (
-            SELECT run_id, fetched_at, playlist_id, header, page."offset" AS page_offset,
-                   coalesce(len(page.items), 0) > 0 AS has_items,
-                   unnest(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END) AS it,
-                   generate_subscripts(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END, 1) AS idx
-            FROM pages
-        ),
-        objs AS (SELECT *, coalesce(it.item, it.track) AS obj FROM rows)
-        SELECT o.run_id, o.fetched_at, o.playlist_id, c.snapshot_id,
-               CASE WHEN o.idx = 1 THEN o.header END AS header, o.has_items AND c.run_id IS NOT NULL AS complete,
-               (coalesce(o.page_offset, 0) + o.idx - 1)::INTEGER AS position,
-               o.it.added_at::TIMESTAMPTZ AS added_at, o.it.added_by.id AS added_by, o.obj,
-               CASE
-                   WHEN o.it.is_local OR o.obj.is_local THEN 'local'
-                   WHEN o.obj IS NULL THEN 'unavailable'
-                   WHEN o.obj.type = 'episode' THEN 'episode'
-                   WHEN o.obj.type IS DISTINCT FROM 'track' THEN 'unavailable'
-                   WHEN o.obj.id IS NULL THEN 'unavailable'
-                   ELSE 'track'
-               END AS item_type
-        FROM objs o LEFT JOIN complete c USING (run_id, playlist_id)
-        """
+        "CREATE OR REPLACE TEMP TABLE batch_positions AS "
+        + _positions_sql(
+            raw_relation("playlists", playlist_files, CURRENT_PLAYLIST, filename=True),
+            raw_relation("playlist_items", page_files, CURRENT_PAGE, filename=True),
+            current=True,
+        )
     )
+    # Files in which some response has only the deprecated `tracks` / `track` are read again, whole, in
+    # the shape that takes either (a file may mix responses from before and after the rename).
+    old = {f for (f,) in con.execute("SELECT DISTINCT filename FROM batch_positions WHERE needs_deprecated").fetchall()}
+    if old:
+        con.execute("DELETE FROM batch_positions WHERE list_contains(?, filename)", [sorted(old)])
+        con.execute(
+            "INSERT INTO batch_positions "
+            + _positions_sql(
+                raw_relation("playlists", [f for f in playlist_files if f in old], filename=True),
+                raw_relation("playlist_items", [f for f in page_files if f in old], filename=True),
+                current=False,
+            )
+        )
     _accumulate(
         con,
         "playlist_headers",
