@@ -34,7 +34,7 @@ from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.simulator import FaultPlan, SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES
 from spotify_pipeline.transform import transform
-from spotify_pipeline.transform.normalize import CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
+from spotify_pipeline.transform.normalize import BODY_TYPES, CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
 from spotify_pipeline.transform.runner import connect
 
 from .generate import catalog_for, write_run
@@ -86,8 +86,9 @@ def raw_files(lake: Path, entities: tuple[str, ...]) -> list[str]:
     return [str(p) for e in entities for p in sorted((lake / "raw" / e).rglob("*.jsonl.gz"))]
 
 
-def parse_floor(lake: Path) -> int:
-    """Just read and parse the item pages (same reader, same types as the transform) and count items."""
+def parse_floor(lake: Path, everything: bool = True) -> int:
+    """Just read and parse raw files with the transform's reader and types, and count the playlist items:
+    every raw file a rebuild reads (enrichment responses too), or with `everything=False` the item pages."""
     con = connect()
     items = 0
     for entity, shape, expr in (
@@ -96,6 +97,9 @@ def parse_floor(lake: Path) -> int:
     ):
         rel = raw_relation(entity, raw_files(lake, (entity,)), shape)
         items += con.execute(f"SELECT sum(len({expr})) FROM {rel}").fetchall()[0][0] or 0
+    if everything:
+        for entity in BODY_TYPES.keys() - {"playlists", "playlist_items"}:
+            con.execute(f"SELECT count(body) FROM {raw_relation(entity, raw_files(lake, (entity,)))}").fetchall()
     con.close()
     return int(items)
 
@@ -117,6 +121,7 @@ def bench_transform(size: int, work: Path, repeat: int, baselines: bool) -> dict
 
     floor_times, floor_items = timed(lambda: parse_floor(lake), repeat)
     assert floor_items == items, (floor_items, items)
+    pages_floor_times, _ = timed(lambda: parse_floor(lake, everything=False), repeat)
     rebuild_times, _ = timed(lambda: transform(storage, iceberg, rebuild=True), repeat)
 
     incremental_times = []
@@ -154,6 +159,7 @@ def bench_transform(size: int, work: Path, repeat: int, baselines: bool) -> dict
         "playlists": catalog.config.playlists,
         "generate_s": generate_s,
         "parse_floor_s": stats(floor_times),
+        "parse_floor_item_pages_s": stats(pages_floor_times),
         "rebuild_s": stats(rebuild_times),
         "rebuild_items_per_s": items / statistics.median(rebuild_times),
         "rebuild_vs_parse_floor": statistics.median(rebuild_times) / statistics.median(floor_times),
