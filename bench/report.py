@@ -31,7 +31,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             ),
             (f"[{n:,}] peak RSS, transform (rebuild)", f"{r['transform_peak_rss_mib']:,.0f} MiB"),
             (
-                f"[{n:,}] peak RSS, rebuild with DuckDB capped at 1 GB, 64 MiB batches",
+                f"[{n:,}] peak RSS, rebuild with DuckDB capped at 1 GB (`SPOTIFY_PIPELINE_MEMORY_LIMIT=1GB`)",
                 f"{r['bounded_transform_peak_rss_mib']:,.0f} MiB ({r['bounded_transform_s']:.1f} s with process start)",
             ),
         ]

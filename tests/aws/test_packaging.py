@@ -66,3 +66,13 @@ def test_lambda_packaging_fits_its_limit() -> None:
     else:
         assert all(f["Properties"].get("PackageType", "Zip") == "Zip" for f in functions.values())
     print(f"runtime dependencies: {size / 2**20:.0f} MiB unzipped ({len(names)} distributions)")
+
+
+def test_the_transform_lambda_caps_duckdb_below_its_memory() -> None:
+    # DuckDB's default limit is 80% of what it sees as RAM; Python, Arrow and publishing need ~0.9 GB on top
+    # of the cap (measured), so the transform function must set a cap that leaves that room.
+    template = yaml.load((ROOT / "infra" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
+    transform = template["Resources"]["TransformFunction"]["Properties"]
+    cap = transform["Environment"]["Variables"]["SPOTIFY_PIPELINE_MEMORY_LIMIT"]
+    assert cap.endswith("GB")
+    assert float(cap[:-2]) * 1000 + 900 < int(transform["MemorySize"])
