@@ -338,11 +338,11 @@ def extract(**opts: Any) -> None:
 def transform(lake: str | None, rebuild: bool) -> None:
     """Transform raw runs not yet processed into the tables (idempotent)."""
     from . import pipeline
-    from .console import echo_lines, transform_lines
+    from .console import echo_lines, history_lines, transform_lines
 
     report = pipeline.run(_settings(lake=lake), [], transform_only=True, rebuild=rebuild)
     assert report.transform is not None
-    echo_lines(transform_lines(report.transform), click.echo)
+    echo_lines(transform_lines(report.transform) + history_lines(report.history), click.echo)
 
 
 @main.command()
@@ -351,7 +351,7 @@ def transform(lake: str | None, rebuild: bool) -> None:
 def run(**opts: Any) -> None:
     """Extract, then transform: the everyday command, and what a scheduler calls."""
     from . import pipeline
-    from .console import TerminalProgress, echo_lines, extract_lines, transform_lines
+    from .console import TerminalProgress, echo_lines, extract_lines, history_lines, transform_lines
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     settings = _extract_settings(opts)
@@ -360,7 +360,7 @@ def run(**opts: Any) -> None:
     assert report.extract is not None
     echo_lines(extract_lines(report.extract), click.echo)
     if report.transform is not None:
-        echo_lines(transform_lines(report.transform), click.echo)
+        echo_lines(transform_lines(report.transform) + history_lines(report.history), click.echo)
     _exit_for(report.status)
 
 

@@ -54,6 +54,7 @@ ENV_VARS = dict(
         ("rate_limit", "SPOTIFY_PIPELINE_RATE_LIMIT"),
         ("max_retry_wait", "SPOTIFY_PIPELINE_MAX_RETRY_WAIT"),
         ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
+        ("table_history_days", "SPOTIFY_PIPELINE_TABLE_HISTORY_DAYS"),
         ("raw_part_bytes", "SPOTIFY_PIPELINE_RAW_PART_BYTES"),
         ("auth", "SPOTIFY_PIPELINE_AUTH"),
         ("login_secret", "SPOTIFY_PIPELINE_LOGIN_SECRET"),
@@ -79,6 +80,7 @@ class Settings:
     max_retries: int = 6
     timeout: float = 30.0
     enrich_ttl_days: float = 7.0
+    table_history_days: float = 7.0  # table snapshots kept for time travel/rollback; negative keeps all
     page_size: int = 100
     raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
     auth: str = "auto"  # auto (the saved user login if there is one, else client credentials) | client | user

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from .extract.extractor import ExtractSummary
 from .extract.extractor import Progress as ProgressSink
+from .retention import ExpiryResult
 from .transform import TransformResult
 
 log = logging.getLogger("spotify_pipeline")
@@ -101,6 +102,15 @@ def transform_lines(result: TransformResult) -> list[str]:
     if kinds:
         lines.append(f"playlist positions this batch: {kinds}")
     return lines
+
+
+def history_lines(history: ExpiryResult | None) -> list[str]:
+    if history is None or not history.snapshots:
+        return []
+    return [
+        f"table history: expired {history.snapshots} old snapshot(s), deleted {history.files_deleted} unused "
+        f"file(s) ({_bytes(history.data_bytes_deleted)} of table data)"
+    ]
 
 
 def _bytes(n: int) -> str:

@@ -35,6 +35,7 @@ from .extract.user_auth import SecretsManagerTokenStore, TokenStore, UserAuth
 from .lake.layout import new_run_id
 from .lake.lock import LakeLock, S3LakeLock
 from .lake.storage import Storage, open_storage
+from .retention import ExpiryResult, expire_history
 from .tables import TABLES
 from .transform import TransformResult, transform
 
@@ -47,6 +48,7 @@ class RunReport:
     started_at: dt.datetime
     extract: ExtractSummary | None = None
     transform: TransformResult | None = None
+    history: ExpiryResult | None = None  # old table snapshots expired after the transform
     status: str = "running"
     error: str | None = None
     finished_at: dt.datetime | None = None
@@ -155,6 +157,7 @@ def run(
                 report.transform = transform(
                     storage, catalog, rebuild=rebuild, by_run_id=report.run_id, stage_hook=stage_hook
                 )
+                report.history = _expire_history(catalog, settings.table_history_days)
             report.status = _status(report)
             if report.extract and report.extract.stop_reason:
                 report.error = report.extract.stop_reason
@@ -169,6 +172,16 @@ def run(
             if report.status != "succeeded":
                 send_alert(f"spotify-pipeline run {report.run_id} {report.status}: {report.error or 'see logs'}")
     return report
+
+
+def _expire_history(catalog: Catalog, keep_days: float) -> ExpiryResult | None:
+    """Table snapshots past their retention, expired once the run's tables are published. Best effort: the
+    run has done its job, so a failure here is logged, and the next run tries again."""
+    try:
+        return expire_history(catalog, keep_days)
+    except Exception as exc:  # pyiceberg and the object store raise many types; none may fail the run
+        log.warning("could not expire old table snapshots: %s", exc)
+        return None
 
 
 def _status(report: RunReport) -> str:

@@ -74,8 +74,8 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
 
 # Raw JSON parsed per batch. Every batch costs a fixed amount (materialising its positions, one partial row per
 # song, album and artist it saw), so larger batches are faster and, up to about 1 GiB, use less memory too:
-# a 1M-item rebuild took 26.4 s / 2.77 GB peak with 256 MiB batches, 22.2 s / 2.32 GB with 1 GiB, 22.2 s /
-# 2.10 GB with 2 GiB (docs/BENCHMARKS.md).
+# a 1M-item rebuild took 26.4 s / 2,702 MiB peak with 256 MiB batches, 22.2 s / 2,269 MiB with 1 GiB, 22.2 s /
+# 2,055 MiB with 2 GiB (docs/BENCHMARKS.md).
 DEFAULT_BATCH_BYTES = 1024 * 1024 * 1024
 # Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
 # publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;

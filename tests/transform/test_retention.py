@@ -1,0 +1,101 @@
+"""Table history retention: old snapshots expire, the files only they used are deleted, nothing else is."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from spotify_pipeline import pipeline
+from spotify_pipeline.catalog import Catalog
+from spotify_pipeline.console import history_lines
+from spotify_pipeline.retention import expire_history
+from spotify_pipeline.tables import DATA_TABLES
+
+from ..conftest import SimulatorFactory, comparable_tables, settings_for
+
+
+def warehouse_files(lake: Path) -> set[Path]:
+    return {p for p in (lake / "warehouse").rglob("*") if p.is_file() and not p.name.endswith(".metadata.json")}
+
+
+def referenced_files(catalog: Catalog) -> set[Path]:
+    """Every data file, manifest and manifest list of every table's remaining snapshots, read from the
+    metadata (not with the code under test)."""
+    files = set()
+    for name in catalog.table_names():
+        table = catalog.table(name)
+        for snapshot in table.metadata.snapshots:
+            files.add(Path(snapshot.manifest_list.removeprefix("file://")))
+            for manifest in snapshot.manifests(table.io):
+                files.add(Path(manifest.manifest_path.removeprefix("file://")))
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                    files.add(Path(entry.data_file.file_path.removeprefix("file://")))
+    return files
+
+
+def snapshot_rows(catalog: Catalog, name: str, snapshot_id: int) -> list[Any]:
+    return sorted(catalog.table(name).scan(snapshot_id=snapshot_id).to_arrow().to_pylist(), key=repr)
+
+
+def test_old_snapshots_expire_and_only_their_files_go(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
+    server = make_simulator(playlists=4, items_per_playlist=30)
+    settings = settings_for(server, tmp_path)
+    catalog = Catalog(tmp_path)
+    current = []  # the songs snapshot current after each run
+    for changed in ([], [1], [2, 3]):
+        server.mutate(changed) if changed else None
+        report = pipeline.run(settings, server.playlist_ids())
+        assert report.status == "succeeded"
+        assert report.history is not None and report.history.snapshots == 0, "7 days by default: all are recent"
+        current.append(Catalog(tmp_path).snapshot_id("songs"))
+    tables = comparable_tables(tmp_path)
+    before = warehouse_files(tmp_path)
+    assert referenced_files(catalog) == before
+
+    # Keep the snapshots from the one current after the second run on: older ones expire, it stays readable.
+    songs = Catalog(tmp_path).table("songs").metadata.snapshots
+    second = next(s for s in songs if s.snapshot_id == current[1])
+    second_rows = snapshot_rows(catalog, "songs", second.snapshot_id)
+    now = dt.datetime.fromtimestamp(second.timestamp_ms / 1000, dt.UTC) + dt.timedelta(days=1)
+    result = expire_history(Catalog(tmp_path), keep_days=1, now=now)
+
+    catalog = Catalog(tmp_path)
+    remaining = [s.snapshot_id for s in catalog.table("songs").metadata.snapshots]
+    assert remaining == [s.snapshot_id for s in songs if s.timestamp_ms >= second.timestamp_ms]
+    assert current[0] not in remaining and current[1] in remaining
+    assert snapshot_rows(catalog, "songs", second.snapshot_id) == second_rows  # its files are all still there
+    after = warehouse_files(tmp_path)
+    assert after == referenced_files(catalog), "nothing referenced is missing, nothing unreferenced is left"
+    assert after < before and result.files_deleted == len(before - after)
+    assert result.snapshots >= len(DATA_TABLES) and result.data_bytes_deleted > 0
+    assert comparable_tables(tmp_path) == tables
+    assert history_lines(result)[0].startswith(f"table history: expired {result.snapshots} old snapshot(s)")
+
+    # Everything but the current snapshot; then nothing is left to do.
+    result = expire_history(Catalog(tmp_path), keep_days=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    catalog = Catalog(tmp_path)
+    assert all(len(catalog.table(n).metadata.snapshots) == 1 for n in catalog.table_names())
+    assert warehouse_files(tmp_path) == referenced_files(catalog)
+    assert comparable_tables(tmp_path) == tables
+    assert expire_history(catalog, keep_days=0).snapshots == 0
+
+
+def test_a_run_applies_the_configured_retention(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path, table_history_days=0)
+    pipeline.run(settings, server.playlist_ids())
+    first = warehouse_files(tmp_path)
+    server.mutate([0])
+    report = pipeline.run(settings, server.playlist_ids())
+    assert report.history is not None and report.history.snapshots >= len(DATA_TABLES)
+    assert report.history.files_deleted > 0
+    catalog = Catalog(tmp_path)
+    assert warehouse_files(tmp_path) == referenced_files(catalog)
+    assert not any(p.suffix == ".parquet" for p in first & warehouse_files(tmp_path) if "songs" in p.parts)
+    # A negative retention keeps every snapshot.
+    snapshots = len(catalog.table("songs").metadata.snapshots)
+    server.mutate([1])
+    kept = pipeline.run(settings_for(server, tmp_path, table_history_days=-1), server.playlist_ids())
+    assert kept.history is not None and kept.history.snapshots == 0
+    assert len(Catalog(tmp_path).table("songs").metadata.snapshots) > snapshots
