@@ -37,15 +37,9 @@ def expire_history(catalog: Catalog, keep_days: float, now: dt.datetime | None =
     cutoff_ms = int(((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days)).timestamp() * 1000)
     for name in catalog.table_names():
         table = catalog.table(name, create=False)
-        current = table.current_snapshot()
-        expired = [
-            s
-            for s in table.metadata.snapshots
-            if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)
-        ]
+        expired, kept = _plan(table.metadata.snapshots, table.current_snapshot(), cutoff_ms)
         if not expired:
             continue
-        kept = [s for s in table.metadata.snapshots if s not in expired]
         manifests: dict[str, Any] = {}
         old_files = _files(expired, table.io, manifests)
         unused = sorted(old_files.keys() - _files(kept, table.io, manifests).keys())
@@ -66,6 +60,28 @@ def expire_history(catalog: Catalog, keep_days: float, now: dt.datetime | None =
         result.snapshots += len(expired)
         log.info("table %s: expired %d snapshots, deleted %d files", name, len(expired), len(unused))
     return result
+
+
+def _plan(snapshots: list[Any], current: Any, cutoff_ms: int) -> tuple[list[Any], list[Any]]:
+    """The snapshots to expire, and the kept snapshots whose files must be spared.
+
+    Usually a table's snapshots form one line of ancestry (each the parent of the next), and a file or
+    manifest, once dropped from that line, never comes back (pyiceberg names them by UUID). Then the oldest
+    ancestors up to the newest one committed before the cutoff expire, and anything they share with a kept
+    snapshot is in the oldest kept one: reading that one alone keeps each run's work proportional to what
+    it expires, not to the whole retained history (hundreds of snapshots per table with hourly runs). After
+    a rollback the history branches; then every kept snapshot is read."""
+    if current is None:
+        return [], []
+    by_id = {s.snapshot_id: s for s in snapshots}
+    line = [current]  # newest first
+    while line[-1].parent_snapshot_id in by_id and len(line) <= len(snapshots):
+        line.append(by_id[line[-1].parent_snapshot_id])
+    if len(line) == len(snapshots):
+        newest_old = next((i for i, s in enumerate(line) if i > 0 and s.timestamp_ms < cutoff_ms), None)
+        return ([], []) if newest_old is None else (line[newest_old:], [line[newest_old - 1]])
+    expired = [s for s in snapshots if s.timestamp_ms < cutoff_ms and s.snapshot_id != current.snapshot_id]
+    return expired, [s for s in snapshots if s not in expired]
 
 
 def _files(snapshots: list[Any], io: Any, manifests: dict[str, Any]) -> dict[str, int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from spotify_pipeline import pipeline
 from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.console import history_lines
-from spotify_pipeline.retention import expire_history
+from spotify_pipeline.retention import _plan, expire_history
 from spotify_pipeline.tables import DATA_TABLES
 
 from ..conftest import SimulatorFactory, comparable_tables, settings_for
@@ -99,3 +100,51 @@ def test_a_run_applies_the_configured_retention(make_simulator: SimulatorFactory
     kept = pipeline.run(settings_for(server, tmp_path, table_history_days=-1), server.playlist_ids())
     assert kept.history is not None and kept.history.snapshots == 0
     assert len(Catalog(tmp_path).table("songs").metadata.snapshots) > snapshots
+
+
+def snap(snapshot_id: int, parent: int | None, ts: int) -> Any:
+    return SimpleNamespace(snapshot_id=snapshot_id, parent_snapshot_id=parent, timestamp_ms=ts)
+
+
+def ids(snapshots: list[Any]) -> list[int]:
+    return sorted(s.snapshot_id for s in snapshots)
+
+
+def test_the_plan_reads_one_kept_snapshot_on_a_line_and_all_of_them_after_a_rollback() -> None:
+    one, two, three, four = snap(1, None, 10), snap(2, 1, 20), snap(3, 2, 30), snap(4, 3, 40)
+    line = [one, two, three, four]
+    expired, spare = _plan(line, four, cutoff_ms=25)
+    assert ids(expired) == [1, 2] and ids(spare) == [3]
+    assert _plan(line, four, cutoff_ms=5) == ([], [])
+    expired, spare = _plan(line, four, cutoff_ms=100)
+    assert ids(expired) == [1, 2, 3] and ids(spare) == [4], "never the current one"
+    # A clock that went back: expiry stays a prefix of the line (2 goes with its child 3).
+    skewed = [one, snap(2, 1, 50), three, four]
+    expired, spare = _plan(skewed, four, cutoff_ms=35)
+    assert ids(expired) == [1, 2, 3] and ids(spare) == [4]
+    # Rolled back to 2: 3 and 4 are off the line, kept, and their files spared too.
+    expired, spare = _plan(line, two, cutoff_ms=25)
+    assert ids(expired) == [1] and ids(spare) == [2, 3, 4]
+
+
+def test_after_a_rollback_the_snapshots_off_the_line_stay_readable(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path)
+    current = []
+    for changed in ([], [1], [2]):
+        server.mutate(changed) if changed else None
+        pipeline.run(settings, server.playlist_ids())
+        current.append(Catalog(tmp_path).snapshot_id("songs"))
+    catalog = Catalog(tmp_path)
+    third_rows = snapshot_rows(catalog, "songs", current[2])
+    catalog.table("songs").manage_snapshots().rollback_to_snapshot(current[1]).commit()
+    second = next(s for s in catalog.table("songs").metadata.snapshots if s.snapshot_id == current[1])
+    now = dt.datetime.fromtimestamp(second.timestamp_ms / 1000, dt.UTC) + dt.timedelta(days=1)
+    result = expire_history(Catalog(tmp_path), keep_days=1, now=now)
+    assert result.snapshots > 0
+    catalog = Catalog(tmp_path)
+    assert snapshot_rows(catalog, "songs", current[2]) == third_rows  # off the line, newer than the cutoff
+    assert current[0] not in [s.snapshot_id for s in catalog.table("songs").metadata.snapshots]
+    assert warehouse_files(tmp_path) == referenced_files(catalog)
