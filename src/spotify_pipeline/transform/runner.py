@@ -223,7 +223,7 @@ def transform(
                 hint="the previous tables stay current; see the quality_results table",
             )
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
-        # earlier snapshots stay in their history.)
+        # earlier snapshots stay in their history, until retention.py expires them.)
         for name in DATA_TABLES:
             # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
             catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
