@@ -63,7 +63,6 @@ def stats(times: list[float]) -> dict[str, float]:
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": len(times)}
 
 
-# The bounded-memory setting measured beside the default: DuckDB capped, small raw batches.
 # The bounded-memory setting: DuckDB capped at 1 GB, default (1 GiB) batches. Smaller batches no longer lower
 # the peak: 64 MiB batches at 10M items took 550 s / 1,926 MiB against 426 s / 1,873 MiB (docs/BENCHMARKS.md).
 BOUNDED_ENV = {"SPOTIFY_PIPELINE_MEMORY_LIMIT": "1GB"}

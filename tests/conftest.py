@@ -172,3 +172,17 @@ def comparable_tables(lake: Any) -> dict[str, list[tuple[Any, ...]]]:
             cols = [c for c in TABLES[name].schema.names if c not in OBSERVATION_TIMES]
             out[name] = sorted(engine.execute(f"SELECT {', '.join(cols)} FROM {name}").rows, key=repr)
         return out
+
+
+def referenced_files(catalog: Any) -> set[str]:
+    """Every manifest list, manifest and live data file of every table's snapshots, as pyiceberg names them
+    (file:// or s3:// URIs), read from the table metadata, not with the retention code under test."""
+    files = set()
+    for name in catalog.table_names():
+        table = catalog.table(name)
+        for snapshot in table.metadata.snapshots:
+            files.add(snapshot.manifest_list)
+            for manifest in snapshot.manifests(table.io):
+                files.add(manifest.manifest_path)
+                files |= {e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io)}
+    return files

@@ -13,7 +13,7 @@ from spotify_pipeline.lake.s3 import S3Storage
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES
 
-from ..conftest import comparable_tables, settings_for
+from ..conftest import comparable_tables, referenced_files, settings_for
 from .conftest import Aws
 
 
@@ -73,16 +73,9 @@ def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any) -> None
     assert report.history is not None and report.history.snapshots >= len(DATA_TABLES)
     assert report.history.files_deleted > 0
     catalog = open_catalog(remote)
-    referenced = set()
     for name in catalog.table_names():
-        table = catalog.table(name)
         # (The run is recorded in pipeline_runs after the expiry: one snapshot more there.)
-        assert len(table.metadata.snapshots) == (2 if name == "pipeline_runs" else 1), name
-        for snapshot in table.metadata.snapshots:
-            referenced.add(snapshot.manifest_list)
-            for manifest in snapshot.manifests(table.io):
-                referenced.add(manifest.manifest_path)
-                referenced |= {e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io)}
+        assert len(catalog.table(name).metadata.snapshots) == (2 if name == "pipeline_runs" else 1), name
     keys = S3Storage(remote).list("warehouse/")  # less the folder markers and table metadata files
     stored = {f"{remote}/{k}" for k in keys if not k.endswith(("/", ".metadata.json"))}
-    assert stored == referenced
+    assert stored == referenced_files(catalog)

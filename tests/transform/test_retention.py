@@ -14,6 +14,7 @@ from spotify_pipeline.retention import _plan, expire_history
 from spotify_pipeline.tables import DATA_TABLES
 
 from ..conftest import SimulatorFactory, comparable_tables, settings_for
+from ..conftest import referenced_files as referenced_uris
 
 
 def warehouse_files(lake: Path) -> set[Path]:
@@ -21,18 +22,7 @@ def warehouse_files(lake: Path) -> set[Path]:
 
 
 def referenced_files(catalog: Catalog) -> set[Path]:
-    """Every data file, manifest and manifest list of every table's remaining snapshots, read from the
-    metadata (not with the code under test)."""
-    files = set()
-    for name in catalog.table_names():
-        table = catalog.table(name)
-        for snapshot in table.metadata.snapshots:
-            files.add(Path(snapshot.manifest_list.removeprefix("file://")))
-            for manifest in snapshot.manifests(table.io):
-                files.add(Path(manifest.manifest_path.removeprefix("file://")))
-                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-                    files.add(Path(entry.data_file.file_path.removeprefix("file://")))
-    return files
+    return {Path(uri.removeprefix("file://")) for uri in referenced_uris(catalog)}
 
 
 def snapshot_rows(catalog: Catalog, name: str, snapshot_id: int) -> list[Any]:
