@@ -55,12 +55,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                     f"{r['dlt_s']:.2f} s; ours is {r['speedup_vs_dlt']:.1f}x faster",
                 )
             )
-    e = results.get("extract")
-    if e is None:
-        return out
-    out += [
+    for key in ("extract", "extract_1s_window"):
+        if key in results:
+            out += _extract_rows(results[key])
+    return out
+
+
+def _extract_rows(e: dict[str, Any]) -> list[tuple[str, str]]:
+    window = e.get("rate_window_s", 1.0)
+    allowed = f"{e['rate_limit']} req/s = {round(e['rate_limit'] * window):,} per rolling {window:g} s window"
+    out = [
         (
-            f"[extract {e['items']:,} items, {e['latency_ms']} ms latency, {e['rate_limit']} req/s]",
+            f"[extract {e['items']:,} items, {e['latency_ms']} ms latency, {allowed}]",
             f"{e['requests']:,} requests, minimum {e['minimum_requests']:,} ({e['requests_vs_minimum']:.3f}x)",
         ),
         (
@@ -77,11 +83,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         ("  429s received", f"{e['throttled_429']}"),
         ("  peak RSS, extraction", f"{e['extract_peak_rss_mib']:,.0f} MiB"),
-        (
-            "  nothing changed: per playlist",
-            f"{e['unchanged_requests_per_playlist']:.2f} requests, {e['unchanged_seconds_per_playlist'] * 1000:.1f} ms",
-        ),
     ]
+    if "unchanged_requests_per_playlist" in e:
+        out.append(
+            (
+                "  nothing changed: per playlist",
+                f"{e['unchanged_requests_per_playlist']:.2f} requests, "
+                f"{e['unchanged_seconds_per_playlist'] * 1000:.1f} ms",
+            )
+        )
     return out
 
 

@@ -220,10 +220,15 @@ def minimum_requests(catalog: Any) -> int:
     return pages + math.ceil(len(artists) / 50) + math.ceil(len(albums) / 20)
 
 
-def bench_extract(size: int, work: Path, latency_ms: int, rate: int) -> dict[str, Any]:
+def bench_extract(
+    size: int, work: Path, latency_ms: int, rate: int, window_s: float, unchanged: bool = True
+) -> dict[str, Any]:
+    """Extract `size` items from the simulator, which allows `rate` requests per second counted over a
+    rolling window of `window_s` seconds (Spotify documents 30 s), then (if `unchanged`) run again with
+    nothing changed."""
     catalog = catalog_for(size)
     lake = work / f"extract-{size}"
-    faults = FaultPlan(latency_ms=latency_ms, rate_limit=rate, rate_window_s=1.0)
+    faults = FaultPlan(latency_ms=latency_ms, rate_limit=round(rate * window_s), rate_window_s=window_s)
     with SimulatedSpotify(catalog, faults=faults) as server:
         args = {
             "settings": {
@@ -245,17 +250,20 @@ def bench_extract(size: int, work: Path, latency_ms: int, rate: int) -> dict[str
         # child's interpreter start, imports and token request).
         active = (server.stats.last_api_at or 0.0) - (server.stats.first_api_at or 0.0)
         server.stats.reset()
-        started = time.perf_counter()
-        child_peak_rss(["extract", str(lake), json.dumps(args)])
-        again_wall = time.perf_counter() - started
-        again = server.stats.api_requests
+        again, again_wall = 0, 0.0
+        if unchanged:
+            started = time.perf_counter()
+            child_peak_rss(["extract", str(lake), json.dumps(args)])
+            again_wall = time.perf_counter() - started
+            again = server.stats.api_requests
     minimum = minimum_requests(catalog)
     shutil.rmtree(lake, ignore_errors=True)
-    return {
+    result = {
         "items": sum(catalog.playlist_size(i) for i in range(catalog.config.playlists)),
         "playlists": catalog.config.playlists,
         "latency_ms": latency_ms,
         "rate_limit": rate,
+        "rate_window_s": window_s,
         "requests": made,
         "minimum_requests": minimum,
         "requests_vs_minimum": made / minimum,
@@ -269,9 +277,11 @@ def bench_extract(size: int, work: Path, latency_ms: int, rate: int) -> dict[str
         "bound_s": minimum / rate,
         "wall_vs_bound": wall / (minimum / rate),
         "extract_peak_rss_mib": rss_mib,
-        "unchanged_requests_per_playlist": again / catalog.config.playlists,
-        "unchanged_seconds_per_playlist": again_wall / catalog.config.playlists,
     }
+    if unchanged:
+        result["unchanged_requests_per_playlist"] = again / catalog.config.playlists
+        result["unchanged_seconds_per_playlist"] = again_wall / catalog.config.playlists
+    return result
 
 
 def machine() -> dict[str, Any]:
@@ -329,7 +339,13 @@ def main() -> None:
             results["transform"][str(size)] = bench_transform(size, work, repeat, not args.no_baselines)
         if not args.no_extract:
             print(f"extraction scenario at {extract_items:,} items ...", flush=True)
-            results["extract"] = bench_extract(extract_items, work, latency_ms=30, rate=50)
+            # Spotify counts requests over a rolling 30-second window; the 1-second window is a stress
+            # variant: any bunching of arrivals (thread wake-ups, both ends sharing 2 cores) gives a 429.
+            results["extract"] = bench_extract(extract_items, work, latency_ms=30, rate=50, window_s=30.0)
+            print("extraction scenario, 1-second window ...", flush=True)
+            results["extract_1s_window"] = bench_extract(
+                extract_items, work, latency_ms=30, rate=50, window_s=1.0, unchanged=False
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     from .report import markdown, refresh, table

@@ -39,6 +39,9 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     extract = results["extract"]
     assert extract["requests"] >= extract["minimum_requests"] > 0
     assert extract["unchanged_requests_per_playlist"] == 1.0
+    assert extract["rate_window_s"] == 30.0 and results["extract_1s_window"]["rate_window_s"] == 1.0
+    assert results["extract_1s_window"]["requests"] >= extract["minimum_requests"]
+    assert "per rolling 1 s window" in done.stdout
     assert "rebuild throughput" in done.stdout
 
 

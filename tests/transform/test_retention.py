@@ -7,11 +7,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
+from spotify_pipeline.catalog import TABLE_PROPERTIES, Catalog
 from spotify_pipeline.console import history_lines
+from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.retention import _plan, expire_history
 from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.transform import transform
 
 from ..conftest import SimulatorFactory, comparable_tables, settings_for
 from ..conftest import referenced_files as referenced_uris
@@ -90,6 +94,31 @@ def test_a_run_applies_the_configured_retention(make_simulator: SimulatorFactory
     kept = pipeline.run(settings_for(server, tmp_path, table_history_days=-1), server.playlist_ids())
     assert kept.history is not None and kept.history.snapshots == 0
     assert len(Catalog(tmp_path).table("songs").metadata.snapshots) > snapshots
+
+
+def test_earlier_metadata_files_are_bounded_also_for_tables_created_before_the_setting(
+    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path)
+    pipeline.run(settings, server.playlist_ids())
+    tables = comparable_tables(tmp_path)
+    catalog = Catalog(tmp_path)
+    assert catalog.table("songs").properties.items() >= TABLE_PROPERTIES.items()
+    # A lake from before the setting: its tables lack the properties and keep every metadata file.
+    for name in catalog.table_names():
+        catalog.table(name).transaction().remove_properties(*TABLE_PROPERTIES).commit_transaction()
+    monkeypatch.setitem(TABLE_PROPERTIES, "write.metadata.previous-versions-max", "2")
+    for _ in range(4):
+        transform(LocalStorage(tmp_path), Catalog(tmp_path), rebuild=True)
+    catalog = Catalog(tmp_path)
+    for name in DATA_TABLES:  # every table a transform writes (pipeline_runs is written by `run`)
+        table = catalog.table(name)
+        assert table.properties.items() >= TABLE_PROPERTIES.items(), name
+        on_disk = {p.as_uri() for p in (tmp_path / "warehouse").rglob(f"{name}/metadata/*.metadata.json")}
+        assert len(on_disk) == 3, name  # the current one and two earlier ones
+        assert on_disk == {e.metadata_file for e in table.metadata.metadata_log} | {table.metadata_location}
+    assert comparable_tables(tmp_path) == tables
 
 
 def snap(snapshot_id: int, parent: int | None, ts: int) -> Any:

@@ -304,13 +304,17 @@ def test_publishing_in_slices_gives_the_same_tables_in_one_commit(
     before = table_contents(lake_run)
     monkeypatch.setattr(runner, "PUBLISH_ROWS", 7)  # many slices per table
     commits = {name: len(catalog.table(name).metadata.metadata_log) for name in DATA_TABLES}
+    snapshots = {name: len(catalog.table(name).metadata.snapshots) for name in DATA_TABLES}
     transform(LocalStorage(lake_run), catalog, rebuild=True)
     assert table_contents(lake_run) == before
     songs = catalog.data_files("songs")
     assert len(songs) >= len(before["songs"]) // 7  # written slice by slice
-    # One catalog commit per table: one new metadata file, whatever the number of slices.
     for name in DATA_TABLES:
-        assert len(catalog.table(name).metadata.metadata_log) == commits[name] + 1, name
+        metadata = catalog.table(name).metadata
+        # One catalog commit per table: one new metadata file, whatever the number of slices ...
+        assert len(metadata.metadata_log) == commits[name] + 1, name
+        # ... holding at most two snapshots (delete the old rows, append the new), not one per slice.
+        assert len(metadata.snapshots) - snapshots[name] <= 2, name
 
 
 def test_an_enrichment_field_of_an_unexpected_type_reads_as_null_not_a_failure(lake_run: Path) -> None:

@@ -252,7 +252,8 @@ class SpotifyClient:
                         url=url,
                     )
                 self._pause_all(wait)
-                self._retry("429", url, throttles, 0.0)
+                # This worker sleeps out the pause itself, so the log says how long the pause is.
+                self._retry("429", url, throttles, max(0.0, self._paused_until - time.monotonic()))
                 continue
             if status in self.policy.statuses:
                 failures += 1
