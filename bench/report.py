@@ -58,6 +58,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("extract", "extract_1s_window"):
         if key in results:
             out += _extract_rows(results[key])
+    if "extract_unlimited" in results:
+        e = results["extract_unlimited"]
+        out.append(
+            (
+                f"[extract {e['items']:,} items, {e['latency_ms']} ms latency, no limit: what the harness serves]",
+                f"{e['active_rate']:.1f} req/s first to last request ({e['requests']:,} requests, "
+                f"{e['active_s']:.1f} s)",
+            )
+        )
     return out
 
 

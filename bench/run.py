@@ -225,7 +225,7 @@ def bench_extract(
 ) -> dict[str, Any]:
     """Extract `size` items from the simulator, which allows `rate` requests per second counted over a
     rolling window of `window_s` seconds (Spotify documents 30 s), then (if `unchanged`) run again with
-    nothing changed."""
+    nothing changed. `rate` 0: no limit on either side, which measures what this machine can serve."""
     catalog = catalog_for(size)
     lake = work / f"extract-{size}"
     faults = FaultPlan(latency_ms=latency_ms, rate_limit=round(rate * window_s), rate_window_s=window_s)
@@ -270,14 +270,15 @@ def bench_extract(
         "throttled_429": throttled,
         "wall_s": wall,
         "achieved_rate": made / wall,
-        "rate_share": made / wall / rate,
         "active_s": active,
         "active_rate": (made - 1) / active if active > 0 else 0.0,
-        "active_rate_share": ((made - 1) / active if active > 0 else 0.0) / rate,
-        "bound_s": minimum / rate,
-        "wall_vs_bound": wall / (minimum / rate),
         "extract_peak_rss_mib": rss_mib,
     }
+    if rate:
+        result["rate_share"] = result["achieved_rate"] / rate
+        result["active_rate_share"] = result["active_rate"] / rate
+        result["bound_s"] = minimum / rate
+        result["wall_vs_bound"] = wall / (minimum / rate)
     if unchanged:
         result["unchanged_requests_per_playlist"] = again / catalog.config.playlists
         result["unchanged_seconds_per_playlist"] = again_wall / catalog.config.playlists
@@ -339,12 +340,18 @@ def main() -> None:
             results["transform"][str(size)] = bench_transform(size, work, repeat, not args.no_baselines)
         if not args.no_extract:
             print(f"extraction scenario at {extract_items:,} items ...", flush=True)
+            # The limit is half of what this harness can serve at all (both ends on 2 cores: ~52 req/s,
+            # measured by the unlimited run below), so the runs measure the client's limiter, not the CPU.
             # Spotify counts requests over a rolling 30-second window; the 1-second window is a stress
             # variant: any bunching of arrivals (thread wake-ups, both ends sharing 2 cores) gives a 429.
-            results["extract"] = bench_extract(extract_items, work, latency_ms=30, rate=50, window_s=30.0)
+            results["extract"] = bench_extract(extract_items, work, latency_ms=30, rate=25, window_s=30.0)
             print("extraction scenario, 1-second window ...", flush=True)
             results["extract_1s_window"] = bench_extract(
-                extract_items, work, latency_ms=30, rate=50, window_s=1.0, unchanged=False
+                extract_items, work, latency_ms=30, rate=25, window_s=1.0, unchanged=False
+            )
+            print("extraction scenario, no rate limit ...", flush=True)
+            results["extract_unlimited"] = bench_extract(
+                extract_items, work, latency_ms=30, rate=0, window_s=30.0, unchanged=False
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -42,6 +42,8 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert extract["rate_window_s"] == 30.0 and results["extract_1s_window"]["rate_window_s"] == 1.0
     assert results["extract_1s_window"]["requests"] >= extract["minimum_requests"]
     assert "per rolling 1 s window" in done.stdout
+    assert results["extract_unlimited"]["requests"] >= extract["minimum_requests"]
+    assert "no limit: what the harness serves" in done.stdout
     assert "rebuild throughput" in done.stdout
 
 
