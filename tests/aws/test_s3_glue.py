@@ -60,15 +60,19 @@ def test_s3_bucket_name_is_honoured(aws: Aws) -> None:
     assert load_settings(env={"S3_BUCKET_NAME": aws.bucket, "SPOTIFY_PIPELINE_LAKE": "/x"}).lake == "/x"
 
 
-def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any) -> None:
+def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The same retention as on disk, through pyiceberg's S3 file IO and a Glue commit.
-    from spotify_pipeline.catalog import open_catalog
+    from spotify_pipeline import catalog as catalog_module
+    from spotify_pipeline.catalog import TABLE_PROPERTIES, open_catalog
 
     server = make_simulator(playlists=3, items_per_playlist=20)
     remote = f"s3://{aws.bucket}/lake"
     settings = settings_for(server, remote, table_history_days=0)
+    monkeypatch.setattr(catalog_module, "TABLE_PROPERTIES", {})  # tables from before the metadata-file bound
     pipeline.run(settings, server.playlist_ids())
     server.mutate([0])
+    bound = {**TABLE_PROPERTIES, "write.metadata.previous-versions-max": "1"}
+    monkeypatch.setattr(catalog_module, "TABLE_PROPERTIES", bound)
     report = pipeline.run(settings, server.playlist_ids())
     assert report.history is not None and report.history.snapshots >= len(DATA_TABLES)
     assert report.history.files_deleted > 0
@@ -79,3 +83,10 @@ def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any) -> None
     keys = S3Storage(remote).list("warehouse/")  # less the folder markers and table metadata files
     stored = {f"{remote}/{k}" for k in keys if not k.endswith(("/", ".metadata.json"))}
     assert stored == referenced_files(catalog)
+    # The second run set the metadata-file bound on the Glue tables; earlier metadata files went from S3.
+    for name in catalog.table_names():
+        table = catalog.table(name)
+        assert table.properties.items() >= bound.items(), name
+        on_s3 = {f"{remote}/{k}" for k in keys if f"/{name}/metadata/" in k and k.endswith(".metadata.json")}
+        assert on_s3 == {e.metadata_file for e in table.metadata.metadata_log} | {table.metadata_location}, name
+        assert len(on_s3) == 2, name
