@@ -186,3 +186,8 @@ def referenced_files(catalog: Any) -> set[str]:
                 files.add(manifest.manifest_path)
                 files |= {e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io)}
     return files
+
+
+def kept_metadata_files(table: Any) -> set[str]:
+    """The table's current metadata file and the earlier ones its metadata log still lists (URIs)."""
+    return {e.metadata_file for e in table.metadata.metadata_log} | {table.metadata_location}

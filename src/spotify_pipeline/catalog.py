@@ -113,10 +113,8 @@ class Catalog:
         schema = TABLES[name].schema
         with warnings.catch_warnings(), self._writing(name):
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            if isinstance(data, pa.Table):
-                self._writable(name).overwrite(data.cast(schema))
-                return
-            _replace_in_slices(self._writable(name), (pa.Table.from_batches([b]).cast(schema) for b in data))
+            slices = [data] if isinstance(data, pa.Table) else (pa.Table.from_batches([b]) for b in data)
+            _replace_in_slices(self._writable(name), (rows.cast(schema) for rows in slices))
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:

@@ -13,7 +13,7 @@ from spotify_pipeline.lake.s3 import S3Storage
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES
 
-from ..conftest import comparable_tables, referenced_files, settings_for
+from ..conftest import comparable_tables, kept_metadata_files, referenced_files, settings_for
 from .conftest import Aws
 
 
@@ -88,5 +88,5 @@ def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any, monkeyp
         table = catalog.table(name)
         assert table.properties.items() >= bound.items(), name
         on_s3 = {f"{remote}/{k}" for k in keys if f"/{name}/metadata/" in k and k.endswith(".metadata.json")}
-        assert on_s3 == {e.metadata_file for e in table.metadata.metadata_log} | {table.metadata_location}, name
+        assert on_s3 == kept_metadata_files(table), name
         assert len(on_s3) == 2, name
