@@ -93,11 +93,17 @@ class Catalog:
             return []
         return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
 
-    def data_files(self, name: str) -> list[str]:
-        """Parquet files of the table's current snapshot (copy-on-write: no delete files to apply)."""
+    def data_files(self, name: str, snapshot_id: int | None = None) -> list[str]:
+        """Parquet files of the table's current snapshot, or of `snapshot_id` (copy-on-write: no delete files
+        to apply)."""
         table = self.table(name)
+        if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
+            raise LakeError(
+                f"snapshot {snapshot_id} of table {name} no longer exists",
+                hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
+            )
         paths = []
-        for task in table.scan().plan_files():
+        for task in table.scan(snapshot_id=snapshot_id).plan_files():
             if task.delete_files:
                 raise LakeError(f"table {name} has delete files; only copy-on-write tables are supported")
             paths.append(_local(task.file.file_path))

@@ -174,6 +174,18 @@ def test_transform_twice_over_the_same_raw_is_a_no_op(lake_run: Path) -> None:
     assert table_contents(lake_run) == before
 
 
+def test_applying_a_raw_run_again_changes_nothing(lake_run: Path) -> None:
+    """What a crash between two table commits leads to: raw runs already in some tables applied again. Every
+    merge must be idempotent, including playlist positions whose pages were fetched at different times."""
+    catalog = Catalog(lake_run)
+    before = table_contents(lake_run)
+    assert len({row[-1] for row in rows(lake_run, "SELECT playlist_id, extracted_at FROM playlist_songs")}) > 1
+    catalog.overwrite("processed_raw_runs", TABLES["processed_raw_runs"].schema.empty_table())
+    result = transform(LocalStorage(lake_run), catalog)
+    assert result.raw_runs  # every raw run was applied a second time
+    assert table_contents(lake_run) == before
+
+
 def test_snapshot_change_updates_membership_and_keeps_history(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
     server = make_simulator(playlists=4, items_per_playlist=40)
     day1 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)

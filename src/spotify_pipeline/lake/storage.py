@@ -23,6 +23,9 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove `key` if it exists (never used on the raw zone)."""
+
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted."""
 
@@ -78,6 +81,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        if key.startswith("raw/"):
+            raise LakeError(f"refusing to delete {key}", hint="raw files are immutable")
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise LakeError(f"cannot delete {self._path(key)}: {_describe(exc)}", hint=_hint(exc)) from exc
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
