@@ -70,6 +70,17 @@ class S3Storage:
             raise LakeError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
         return True
 
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise LakeError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        return int(response["ContentLength"])
+
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted (all pages of ListObjectsV2)."""
         keys = []

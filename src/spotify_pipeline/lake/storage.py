@@ -23,6 +23,9 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def size(self, key: str) -> int | None:
+        """The size of `key` in bytes, or None when it does not exist."""
+
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted."""
 
@@ -78,6 +81,14 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LakeError(f"cannot read {self._path(key)}: {_describe(exc)}") from exc
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root
