@@ -174,11 +174,7 @@ def transform(
     complete: list[dict[str, Any]] = []
     for manifest in todo:
         for entry in manifest["files"]:
-            if not storage.exists(entry["key"]):
-                raise LakeError(
-                    f"raw file {entry['key']} listed in run {manifest['run_id']} is missing",
-                    hint="restore it; the raw zone is the source of every table",
-                )
+            _check_raw_size(storage, manifest["run_id"], entry)
             files.setdefault(entry["entity"], []).append(
                 RawFile(entry["entity"], storage.uri(entry["key"]), entry.get("raw_bytes", entry["bytes"]))
             )
@@ -276,6 +272,25 @@ def transform(
         con.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _check_raw_size(storage: Storage, run_id: str, entry: dict[str, Any]) -> None:
+    """Refuse a raw file that is missing or whose size is not its manifest's (changed after it was written:
+    a line deleted from a part would otherwise silently publish fewer rows). Metadata only; `check --raw`
+    reads every file and compares records and checksums too."""
+    size = storage.size(entry["key"])
+    if size is None:
+        raise LakeError(
+            f"raw file {entry['key']} listed in run {run_id} is missing",
+            hint="restore it; the raw zone is the source of every table",
+        )
+    if entry.get("bytes") is not None and size != entry["bytes"]:
+        raise LakeError(
+            f"corrupted raw file {storage.uri(entry['key'])} (run {run_id}): {size} bytes, its manifest says "
+            f"{entry['bytes']}",
+            hint="it changed after it was written: restore it from a backup (`check --raw` lists every such "
+            "file); no table was changed",
+        )
 
 
 def _ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:
