@@ -378,6 +378,13 @@ def run(**opts: Any) -> None:
     show_default=True,
     help="duckdb: in this process; athena: Amazon Athena over the Glue tables (an s3:// lake).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop the query after this many seconds; 0 = no limit (duckdb engine).",
+)
 @handle_errors
 def query(
     sql: str | None,
@@ -387,8 +394,13 @@ def query(
     report_name: str | None,
     params: tuple[str, ...],
     engine: str,
+    timeout: float,
 ) -> None:
-    """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...)."""
+    """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...).
+
+    One SELECT (or EXPLAIN of one) at a time, in a sandbox that reads only the tables' own files:
+    no COPY, ATTACH, SET, INSTALL or file-reading functions.
+    """
     from .errors import InputError
     from .pipeline import lake_parts
     from .query import QueryEngine, format_result
@@ -410,7 +422,7 @@ def query(
         click.echo(format_result(result, fmt))
         return
     _, catalog = lake_parts(settings)
-    with QueryEngine(catalog) as duck:
+    with QueryEngine(catalog, timeout=timeout or None) as duck:
         result = run_report(duck, report_name, _params(params)) if report_name else duck.execute(text or "")
         click.echo(format_result(result, fmt))
 
