@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -49,6 +50,20 @@ class TransformResult:
         }
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def duckdb_size(value: str, name: str) -> str:
+    """A DuckDB memory size such as `1500MB` or `2GiB`, normalized; anything else is a ConfigError."""
+    match = _SIZE.fullmatch(value.strip())
+    if not match:
+        raise ConfigError(
+            f"{name} must be a size such as 1500MB or 2GB, not {value!r}",
+            hint="units: B, KB, MB, GB, TB (or KiB, MiB, GiB, TiB)",
+        )
+    return f"{match[1]}{match[2]}"
+
+
 def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem."""
     con = duckdb.connect()
@@ -56,7 +71,8 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     # Row order is never relied on, which lets DuckDB use less memory. A memory limit is opt-in (DuckDB's
     # default is 80% of RAM); with the raw zone read in batches, a 1M-item rebuild completes under 1.5 GB.
     if os.environ.get("SPOTIFY_PIPELINE_MEMORY_LIMIT"):
-        con.execute(f"SET memory_limit = '{os.environ['SPOTIFY_PIPELINE_MEMORY_LIMIT']}'")
+        limit = duckdb_size(os.environ["SPOTIFY_PIPELINE_MEMORY_LIMIT"], "SPOTIFY_PIPELINE_MEMORY_LIMIT")
+        con.execute(f"SET memory_limit = '{limit}'")  # validated: digits and a unit, nothing to escape
     con.execute("SET preserve_insertion_order = false")
     # Temp tables live for one transform: compressing them (DuckDB's default for bulk appends) cost a
     # third of a 1M-item rebuild for nothing (profiled; docs/BENCHMARKS.md).
