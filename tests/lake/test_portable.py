@@ -163,3 +163,17 @@ def test_a_new_lake_still_starts_from_nothing(tmp_path: Path, server: SimulatedS
     root = tmp_path / "fresh"
     ok(cli("run", *playlists(server), env=sim_env(server, root)))
     assert (root / "catalog.db").stat().st_size > 0
+
+
+def test_a_lake_whose_path_has_a_space_keeps_every_file_inside_it(tmp_path: Path) -> None:
+    # pyiceberg 0.12 took a percent-encoded warehouse URI literally: metadata went to `my%20lake` beside it.
+    import pyarrow as pa
+
+    from spotify_pipeline.catalog import Catalog
+    from spotify_pipeline.tables import TABLES
+
+    schema = TABLES["processed_raw_runs"].schema
+    catalog = Catalog(tmp_path / "my lake")
+    catalog.overwrite("processed_raw_runs", pa.Table.from_pylist([{"raw_run_id": "r1"}], schema=schema))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my lake"]
+    assert Catalog(tmp_path / "my lake").read("processed_raw_runs").column("raw_run_id").to_pylist() == ["r1"]
