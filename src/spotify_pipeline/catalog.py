@@ -80,7 +80,7 @@ class Catalog:
         if db.exists() and db.stat().st_size == 0:
             raise LakeError(
                 f"the table catalog {db} is empty (0 bytes); recreating it would lose every table's history",
-                hint=f"{repair} to register the tables again from warehouse/, or restore catalog.db from a backup",
+                hint=lost_catalog_hint(self.root),
             )
         locations = recorded_tables(db) if db.exists() else {}
         if not locations:
@@ -90,7 +90,7 @@ class Catalog:
                 raise LakeError(
                     f"the table catalog {db} {state} but warehouse/ holds {len(found)} tables; recreating it "
                     "would lose their history",
-                    hint=f"{repair} to register them again, or restore catalog.db from a backup",
+                    hint=lost_catalog_hint(self.root),
                 )
         foreign = sorted(loc for loc in locations.values() if not self.owns(loc))
         if foreign:
@@ -102,8 +102,10 @@ class Catalog:
         self._checked = True
 
     def owns(self, path: str) -> bool:
-        """Whether a file path recorded in the table metadata lies inside this lake's warehouse."""
-        return path.startswith(self.warehouse_uri + "/")
+        """Whether a file path recorded in the table metadata lies inside this lake's warehouse. Tables made
+        before `warehouse_uri` stopped percent-encoding recorded the encoded form: still this lake's."""
+        legacy = (self.root / WAREHOUSE_DIR).as_uri()
+        return path.startswith(self.warehouse_uri + "/") or path.startswith(legacy + "/")
 
     @property
     def iceberg(self) -> Any:
@@ -252,10 +254,14 @@ def recorded_tables(db: Path) -> dict[str, str]:
 
 
 def _unreadable(db: Path, exc: Exception) -> LakeError:
-    return LakeError(
-        f"cannot read the table catalog {db}: {exc}",
-        hint=f"run `spotify-pipeline repair --lake {db.parent}` to register the tables again from warehouse/, "
-        "or restore catalog.db from a backup",
+    return LakeError(f"cannot read the table catalog {db}: {exc}", hint=lost_catalog_hint(db.parent))
+
+
+def lost_catalog_hint(root: Path) -> str:
+    return (
+        f"run `spotify-pipeline repair --lake {root}` to register the tables again from warehouse/ with their "
+        "history, or restore catalog.db from a backup; moving catalog.db and warehouse/ aside and running "
+        "`spotify-pipeline transform --rebuild` rebuilds the tables from the raw zone, without the run history"
     )
 
 
@@ -298,6 +304,9 @@ class GlueCatalog(Catalog):
     @property
     def warehouse_uri(self) -> str:
         return f"{self.location}/{WAREHOUSE_DIR}"
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.warehouse_uri + "/")
 
     @property
     def iceberg(self) -> Any:

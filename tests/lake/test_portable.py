@@ -138,19 +138,19 @@ def test_repair_leaves_a_healthy_lake_alone(lake: Path) -> None:
     assert fingerprint(lake) == before
 
 
-@pytest.mark.parametrize("damage", ["empty", "missing"])
+@pytest.mark.parametrize("damage", ["empty", "missing", "garbage"])
 def test_a_lost_catalog_is_refused_not_recreated(lake: Path, server: SimulatedSpotify, damage: str) -> None:
     tables, runs = comparable_tables(lake), history(lake)
     snapshots = {n: len(open_catalog(str(lake)).table(n).metadata.snapshots) for n in HISTORY}
     db = lake / "catalog.db"
-    if damage == "empty":
-        db.write_bytes(b"")
-    else:
+    if damage == "missing":
         db.unlink()
+    else:
+        db.write_bytes(b"" if damage == "empty" else b"not a database" * 100)
     refused(cli("run", *playlists(server), env=sim_env(server, lake)), "catalog.db", "repair")
     refused(cli("query", "--lake", str(lake), "SELECT count(*) FROM songs"), "catalog.db")
     refused(cli("transform", "--rebuild", "--lake", str(lake)), "catalog.db")
-    assert db.exists() == (damage == "empty") and (not db.exists() or db.stat().st_size == 0)
+    assert db.exists() == (damage != "missing") and (not db.exists() or b"SQLite" not in db.read_bytes())
 
     ok(cli("repair", "--lake", str(lake)))
     assert comparable_tables(lake) == tables and history(lake) == runs
