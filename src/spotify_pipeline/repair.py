@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
@@ -92,11 +93,18 @@ def repair_lake(root: Path) -> RepairResult:
         staging = db.with_name(db.name + STAGING_SUFFIX)
         staging.unlink(missing_ok=True)  # left by a repair that was killed
         new = _open(staging, catalog.warehouse_uri)
+        name = ""
         try:
             for name, location in sources.items():
                 _repair_table(catalog, new, name, location, result)
-        finally:
+        except (OSError, duckdb.Error) as exc:  # a file of the copy is missing or unreadable: an incomplete copy
             new.engine.dispose()
+            staging.unlink(missing_ok=True)
+            raise LakeError(
+                f"cannot repair table {name}: {exc}",
+                hint="the catalog is unchanged; the copy may be incomplete: copy the lake again or restore a backup",
+            ) from exc
+        new.engine.dispose()
         for suffix in ("-journal", "-wal", "-shm"):  # the old catalog's, never to be applied to the new one
             db.with_name(db.name + suffix).unlink(missing_ok=True)
         os.replace(staging, db)
@@ -151,7 +159,8 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
     from .transform.runner import PUBLISH_ROWS, connect
 
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    with contextlib.closing(connect()) as con:
+    with contextlib.closing(connect()) as con, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
         reader = con.sql(f"SELECT * FROM read_parquet({listed}, union_by_name = true)").to_arrow_reader(PUBLISH_ROWS)
         slices = (pa.Table.from_batches([batch]).select(schema.names).cast(schema) for batch in reader)
         _replace_in_slices(table, _counted(slices, result, name))

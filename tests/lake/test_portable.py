@@ -110,6 +110,7 @@ def test_a_copy_outlives_its_deleted_original(lake: Path, server: SimulatedSpoti
 
     result = ok(cli("repair", "--lake", str(copy)))
     assert "history" in result.stdout  # says what a repair of a copy gives up: earlier snapshots
+    assert not result.stderr  # no warnings either
     assert comparable_tables(copy) == tables
     assert history(copy) == runs  # every row of the run history is kept
     ok(cli("transform", "--lake", str(copy)))
@@ -177,3 +178,15 @@ def test_a_lake_whose_path_has_a_space_keeps_every_file_inside_it(tmp_path: Path
     catalog.overwrite("processed_raw_runs", pa.Table.from_pylist([{"raw_run_id": "r1"}], schema=schema))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my lake"]
     assert Catalog(tmp_path / "my lake").read("processed_raw_runs").column("raw_run_id").to_pylist() == ["r1"]
+
+
+def test_repairing_an_incomplete_copy_is_refused_and_changes_no_catalog(lake: Path) -> None:
+    copy = lake.parent.parent / "copy"
+    shutil.copytree(lake, copy)
+    for path in (copy / "warehouse" / "spotify" / "songs" / "data").iterdir():
+        path.unlink()
+    catalog = (copy / "catalog.db").read_bytes()
+    refused(cli("repair", "--lake", str(copy)), "songs", "incomplete")
+    assert (copy / "catalog.db").read_bytes() == catalog
+    assert not (copy / "catalog.db.repair").exists()
+    refused(cli("tables", "--lake", str(copy)), "moved", "repair")
