@@ -513,6 +513,23 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
     click.echo(format_result(recent_runs(catalog, limit), fmt, max_width=60))
 
 
+@main.command()
+@lake_option
+@handle_errors
+def repair(lake: str | None) -> None:
+    """Make a copied or moved lake independent of its original, or register its tables again after
+    catalog.db was lost or emptied. Keeps every table's current rows; a healthy lake is left as it is."""
+    from .errors import ConfigError
+    from .pipeline import lake_parts
+    from .repair import repair_lake
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    if catalog.remote:
+        raise ConfigError("repair works on a local lake", hint="an S3 lake's tables are registered in Glue")
+    for line in repair_lake(catalog.root).lines():
+        click.echo(line)
+
+
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     from .errors import InputError
 
