@@ -101,6 +101,11 @@ def transform_lines(result: TransformResult) -> list[str]:
     ]
     if kinds:
         lines.append(f"playlist positions this batch: {kinds}")
+    if result.rejected:
+        lines.append(
+            f"warning: {result.rejected} raw record(s) set aside in rejected_records, the rest published"
+            " (see `spotify-pipeline check`; after a fix, `spotify-pipeline transform --rebuild` reads them again)"
+        )
     return lines
 
 
