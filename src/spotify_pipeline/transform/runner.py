@@ -316,7 +316,7 @@ def _record_rejected(
     )
     if new.num_rows or kept.num_rows != old.num_rows or (rebuild and exists):
         catalog.overwrite(name, pa.concat_tables([kept, new]))
-    return kept.num_rows + new.num_rows
+    return int(kept.num_rows + new.num_rows)
 
 
 def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[str, Any]]) -> LakeError:
