@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -22,6 +22,11 @@ class CheckReport:
     run_id: str
     results: list[CheckResult]
     raw_problems: list[str]
+    rejected: int = 0  # rows of rejected_records: raw records the transform set aside
+    rejected_sample: list[str] = field(default_factory=list)  # a few of them, one line each
+
+
+REJECTED_SAMPLE = 5
 
 
 def check_lake(storage: Storage, catalog: Catalog, *, raw: bool = False) -> CheckReport:
@@ -30,6 +35,7 @@ def check_lake(storage: Storage, catalog: Catalog, *, raw: bool = False) -> Chec
     with QueryEngine(catalog) as engine:
         relations = {name: name for name in DATA_TABLES}
         results = run_checks(engine.con, relations)
+        rejected, sample = _rejected_records(engine)
     catalog.append(
         "quality_results",
         pa.Table.from_pylist(
@@ -37,7 +43,23 @@ def check_lake(storage: Storage, catalog: Catalog, *, raw: bool = False) -> Chec
         ),
     )
     problems = verify_raw_zone(storage) if raw else []
-    return CheckReport(run_id, results, problems)
+    return CheckReport(run_id, results, problems, rejected, sample)
+
+
+def _rejected_records(engine: QueryEngine) -> tuple[int, list[str]]:
+    """How many raw records the transform set aside, and the first few as `file:line entity playlist ...`."""
+    if "rejected_records" not in engine.tables:
+        return 0, []
+    (count,) = engine.execute("SELECT count(*) FROM rejected_records").rows[0]
+    sample = engine.execute(
+        "SELECT raw_file, line_number, entity, playlist_id, field, error FROM rejected_records"
+        " ORDER BY raw_file, line_number LIMIT ?",
+        [REJECTED_SAMPLE],
+    ).rows
+    return int(count), [
+        f"{raw_file}:{line} {entity} playlist={playlist or '-'} field={field or '?'}: {error}"
+        for raw_file, line, entity, playlist, field, error in sample
+    ]
 
 
 def verify_raw_zone(storage: Storage) -> list[str]:

@@ -490,6 +490,14 @@ def check(lake: str | None, check_raw: bool) -> None:
         click.echo(f"{mark} {result.check.name}: {result.check.description}{detail}")
     for problem in report.raw_problems:
         click.echo(f"FAIL raw zone: {problem}")
+    if report.rejected:
+        # Set aside, not failed: the rest was published. Listed until a rebuild reads them again.
+        click.echo(
+            f"warn rejected_records: {report.rejected} raw record(s) set aside by the transform"
+            " (`spotify-pipeline transform --rebuild` reads them again after a fix)"
+        )
+        for line in report.rejected_sample:
+            click.echo(f"     {line}")
     click.echo(
         f"{len(report.results)} checks, {failed} failed"
         + (f"; raw zone: {len(report.raw_problems)} problems" if check_raw else "")

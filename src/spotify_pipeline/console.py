@@ -93,7 +93,8 @@ def extract_lines(summary: ExtractSummary) -> list[str]:
 def transform_lines(result: TransformResult) -> list[str]:
     if not result.raw_runs:
         return ["tables: up to date (no new raw runs)"]
-    rows = ", ".join(f"{name} {count}" for name, count in result.rows.items())
+    # rejected_records (also in `rows`, for pipeline_runs) gets its own line below when there are any
+    rows = ", ".join(f"{name} {count}" for name, count in result.rows.items() if name != "rejected_records")
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(result.item_types.items()))
     lines = [
         f"transform: {len(result.raw_runs)} raw run(s){' (rebuild)' if result.rebuilt else ''}",
@@ -101,6 +102,11 @@ def transform_lines(result: TransformResult) -> list[str]:
     ]
     if kinds:
         lines.append(f"playlist positions this batch: {kinds}")
+    if result.rejected:
+        lines.append(
+            f"warning: {result.rejected} raw record(s) set aside in rejected_records, the rest published"
+            " (see `spotify-pipeline check`; after a fix, `spotify-pipeline transform --rebuild` reads them again)"
+        )
     return lines
 
 

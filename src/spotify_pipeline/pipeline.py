@@ -173,6 +173,11 @@ def run(
             _record(catalog, report)
             if report.status != "succeeded":
                 send_alert(f"spotify-pipeline run {report.run_id} {report.status}: {report.error or 'see logs'}")
+            elif report.transform is not None and report.transform.rejected:
+                send_alert(
+                    f"spotify-pipeline run {report.run_id} succeeded, but {report.transform.rejected} raw record(s)"
+                    " set aside in rejected_records (see `spotify-pipeline check`); the rest is published"
+                )
     return report
 
 

@@ -250,6 +250,23 @@ TABLES: dict[str, TableSpec] = {
             "One row per data-quality check per run that ran them (transform, run, check).",
         ),
         TableSpec(
+            "rejected_records",
+            _schema(
+                ("raw_run_id", pa.string()),
+                ("raw_file", pa.string()),
+                ("line_number", pa.int64()),
+                ("entity", pa.string()),
+                ("playlist_id", pa.string()),
+                ("user_id", pa.string()),
+                ("field", pa.string()),
+                ("error", pa.string()),
+                ("rejected_at", TS),
+                ("by_run_id", pa.string()),
+            ),
+            ("raw_file", "line_number"),
+            "Raw records (stored API responses) the transform set aside because they do not read as typed.",
+        ),
+        TableSpec(
             "processed_raw_runs",
             _schema(("raw_run_id", pa.string()), ("processed_at", TS), ("by_run_id", pa.string())),
             ("raw_run_id",),

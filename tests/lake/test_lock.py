@@ -69,13 +69,13 @@ def test_a_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None
         assert f"another run (pid {holder.pid} " in str(info.value)
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()
 
 
 def test_the_lock_of_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
     holder = _hold_in_subprocess(tmp_path)
     holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    holder.communicate()  # also closes its stdout pipe
     assert (tmp_path / LOCK_NAME).exists(), "a killed run leaves its lock file behind"
     with LakeLock(tmp_path, "run") as lock:
         assert lock.recovered_from is not None and lock.recovered_from["pid"] == holder.pid

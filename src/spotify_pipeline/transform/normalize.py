@@ -7,11 +7,14 @@ The batch relations (`b_*`) hold one row per key: the latest observation within 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+if TYPE_CHECKING:
+    from .quarantine import Quarantine
 
 # The fields read from each object, as nested dicts: {name: DuckDB type | nested dict | [element]}.
 Shape = dict[str, Any]
@@ -469,23 +472,43 @@ def _add_enriched_artists(con: duckdb.DuckDBPyConnection, artists: str) -> None:
     )
 
 
-def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]], batch_bytes: int) -> None:
+def build_batch(
+    con: duckdb.DuckDBPyConnection,
+    files: dict[str, list[RawFile]],
+    batch_bytes: int,
+    quarantine: Quarantine | None = None,
+) -> None:
     """Create the batch relations from raw files. Needs a table `complete(run_id, playlist_id, snapshot_id)`
     naming the (run, playlist) pairs whose items were completely extracted.
 
     The playlist files (nearly all of the raw zone) are read in batches of about `batch_bytes` of JSON:
     each batch is parsed once, its positions are kept as narrow rows, and its nested track objects are
     folded into per-key partial aggregates, so memory follows the batch size and the number of distinct
-    songs, not the number of playlist positions."""
+    songs, not the number of playlist positions.
+
+    With a `quarantine`, a response the strict typed read cannot take is set aside (`quarantine.rejected`)
+    instead of failing the batch: only a batch whose read failed is screened, line by line, and read again
+    without the odd lines. A playlist with a response set aside is not complete in that run, so it keeps
+    the positions of its previous complete extraction; liked songs likewise."""
     for entity in BODY_TYPES:
         uris = [f.uri for f in files.get(entity, [])]
+        if entity in STRICT_SMALL and quarantine is not None:
+            # Read once here (they are small), so that an odd response is found now, not in a later query.
+            _read_or_screen(con, _materialise(con, entity), files.get(entity, []), True, quarantine)
+            continue
         con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS SELECT * FROM {raw_relation(entity, uris)}")
 
     playlist_files = files.get("playlists", []) + files.get("playlist_items", [])
     compact = PartialCompactor(con)
     for number, batch in enumerate(file_batches(playlist_files, batch_bytes)):
-        _read_playlist_batch(con, batch, first=number == 0)
+        _read_or_screen(con, lambda b, first: _read_playlist_batch(con, b, first), batch, number == 0, quarantine)
         compact()
+    if quarantine is not None and quarantine.rejected:
+        # A playlist whose page was set aside in a later batch may have had complete positions earlier.
+        con.execute(
+            """DELETE FROM item_rows i WHERE NOT EXISTS
+               (SELECT 1 FROM complete c WHERE c.run_id = i.run_id AND c.playlist_id = i.playlist_id)"""
+        )
 
     # Tracks seen in the user sources: liked songs, recently played, top tracks.
     _add_track_observations(
@@ -531,6 +554,50 @@ def build_batch(con: duckdb.DuckDBPyConnection, files: dict[str, list[RawFile]],
         FROM (SELECT unnest(body.items) AS i, fetched_at FROM raw_top_items WHERE meta.kind = 'artists')""",
     )
     _build_batch_tables(con)
+
+
+# Entities read strictly and small enough to parse once into a temp table (user sources, snapshot checks).
+STRICT_SMALL = ("playlist_checks", "saved_tracks", "recently_played")
+
+
+def _materialise(con: duckdb.DuckDBPyConnection, entity: str) -> Callable[[list[RawFile], bool], Any]:
+    def read(batch: list[RawFile], first: bool) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} AS SELECT * FROM {raw_relation(entity, _uris(batch))}")
+
+    return read
+
+
+def _read_or_screen(
+    con: duckdb.DuckDBPyConnection,
+    read: Callable[[list[RawFile], bool], Any],
+    batch: list[RawFile],
+    first: bool,
+    quarantine: Quarantine | None,
+) -> None:
+    """`read(batch, first)`; when the typed read fails on some responses and there is a `quarantine`, read
+    again without them (set aside, and their playlist or liked-songs extraction no longer complete)."""
+    from .quarantine import READ_ERRORS
+
+    try:
+        read(batch, first)
+        return
+    except READ_ERRORS:
+        if quarantine is None:
+            raise
+        seen = len(quarantine.rejected)
+        screened = quarantine.screen(con, batch)
+        if screened is None:
+            raise
+    incomplete = [(r.run_id, r.playlist_id) for r in quarantine.rejected[seen:] if r.playlist_id]
+    if incomplete:
+        con.execute(
+            "DELETE FROM complete WHERE list_contains(?, run_id || '/' || playlist_id)",
+            [[f"{run}/{playlist}" for run, playlist in incomplete]],
+        )
+    liked = [r.run_id for r in quarantine.rejected[seen:] if r.entity == "saved_tracks"]
+    if liked:
+        con.execute("DELETE FROM complete_sources WHERE source = 'liked' AND list_contains(?, run_id)", [liked])
+    read(screened, first)
 
 
 def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], first: bool) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..catalog import Catalog
 from ..crashpoints import crash_point
@@ -27,6 +28,7 @@ from ..tables import DATA_TABLES, TABLES
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, merge_sql
 from .normalize import RawFile, build_batch, build_changes, build_user_tables
+from .quarantine import Quarantine, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class TransformResult:
     batch_rows: dict[str, int] = field(default_factory=dict)  # rows per table in this batch
     item_types: dict[str, int] = field(default_factory=dict)  # playlist positions by kind, this batch
     rebuilt: bool = False
+    rejected: int = 0  # raw records set aside in rejected_records by this transform
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class TransformResult:
             "batch_rows": self.batch_rows,
             "item_types": self.item_types,
             "rebuilt": self.rebuilt,
+            "rejected": self.rejected,
         }
 
 
@@ -188,9 +192,11 @@ def transform(
 
     files: dict[str, list[RawFile]] = {}
     complete: list[dict[str, Any]] = []
+    keys: dict[str, str] = {}  # raw file URI -> key, to name and re-read a file whose records are set aside
     for manifest in todo:
         for entry in manifest["files"]:
             _check_raw_size(storage, manifest["run_id"], entry)
+            keys[storage.uri(entry["key"])] = entry["key"]
             files.setdefault(entry["entity"], []).append(
                 RawFile(entry["entity"], storage.uri(entry["key"]), entry.get("raw_bytes", entry["bytes"]))
             )
@@ -205,6 +211,7 @@ def transform(
                 )
 
     con = connect(remote=catalog.remote)
+    quarantine = Quarantine(lambda uri: storage.read(keys[uri]), keys.__getitem__)
     try:
         con.register(
             "_complete",
@@ -221,9 +228,20 @@ def transform(
         )
         con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
-            build_batch(con, files, batch_bytes)
+            build_batch(con, files, batch_bytes, quarantine)
         except duckdb.Error as exc:
             raise _raw_zone_error(exc, storage, todo) from exc
+        result.rejected = len(quarantine.rejected)
+        for rejected in quarantine.rejected:
+            log.warning(
+                "set aside %s line %d (%s, playlist %s): %s at %s",
+                rejected.raw_key,
+                rejected.line_number,
+                rejected.entity,
+                rejected.playlist_id,
+                rejected.error,
+                rejected.field,
+            )
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
         # Write: stage every table's merged rows.
         _register_base(con, catalog, "playlist_songs", base)
@@ -258,6 +276,7 @@ def transform(
                 checks=[r.check.name for r in failures],
                 hint="the previous tables stay current; see the quality_results table",
             )
+        result.rows["rejected_records"] = _record_rejected(catalog, quarantine.rejected, todo, rebuild, by_run_id, now)
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
@@ -286,6 +305,7 @@ def transform(
         crash_point("transform.published")
     finally:
         con.close()
+        quarantine.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
 
@@ -321,6 +341,47 @@ def _ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:
             f"{needed // 1024} KiB needed)",
             hint="the disk is full: free space and re-run; nothing was published and the raw zone is intact",
         )
+
+
+def _record_rejected(
+    catalog: Catalog,
+    rejected: list[Rejected],
+    manifests: list[dict[str, Any]],
+    rebuild: bool,
+    by_run_id: str,
+    now: dt.datetime,
+) -> int:
+    """Replace the `rejected_records` of the raw runs just read by what this transform set aside (a rebuild:
+    the whole table), so re-reading a run never duplicates its rows and a record that now reads is gone.
+    Written before the tables are published: a publish that fails re-reads the same runs and converges.
+    Returns the table's rows afterwards."""
+    name = "rejected_records"
+    exists = name in catalog.table_names()
+    old = catalog.read(name) if exists and not rebuild else TABLES[name].schema.empty_table()
+    runs = {m["run_id"] for m in manifests}
+    run_of = {entry["key"]: m["run_id"] for m in manifests for entry in m["files"]}
+    kept = old.filter(pc.invert(pc.is_in(old.column("raw_run_id"), pa.array(sorted(runs), pa.string()))))
+    new = pa.Table.from_pylist(
+        [
+            {
+                "raw_run_id": run_of.get(r.raw_key, r.run_id),
+                "raw_file": r.raw_key,
+                "line_number": r.line_number,
+                "entity": r.entity,
+                "playlist_id": r.playlist_id,
+                "user_id": r.user_id,
+                "field": r.field,
+                "error": r.error,
+                "rejected_at": now,
+                "by_run_id": by_run_id,
+            }
+            for r in rejected
+        ],
+        schema=TABLES[name].schema,
+    )
+    if new.num_rows or kept.num_rows != old.num_rows or (rebuild and exists):
+        catalog.overwrite(name, pa.concat_tables([kept, new]))
+    return int(kept.num_rows + new.num_rows)
 
 
 def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[str, Any]]) -> LakeError:
