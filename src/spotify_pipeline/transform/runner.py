@@ -17,8 +17,9 @@ import duckdb
 import pyarrow as pa
 
 from ..catalog import Catalog
+from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
 from ..crashpoints import crash_point
-from ..errors import ConfigError, LakeError, QualityError
+from ..errors import LakeError, QualityError
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
@@ -55,7 +56,7 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     # Row order is never relied on, which lets DuckDB use less memory. A memory limit is opt-in (DuckDB's
     # default is 80% of RAM); with the raw zone read in batches, a 1M-item rebuild completes under 1.5 GB.
     if os.environ.get("SPOTIFY_PIPELINE_MEMORY_LIMIT"):
-        con.execute(f"SET memory_limit = '{os.environ['SPOTIFY_PIPELINE_MEMORY_LIMIT']}'")
+        con.execute(f"SET memory_limit = '{parse_memory_limit(os.environ['SPOTIFY_PIPELINE_MEMORY_LIMIT'])}'")
     con.execute("SET preserve_insertion_order = false")
     # Temp tables live for one transform: compressing them (DuckDB's default for bulk appends) cost a
     # third of a 1M-item rebuild for nothing (profiled; docs/BENCHMARKS.md).
@@ -76,7 +77,7 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
 # song, album and artist it saw), so larger batches are faster and, up to about 1 GiB, use less memory too:
 # a 1M-item rebuild took 26.4 s / 2,702 MiB peak with 256 MiB batches, 22.2 s / 2,269 MiB with 1 GiB, 22.2 s /
 # 2,055 MiB with 2 GiB (docs/BENCHMARKS.md).
-DEFAULT_BATCH_BYTES = 1024 * 1024 * 1024
+DEFAULT_BATCH_BYTES = DEFAULT_TRANSFORM_BATCH_BYTES
 # Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
 # publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
 # 200k-row slices: +178 MiB (docs/BENCHMARKS.md).
@@ -84,14 +85,7 @@ PUBLISH_ROWS = 200_000
 
 
 def _batch_bytes() -> int:
-    value = os.environ.get("SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES", "")
-    try:
-        return int(value) if value else DEFAULT_BATCH_BYTES
-    except ValueError:
-        raise ConfigError(
-            f"SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES must be a number of bytes, not {value!r}",
-            hint="unset it or set e.g. 1073741824 (1 GiB)",
-        ) from None
+    return parse_batch_bytes(os.environ.get("SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES", ""))  # checked as settings are
 
 
 def register_table(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, view: str) -> None:
