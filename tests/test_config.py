@@ -12,13 +12,13 @@ from spotify_pipeline.errors import ConfigError
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1500MB", "1500MB"), ("2GB", "2GB"), ("1.5GiB", "1.5GiB"), (" 512 mib ", "512mib"), ("50%", "50%"), ("", "")],
+    [("1500MB", "1500MB"), ("2GB", "2GB"), ("1.5GiB", "1.5GiB"), (" 512 mib ", "512mib"), ("", "")],
 )
 def test_memory_limits_duckdb_understands_are_accepted(text: str, expected: str) -> None:
     assert parse_memory_limit(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "0GB", "-1GB", "1GB'; SELECT 1; --", "150%", "1.5", "GB"])
+@pytest.mark.parametrize("text", ["lots", "0GB", "-1GB", "1GB'; SELECT 1; --", "50%", "2g", "1.5", "GB", "1 GBs"])
 def test_anything_else_is_refused_naming_the_variable(text: str) -> None:
     with pytest.raises(ConfigError, match="SPOTIFY_PIPELINE_MEMORY_LIMIT"):
         parse_memory_limit(text)

@@ -2,6 +2,12 @@
 
 Every table write is one Iceberg commit (copy-on-write overwrite or append), so readers always see either
 the previous snapshot or the new one, never a half-written table.
+
+Iceberg records absolute paths (catalog.db -> metadata file -> manifest list -> manifests -> data files),
+so a copied or moved lake still points at the folder it came from. Before anything is read or written,
+`Catalog.check()` compares those paths with where the lake is now and refuses one that was copied or
+moved (`repair.py` makes it independent), and refuses a catalog.db that is empty or missing while the
+warehouse holds tables: recreating it would silently hide every table's history.
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ import contextlib
 import itertools
 import logging
 import shutil
+import sqlite3
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 
@@ -23,6 +31,7 @@ from .lake.storage import os_error_hint
 from .tables import TABLES
 
 NAMESPACE = "spotify"
+CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
 # Each commit writes a new metadata file holding every kept snapshot (~200 KB for a table with a week of
 # hourly runs), and Iceberg keeps every earlier one unless told otherwise: tens of GB a year. Snapshots
 # (time travel) are kept by retention.py; these are only the earlier versions of the metadata file.
@@ -43,13 +52,65 @@ class Catalog:
         self.location = str(self.root)
         self.namespace = NAMESPACE
         self._catalog: Any = None
+        self._checked = False
+
+    @property
+    def warehouse_uri(self) -> str:
+        """Where every file of every table lives; nothing outside it is ever read, written or deleted.
+        Not percent-encoded (`Path.as_uri()`): pyiceberg 0.12 writes metadata files to the encoded path
+        literally, so a lake at `/my lake` had its metadata in a sibling folder `/my%20lake`."""
+        return f"file://{self.root / WAREHOUSE_DIR}"
 
     def exists(self) -> bool:
+        self.check()
         return (self.root / CATALOG_FILE).exists()
+
+    def check(self) -> None:
+        """Refuse (LakeError) a lake copied or moved from elsewhere, and a catalog.db that is empty or gone
+        while warehouse/ holds tables. A new lake (neither exists yet) passes. Reads catalog.db read-only."""
+        if self._checked:
+            return
+        if any(c in str(self.root) for c in "#?"):
+            raise LakeError(
+                f"the lake path {self.root} contains # or ?, which Iceberg's file paths cannot hold",
+                hint="use a folder whose path has neither",
+            )
+        db = self.root / CATALOG_FILE
+        repair = f"run `spotify-pipeline repair --lake {self.root}`"
+        if db.exists() and db.stat().st_size == 0:
+            raise LakeError(
+                f"the table catalog {db} is empty (0 bytes); recreating it would lose every table's history",
+                hint=lost_catalog_hint(self.root),
+            )
+        locations = recorded_tables(db) if db.exists() else {}
+        if not locations:
+            found = newest_metadata(self.root)
+            if found:
+                state = "lists no tables" if db.exists() else "is missing"
+                raise LakeError(
+                    f"the table catalog {db} {state} but warehouse/ holds {len(found)} tables; recreating it "
+                    "would lose their history",
+                    hint=lost_catalog_hint(self.root),
+                )
+        foreign = sorted(loc for loc in locations.values() if not self.owns(loc))
+        if foreign:
+            raise LakeError(
+                f"this lake was copied or moved from {origin_of(foreign[0])}: its catalog still points there, "
+                "so it would read and write the original's files",
+                hint=f"{repair} to make it independent",
+            )
+        self._checked = True
+
+    def owns(self, path: str) -> bool:
+        """Whether a file path recorded in the table metadata lies inside this lake's warehouse. Tables made
+        before `warehouse_uri` stopped percent-encoding recorded the encoded form: still this lake's."""
+        legacy = (self.root / WAREHOUSE_DIR).as_uri()
+        return path.startswith(self.warehouse_uri + "/") or path.startswith(legacy + "/")
 
     @property
     def iceberg(self) -> Any:
         if self._catalog is None:
+            self.check()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 from pyiceberg.catalog.sql import SqlCatalog
@@ -58,9 +119,9 @@ class Catalog:
                 self.root.mkdir(parents=True, exist_ok=True)
                 (self.root / WAREHOUSE_DIR).mkdir(exist_ok=True)
                 self._catalog = SqlCatalog(
-                    "spotify_pipeline",
+                    CATALOG_NAME,
                     uri=f"sqlite:///{self.root / CATALOG_FILE}",
-                    warehouse=(self.root / WAREHOUSE_DIR).as_uri(),
+                    warehouse=self.warehouse_uri,
                 )
                 if (NAMESPACE,) not in self._catalog.list_namespaces():
                     self._catalog.create_namespace(NAMESPACE)
@@ -93,13 +154,21 @@ class Catalog:
             return []
         return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
 
-    def data_files(self, name: str) -> list[str]:
-        """Parquet files of the table's current snapshot (copy-on-write: no delete files to apply)."""
+    def data_files(self, name: str, snapshot_id: int | None = None) -> list[str]:
+        """Parquet files of the table's current snapshot, or of `snapshot_id` (copy-on-write: no delete files
+        to apply)."""
         table = self.table(name)
+        if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
+            raise LakeError(
+                f"snapshot {snapshot_id} of table {name} no longer exists",
+                hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
+            )
         paths = []
-        for task in table.scan().plan_files():
+        for task in table.scan(snapshot_id=snapshot_id).plan_files():
             if task.delete_files:
                 raise LakeError(f"table {name} has delete files; only copy-on-write tables are supported")
+            if not self.owns(task.file.file_path):
+                raise LakeError(f"table {name} lists a file outside the lake: {task.file.file_path}")
             paths.append(_local(task.file.file_path))
         return paths
 
@@ -178,6 +247,57 @@ def _local(path: str) -> str:
     return path.removeprefix("file://")
 
 
+def recorded_tables(db: Path) -> dict[str, str]:
+    """Each table's current metadata file as catalog.db records it ({} when it records none), read
+    without opening the catalog (which would create its schema in an empty file)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+            rows = con.execute(
+                "SELECT table_name, metadata_location FROM iceberg_tables"
+                " WHERE catalog_name = ? AND table_namespace = ?",
+                (CATALOG_NAME, NAMESPACE),
+            ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}
+        raise _unreadable(db, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        raise _unreadable(db, exc) from exc
+    return {str(name): str(location) for name, location in rows}
+
+
+def _unreadable(db: Path, exc: Exception) -> LakeError:
+    return LakeError(f"cannot read the table catalog {db}: {exc}", hint=lost_catalog_hint(db.parent))
+
+
+def lost_catalog_hint(root: Path) -> str:
+    return (
+        f"run `spotify-pipeline repair --lake {root}` to register the tables again from warehouse/ with their "
+        "history, or restore catalog.db from a backup; moving catalog.db and warehouse/ aside and running "
+        "`spotify-pipeline transform --rebuild` rebuilds the tables from the raw zone, without the run history"
+    )
+
+
+def newest_metadata(root: Path) -> dict[str, Path]:
+    """Each table folder of the warehouse with its newest metadata file (`NNNNN-<uuid>.metadata.json`, the
+    number counting the table's commits): what catalog.db pointed to, unless a commit died half-way."""
+    newest: dict[str, tuple[int, Path]] = {}
+    for path in (root / WAREHOUSE_DIR / NAMESPACE).glob("*/metadata/*.metadata.json"):
+        version = path.name.partition("-")[0]
+        if version.isdigit():
+            table = path.parent.parent.name
+            if table not in newest or int(version) > newest[table][0]:
+                newest[table] = (int(version), path)
+    return {table: path for table, (_, path) in sorted(newest.items())}
+
+
+def origin_of(location: str) -> str:
+    """The lake folder a recorded table path belongs to (`file:///old/lake/warehouse/...` -> `/old/lake`)."""
+    path = unquote(_local(location))  # lakes made before `warehouse_uri` stopped encoding
+    head, sep, _ = path.rpartition(f"/{WAREHOUSE_DIR}/{NAMESPACE}/")
+    return head if sep else path
+
+
 class GlueCatalog(Catalog):
     """Tables registered in AWS Glue, data in the lake's S3 prefix: what Athena reads natively.
     Same table names, columns and merge logic as the embedded catalog."""
@@ -192,6 +312,14 @@ class GlueCatalog(Catalog):
         self.namespace = database
         self._endpoint = aws_endpoint()
         self._catalog = None
+        self._checked = True  # moving an S3 prefix is not detected (docs/ARCHITECTURE.md)
+
+    @property
+    def warehouse_uri(self) -> str:
+        return f"{self.location}/{WAREHOUSE_DIR}"
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.warehouse_uri + "/")
 
     @property
     def iceberg(self) -> Any:
@@ -200,7 +328,7 @@ class GlueCatalog(Catalog):
 
             from pyiceberg.catalog.glue import GlueCatalog as IcebergGlue
 
-            props: dict[str, str] = {"warehouse": f"{self.location}/{WAREHOUSE_DIR}"}
+            props: dict[str, str] = {"warehouse": self.warehouse_uri}
             region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
             if region:
                 props.update({"glue.region": region, "s3.region": region})

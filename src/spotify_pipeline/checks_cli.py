@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import json
 import secrets
-import zlib
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -14,7 +11,7 @@ import pyarrow as pa
 from .catalog import Catalog
 from .errors import LakeError
 from .lake.layout import new_run_id
-from .lake.raw import RawZoneReader
+from .lake.raw import RawZoneReader, verify_part
 from .lake.storage import Storage
 from .quality import CheckResult, results_rows, run_checks
 from .query import QueryEngine, QueryResult
@@ -52,7 +49,8 @@ def check_lake(storage: Storage, catalog: Catalog, *, raw: bool = False) -> Chec
 
 
 def verify_raw_zone(storage: Storage) -> list[str]:
-    """Every file each manifest lists exists, decompresses, and holds one JSON object per line."""
+    """Every file each manifest lists exists, decompresses, holds one JSON object per line, and matches its
+    manifest entry: size, checksum, uncompressed size and number of records (those the manifest records)."""
     problems = []
     for manifest in RawZoneReader(storage).manifests():
         for entry in manifest["files"]:
@@ -60,12 +58,9 @@ def verify_raw_zone(storage: Storage) -> list[str]:
             if not storage.exists(key):
                 problems.append(f"{key}: missing (listed by run {manifest['run_id']})")
                 continue
-            try:
-                for line in gzip.decompress(storage.read(key)).splitlines():
-                    if line.strip():
-                        json.loads(line)
-            except (OSError, EOFError, ValueError, zlib.error) as exc:
-                problems.append(f"{key}: corrupted ({type(exc).__name__})")
+            problem = verify_part(entry, storage.read(key))
+            if problem is not None:
+                problems.append(f"{key}: {problem} (run {manifest['run_id']})")
     return problems
 
 

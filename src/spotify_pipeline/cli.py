@@ -428,6 +428,13 @@ def run(**opts: Any) -> None:
     show_default=True,
     help="duckdb: in this process; athena: Amazon Athena over the Glue tables (an s3:// lake).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Stop the query after this many seconds; 0 = no limit (duckdb engine).",
+)
 @handle_errors
 def query(
     sql: str | None,
@@ -437,8 +444,13 @@ def query(
     report_name: str | None,
     params: tuple[str, ...],
     engine: str,
+    timeout: float,
 ) -> None:
-    """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...)."""
+    """Run a read-only SQL query over the tables (by name: songs, artists, playlist_songs, ...).
+
+    One SELECT (or EXPLAIN of one) at a time, in a sandbox that reads only the tables' own files:
+    no COPY, ATTACH, SET, INSTALL or file-reading functions.
+    """
     from .errors import InputError
     from .pipeline import lake_parts
     from .query import QueryEngine, format_result
@@ -460,7 +472,7 @@ def query(
         click.echo(format_result(result, fmt))
         return
     _, catalog = lake_parts(settings)
-    with QueryEngine(catalog) as duck:
+    with QueryEngine(catalog, timeout=timeout or None) as duck:
         result = run_report(duck, report_name, _params(params)) if report_name else duck.execute(text or "")
         click.echo(format_result(result, fmt))
 
@@ -555,6 +567,23 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
     click.echo(format_result(recent_runs(catalog, limit), fmt, max_width=60))
 
 
+@main.command()
+@lake_option
+@handle_errors
+def repair(lake: str | None) -> None:
+    """Make a copied or moved lake independent of its original, or register its tables again after
+    catalog.db was lost or emptied. Keeps every table's current rows; a healthy lake is left as it is."""
+    from .errors import ConfigError
+    from .pipeline import lake_parts
+    from .repair import repair_lake
+
+    _, catalog = lake_parts(_settings(lake=lake))
+    if catalog.remote:
+        raise ConfigError("repair works on a local lake", hint="an S3 lake's tables are registered in Glue")
+    for line in repair_lake(catalog.root).lines():
+        click.echo(line)
+
+
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     from .errors import InputError
 
@@ -609,24 +638,60 @@ def report(lake: str | None, list_reports: bool, playlist: str | None, out: Path
     "--host", default="127.0.0.1", show_default=True, help="Interface to bind; the default serves this machine only."
 )
 @click.option("--port", type=int, default=8000, show_default=True, help="Port; 0 picks a free one.")
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Another name the dashboard answers to in the Host header (e.g. this machine's DNS name). Repeatable.",
+)
+@click.option(
+    "--query-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds one query may run before it is stopped; 0 = no limit.",
+)
+@click.option(
+    "--memory-limit", default="2GB", show_default=True, help="DuckDB memory limit for the tables and queries."
+)
 @handle_errors
-def serve(lake: str | None, host: str, port: int) -> None:
-    """Serve a read-only dashboard over the reports, with a JSON API (/api/reports/<name>, /openapi.json)."""
+def serve(
+    lake: str | None, host: str, port: int, allow_hosts: tuple[str, ...], query_timeout: float, memory_limit: str
+) -> None:
+    """Serve a read-only dashboard over the reports, with a JSON API (/api/reports/<name>, /openapi.json).
+
+    Answers GET only, only for Host headers naming this server, never to cross-site requests; SQL runs in
+    the same sandbox as `query`.
+    """
     from .dashboard import Dashboard
     from .errors import ConfigError
     from .pipeline import lake_parts
     from .query import QueryEngine
+    from .transform.runner import duckdb_size
 
     _, catalog = lake_parts(_settings(lake=lake))
     if catalog.remote:
         raise ConfigError("serve works on a local lake", hint="for an S3 lake use `query --engine athena` or `report`")
+    duckdb_size(memory_limit, "--memory-limit")
     QueryEngine(catalog).close()  # fail now, with the usual message, if the lake has no tables
     try:
-        dashboard = Dashboard(catalog.root, host, port)
+        dashboard = Dashboard(
+            catalog.root,
+            host,
+            port,
+            query_timeout=query_timeout or None,
+            memory_limit=memory_limit,
+            allowed_hosts=allow_hosts,
+        )
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="try another --port") from exc
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: listening on {host}: anyone who can reach it can read the tables", err=True)
+    if dashboard.exposed:
+        click.echo(
+            f"warning: listening on {host}, port {dashboard.port}: every table of the lake (every row, through "
+            "/api/query) is readable by anyone who can reach that port; there is no login. "
+            "Use the default --host 127.0.0.1 to serve this machine only.",
+            err=True,
+        )
     click.echo(f"Dashboard on {dashboard.url}  (Ctrl-C to stop)")
     sys.stdout.flush()
     try:

@@ -172,22 +172,21 @@ RULES: dict[str, _Rule] = {
 }
 # The flag of each setting that has one (the others are `--name-with-dashes` when given by a caller).
 FLAGS = {"enrich_ttl_days": "--enrich-ttl"}
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*((?:[KMGT]i?)?B|[KMGT])\s*$|^\s*(\d+(?:\.\d+)?)\s*%\s*$", re.I)
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 def parse_memory_limit(text: str, source: str = "SPOTIFY_PIPELINE_MEMORY_LIMIT") -> str:
-    """A DuckDB memory limit (`1500MB`, `2GB`, `1.5GiB`, `512MiB`, `50%`), checked and normalised; "" means
-    DuckDB's default. The result is safe to put in `SET memory_limit = '...'`."""
+    """A DuckDB memory size (`1500MB`, `2GB`, `1.5GiB`, `512 MiB`), checked and normalised (`512MiB`); ""
+    means DuckDB's default. Digits and a unit only, so the result is safe in `SET memory_limit = '...'`."""
     if not text.strip():
         return ""
-    match = _MEMORY.match(text)
-    amount = (match.group(1) or match.group(3)) if match else None
-    if match is None or amount is None or float(amount) <= 0 or (match.group(3) and float(amount) > 100):
+    match = _MEMORY.fullmatch(text.strip())
+    if match is None or float(match[1]) <= 0:
         raise ConfigError(
             f"invalid memory_limit: {source} = {text!r} is not a memory size",
-            hint="use a size such as 1500MB, 2GB or 1.5GiB, a share of RAM such as 50%, or unset it",
+            hint="use a size such as 1500MB, 2GB or 1.5GiB (units B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), or unset it",
         )
-    return f"{amount}{match.group(2) or '%'}"
+    return f"{match[1]}{match[2]}"
 
 
 def parse_batch_bytes(text: str, source: str = "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES") -> int:

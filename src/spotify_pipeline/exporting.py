@@ -9,18 +9,23 @@ from .catalog import Catalog
 from .errors import LakeError, QueryError
 from .query import QueryEngine
 
-FORMATS = {"parquet": "(FORMAT parquet)", "csv": "(FORMAT csv, HEADER true)", "json": "(FORMAT json)"}
+# Written to our own temporary name and renamed: DuckDB's own temporary file would be outside the sandbox.
+FORMATS = {
+    "parquet": "(FORMAT parquet, USE_TMP_FILE false)",
+    "csv": "(FORMAT csv, HEADER true, USE_TMP_FILE false)",
+    "json": "(FORMAT json, USE_TMP_FILE false)",
+}
 
 
 def export_table(catalog: Catalog, table: str, fmt: str, out: Path) -> int:
-    """Write `table` to `out`; returns the number of rows."""
-    with QueryEngine(catalog) as engine:
+    """Write `table` to `out`; returns the number of rows. The engine's sandbox may write that one file."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    with QueryEngine(catalog, writable=[str(tmp.absolute())]) as engine:
         if table not in engine.tables:
             raise QueryError(f"no table named {table!r}", hint=f"tables: {', '.join(engine.tables)}")
-        tmp = out.with_name(f".{out.name}.tmp")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            path = str(tmp).replace("'", "''")
+            path = str(tmp.absolute()).replace("'", "''")
             engine.con.execute(f"COPY (SELECT * FROM {table}) TO '{path}' {FORMATS[fmt]}")
             os.replace(tmp, out)
         except OSError as exc:

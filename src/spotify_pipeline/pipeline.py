@@ -147,6 +147,8 @@ def run(
     started = dt.datetime.now(dt.UTC)
     report = RunReport(new_run_id(started, secrets.token_hex(3)), started)
     storage, catalog = lake_parts(settings)
+    if not extract_only:
+        catalog.check()  # a copied, moved or damaged lake is refused before anything is extracted
     # Extract-only runs may go in parallel (Lambda batches): each writes its own raw run and never touches
     # a table. Anything that publishes holds the lake's lock.
     guard = lake_lock(storage, catalog, "transform" if transform_only else "run") if lock else contextlib.nullcontext()

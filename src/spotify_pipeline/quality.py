@@ -123,6 +123,22 @@ CHECKS: list[Check] = [
         "each playlist's positions are 0..n-1",
     ),
     Check(
+        # Positions lost on the way (a raw line gone, a page dropped) would otherwise publish a shorter
+        # playlist that still looks contiguous. Compared only where the positions come from the snapshot the
+        # playlist row describes (a newer header whose items were not extracted has another total), and never
+        # for metadata-only playlists (no items extracted, so no positions to count).
+        "playlist_songs.positions_match_total",
+        "playlist_songs",
+        "error",
+        """SELECT count(*) FROM {playlists} p
+           LEFT JOIN (SELECT playlist_id, count(*) AS positions, min(snapshot_id) AS snapshot_id
+                      FROM {playlist_songs} GROUP BY playlist_id) s ON s.playlist_id = p.playlist_id
+           WHERE p.items_extracted_at IS NOT NULL AND p.total_items IS NOT NULL
+             AND (s.playlist_id IS NULL OR s.snapshot_id IS NOT DISTINCT FROM p.snapshot_id)
+             AND coalesce(s.positions, 0) <> p.total_items""",
+        "each fully extracted playlist has as many positions as its total_items",
+    ),
+    Check(
         "playlist_songs.song_only_for_tracks",
         "playlist_songs",
         "error",

@@ -46,6 +46,9 @@ def expire_history(catalog: Catalog, keep_days: float, now: dt.datetime | None =
         try:
             table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in expired]).commit()
             for path in unused:
+                if not catalog.owns(path):  # never delete outside the lake, whatever the metadata says
+                    log.warning("table %s: not deleting %s, which is outside the lake", name, path)
+                    continue
                 try:
                     table.io.delete(path)
                 except FileNotFoundError:

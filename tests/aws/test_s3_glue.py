@@ -90,3 +90,26 @@ def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any, monkeyp
         on_s3 = {f"{remote}/{k}" for k in keys if f"/{name}/metadata/" in k and k.endswith(".metadata.json")}
         assert on_s3 == kept_metadata_files(table), name
         assert len(on_s3) == 2, name
+
+
+def test_s3_lock_release_is_owner_checked_and_a_stale_lock_is_taken_over(aws: Aws) -> None:
+    import json
+
+    from spotify_pipeline.lake.lock import LOCK_NAME, S3LakeLock
+
+    storage = S3Storage(f"s3://{aws.bucket}/lake")
+    first = S3LakeLock(storage, "run").__enter__()
+    with pytest.raises(LakeError) as info, S3LakeLock(storage, "transform"):
+        pass
+    assert "another run" in str(info.value)
+    # Another run replaces the lock (e.g. it judged ours stale): releasing ours must leave theirs.
+    theirs = json.dumps({"command": "run", "started_at": "2999-01-01T00:00:00+00:00", "token": "b"}).encode()
+    storage.write_atomic(LOCK_NAME, theirs, overwrite=True)
+    first.__exit__(None, None, None)
+    assert storage.read(LOCK_NAME) == theirs
+    # A lock from a run that died long ago is taken over, and released by its new owner.
+    storage.write_atomic(LOCK_NAME, json.dumps({"started_at": "2000-01-01T00:00:00+00:00"}).encode(), overwrite=True)
+    with S3LakeLock(storage, "run") as lock:
+        assert lock.recovered_from == {"started_at": "2000-01-01T00:00:00+00:00"}
+        assert json.loads(storage.read(LOCK_NAME))["command"] == "run"
+    assert not storage.exists(LOCK_NAME)

@@ -230,3 +230,29 @@ def test_raw_zone_is_never_rewritten(simulator: SimulatedSpotify, tmp_path: Path
         counts = collections.Counter(f["entity"] for f in manifest["files"])
         assert counts["playlist_items"] + counts["playlists"] + counts["playlist_checks"] >= 1
         json.dumps(manifest)
+
+
+def test_a_playlist_edited_while_its_pages_are_read_is_not_stored_as_complete(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    """Pages read across an edit are not one version of the playlist: the playlist fails this run (its pages
+    stay in the raw zone, unused) and the next run reads it again, so stored positions always match a total."""
+    server = make_simulator(playlists=3, items_per_playlist=20, large_playlist_items=350)
+    large = server.playlist_ids()[1]
+    size_before = server.catalog.playlist_size(1)
+    server.faults.add(Fault("slow", count=1, delay_ms=1500, path_prefix=f"/v1/playlists/{large}/items"))
+    settings = settings_for(server, tmp_path)
+    result: dict[str, object] = {}
+    worker = threading.Thread(target=lambda: result.update(summary=pipeline.extract(settings, server.playlist_ids())))
+    worker.start()
+    threading.Event().wait(0.7)  # the first page (embedded in the playlist object) is stored; page two waits
+    server.mutate([1])
+    worker.join(timeout=60)
+    assert server.catalog.playlist_size(1) != size_before, "the edit must change the playlist's size"
+    summary = result["summary"]
+    assert isinstance(summary, pipeline.ExtractSummary)
+    assert "changed while it was read" in summary.failed[large]
+    manifest = RawZoneReader(LocalStorage(tmp_path)).manifests()[-1]
+    assert manifest["playlists"][large]["status"] != "complete"
+    again = pipeline.extract(settings, server.playlist_ids())
+    assert again.failed == {} and again.status == "succeeded"

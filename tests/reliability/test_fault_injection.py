@@ -7,6 +7,7 @@ identical to an uninterrupted run, or the run stopped cleanly and what was publi
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import http.server
 import json
 import os
@@ -26,10 +27,12 @@ import pytest
 from spotify_pipeline import pipeline
 from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.errors import QualityError
+from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.quality import CHECKS
 from spotify_pipeline.query import QueryEngine
 from spotify_pipeline.simulator import Fault, FaultPlan, SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.transform import transform
 
 from ..conftest import SimulatorFactory, cli, comparable_tables, settings_for, sim_env
 
@@ -351,3 +354,59 @@ def test_out_of_memory_is_a_clear_error_and_changes_nothing(
     assert "ran out of memory" in str(info.value) and "SPOTIFY_PIPELINE_MEMORY_LIMIT" in str(info.value)
     monkeypatch.delenv("SPOTIFY_PIPELINE_MEMORY_LIMIT")
     assert comparable_tables(tmp_path) == before
+
+
+def test_a_line_deleted_from_a_raw_part_is_caught_and_nothing_is_published(
+    simulator: SimulatedSpotify, tmp_path: Path
+) -> None:
+    env = sim_env(simulator, tmp_path)
+    assert cli(*run_args(simulator), env=env).returncode == 0
+    before = comparable_tables(tmp_path)
+    catalog = Catalog(tmp_path)
+    snapshots = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
+    part = max((tmp_path / "raw" / "playlist_items").rglob("*.jsonl.gz"), key=lambda p: p.stat().st_size)
+    lines = gzip.decompress(part.read_bytes()).splitlines(keepends=True)
+    assert len(lines) >= 2
+    part.write_bytes(gzip.compress(b"".join(lines[:-1])))  # valid gzip, one page of items fewer
+    check = cli("check", "--raw", env=env)
+    assert check.returncode == 8 and f"{part.name}: " in check.stdout and "the manifest says" in check.stdout
+    rebuilt = cli("transform", "--rebuild", env=env)
+    assert rebuilt.returncode == 6, rebuilt.stderr
+    error = [line for line in rebuilt.stderr.splitlines() if part.name in line]
+    assert len(error) == 1 and "its manifest says" in error[0], rebuilt.stderr
+    assert "Traceback" not in rebuilt.stderr
+    assert {name: Catalog(tmp_path).snapshot_id(name) for name in DATA_TABLES} == snapshots
+    assert comparable_tables(tmp_path) == before
+
+
+def test_positions_fewer_than_the_playlists_total_fail_the_quality_gate(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    server = make_simulator(playlists=4, items_per_playlist=30)
+    settings = settings_for(server, tmp_path)
+    assert pipeline.run(settings, server.playlist_ids()).status == "succeeded"
+    catalog = Catalog(tmp_path)
+    snapshots = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
+
+    def drop_a_last_position(con: Any) -> None:
+        # The last one: the remaining positions are still 0..n-2, so only the count against the total tells.
+        con.execute(
+            "DELETE FROM staged_playlist_songs s USING (SELECT playlist_id, max(position) AS last "
+            "FROM staged_playlist_songs GROUP BY playlist_id ORDER BY playlist_id LIMIT 1) l "
+            "WHERE s.playlist_id = l.playlist_id AND s.position = l.last"
+        )
+
+    with pytest.raises(QualityError) as info:
+        transform(LocalStorage(tmp_path), catalog, rebuild=True, stage_hook=drop_a_last_position)
+    assert info.value.checks == ["playlist_songs.positions_match_total"]
+    assert {name: catalog.snapshot_id(name) for name in DATA_TABLES} == snapshots
+
+
+def test_metadata_only_playlists_pass_the_positions_check(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20, mode="development")
+    report = pipeline.run(settings_for(server, tmp_path), server.playlist_ids())
+    assert report.status == "succeeded" and report.transform is not None
+    (result,) = [r for r in report.transform.checks if r.check.name == "playlist_songs.positions_match_total"]
+    assert result.passed
+    with QueryEngine(Catalog(tmp_path)) as engine:
+        assert engine.execute("SELECT count(*) FROM playlists WHERE items_extracted_at IS NULL").rows == [(3,)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -171,6 +172,18 @@ def test_transform_twice_over_the_same_raw_is_a_no_op(lake_run: Path) -> None:
     before = table_contents(lake_run)
     result = transform(LocalStorage(lake_run), Catalog(lake_run))
     assert result.raw_runs == []
+    assert table_contents(lake_run) == before
+
+
+def test_applying_a_raw_run_again_changes_nothing(lake_run: Path) -> None:
+    """What a crash between two table commits leads to: raw runs already in some tables applied again. Every
+    merge must be idempotent, including playlist positions whose pages were fetched at different times."""
+    catalog = Catalog(lake_run)
+    before = table_contents(lake_run)
+    assert len({row[-1] for row in rows(lake_run, "SELECT playlist_id, extracted_at FROM playlist_songs")}) > 1
+    catalog.overwrite("processed_raw_runs", TABLES["processed_raw_runs"].schema.empty_table())
+    result = transform(LocalStorage(lake_run), catalog)
+    assert result.raw_runs  # every raw run was applied a second time
     assert table_contents(lake_run) == before
 
 
@@ -372,5 +385,11 @@ def test_responses_in_the_pre_2026_shape_give_the_same_tables(lake_run: Path, tm
                 converted += 1
         part.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
     assert converted >= 3
+    for path in (old / "raw" / "_manifests").rglob("*.json"):  # as those runs' own manifests would say
+        manifest = json.loads(path.read_text())
+        for entry in manifest["files"]:
+            data = (old / entry["key"]).read_bytes()
+            entry.update(bytes=len(data), raw_bytes=len(gzip.decompress(data)), sha256=hashlib.sha256(data).hexdigest())
+        path.write_text(json.dumps(manifest))
     transform(LocalStorage(old), Catalog(old))
     assert comparable_tables(old) == comparable_tables(lake_run)

@@ -381,6 +381,7 @@ class Extractor(UserSources):
         self._check_stop()
         known = None if self.options.full else state.snapshot_of(pid)
         embedded = 0
+        totals: set[object] = set()
         if known is not None:
             check = self.client.get(f"playlists/{pid}", {"fields": CHECK_FIELDS})
             self._store(writer, "playlist_checks", check, playlist_id=pid)
@@ -396,6 +397,7 @@ class Extractor(UserSources):
             if not isinstance(container, dict):
                 return _PlaylistOutcome("metadata_only", snapshot)
             embedded = self._take_items(container)
+            totals.add(container.get("total"))
             pages = self._follow(pid, container)
         count, page_count = 0, 0
         for page in pages:
@@ -404,6 +406,15 @@ class Extractor(UserSources):
             crash_point("extract.page_stored")
             count += self._take_items(page.data)
             page_count += 1
+            totals.add(page.data.get("total"))
+        totals.discard(None)
+        if totals and totals != {count + embedded}:
+            # Someone edited the playlist between two pages: the positions read are not one version of it.
+            said = ", ".join(str(t) for t in totals)
+            raise ResponseError(
+                f"playlist {pid} changed while it was read ({count + embedded} items, pages said {said}); "
+                "the next run reads it again"
+            )
         writer.mark_complete(pid, {"snapshot_id": snapshot, "items": count + embedded})
         return _PlaylistOutcome("changed", snapshot, count + embedded, page_count)
 

@@ -5,6 +5,7 @@ raw/_manifests/extracted_date=YYYY-MM-DD/run_id=<run_id>.json                wha
 warehouse/...                                                              Iceberg table files
 catalog.db                                                                 the embedded Iceberg catalog
 _state/extract_state.json                                                  snapshot ids, enrichment times
+_state/publish.json                                                        a publish in progress (transform/journal.py)
 """
 
 from __future__ import annotations
@@ -68,5 +69,6 @@ def run_id_of(key: str) -> str | None:
 MANIFEST_PREFIX = "raw/_manifests/"
 CHECKPOINT_PREFIX = "raw/_checkpoints/"
 STATE_KEY = "_state/extract_state.json"
+PUBLISH_JOURNAL_KEY = "_state/publish.json"
 WAREHOUSE_DIR = "warehouse"
 CATALOG_FILE = "catalog.db"

@@ -3,16 +3,22 @@
 Each line is `{"meta": {...}, "body": <the response body>}`. The body bytes are spliced in verbatim; only
 raw CR/LF bytes are turned into spaces, which JSON allows only as whitespace between tokens (inside strings
 they are always escaped), so the JSON value is exactly what the API sent.
+
+A run's manifest lists each part file with what it must still be: `records` (lines), `bytes` (gzip size),
+`raw_bytes` (uncompressed size) and `sha256` (of the gzip bytes; manifests written before it have none, and
+recovered runs have only `bytes`). `verify_part` compares a file with its entry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +145,7 @@ class RawZoneWriter:
                 "records": buffer.records,
                 "bytes": len(data),
                 "raw_bytes": len(raw),
+                "sha256": hashlib.sha256(data).hexdigest(),
             }
         )
         self.bytes_written += len(data)
@@ -185,3 +192,27 @@ class RawZoneReader:
             if line:
                 record = json.loads(line)
                 yield RawRecord(record["meta"], record["body"])
+
+
+def verify_part(entry: dict[str, Any], data: bytes) -> str | None:
+    """What is wrong with the part file `data` given its manifest entry, or None: size, checksum, then
+    every line a JSON object and as many lines as the manifest says. Fields an older manifest lacks are
+    not checked."""
+    if entry.get("bytes") is not None and len(data) != entry["bytes"]:
+        return f"{len(data)} bytes, the manifest says {entry['bytes']}"
+    if entry.get("sha256") and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return "content differs from the manifest (sha256)"
+    try:
+        text = gzip.decompress(data)
+        records = 0
+        for line in text.splitlines():
+            if line.strip():
+                json.loads(line)
+                records += 1
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        return f"corrupted ({type(exc).__name__})"
+    if entry.get("raw_bytes") is not None and len(text) != entry["raw_bytes"]:
+        return f"{len(text)} bytes uncompressed, the manifest says {entry['raw_bytes']}"
+    if entry.get("records") is not None and records != entry["records"]:
+        return f"{records} records, the manifest says {entry['records']}"
+    return None

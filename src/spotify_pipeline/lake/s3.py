@@ -70,6 +70,17 @@ class S3Storage:
             raise LakeError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
         return True
 
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise LakeError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        return int(response["ContentLength"])
+
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted (all pages of ListObjectsV2)."""
         keys = []
@@ -87,6 +98,51 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def create_exclusive(self, key: str, data: bytes) -> str | None:
+        """Create `key` only if it does not exist (If-None-Match: *): its ETag, or None when it exists."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return None
+            raise LakeError(
+                f"cannot write s3://{self.bucket}/{self._key(key)}: {code or exc}",
+                hint="check the bucket, the prefix and the IAM permissions",
+            ) from exc
+        except BotoCoreError as exc:
+            raise LakeError(f"cannot write s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        return str(response["ETag"])
+
+    def read_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """The object and its ETag, or None when it does not exist."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return bytes(response["Body"].read()), str(response["ETag"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise LakeError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise LakeError(f"cannot read s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+
+    def delete_if_match(self, key: str, etag: str) -> bool:
+        """Delete `key` only if its ETag is still `etag` (If-Match); False when it is gone or was replaced."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=etag)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "412", "404", "NoSuchKey", "NotFound", "ConditionalRequestConflict"):
+                return False
+            raise LakeError(f"cannot delete s3://{self.bucket}/{self._key(key)}: {code or exc}") from exc
+        return True
 
 
 def s3_filesystem() -> Any:

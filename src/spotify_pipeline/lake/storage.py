@@ -23,6 +23,12 @@ class Storage(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove `key` if it exists (never used on the raw zone)."""
+
+    def size(self, key: str) -> int | None:
+        """The size of `key` in bytes, or None when it does not exist."""
+
     def list(self, prefix: str) -> list[str]:
         """Every key under `prefix`, sorted."""
 
@@ -78,6 +84,22 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
+
+    def delete(self, key: str) -> None:
+        if key.startswith("raw/"):
+            raise LakeError(f"refusing to delete {key}", hint="raw files are immutable")
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise LakeError(f"cannot delete {self._path(key)}: {_describe(exc)}", hint=_hint(exc)) from exc
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise LakeError(f"cannot read {self._path(key)}: {_describe(exc)}") from exc
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix.rstrip("/")) if prefix.rstrip("/") else self.root

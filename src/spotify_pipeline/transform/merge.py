@@ -71,22 +71,7 @@ def merge_sql(table: str) -> str:
     columns = spec.schema.names
     new, old = f"b_{table}", f"old_{table}"
     if isinstance(rule, ReplaceChildren):
-        on = " AND ".join(f"o.{c} = n.{c}" for c in rule.parent)
-        cols = ", ".join(columns)
-        if rule.newer_by:
-            newest = f"(SELECT {', '.join(rule.parent)}, max({rule.newer_by}) AS newest FROM {new} GROUP BY ALL)"
-            keep_old = (
-                f"SELECT {cols} FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {newest} n WHERE {on} "
-                f"AND n.newest >= o.{rule.newer_by})"
-            )
-            take_new = (
-                f"SELECT {cols} FROM {new} n WHERE NOT EXISTS (SELECT 1 FROM {old} o WHERE {on} "
-                f"AND o.{rule.newer_by} > n.{rule.newer_by})"
-            )
-        else:
-            keep_old = f"SELECT {cols} FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE {on})"
-            take_new = f"SELECT {cols} FROM {new}"
-        return f"{keep_old}\nUNION ALL\n{take_new}"
+        return _replace_children_sql(rule, columns, new, old)
 
     key = spec.key
     join = " AND ".join(f"n.{k} = o.{k}" for k in key)
@@ -113,3 +98,30 @@ def merge_sql(table: str) -> str:
             )
         select.append(f"{expr} AS {col}")
     return f"SELECT {', '.join(select)}\nFROM {new} n FULL OUTER JOIN {old} o ON {join}"
+
+
+def _replace_children_sql(rule: ReplaceChildren, columns: list[str], new: str, old: str) -> str:
+    """Each parent's rows come wholly from the batch or wholly from the table. With `newer_by`, the side
+    whose newest row for that parent is newer wins (the batch on a tie, so re-applying a batch is a no-op):
+    comparing parents, not rows, matters because one extraction's rows carry different times (one per page)."""
+    cols = ", ".join(columns)
+    parent = ", ".join(rule.parent)
+    if not rule.newer_by:
+        on = " AND ".join(f"o.{c} = n.{c}" for c in rule.parent)
+        return (
+            f"SELECT {cols} FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {new} n WHERE {on})\n"
+            f"UNION ALL\nSELECT {cols} FROM {new}"
+        )
+    by = rule.newer_by
+    match = " AND ".join(f"w.{c} = {{side}}.{c}" for c in rule.parent)
+    winners = (
+        f"(SELECT {', '.join(f'n.{c}' for c in rule.parent)} "
+        f"FROM (SELECT {parent}, max({by}) AS newest FROM {new} GROUP BY ALL) n "
+        f"LEFT JOIN (SELECT {parent}, max({by}) AS newest FROM {old} GROUP BY ALL) o "
+        f"ON {' AND '.join(f'o.{c} = n.{c}' for c in rule.parent)} "
+        f"WHERE o.newest IS NULL OR n.newest >= o.newest)"
+    )
+    return (
+        f"SELECT {cols} FROM {old} o WHERE NOT EXISTS (SELECT 1 FROM {winners} w WHERE {match.format(side='o')})\n"
+        f"UNION ALL\nSELECT {cols} FROM {new} n WHERE EXISTS (SELECT 1 FROM {winners} w WHERE {match.format(side='n')})"
+    )

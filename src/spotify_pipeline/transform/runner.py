@@ -24,6 +24,7 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
 from ..tables import DATA_TABLES, TABLES
+from .journal import PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, merge_sql
 from .normalize import RawFile, build_batch, build_changes, build_user_tables
 
@@ -49,6 +50,12 @@ class TransformResult:
         }
 
 
+def duckdb_size(value: str, name: str) -> str:
+    """A DuckDB memory size such as `1500MB` or `2GiB`, normalized; anything else is a ConfigError naming
+    `name`. One definition, in config.py, so settings refuse exactly what DuckDB would be refused."""
+    return parse_memory_limit(value, name)
+
+
 def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem."""
     con = duckdb.connect()
@@ -56,7 +63,8 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     # Row order is never relied on, which lets DuckDB use less memory. A memory limit is opt-in (DuckDB's
     # default is 80% of RAM); with the raw zone read in batches, a 1M-item rebuild completes under 1.5 GB.
     if os.environ.get("SPOTIFY_PIPELINE_MEMORY_LIMIT"):
-        con.execute(f"SET memory_limit = '{parse_memory_limit(os.environ['SPOTIFY_PIPELINE_MEMORY_LIMIT'])}'")
+        limit = duckdb_size(os.environ["SPOTIFY_PIPELINE_MEMORY_LIMIT"], "SPOTIFY_PIPELINE_MEMORY_LIMIT")
+        con.execute(f"SET memory_limit = '{limit}'")  # validated: digits and a unit, nothing to escape
     con.execute("SET preserve_insertion_order = false")
     # Temp tables live for one transform: compressing them (DuckDB's default for bulk appends) cost a
     # third of a 1M-item rebuild for nothing (profiled; docs/BENCHMARKS.md).
@@ -88,17 +96,31 @@ def _batch_bytes() -> int:
     return parse_batch_bytes(os.environ.get("SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES", ""))  # checked as settings are
 
 
-def register_table(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, view: str) -> None:
-    """Expose a table's current snapshot to DuckDB as `view` (Parquet files read in place); a table that
-    does not exist yet, or has no rows, is an empty view with the contract's columns."""
-    files = catalog.data_files(name) if name in catalog.table_names() else []
+def register_table(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, view: str, snapshot_id: int | None = None
+) -> None:
+    """Expose a table's current snapshot (or `snapshot_id`) to DuckDB as `view` (Parquet files read in
+    place); a table that does not exist yet, or has no rows, is an empty view with the contract's columns."""
+    files = catalog.data_files(name, snapshot_id) if name in catalog.table_names() else []
     if files:
         file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({file_list})")
         return
     schema = TABLES[name].schema if name in TABLES else catalog.table(name).schema().as_arrow()
+    _register_empty(con, view, schema)
+
+
+def _register_empty(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema) -> None:
     con.register(f"_{view}_empty", schema.empty_table())
     con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM _{view}_empty")
+
+
+def _register_base(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, base: dict[str, int | None]) -> None:
+    """`old_<name>`: the table as it stood when this transform (or the interrupted one it redoes) began."""
+    if base.get(name) is None:
+        _register_empty(con, f"old_{name}", TABLES[name].schema)
+    else:
+        register_table(con, catalog, name, f"old_{name}", base[name])
 
 
 def transform(
@@ -114,6 +136,8 @@ def transform(
 
     Write-audit-publish: every table's new rows are staged first, the quality checks run on the staged
     rows, and only if no error-severity check fails are the tables committed (one Iceberg commit each).
+    A transform killed between two of those commits is redone by the next one from where the tables stood
+    before it (transform/journal.py), so a crash while publishing never leaves the lake half-updated for good.
     `batch_bytes` (default: SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES, else 1 GiB) is how much raw JSON is
     parsed at a time; it bounds the transform's memory. `stage_hook` lets tests tamper with the staged
     rows to prove the gate holds.
@@ -121,15 +145,29 @@ def transform(
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
     manifests = reader.manifests()
+    journal = read_journal(storage)
+    if journal is not None:
+        log.warning(
+            "a transform that started publishing at %s was interrupted; redoing it from where the tables stood",
+            journal.started_at,
+        )
+        rebuild = rebuild or journal.rebuild
     result = TransformResult(rebuilt=rebuild)
-    previous_counts = table_row_counts(catalog) if catalog.exists() else {}
-    processed = set() if rebuild else _processed_runs(catalog)
+    # Where each table stands before this transform: every merge reads these snapshots, not the current ones,
+    # which differ only after an interrupted publish.
+    base: dict[str, int | None] = {}
+    if not rebuild:
+        base = journal.snapshots if journal is not None else current_snapshots(catalog)
+    previous_counts = table_row_counts(catalog, base)
+    processed = _processed_runs(catalog, base.get("processed_raw_runs"))
     todo = [m for m in manifests if m["run_id"] not in processed]
     # A lake written before a derived table existed gets it on the next transform, even with no new data.
     derived_missing = bool(previous_counts) and any(
         isinstance(MERGES[n], Derived) and n not in previous_counts for n in DATA_TABLES
     )
     if not todo and not derived_missing:
+        if journal is not None:
+            clear_journal(storage)
         result.rows = table_row_counts(catalog)
         return result
 
@@ -137,11 +175,7 @@ def transform(
     complete: list[dict[str, Any]] = []
     for manifest in todo:
         for entry in manifest["files"]:
-            if not storage.exists(entry["key"]):
-                raise LakeError(
-                    f"raw file {entry['key']} listed in run {manifest['run_id']} is missing",
-                    hint="restore it; the raw zone is the source of every table",
-                )
+            _check_raw_size(storage, manifest["run_id"], entry)
             files.setdefault(entry["entity"], []).append(
                 RawFile(entry["entity"], storage.uri(entry["key"]), entry.get("raw_bytes", entry["bytes"]))
             )
@@ -177,11 +211,7 @@ def transform(
             raise _raw_zone_error(exc, storage, todo) from exc
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
         # Write: stage every table's merged rows.
-        if rebuild:
-            con.register("_old_playlist_songs_empty", TABLES["playlist_songs"].schema.empty_table())
-            con.execute("CREATE OR REPLACE TEMP VIEW old_playlist_songs AS SELECT * FROM _old_playlist_songs_empty")
-        else:
-            register_table(con, catalog, "playlist_songs", "old_playlist_songs")
+        _register_base(con, catalog, "playlist_songs", base)
         build_changes(con)
         build_user_tables(con)
         for name in DATA_TABLES:
@@ -189,11 +219,8 @@ def transform(
                 con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
                 continue
             result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
-            if rebuild:
-                con.register(f"_old_{name}_empty", TABLES[name].schema.empty_table())
-                con.execute(f"CREATE OR REPLACE TEMP VIEW old_{name} AS SELECT * FROM _old_{name}_empty")
-            else:
-                register_table(con, catalog, name, f"old_{name}")
+            if name != "playlist_songs":
+                _register_base(con, catalog, name, base)
             con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
         if stage_hook is not None:
             stage_hook(con)
@@ -203,7 +230,7 @@ def transform(
         }
         _ensure_space(catalog, staged_rows)
         now = dt.datetime.now(dt.UTC)
-        result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, {} if rebuild else previous_counts)
+        result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, previous_counts)
         catalog.append(
             "quality_results",
             pa.Table.from_pylist(results_rows(result.checks, by_run_id, now), schema=TABLES["quality_results"].schema),
@@ -217,14 +244,22 @@ def transform(
                 hint="the previous tables stay current; see the quality_results table",
             )
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
-        # earlier snapshots stay in their history, until retention.py expires them.)
+        # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
+        # first, lets the next transform redo this one if it is killed before the last commit.
+        write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild))
         for name in DATA_TABLES:
             # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
             catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
             result.rows[name] = staged_rows[name]
             crash_point("transform.table_committed")
+        # An interrupted publish may have recorded some of these runs already: record each once.
+        recorded = set() if rebuild else _processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
         processed_rows = pa.Table.from_pylist(
-            [{"raw_run_id": m["run_id"], "processed_at": now, "by_run_id": by_run_id} for m in todo],
+            [
+                {"raw_run_id": m["run_id"], "processed_at": now, "by_run_id": by_run_id}
+                for m in todo
+                if m["run_id"] not in recorded
+            ],
             schema=TABLES["processed_raw_runs"].schema,
         )
         if rebuild:
@@ -232,10 +267,31 @@ def transform(
         else:
             catalog.append("processed_raw_runs", processed_rows)
         crash_point("transform.tables_committed")
+        clear_journal(storage)
+        crash_point("transform.published")
     finally:
         con.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _check_raw_size(storage: Storage, run_id: str, entry: dict[str, Any]) -> None:
+    """Refuse a raw file that is missing or whose size is not its manifest's (changed after it was written:
+    a line deleted from a part would otherwise silently publish fewer rows). Metadata only; `check --raw`
+    reads every file and compares records and checksums too."""
+    size = storage.size(entry["key"])
+    if size is None:
+        raise LakeError(
+            f"raw file {entry['key']} listed in run {run_id} is missing",
+            hint="restore it; the raw zone is the source of every table",
+        )
+    if entry.get("bytes") is not None and size != entry["bytes"]:
+        raise LakeError(
+            f"corrupted raw file {storage.uri(entry['key'])} (run {run_id}): {size} bytes, its manifest says "
+            f"{entry['bytes']}",
+            hint="it changed after it was written: restore it from a backup (`check --raw` lists every such "
+            "file); no table was changed",
+        )
 
 
 def _ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:
@@ -275,15 +331,23 @@ def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[st
     return LakeError(f"cannot read the raw zone: {first}", hint="no table was changed")
 
 
-def _processed_runs(catalog: Catalog) -> set[str]:
-    if "processed_raw_runs" not in catalog.table_names():
+def _processed_runs(catalog: Catalog, snapshot_id: int | None) -> set[str]:
+    """Raw runs recorded in `processed_raw_runs` at `snapshot_id` (None: the table had no rows yet)."""
+    if snapshot_id is None:
         return set()
-    return set(catalog.read("processed_raw_runs").column("raw_run_id").to_pylist())
+    scan = catalog.table("processed_raw_runs").scan(snapshot_id=snapshot_id)
+    return set(scan.to_arrow().column("raw_run_id").to_pylist())
 
 
-def table_row_counts(catalog: Catalog) -> dict[str, int]:
+def current_snapshots(catalog: Catalog) -> dict[str, int | None]:
+    """Each table's current snapshot id (None for a table with no snapshot yet)."""
+    return {name: catalog.snapshot_id(name) for name in catalog.table_names()}
+
+
+def table_row_counts(catalog: Catalog, snapshots: dict[str, int | None] | None = None) -> dict[str, int]:
+    """Rows per table now, or at the given snapshots (a table with no snapshot counts 0)."""
     counts = {}
-    for name in catalog.table_names():
-        snapshot = catalog.table(name).current_snapshot()
+    for name, snapshot_id in (current_snapshots(catalog) if snapshots is None else snapshots).items():
+        snapshot = None if snapshot_id is None else catalog.table(name).snapshot_by_id(snapshot_id)
         counts[name] = int(snapshot.summary["total-records"]) if snapshot and snapshot.summary else 0
     return counts
