@@ -191,3 +191,26 @@ def referenced_files(catalog: Any) -> set[str]:
 def kept_metadata_files(table: Any) -> set[str]:
     """The table's current metadata file and the earlier ones its metadata log still lists (URIs)."""
     return {e.metadata_file for e in table.metadata.metadata_log} | {table.metadata_location}
+
+
+def rewrite_raw_part(lake: Path, part: Path, lines: list[bytes]) -> None:
+    """Replace a raw part's lines, and its manifest entry with them, as if the run had stored them so (tests
+    may edit the otherwise immutable raw zone; the transform refuses a part that disagrees with its manifest)."""
+    import gzip
+    import hashlib
+    import json
+
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    part.write_bytes(data)
+    key = part.relative_to(lake).as_posix()
+    for path in (lake / "raw" / "_manifests").rglob("*.json"):
+        manifest = json.loads(path.read_text())
+        for entry in manifest["files"]:
+            if entry["key"] == key:
+                entry.update(
+                    bytes=len(data),
+                    raw_bytes=len(gzip.decompress(data)),
+                    records=len(lines),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                )
+                path.write_text(json.dumps(manifest))

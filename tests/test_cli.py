@@ -40,7 +40,7 @@ def test_bad_transform_batch_size_is_one_clear_line(tmp_path: Path) -> None:
     result = cli("transform", "--lake", str(tmp_path), env={"SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES": "lots"})
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
-    assert "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES must be a number of bytes, not 'lots'" in result.stderr
+    assert "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES = 'lots' is not a whole number" in result.stderr
 
 
 def test_bad_playlist_reference_fails_before_any_request(simulator: SimulatedSpotify, tmp_path: Path) -> None:

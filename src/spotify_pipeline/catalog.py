@@ -192,11 +192,18 @@ class Catalog:
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[None]:
+        from sqlalchemy.exc import OperationalError
+
         try:
             yield
         except OSError as exc:
             raise LakeError(
                 f"cannot write table {name} in {self.location}: {exc.strerror or exc}", hint=os_error_hint(exc)
+            ) from exc
+        except OperationalError as exc:  # the embedded catalog refused the commit (read-only, locked)
+            raise LakeError(
+                f"cannot write table {name} in {self.location}: the table catalog refused the commit ({exc.orig})",
+                hint="the lake is not writable: fix its permissions or point --lake elsewhere",
             ) from exc
 
     def free_bytes(self) -> int:

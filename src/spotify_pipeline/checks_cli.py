@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .catalog import Catalog
+from .errors import LakeError
 from .lake.layout import new_run_id
 from .lake.raw import RawZoneReader, verify_part
 from .lake.storage import Storage
@@ -24,26 +25,33 @@ class CheckReport:
     raw_problems: list[str]
     rejected: int = 0  # rows of rejected_records: raw records the transform set aside
     rejected_sample: list[str] = field(default_factory=list)  # a few of them, one line each
+    not_recorded: LakeError | None = None  # why the results are not in quality_results (a read-only lake)
 
 
 REJECTED_SAMPLE = 5
 
 
 def check_lake(storage: Storage, catalog: Catalog, *, raw: bool = False) -> CheckReport:
-    """Run the quality checks on the published tables (and, with `raw`, read every raw file back)."""
+    """Run the quality checks on the published tables (and, with `raw`, read every raw file back), and
+    record them in `quality_results`. On a lake this process cannot write, the checks still run and the
+    report says why they were not recorded."""
     run_id = "check-" + new_run_id(dt.datetime.now(dt.UTC), secrets.token_hex(3))
     with QueryEngine(catalog) as engine:
         relations = {name: name for name in DATA_TABLES}
         results = run_checks(engine.con, relations)
         rejected, sample = _rejected_records(engine)
-    catalog.append(
-        "quality_results",
-        pa.Table.from_pylist(
-            results_rows(results, run_id, dt.datetime.now(dt.UTC)), schema=TABLES["quality_results"].schema
-        ),
-    )
+    not_recorded = None
+    try:
+        catalog.append(
+            "quality_results",
+            pa.Table.from_pylist(
+                results_rows(results, run_id, dt.datetime.now(dt.UTC)), schema=TABLES["quality_results"].schema
+            ),
+        )
+    except LakeError as exc:
+        not_recorded = exc
     problems = verify_raw_zone(storage) if raw else []
-    return CheckReport(run_id, results, problems, rejected, sample)
+    return CheckReport(run_id, results, problems, rejected, sample, not_recorded)
 
 
 def _rejected_records(engine: QueryEngine) -> tuple[int, list[str]]:

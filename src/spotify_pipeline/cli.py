@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
 
 from . import __version__
-from .errors import PipelineError
+from .errors import Interrupted, PipelineError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("spotify_pipeline")
@@ -40,7 +43,8 @@ def _setup_logging(log_format: str, verbose: bool) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Library errors become `Error: <one line>` and their exit code; --debug shows the traceback."""
+    """Library errors become `Error: <one line>` and their exit code; anything unexpected too (exit 1);
+    --debug shows the traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,11 +57,55 @@ def handle_errors(func: F) -> F:
                 raise
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except Interrupted as exc:  # already acknowledged when the signal arrived
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; everything written so far is kept. Re-run to continue.", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"Error: unexpected {type(exc).__name__}: {exc} (a bug: --debug shows the traceback)", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+SIGNAL_REASONS = {
+    signal.SIGINT: "interrupted by the user (Ctrl-C)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+}
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (what schedulers send) stop a run the same way: acknowledged at once on stderr,
+    then raised as `Interrupted` in the main thread, so the run stops its workers, writes what it has and
+    is recorded `interrupted`; exit 130 (Ctrl-C) or 143 (SIGTERM). A second signal exits at once: what was
+    written is kept, and the next run recovers it."""
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            os.write(2, b"interrupted again: exiting now (the next run recovers what was written)\n")
+            os._exit(128 + signum)
+        stopping = True
+        os.write(2, b"interrupted: stopping (the run is recorded; re-run to resume)\n")
+        raise Interrupted(SIGNAL_REASONS[signal.Signals(signum)], 128 + signum)
+
+    try:
+        previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_REASONS}
+    except ValueError:  # not the main thread (an embedding application): leave its signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -322,7 +370,7 @@ def extract(**opts: Any) -> None:
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     settings = _extract_settings(opts)
-    with TerminalProgress(len(ids)) as progress:
+    with stop_on_signals(), TerminalProgress(len(ids)) as progress:
         report = pipeline.run(
             settings, ids, full=opts["full"], extract_only=True, progress=progress, sources=opts["sources"]
         )
@@ -340,7 +388,9 @@ def transform(lake: str | None, rebuild: bool) -> None:
     from . import pipeline
     from .console import echo_lines, history_lines, transform_lines
 
-    report = pipeline.run(_settings(lake=lake), [], transform_only=True, rebuild=rebuild)
+    settings = _settings(lake=lake)
+    with stop_on_signals():
+        report = pipeline.run(settings, [], transform_only=True, rebuild=rebuild)
     assert report.transform is not None
     echo_lines(transform_lines(report.transform) + history_lines(report.history), click.echo)
 
@@ -355,7 +405,7 @@ def run(**opts: Any) -> None:
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     settings = _extract_settings(opts)
-    with TerminalProgress(len(ids)) as progress:
+    with stop_on_signals(), TerminalProgress(len(ids)) as progress:
         report = pipeline.run(settings, ids, full=opts["full"], progress=progress, sources=opts["sources"])
     assert report.extract is not None
     echo_lines(extract_lines(report.extract), click.echo)
@@ -459,7 +509,7 @@ def demo(lake: str | None) -> None:
 
     lake = lake or "./lake"
     click.echo(f"Starting the simulated Spotify Web API on 127.0.0.1 and running the pipeline into {lake} ...")
-    with TerminalProgress(DEMO_CATALOG.playlists) as progress:
+    with stop_on_signals(), TerminalProgress(DEMO_CATALOG.playlists) as progress:
         result = run_demo(lake, progress)
     report = result.report
     assert report.extract is not None and report.transform is not None
@@ -502,8 +552,12 @@ def check(lake: str | None, check_raw: bool) -> None:
         f"{len(report.results)} checks, {failed} failed"
         + (f"; raw zone: {len(report.raw_problems)} problems" if check_raw else "")
     )
+    if report.not_recorded is not None:
+        click.echo(f"Error: the results were not recorded in quality_results: {report.not_recorded}", err=True)
     if failed or report.raw_problems:
         sys.exit(8)
+    if report.not_recorded is not None:
+        sys.exit(report.not_recorded.exit_code)
 
 
 @main.command()

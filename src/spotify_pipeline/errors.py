@@ -5,10 +5,14 @@ PipelineError                 base: a one-line message that says what is wrong a
 ├── InputError                a bad playlist reference or other user input; raised before any request
 ├── ApiError                  the Spotify Web API (or a compatible server) refused or failed
 │   ├── AuthError             credentials rejected, token cannot be obtained
+│   ├── TokenUnavailable      the accounts service is unreachable or failing: no request can succeed
 │   ├── RetryWaitTooLong      a 429 asked us to wait longer than --max-retry-wait
 │   └── ResponseError         a response that is not what the API documents (malformed JSON, ...)
 ├── LakeError                 the lake folder cannot be read or written
 └── QueryError                a SQL query failed or was refused (write statements)
+
+Interrupted (a KeyboardInterrupt, not a PipelineError: nothing went wrong in the pipeline) is Ctrl-C or a
+scheduler's SIGTERM, raised in the main thread so that the run is finalised and recorded `interrupted`.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class AuthError(ApiError):
     exit_code = 4
 
 
+class TokenUnavailable(ApiError):
+    """No access token: the accounts service cannot be reached or answers 5xx. Every request needs a token,
+    so the run stops at the first one instead of failing each playlist the same way (exit 3)."""
+
+
 class RetryWaitTooLong(ApiError):
     """Raised when the server asks for a wait beyond the configured cap; the run stops cleanly."""
 
@@ -89,3 +98,17 @@ class QualityError(PipelineError):
     def __init__(self, message: str, *, checks: list[str], hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.checks = checks
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped from outside: Ctrl-C (exit 130) or SIGTERM (exit 143, what schedulers send)."""
+
+    def __init__(self, reason: str = "interrupted by the user (Ctrl-C)", exit_code: int = 130) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+def interruption_reason(exc: BaseException) -> str:
+    """Why a run was interrupted, for its record: an `Interrupted`'s reason; a bare KeyboardInterrupt is Ctrl-C."""
+    return exc.reason if isinstance(exc, Interrupted) else "interrupted by the user (Ctrl-C)"

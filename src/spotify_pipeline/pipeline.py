@@ -19,7 +19,7 @@ import pyarrow as pa
 from .alerts import send_alert
 from .catalog import Catalog, open_catalog
 from .config import Settings
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, PipelineError, interruption_reason
 from .extract import (
     ClientCredentialsAuth,
     ExtractOptions,
@@ -136,8 +136,11 @@ def run(
     """Extract (unless transform_only) then transform (unless extract_only); record the run either way.
     `lock=False` is only for extract-only runs that may run side by side.
 
-    Holds the lake's lock throughout: a second run on the same lake is refused. A failed or stopped run
-    is recorded in `pipeline_runs` with why, and alerted to SPOTIFY_PIPELINE_ALERT_WEBHOOK when set.
+    Holds the lake's lock throughout: a second run on the same lake is refused. Every run is recorded in
+    `pipeline_runs`, and one that did not succeed says why and is alerted to SPOTIFY_PIPELINE_ALERT_WEBHOOK
+    when set: `failed` (a PipelineError's message, or `TypeName: message` for anything unexpected, then
+    re-raised), `interrupted` (Ctrl-C or SIGTERM, re-raised), `stopped` (a 429 above the cap) or `partial`.
+    If the extraction fails (no playlist extracted, credentials or token refused) nothing is transformed.
     """
     if not lock and not extract_only:
         raise ValueError("only extract-only runs may skip the lake lock")
@@ -167,6 +170,12 @@ def run(
                 report.error = "; ".join(report.extract.failed.values())
         except PipelineError as exc:
             report.status, report.error = "failed", str(exc)
+            raise
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into `Interrupted` by the CLI
+            report.status, report.error = "interrupted", interruption_reason(exc)
+            raise
+        except Exception as exc:  # a bug or an unforeseen library error: still recorded, with its type
+            report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
             report.finished_at = dt.datetime.now(dt.UTC)

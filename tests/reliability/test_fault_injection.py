@@ -319,7 +319,8 @@ def test_failed_run_alerts_the_webhook(simulator: SimulatedSpotify, tmp_path: Pa
     assert ok.returncode == 0 and received == []
     failed = cli("run", "--playlist", "0" * 22, env=env)
     assert failed.returncode == 3
-    assert len(received) == 1 and "partial" in received[0]["text"] and "not found" in received[0]["text"]
+    # Its only playlist failed, so the run failed (a run with some playlists extracted would be `partial`).
+    assert len(received) == 1 and "failed" in received[0]["text"] and "not found" in received[0]["text"]
     # An unreachable webhook is logged, never fatal.
     env["SPOTIFY_PIPELINE_ALERT_WEBHOOK"] = "http://127.0.0.1:9/unreachable"
     again = cli("run", "--playlist", "0" * 22, env=env)
@@ -332,7 +333,7 @@ def test_runs_lists_history_with_reasons(simulator: SimulatedSpotify, tmp_path: 
     cli("run", "--playlist", "0" * 22, env=env)
     out = cli("runs", "--format", "json", env=env)
     rows = json.loads(out.stdout)
-    assert [r["status"] for r in rows] == ["partial", "succeeded"]
+    assert [r["status"] for r in rows] == ["failed", "succeeded"]  # the only playlist of the second failed
     assert "not found" in rows[0]["error"] and rows[1]["requests"] > 0
     assert rows[1]["checks_failed"] == f"0/{len(CHECKS)}"  # the collapse check needs 100+ rows before
     started = [dt.datetime.fromisoformat(r["started_at"]) for r in rows]

@@ -9,9 +9,14 @@ from typing import Protocol
 import httpx
 
 from ..config import Secret
-from ..errors import ApiError, AuthError
+from ..errors import AuthError, TokenUnavailable
 
 REFRESH_MARGIN_S = 60.0
+# A token request that fails for a retriable reason (unreachable, 5xx) is tried this many times, backing off
+# 0.5 s, 1 s, ...; a failure after that is remembered for FAILURE_MEMORY_S, so the run's other workers stop
+# at once instead of each trying again (the run stops at the first: every request needs a token).
+TOKEN_ATTEMPTS = 3
+FAILURE_MEMORY_S = 10.0
 
 
 class Auth(Protocol):
@@ -33,13 +38,29 @@ class ClientCredentialsAuth:
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock = threading.Lock()
+        self._failure: tuple[float, TokenUnavailable] | None = None
         self.tokens_fetched = 0
 
     def header(self, http: httpx.Client) -> str:
         with self._lock:
             if self._token is None or time.monotonic() >= self._refresh_at:
-                self._fetch(http)
+                self._fetch_retrying(http)
             return f"Bearer {self._token}"
+
+    def _fetch_retrying(self, http: httpx.Client) -> None:
+        if self._failure is not None and time.monotonic() - self._failure[0] < FAILURE_MEMORY_S:
+            raise self._failure[1]
+        for attempt in range(TOKEN_ATTEMPTS):
+            try:
+                self._fetch(http)
+            except TokenUnavailable as exc:
+                if not exc.retriable or attempt == TOKEN_ATTEMPTS - 1:
+                    self._failure = (time.monotonic(), exc)
+                    raise
+                time.sleep(0.5 * 2**attempt)
+            else:
+                self._failure = None
+                return
 
     def invalidate(self, header: str) -> None:
         with self._lock:
@@ -55,7 +76,7 @@ class ClientCredentialsAuth:
                 timeout=self._timeout,
             )
         except httpx.TransportError as exc:
-            raise ApiError(
+            raise TokenUnavailable(
                 f"cannot reach the Spotify accounts service at {self.token_url}: {type(exc).__name__}",
                 url=self.token_url,
                 retriable=True,
@@ -70,8 +91,8 @@ class ClientCredentialsAuth:
                 hint="check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET in your app's dashboard",
             )
         if response.status_code != 200:
-            raise ApiError(
-                f"token request failed with HTTP {response.status_code}",
+            raise TokenUnavailable(
+                f"the Spotify accounts service failed the token request with HTTP {response.status_code}",
                 status=response.status_code,
                 url=self.token_url,
                 retriable=response.status_code >= 500,

@@ -85,6 +85,10 @@ class ClientStats:
         }
 
 
+class RequestCancelled(Exception):
+    """A request not sent, or a wait cut short, because the run is stopping (`SpotifyClient.cancel`)."""
+
+
 class SpotifyClient:
     """GET requests against the Web API. Thread-safe; one instance serves every worker of a run."""
 
@@ -97,7 +101,7 @@ class SpotifyClient:
         limiter: RateLimiter | None = None,
         concurrency: int = 8,
         timeout: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         on_retry: Callable[[str], None] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -107,7 +111,8 @@ class SpotifyClient:
         self.policy = policy or RetryPolicy()
         self.limiter = limiter or RateLimiter(0)
         self.stats = ClientStats()
-        self._sleep = sleep
+        self._cancelled = threading.Event()
+        self._sleep = sleep or self._sleep_unless_cancelled
         self._on_retry = on_retry
         self._clock = clock
         self._lock = threading.Lock()
@@ -120,6 +125,15 @@ class SpotifyClient:
 
     def close(self) -> None:
         self.http.close()
+
+    def cancel(self) -> None:
+        """The run is stopping (Ctrl-C): no new request starts, and a worker backing off or waiting out a 429
+        stops waiting (`RequestCancelled`). A request already sent finishes, bounded by the timeout."""
+        self._cancelled.set()
+
+    def _sleep_unless_cancelled(self, seconds: float) -> None:
+        if self._cancelled.wait(seconds):
+            raise RequestCancelled("the run is stopping")
 
     def __enter__(self) -> SpotifyClient:
         return self
@@ -178,6 +192,8 @@ class SpotifyClient:
         throttles = 0  # 429s
         refreshed = False
         while True:
+            if self._cancelled.is_set():
+                raise RequestCancelled("the run is stopping")
             pause = self._paused_until - time.monotonic()
             self._wait(pause)
             self.limiter.acquire()

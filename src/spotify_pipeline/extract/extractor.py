@@ -17,16 +17,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..crashpoints import crash_point
-from ..errors import ApiError, AuthError, ResponseError, RetryWaitTooLong
+from ..errors import ApiError, AuthError, ResponseError, RetryWaitTooLong, TokenUnavailable, interruption_reason
 from ..lake.layout import new_run_id
 from ..lake.raw import RawZoneWriter
 from ..lake.recovery import recover_interrupted_runs
 from ..lake.storage import Storage
-from .client import ApiResponse, SpotifyClient
+from .client import ApiResponse, RequestCancelled, SpotifyClient
 from .sources import SOURCES, UserSources, describe_failure
 from .state import ExtractState
 
 log = logging.getLogger(__name__)
+
+# Failures that stop the whole run (not one playlist): another request would fail the same way.
+FATAL = (RetryWaitTooLong, AuthError, TokenUnavailable)
 
 # The incremental check: a small response with what the playlists table needs, but no items.
 CHECK_FIELDS = (
@@ -111,7 +114,7 @@ class ExtractSummary:
     run_id: str
     started_at: str
     finished_at: str = ""
-    status: str = "running"  # succeeded | partial (some playlists failed) | stopped | failed
+    status: str = "running"  # succeeded | partial (some playlists failed) | stopped | failed | interrupted
     playlists_checked: int = 0
     playlists_changed: int = 0
     playlists_unchanged: int = 0
@@ -209,27 +212,46 @@ class Extractor(UserSources):
         outcomes: dict[str, dict[str, Any]] = {}
         ids = list(playlist_ids)
         fatal: BaseException | None = None
+        interrupted: BaseException | None = None
         wanted = [src for src in SOURCES if src in set(sources)]
+        futures: dict[Future[_PlaylistOutcome], str] = {}
         try:
             if wanted:
                 fatal = self._user_sources_first(wanted, writer, summary, ids)
             with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="extract") as pool:
-                if fatal is None:
-                    futures = {pool.submit(self._playlist, pid, state, writer): pid for pid in ids}
-                    fatal = self._collect(futures, outcomes, summary, state)
-                if fatal is None and wanted:
-                    fatal = self._user_sources_rest(wanted, writer, summary, state)
-                if fatal is None and self.options.enrich:
-                    fatal = self._enrich(pool, state, writer, summary)
+                try:
+                    if fatal is None:
+                        futures = {pool.submit(self._playlist, pid, state, writer): pid for pid in ids}
+                        fatal = self._collect(futures, outcomes, summary, state)
+                    if fatal is None and wanted:
+                        fatal = self._user_sources_rest(wanted, writer, summary, state)
+                    if fatal is None and self.options.enrich:
+                        fatal = self._enrich(pool, state, writer, summary)
+                except KeyboardInterrupt:
+                    # Ctrl-C / SIGTERM: nothing new starts, waits are cut short, requests already sent finish
+                    # (bounded by the timeout); playlists finished meanwhile still count, then the manifest.
+                    self._stop.set()
+                    self.client.cancel()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    self._collect_after_stop(futures, outcomes, summary, state)
+                    raise
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            raise
         finally:
             summary.finished_at = self.clock().isoformat()
             summary.items = sum(self._kinds.values())
             summary.item_kinds = dict(self._kinds)
             summary.batch_refused = sorted(self._batch_refused)
             summary.requests = self.client.stats.as_dict()
-            if isinstance(fatal, RetryWaitTooLong):
+            if interrupted is not None:
+                summary.status, summary.stop_reason = "interrupted", interruption_reason(interrupted)
+            elif isinstance(fatal, RetryWaitTooLong):
                 summary.status, summary.stop_reason = "stopped", str(fatal)
             elif fatal is not None:
+                summary.status, summary.stop_reason = "failed", str(fatal)
+            elif ids and not summary.sources and all(pid in summary.failed for pid in ids):
+                fatal = _every_playlist_failed([summary.failed[pid] for pid in ids])
                 summary.status, summary.stop_reason = "failed", str(fatal)
             else:
                 summary.status = "partial" if summary.failed else "succeeded"
@@ -237,8 +259,8 @@ class Extractor(UserSources):
             summary.bytes_written = writer.bytes_written
             summary.files_written = len(writer.files)
             state.save(self.storage)
-        if isinstance(fatal, AuthError):
-            raise fatal
+        if fatal is not None and summary.status == "failed":
+            raise fatal  # bad credentials, no token, or no playlist extracted: the run failed
         return summary
 
     def _user_sources_first(
@@ -251,7 +273,7 @@ class Extractor(UserSources):
                 mine = self.my_playlists(writer, summary.user_id)
                 summary.sources["my-playlists"] = len(mine)
                 ids.extend(pid for pid in mine if pid not in set(ids))
-        except (RetryWaitTooLong, AuthError) as exc:
+        except FATAL as exc:
             return exc
         except ApiError as exc:
             if exc.status == 401:
@@ -273,7 +295,7 @@ class Extractor(UserSources):
                 continue
             try:
                 summary.sources[source] = steps[source]()
-            except (RetryWaitTooLong, AuthError) as exc:
+            except FATAL as exc:
                 return exc
             except ApiError as exc:
                 summary.failed[source] = describe_failure(source, exc)
@@ -294,7 +316,7 @@ class Extractor(UserSources):
                 pid = futures[future]
                 try:
                     outcome = future.result()
-                except (RetryWaitTooLong, AuthError) as exc:
+                except FATAL as exc:
                     fatal = fatal or exc
                     self._stop.set()
                     for other in pending:
@@ -306,7 +328,7 @@ class Extractor(UserSources):
                     outcomes[pid] = {"status": "failed", "error": summary.failed[pid]}
                     log.warning("playlist %s failed: %s", pid, summary.failed[pid])
                     continue
-                except (_Stopped, CancelledError):
+                except (_Stopped, CancelledError, RequestCancelled):
                     outcomes[pid] = {"status": "incomplete"}
                     continue
                 summary.playlists_checked += 1
@@ -339,6 +361,20 @@ class Extractor(UserSources):
                     },
                 )
         return fatal
+
+    def _collect_after_stop(
+        self,
+        futures: dict[Future[_PlaylistOutcome], str],
+        outcomes: dict[str, dict[str, Any]],
+        summary: ExtractSummary,
+        state: ExtractState,
+    ) -> None:
+        """Once the pool is shut down: count the playlists that finished meanwhile. (A future cancelled by the
+        shutdown never reaches `wait`'s notion of done, so only finished ones are passed on.)"""
+        finished = {f: pid for f, pid in futures.items() if pid not in outcomes and f.done() and not f.cancelled()}
+        self._collect(finished, outcomes, summary, state)
+        for pid in futures.values():
+            outcomes.setdefault(pid, {"status": "incomplete"})
 
     # ---- one playlist --------------------------------------------------------------------------------
     def _playlist(self, pid: str, state: ExtractState, writer: RawZoneWriter) -> _PlaylistOutcome:
@@ -481,7 +517,7 @@ class Extractor(UserSources):
             for future in futures:
                 try:
                     fetched = future.result()
-                except (RetryWaitTooLong, AuthError) as exc:
+                except FATAL as exc:
                     self._stop.set()
                     for other in futures:
                         other.cancel()
@@ -489,7 +525,7 @@ class Extractor(UserSources):
                 except ApiError as exc:
                     summary.failed[f"{kind}-enrichment"] = str(exc)
                     continue
-                except (_Stopped, CancelledError):
+                except (_Stopped, CancelledError, RequestCancelled):
                     continue
                 state.record_enriched(kind, fetched, now)
                 if kind == "artists":
@@ -565,6 +601,15 @@ def _snapshot(response: ApiResponse, pid: str) -> str | None:
         raise ResponseError(f"playlist {pid}: the response is not a JSON object", url=response.url)
     snapshot = response.data.get("snapshot_id")
     return str(snapshot) if snapshot is not None else None
+
+
+def _every_playlist_failed(reasons: list[str]) -> ApiError:
+    """One line for a run in which no playlist could be extracted: the reason, or the first of several."""
+    reason = reasons[0] if len(set(reasons)) == 1 else f"{reasons[0]}; and {len(reasons) - 1} more (see the log)"
+    return ApiError(
+        f"every playlist failed ({len(reasons)} of {len(reasons)}): {reason}",
+        hint="nothing was extracted, so nothing was published; fix the cause and re-run",
+    )
 
 
 def _playlist_error(pid: str, exc: ApiError) -> str:

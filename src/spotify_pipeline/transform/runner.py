@@ -7,7 +7,6 @@ import gzip
 import json
 import logging
 import os
-import re
 import tempfile
 import zlib
 from collections.abc import Callable
@@ -19,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..catalog import Catalog
+from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
 from ..crashpoints import crash_point
-from ..errors import ConfigError, LakeError, QualityError
+from ..errors import LakeError, QualityError
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
@@ -54,18 +54,10 @@ class TransformResult:
         }
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
-
-
 def duckdb_size(value: str, name: str) -> str:
-    """A DuckDB memory size such as `1500MB` or `2GiB`, normalized; anything else is a ConfigError."""
-    match = _SIZE.fullmatch(value.strip())
-    if not match:
-        raise ConfigError(
-            f"{name} must be a size such as 1500MB or 2GB, not {value!r}",
-            hint="units: B, KB, MB, GB, TB (or KiB, MiB, GiB, TiB)",
-        )
-    return f"{match[1]}{match[2]}"
+    """A DuckDB memory size such as `1500MB` or `2GiB`, normalized; anything else is a ConfigError naming
+    `name`. One definition, in config.py, so settings refuse exactly what DuckDB would be refused."""
+    return parse_memory_limit(value, name)
 
 
 def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
@@ -97,7 +89,7 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
 # song, album and artist it saw), so larger batches are faster and, up to about 1 GiB, use less memory too:
 # a 1M-item rebuild took 26.4 s / 2,702 MiB peak with 256 MiB batches, 22.2 s / 2,269 MiB with 1 GiB, 22.2 s /
 # 2,055 MiB with 2 GiB (docs/BENCHMARKS.md).
-DEFAULT_BATCH_BYTES = 1024 * 1024 * 1024
+DEFAULT_BATCH_BYTES = DEFAULT_TRANSFORM_BATCH_BYTES
 # Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
 # publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
 # 200k-row slices: +178 MiB (docs/BENCHMARKS.md).
@@ -105,14 +97,7 @@ PUBLISH_ROWS = 200_000
 
 
 def _batch_bytes() -> int:
-    value = os.environ.get("SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES", "")
-    try:
-        return int(value) if value else DEFAULT_BATCH_BYTES
-    except ValueError:
-        raise ConfigError(
-            f"SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES must be a number of bytes, not {value!r}",
-            hint="unset it or set e.g. 1073741824 (1 GiB)",
-        ) from None
+    return parse_batch_bytes(os.environ.get("SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES", ""))  # checked as settings are
 
 
 def register_table(
