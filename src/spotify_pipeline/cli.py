@@ -174,13 +174,27 @@ def main(debug: bool, log_format: str) -> None:
     help="The user /authorize logs in (owns some playlists, collaborates on others).",
 )
 @click.option("--rotate-refresh-tokens", is_flag=True, help="Issue a new refresh token on every refresh.")
+@click.option(
+    "--refresh-token-max-age",
+    type=float,
+    default=None,
+    help="Seconds a login's refresh token works, from the login (Spotify: 6 months); then invalid_grant.",
+)
+@click.option(
+    "--ids-file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write every playlist ID to this file, one a line (for --playlists-file).",
+)
 @handle_errors
 def simulate(**options: Any) -> None:
     """Run the simulated Spotify Web API on 127.0.0.1 until interrupted.
 
     Accounts service at http://127.0.0.1:PORT/api/token, Web API at http://127.0.0.1:PORT/v1.
-    Admin: GET /_admin/stats, POST /_admin/faults, POST /_admin/mutate, POST /_admin/expire-tokens.
+    Admin: GET /_admin/stats, POST /_admin/faults, POST /_admin/mutate, POST /_admin/expire-tokens,
+    POST /_admin/expire-login (every saved login's refresh token answers invalid_grant from then on).
     """
+    from .errors import ConfigError
     from .simulator import Catalog, CatalogConfig, FaultPlan, SimulatedSpotify
 
     catalog = Catalog(
@@ -200,22 +214,42 @@ def simulate(**options: Any) -> None:
         error_rate=options["error_rate"],
         drop_rate=options["drop_rate"],
     )
-    server = SimulatedSpotify(
-        catalog,
-        port=options["port"],
-        client_id=options["client_id"],
-        client_secret=options["client_secret"],
-        token_ttl=options["token_ttl"],
-        faults=faults,
-        legacy_items=options["legacy_items"],
-        login_user=options["login_user"],
-        rotate_refresh_tokens=options["rotate_refresh_tokens"],
-    )
+    try:
+        server = SimulatedSpotify(
+            catalog,
+            port=options["port"],
+            client_id=options["client_id"],
+            client_secret=options["client_secret"],
+            token_ttl=options["token_ttl"],
+            faults=faults,
+            legacy_items=options["legacy_items"],
+            login_user=options["login_user"],
+            rotate_refresh_tokens=options["rotate_refresh_tokens"],
+            refresh_token_max_age=options["refresh_token_max_age"],
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on 127.0.0.1:{options['port']}: {exc.strerror or exc}",
+            hint="another process has that port; use --port 0 for a free one, or another --port",
+        ) from exc
+    ids = server.playlist_ids()
+    if options["ids_file"]:
+        try:
+            Path(options["ids_file"]).write_text("".join(f"{pid}\n" for pid in ids), encoding="utf-8")
+        except OSError as exc:
+            server.stop()
+            raise ConfigError(
+                f"cannot write {options['ids_file']}: {exc.strerror}", hint="choose another --ids-file"
+            ) from exc
+    # The simulator's client secret is a documented test value, not a secret: print it whole.
     click.echo(f"Simulated Spotify Web API listening on {server.base_url}")
     click.echo(f"  export SPOTIFY_API_URL={server.api_url}")
     click.echo(f"  export SPOTIFY_ACCOUNTS_URL={server.accounts_url}")
-    click.echo(f"  export SPOTIFY_CLIENT_ID={options['client_id']}  # and SPOTIFY_CLIENT_SECRET")
-    click.echo(f"  playlists: {' '.join(server.playlist_ids()[:5])}{' ...' if options['playlists'] > 5 else ''}")
+    click.echo(f"  export SPOTIFY_CLIENT_ID={options['client_id']}")
+    click.echo(f"  export SPOTIFY_CLIENT_SECRET={options['client_secret']}")
+    click.echo(f"  playlists: {' '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}")
+    if options["ids_file"]:
+        click.echo(f"  all {len(ids)} playlist IDs: {options['ids_file']} (use --playlists-file {options['ids_file']})")
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

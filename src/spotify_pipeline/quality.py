@@ -20,6 +20,7 @@ from .tables import DATA_TABLES, TABLES
 Severity = Literal["error", "warning"]
 COLLAPSE_MIN_ROWS = 100  # below this a table is too small for "lost more than half its rows" to mean much
 COLLAPSE_RATIO = 0.5
+CLOCK_SKEW = "INTERVAL 1 HOUR"  # a date this far past the checking machine's clock is in the future
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,22 @@ CHECKS: list[Check] = [
         "error",
         "SELECT count(*) FROM {playlist_songs} WHERE (item_type = 'track') <> (song_id IS NOT NULL)",
         "song_id is set exactly for items of type track",
+    ),
+    # Dates that cannot be facts. Normalize stores Spotify's epoch placeholder as NULL and the simulator
+    # never dates the future, so these warn only if such dates arrive some other way.
+    Check(
+        "playlist_songs.added_at_not_in_future",
+        "playlist_songs",
+        "warning",
+        f"SELECT count(*) FROM {{playlist_songs}} WHERE added_at > now() + {CLOCK_SKEW}",
+        "no item was added in the future (beyond an hour of clock skew)",
+    ),
+    Check(
+        "playlist_songs.added_at_not_epoch",
+        "playlist_songs",
+        "warning",
+        "SELECT count(*) FROM {playlist_songs} WHERE added_at = TIMESTAMPTZ '1970-01-01 00:00:00+00'",
+        "no added_at is 1970-01-01, Spotify's placeholder for an unknown date (stored as null)",
     ),
 ]
 

@@ -220,3 +220,69 @@ def test_user_sources_without_a_login_say_what_to_do(simulator: SimulatedSpotify
     result = cli("run", "--source", "liked", env=sim_env(simulator, tmp_path))
     assert result.returncode == 2 and "run `spotify-pipeline login` first" in result.stderr
     assert simulator.stats.api_requests == 0
+
+
+EXPIRED_LOGIN = "your Spotify login has expired or was revoked; run `spotify-pipeline login` again"
+
+
+def test_a_login_past_its_lifetime_asks_to_log_in_again_without_retrying(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    # Spotify's refresh tokens live 6 months from the login (refreshing does not extend them); past that the
+    # token endpoint answers 400 invalid_grant, which must not be retried.
+    server = make_simulator(playlists=3)
+    store = do_login(server, tmp_path)
+    with httpx.Client() as http:
+        UserAuth(store, store.load()).header(http)  # type: ignore[arg-type]
+    server.refresh_token_max_age = 0.0  # the login is older than the simulator's refresh-token lifetime
+    answer = httpx.post(
+        f"{server.accounts_url}/api/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": json.loads(store.path.read_text())["refresh_token"],
+            "client_id": server.client_id,
+        },
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "invalid_grant", "error_description": "Refresh token expired"}
+    before = server.stats.by_route["token"]
+    with httpx.Client() as http, pytest.raises(AuthError) as info:
+        UserAuth(store, store.load()).header(http)  # type: ignore[arg-type]
+    assert str(info.value) == EXPIRED_LOGIN
+    assert server.stats.by_route["token"] == before + 1, "invalid_grant is not retried"
+
+
+def test_an_expired_login_stops_a_run_with_one_line(
+    make_simulator: SimulatorFactory, tmp_path: Path, isolated_config: Path
+) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=10)
+    do_login(server, isolated_config)
+    assert httpx.post(f"{server.base_url}/_admin/expire-login").status_code == 200
+    before, api = server.stats.by_route["token"], server.stats.api_requests
+    result = cli("run", "--source", "liked", env=sim_env(server, tmp_path / "lake"))
+    assert result.returncode == 4
+    assert result.stderr.strip() == f"Error: {EXPIRED_LOGIN}"
+    assert server.stats.by_route["token"] == before + 1 and server.stats.api_requests == api
+    # A new login starts a new lifetime.
+    do_login(server, isolated_config)
+    assert cli("run", "--source", "liked", env=sim_env(server, tmp_path / "lake")).returncode == 0
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_refresh_keeps_or_rotates_the_saved_refresh_token(
+    make_simulator: SimulatorFactory, tmp_path: Path, rotate: bool
+) -> None:
+    server = make_simulator(playlists=3)
+    server.rotate_refresh_tokens = rotate
+    store = do_login(server, tmp_path)
+    first = json.loads(store.path.read_text())
+    for _ in range(2):  # two refreshes: each must work with whatever was saved
+        with httpx.Client() as http:
+            UserAuth(store, store.load()).header(http)  # type: ignore[arg-type]
+    saved = json.loads(store.path.read_text())
+    if rotate:
+        assert saved["refresh_token"] != first["refresh_token"] and server._refresh[first["refresh_token"]]["revoked"]
+        assert not server._refresh[saved["refresh_token"]]["revoked"]
+    else:  # the answer carried no refresh_token: the saved one is kept, untouched
+        assert saved == first
+        assert not server._refresh[first["refresh_token"]]["revoked"]

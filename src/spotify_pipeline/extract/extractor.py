@@ -125,6 +125,7 @@ class ExtractSummary:
     pages: int = 0
     artists_enriched: int = 0
     albums_enriched: int = 0
+    enrichment_missing: dict[str, int] = field(default_factory=dict)  # kind -> IDs that answered 404 or null
     batch_refused: list[str] = field(default_factory=list)
     requests: dict[str, Any] = field(default_factory=dict)
     bytes_written: int = 0
@@ -516,7 +517,7 @@ class Extractor(UserSources):
             futures = [pool.submit(self._enrich_batch, kind, batch, writer) for batch in batches]
             for future in futures:
                 try:
-                    fetched = future.result()
+                    fetched, missing = future.result()
                 except FATAL as exc:
                     self._stop.set()
                     for other in futures:
@@ -528,13 +529,17 @@ class Extractor(UserSources):
                 except (_Stopped, CancelledError, RequestCancelled):
                     continue
                 state.record_enriched(kind, fetched, now)
+                if missing:  # gone from Spotify (or never there): not asked for again until the TTL passes
+                    state.record_missing(kind, missing, now)
+                    summary.enrichment_missing[kind] = summary.enrichment_missing.get(kind, 0) + len(missing)
                 if kind == "artists":
                     summary.artists_enriched += len(fetched)
                 else:
                     summary.albums_enriched += len(fetched)
         return None
 
-    def _enrich_batch(self, kind: str, ids: list[str], writer: RawZoneWriter) -> list[str]:
+    def _enrich_batch(self, kind: str, ids: list[str], writer: RawZoneWriter) -> tuple[list[str], list[str]]:
+        """Fetch these IDs: (the IDs found, the IDs that answered 404 or `null`)."""
         self._check_stop()
         if kind not in self._batch_refused:
             try:
@@ -548,19 +553,21 @@ class Extractor(UserSources):
                     self._batch_refused.add(kind)
             else:
                 self._store(writer, kind, response)
-                return [o["id"] for o in response.data.get(kind) or [] if isinstance(o, dict) and o.get("id")]
-        fetched = []
+                found = [o["id"] for o in response.data.get(kind) or [] if isinstance(o, dict) and o.get("id")]
+                return found, sorted(set(ids) - set(found))
+        fetched, missing = [], []
         for entity_id in ids:
             self._check_stop()
             try:
                 response = self.client.get(f"{kind}/{entity_id}")
             except ApiError as exc:
                 if exc.status == 404:
+                    missing.append(entity_id)
                     continue
                 raise
             self._store(writer, kind, response)
             fetched.append(entity_id)
-        return fetched
+        return fetched, missing
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _store(self, writer: RawZoneWriter, entity: str, response: ApiResponse, **meta: Any) -> None:

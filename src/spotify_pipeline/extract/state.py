@@ -1,4 +1,5 @@
-"""What extraction remembers between runs: each playlist's last complete snapshot and enrichment times.
+"""What extraction remembers between runs: each playlist's last complete snapshot and enrichment times,
+including when an artist or album was last found missing (404, or `null` in a batch answer).
 
 A derived cache kept at `_state/extract_state.json` in the lake and rewritten atomically at the end of a
 run. Losing it costs one full extraction, never data: the raw zone stays the source of truth.
@@ -21,6 +22,8 @@ class ExtractState:
         data = data or {}
         self.playlists: dict[str, dict[str, Any]] = data.get("playlists", {})
         self.enriched: dict[str, dict[str, str]] = data.get("enriched", {"artists": {}, "albums": {}})
+        # IDs that answered 404 or null: not asked for again until the enrichment TTL has passed
+        self.missing: dict[str, dict[str, str]] = data.get("missing", {})
         self.cursors: dict[str, str] = data.get("cursors", {})
         self._lock = threading.Lock()
 
@@ -42,15 +45,16 @@ class ExtractState:
             for pid, entry in self.playlists.items():
                 if pid not in playlists or entry["extracted_at"] >= playlists[pid]["extracted_at"]:
                     playlists[pid] = entry
-            enriched = {kind: dict(ids) for kind, ids in current.enriched.items()}
-            for kind, ids in self.enriched.items():
-                bucket = enriched.setdefault(kind, {})
-                for entity_id, when in ids.items():
-                    bucket[entity_id] = max(when, bucket.get(entity_id, when))
+            enriched = _merged(current.enriched, self.enriched)
+            missing = _merged(current.missing, self.missing)
+            for kind, ids in enriched.items():  # found since it went missing: no longer missing
+                bucket = missing.get(kind, {})
+                for entity_id in [i for i, when in bucket.items() if ids.get(i, "") >= when]:
+                    del bucket[entity_id]
             cursors = dict(current.cursors)
             for name, value in self.cursors.items():
                 cursors[name] = max(value, cursors.get(name, value), key=lambda v: (len(v), v))
-            data = {"playlists": playlists, "enriched": enriched, "cursors": cursors}
+            data = {"playlists": playlists, "enriched": enriched, "missing": missing, "cursors": cursors}
             storage.write_atomic(STATE_KEY, json.dumps(data, sort_keys=True).encode(), overwrite=True)
 
     def snapshot_of(self, playlist_id: str) -> str | None:
@@ -62,12 +66,22 @@ class ExtractState:
             self.playlists[playlist_id] = {"snapshot_id": snapshot_id, "extracted_at": at.isoformat()}
 
     def is_fresh(self, kind: str, entity_id: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-        when = self.enriched.get(kind, {}).get(entity_id)
-        return when is not None and now - dt.datetime.fromisoformat(when) < ttl
+        """Fetched, or found missing, less than `ttl` ago: no need to ask again."""
+        for known in (self.enriched, self.missing):
+            when = known.get(kind, {}).get(entity_id)
+            if when is not None and now - dt.datetime.fromisoformat(when) < ttl:
+                return True
+        return False
 
     def record_enriched(self, kind: str, entity_ids: list[str], at: dt.datetime) -> None:
         with self._lock:
             bucket = self.enriched.setdefault(kind, {})
+            for entity_id in entity_ids:
+                bucket[entity_id] = at.isoformat()
+
+    def record_missing(self, kind: str, entity_ids: list[str], at: dt.datetime) -> None:
+        with self._lock:
+            bucket = self.missing.setdefault(kind, {})
             for entity_id in entity_ids:
                 bucket[entity_id] = at.isoformat()
 
@@ -77,3 +91,13 @@ class ExtractState:
     def set_cursor(self, name: str, value: str) -> None:
         with self._lock:
             self.cursors[name] = value
+
+
+def _merged(saved: dict[str, dict[str, str]], ours: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Per kind and ID, the later of two times."""
+    merged = {kind: dict(ids) for kind, ids in saved.items()}
+    for kind, ids in ours.items():
+        bucket = merged.setdefault(kind, {})
+        for entity_id, when in ids.items():
+            bucket[entity_id] = max(when, bucket.get(entity_id, when))
+    return merged

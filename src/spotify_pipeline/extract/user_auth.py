@@ -2,7 +2,9 @@
 
 The refresh token is the only thing kept: in `credentials.json` under the user's config folder, created
 with mode 0600 and replaced atomically. Access tokens live in memory. A rotated refresh token is saved; a
-revoked one gives "run `spotify-pipeline login` again".
+revoked or expired one (Spotify's refresh tokens live 6 months from the login; refreshing does not extend
+them) answers `invalid_grant`, which is not retried: one line says to run `spotify-pipeline login` again.
+A refresh answer without a refresh token leaves the saved one as it is.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ SCOPES = (
     "user-top-read",
 )
 REFRESH_MARGIN_S = 60.0
+LOGIN_EXPIRED = "your Spotify login has expired or was revoked; run `spotify-pipeline login` again"
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -199,7 +202,8 @@ class UserAuth:
         self._token = str(data["access_token"])
         expires_in = float(data.get("expires_in", 3600))
         self._refresh_at = time.monotonic() + expires_in - min(REFRESH_MARGIN_S, expires_in / 10)
-        if data.get("refresh_token"):  # rotated: the old one no longer works, keep the new one
+        # Rotated: the old one no longer works, save the new one. Absent (Spotify's usual answer): keep ours.
+        if data.get("refresh_token"):
             self.login.refresh_token = Secret(str(data["refresh_token"]))
             self.store.save(self.login)
 
@@ -222,12 +226,8 @@ def _token_request(http: httpx.Client, url: str, form: dict[str, str], timeout: 
         error = data.get("error", f"HTTP {response.status_code}") if isinstance(data, dict) else "bad response"
         description = data.get("error_description", "") if isinstance(data, dict) else ""
         if error == "invalid_grant" and form["grant_type"] == "refresh_token":
-            raise AuthError(
-                "the saved Spotify login is no longer valid (revoked or expired)",
-                status=400,
-                url=url,
-                hint="run `spotify-pipeline login` again",
-            )
+            # Expired (6 months after the login) or revoked: final, never retried.
+            raise AuthError(LOGIN_EXPIRED, status=400, url=url)
         raise AuthError(
             f"Spotify refused the token request: {error} {description}".strip(),
             status=response.status_code,

@@ -25,7 +25,7 @@ QUIRKS = (
     "local",  # a local file: is_local true, null ids, spotify:local: URI
     "episode",  # a podcast episode among the tracks
     "duplicate",  # the same track twice in one playlist
-    "old",  # a very old item: added_at and added_by null
+    "old",  # a very old item: added_at and added_by null, or Spotify's placeholders (epoch, empty user id)
 )
 TRACKS_PER_ALBUM = 8
 USERS = ("spotify", "alice", "bob", "carol")
@@ -58,6 +58,14 @@ _GENRES = (
     "bossa nova",
 )
 _EPOCH = dt.datetime(2019, 1, 1, tzinfo=dt.UTC)
+# Every generated date falls before this fixed day, so none is ever in the future (and the catalog stays the
+# same whatever the day it is generated on): positions are spread over [_EPOCH, _DATES_END), compressed for
+# playlists too long for the usual 7 hours between two additions.
+_DATES_END = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+_ADD_INTERVAL = dt.timedelta(hours=7)
+_CHANGES_START = _EPOCH + dt.timedelta(days=2000)
+# What Spotify sends for positions it has no date or adder for (very old and editorial ones).
+EPOCH_PLACEHOLDER = "1970-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,24 @@ class Entry:
     ref: int
     added_at: str | None
     added_by: str | None
+
+
+def _stamp(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _added_at(playlist: int, pos: int, size: int) -> str:
+    """When position `pos` of a playlist of `size` base items was added: in order, never after _DATES_END."""
+    start = _EPOCH + dt.timedelta(days=playlist % 300)
+    step = min(_ADD_INTERVAL, (_CHANGES_START - start) / max(1, size))
+    return _stamp(start + step * pos)
+
+
+def _change_at(step: int) -> str:
+    """When the items of change number `step` were added: a day apart, squeezed towards _DATES_END."""
+    room = (_DATES_END - _CHANGES_START).days
+    days = step if step < room // 2 else room // 2 + (step - room // 2) * (room // 2) / (step + 1)
+    return _stamp(_CHANGES_START + dt.timedelta(days=min(days, room - 1)))
 
 
 def _rng(seed: int, *parts: object) -> random.Random:
@@ -164,7 +190,7 @@ class Catalog:
         owner = self.owner(playlist)
         refs: list[Entry] = []
         for pos in range(size):
-            added = (_EPOCH + dt.timedelta(days=playlist % 300, hours=pos * 7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            added = _added_at(playlist, pos, size)
             kind = self._quirk_at(playlist, pos, rng)
             added_by: str | None = owner if pos % 5 else USERS[(playlist + pos) % len(USERS)]
             added_at: str | None = added
@@ -173,10 +199,13 @@ class Catalog:
                 ref = pos  # playlist 0 covers the first albums, so every release-date form is present
             if kind == "duplicate":
                 kind, ref = "track", next((e.ref for e in reversed(refs) if e.kind == "track"), ref)
-            elif kind == "old":
-                kind, added_at, added_by = "track", None, None
+            elif kind == "old":  # Spotify sends either nulls or its placeholders: both forms, by position
+                kind = "track"
+                added_at, added_by = (None, None) if pos % 2 else (EPOCH_PLACEHOLDER, "")
             elif kind == "episode":
                 ref = rng.randrange(self.n_episodes)
+            if playlist == 0 and pos == len(QUIRKS) + 1:
+                added_at, added_by = EPOCH_PLACEHOLDER, ""  # every catalog has the placeholder form too
             refs.append(Entry(kind, ref, added_at, added_by))  # type: ignore[arg-type]
         for step in range(1, version + 1):
             refs = self._apply_change(playlist, step, refs)
@@ -198,7 +227,7 @@ class Catalog:
         if len(refs) >= 2:
             i, j = rng.randrange(len(refs)), rng.randrange(len(refs))
             refs[i], refs[j] = refs[j], refs[i]
-        added = (_EPOCH + dt.timedelta(days=2000 + step)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        added = _change_at(step)
         for _ in range(3):
             refs.append(Entry("track", self._pick_track(rng), added, self.owner(playlist)))
         return refs
@@ -230,10 +259,7 @@ class Catalog:
         rng = _rng(self.config.seed, "saved", user)
         count = min(self.n_tracks, 30 + rng.randrange(60))
         tracks = rng.sample(range(self.n_tracks), count)
-        return [
-            (t, (_EPOCH + dt.timedelta(days=2000 - k, hours=k % 24)).strftime("%Y-%m-%dT%H:%M:%SZ"))
-            for k, t in enumerate(tracks)
-        ]
+        return [(t, _stamp(_CHANGES_START - dt.timedelta(days=k, hours=-(k % 24)))) for k, t in enumerate(tracks)]
 
     def play(self, user: str, number: int) -> tuple[int, dt.datetime, int | None]:
         """The user's play number `number` (0 = first ever): track, played_at, context playlist."""
@@ -496,7 +522,7 @@ class Catalog:
         else:
             item = None
         added_by = None
-        if entry.added_by is not None:
+        if entry.added_by is not None:  # "" is Spotify's placeholder user: empty id, URI and links
             added_by = {
                 "external_urls": {"spotify": f"https://open.spotify.com/user/{entry.added_by}"},
                 "href": f"{base}/users/{entry.added_by}",

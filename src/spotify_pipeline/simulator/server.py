@@ -120,6 +120,7 @@ class SimulatedSpotify:
         legacy_items: bool = False,
         login_user: str = "alice",
         rotate_refresh_tokens: bool = False,
+        refresh_token_max_age: float | None = None,
     ) -> None:
         self.catalog = catalog or Catalog(CatalogConfig())
         self.client_id = client_id
@@ -129,6 +130,9 @@ class SimulatedSpotify:
         self.legacy_items = legacy_items  # serve only the pre-2026 `/tracks` + `track` forms
         self.login_user = login_user  # who "approves" the authorize page
         self.rotate_refresh_tokens = rotate_refresh_tokens
+        # Seconds a login's refresh tokens work, counted from the login (Spotify: 6 months; refreshing, even
+        # with rotation, does not extend it); past it the token endpoint answers invalid_grant. None = forever.
+        self.refresh_token_max_age = refresh_token_max_age
         self._codes: dict[str, dict[str, Any]] = {}
         self._refresh: dict[str, dict[str, Any]] = {}
         self.plays: dict[str, int] = {}  # user -> plays so far
@@ -215,6 +219,12 @@ class SimulatedSpotify:
             for grant in self._refresh.values():
                 grant["revoked"] = True
 
+    def expire_logins(self) -> None:
+        """Make every login's refresh token past its lifetime now, as after Spotify's 6 months."""
+        with self._tokens_lock:
+            for grant in self._refresh.values():
+                grant["expired"] = True
+
     def mutate(self, playlist_indices: list[int]) -> None:
         self.catalog.mutate(playlist_indices)
 
@@ -252,6 +262,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/_admin/faults$"), "admin_faults"),
     ("POST", re.compile(r"^/_admin/mutate$"), "admin_mutate"),
     ("POST", re.compile(r"^/_admin/expire-tokens$"), "admin_expire"),
+    ("POST", re.compile(r"^/_admin/expire-login$"), "admin_expire_login"),
 ]
 
 
@@ -425,6 +436,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "invalid_grant", error_description="Invalid refresh token")
         if grant["revoked"]:
             raise HttpError(400, "invalid_grant", error_description="Refresh token revoked")
+        max_age = self.app.refresh_token_max_age
+        if grant.get("expired") or (max_age is not None and time.monotonic() - grant["authorized_at"] >= max_age):
+            raise HttpError(400, "invalid_grant", error_description="Refresh token expired")
         body = self._user_tokens(grant["user"], grant["scope"], rotate_from=refresh)
         return 200, body, None
 
@@ -434,13 +448,16 @@ class _Handler(BaseHTTPRequestHandler):
         if rotate_from is None or self.app.rotate_refresh_tokens:
             refresh = secrets.token_urlsafe(32)
             with self.app._tokens_lock:
+                authorized_at = time.monotonic()
                 if rotate_from is not None:
                     self.app._refresh[rotate_from]["revoked"] = True
+                    authorized_at = self.app._refresh[rotate_from]["authorized_at"]  # a rotation is no new login
                 self.app._refresh[refresh] = {
                     "user": user,
                     "client_id": self.app.client_id,
                     "scope": scope,
                     "revoked": False,
+                    "authorized_at": authorized_at,
                 }
             body["refresh_token"] = refresh
         return body
@@ -747,6 +764,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route_admin_expire(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
         self.app.expire_tokens()
+        return 200, {"ok": True}, None
+
+    def _route_admin_expire_login(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        self.app.expire_logins()
         return 200, {"ok": True}, None
 
 

@@ -340,7 +340,9 @@ def _positions_sql(playlists: str, pages: str, current: bool) -> str:
         SELECT o.run_id, o.fetched_at, o.playlist_id, c.snapshot_id,
                CASE WHEN o.idx = 1 THEN o.header END AS header, o.has_items AND c.run_id IS NOT NULL AS complete,
                (coalesce(o.page_offset, 0) + o.idx - 1)::INTEGER AS position,
-               o.it.added_at::TIMESTAMPTZ AS added_at, o.it.added_by.id AS added_by, o.obj,
+               -- Spotify's placeholders for "unknown" (very old and editorial positions) are not facts: NULL
+               nullif(o.it.added_at::TIMESTAMPTZ, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS added_at,
+               nullif(o.it.added_by.id, '') AS added_by, o.obj,
                CASE
                    WHEN o.it.is_local OR o.obj.is_local THEN 'local'
                    WHEN o.obj IS NULL THEN 'unavailable'
