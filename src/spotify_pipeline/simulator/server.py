@@ -578,11 +578,9 @@ class _Handler(BaseHTTPRequestHandler):
         cursors = {"after": str(max(stamps)), "before": str(min(stamps))} if stamps else None
         older = bool(stamps) and any(p[0] < min(stamps) for p in kept)
         url = f"{base}/me/player/recently-played"
-        href = {"after": f"&after={after}", "before": f"&before={before}"}
+        cursor = "".join(f"&{key}={query[key]}" for key in ("after", "before") if key in query)
         page = {
-            "href": f"{url}?limit={limit}"
-            + (href["after"] if after is not None else "")
-            + (href["before"] if before is not None else ""),
+            "href": f"{url}?limit={limit}{cursor}",
             "items": plays,
             "limit": limit,
             "next": f"{url}?before={min(stamps)}&limit={limit}" if older else None,
