@@ -22,13 +22,14 @@ CAN = {
         "metadata (name, owner, snapshot) of any other playlist",
         "artists and albums one ID at a time (batch lookups are refused)",
         "liked songs, recently played and top items of the logged-in user",
+        "ISRC and UPC (their removal was reverted in March 2026)",
     ],
 }
 CANNOT = {
     "extended": [],
     "development": [
         "items of playlists the user does not own or collaborate on (editorial, other users')",
-        "popularity, followers, label, ISRC/UPC and available markets (stay null)",
+        "popularity, followers, label and available markets (stay null)",
     ],
 }
 

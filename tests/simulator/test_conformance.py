@@ -18,6 +18,7 @@ from openapi_schema_validator import OAS30Validator
 from spotify_pipeline.simulator import SimulatedSpotify
 
 from ..conftest import SimulatorFactory, api_get, client_token
+from .test_fidelity import user_token
 
 # Spotify's OpenAPI document (MIT), vendored in spec/ so the tests run anywhere; see spec/README.md.
 SPEC_PATH = Path(__file__).resolve().parents[2] / "spec" / "spotify-web-api.openapi.yml"
@@ -29,10 +30,12 @@ KNOWN_DIFFERENCES = """
    as non-null strings and requires total_tracks.
 2. A playlist item's `item`/`track` is null when the track is no longer available, and `added_at`/`added_by`
    are null on very old items (the document's descriptions say both, but the schemas are not nullable).
-3. Development Mode (Feb 2026) removes available_markets, external_ids, label and popularity even where the
-   document lists them as required (AlbumBase, AlbumObject).
+3. Development Mode (Feb 2026) removes available_markets, label and popularity even where the document lists
+   them as required (AlbumBase, AlbumObject). (It removed external_ids too, and brought them back in March.)
 4. The `item`/`track` discriminator has no mapping from `type` values to schema names; the one the document
    means (track -> TrackObject, episode -> EpisodeObject) is added.
+5. A recently played track's `context` is null when it was not played from a playlist, album or artist.
+6. A playlist's `description` is null when it has none (SimplifiedPlaylistObject types it as a string).
 """
 
 
@@ -65,11 +68,16 @@ def _components(mode: str) -> dict[str, Any]:
     schemas["PlaylistTrackObject"]["properties"]["added_at"]["nullable"] = True
     added_by = schemas["PlaylistTrackObject"]["properties"]["added_by"]
     schemas["PlaylistTrackObject"]["properties"]["added_by"] = {"anyOf": [{"enum": [None]}, added_by]}
+    # Difference 6: playlists without a description.
+    schemas["SimplifiedPlaylistObject"]["properties"]["description"]["nullable"] = True
+    # Difference 5: no context for a play outside one.
+    context = schemas["PlayHistoryObject"]["properties"]["context"]
+    schemas["PlayHistoryObject"]["properties"]["context"] = {"anyOf": [{"enum": [None]}, context]}
     # Difference 3: Development Mode drops fields the document marks required.
     if mode == "development":
         schemas["AlbumBase"]["required"].remove("available_markets")
         schemas["AlbumObject"]["required"] = [
-            r for r in schemas["AlbumObject"]["required"] if r not in ("external_ids", "label", "popularity")
+            r for r in schemas["AlbumObject"]["required"] if r not in ("label", "popularity")
         ]
         schemas["ShowBase"]["required"].remove("available_markets")
     return components
@@ -90,7 +98,7 @@ def assert_conforms(body: Any, schema: dict[str, Any], mode: str) -> None:
 
 def _assert_removed_fields_absent(body: Any) -> None:
     """In Development Mode none of the removed fields may appear anywhere in a body."""
-    removed = {"popularity", "followers_of_artist", "label", "available_markets", "external_ids"}
+    removed = {"popularity", "followers_of_artist", "label", "available_markets"}
     stack = [body]
     while stack:
         node = stack.pop()
@@ -155,6 +163,36 @@ def test_every_endpoint_conforms(make_simulator: SimulatorFactory, mode: str) ->
         else:
             assert response.status_code == 403  # batch endpoints are gone for Development Mode apps
             assert_conforms(response.json(), _response_schema(spec_path, "403"), mode)
+
+
+@pytest.mark.parametrize("mode", ["extended", "development"])
+def test_user_and_catalog_endpoints_conform(make_simulator: SimulatorFactory, mode: str) -> None:
+    """The user's endpoints, search, an album's tracks, an artist's albums and the library check."""
+    server = make_simulator(mode=mode, playlists=4, items_per_playlist=40)
+    server.add_plays(server.login_user, 40)
+    token, catalog = user_token(server), server.catalog
+    album, artist = catalog.id_of("album", 0), catalog.id_of("artist", catalog.album_artists(0)[0])
+    cases = [
+        ("/me", "/me", {}),
+        ("/me/playlists", "/me/playlists", {}),
+        ("/me/tracks", "/me/tracks", {"limit": 50}),
+        ("/me/player/recently-played", "/me/player/recently-played", {"limit": 20}),
+        ("/me/top/artists", "/me/top/artists", {}),
+        ("/me/top/tracks", "/me/top/tracks", {}),
+        ("/search", "/search", {"q": "e", "type": "track,album,artist,playlist,show,episode,audiobook"}),
+        ("/albums/{id}/tracks", f"/albums/{album}/tracks", {}),
+        ("/artists/{id}/albums", f"/artists/{artist}/albums", {}),
+        ("/me/library/contains", "/me/library/contains", {"uris": f"spotify:album:{album}"}),
+    ]
+    for spec_path, path, params in cases:
+        response = api_get(server, path, token, **params)
+        assert response.status_code == 200, (path, response.text)
+        assert_conforms(response.json(), _response_schema(spec_path), mode)
+        if mode == "development":
+            _assert_removed_fields_absent(response.json())
+    played = api_get(server, "/me/player/recently-played", token, limit=20).json()
+    older = api_get(server, played["next"], token).json()
+    assert_conforms(older, _response_schema("/me/player/recently-played"), mode)
 
 
 def test_error_bodies_conform(simulator: SimulatedSpotify) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from .ids import encode_id
 
 Mode = Literal["extended", "development"]
+ItemsShape = Literal["both", "item"]
 JSON = dict[str, Any]
 
 QUIRKS = (
@@ -28,6 +29,7 @@ QUIRKS = (
     "old",  # a very old item: added_at and added_by null, or Spotify's placeholders (epoch, empty user id)
 )
 TRACKS_PER_ALBUM = 8
+SHOWS = 7
 USERS = ("spotify", "alice", "bob", "carol")
 _ODD_NAMES = (
     'Say "Hello"',
@@ -79,6 +81,9 @@ class CatalogConfig:
     quirk_rate: float = 0.03
     tracks: int = 0  # 0 = derived from the number of playlist items
     mode: Mode = "extended"
+    # "both": each playlist item carries `item` and its deprecated alias `track`, each playlist `items` and
+    # `tracks`; "item": the current names only, as live 2026 responses often come.
+    items_shape: ItemsShape = "both"
 
     @property
     def total_items_hint(self) -> int:
@@ -273,8 +278,13 @@ class Catalog:
         pool = self.n_artists if kind == "artists" else self.n_tracks
         return rng.sample(range(pool), min(pool, 20))
 
+    def account_id(self, user: str) -> str:
+        """The user's `account_id` (May 2026): pseudonymous and stable, unlike the user name."""
+        return encode_id(self.config.seed, "account", USERS.index(user) if user in USERS else len(user))
+
     def user_object(self, user: str, base: str) -> JSON:
         obj = {
+            "account_id": self.account_id(user),
             "display_name": user.capitalize(),
             "external_urls": {"spotify": f"https://open.spotify.com/user/{user}"},
             "href": f"{base}/users/{user}",
@@ -298,6 +308,8 @@ class Catalog:
         obj.pop("followers", None)
         pid = obj["id"]
         obj["items"] = {"href": f"{base}/playlists/{pid}/items", "total": self.playlist_size(playlist)}
+        if self.config.items_shape == "both":
+            obj["tracks"] = {"href": f"{base}/playlists/{pid}/tracks", "total": obj["items"]["total"]}
         return obj
 
     # ---- names and numbers ---------------------------------------------------------------------------
@@ -401,9 +413,10 @@ class Catalog:
             },
             copyrights=[{"text": f"(C) {self._name('label', album % 40)}", "type": "C"}],
             genres=[],
+            # Kept in Development Mode too: its removal (February 2026) was reverted in March 2026.
+            external_ids={"upc": f"{album:012d}"},
         )
         if self.extended:
-            obj["external_ids"] = {"upc": f"{album:012d}"}
             obj["label"] = f"{self._name('label', album % 40)} Records"
             obj["popularity"] = _rng(self.config.seed, "album-pop", album).randrange(0, 101)
         return obj
@@ -427,9 +440,9 @@ class Catalog:
     def track_full(self, track: int, base: str) -> JSON:
         obj = self.track_simplified(track, base)
         obj["album"] = self.album_simplified(track // TRACKS_PER_ALBUM, base)
+        obj["external_ids"] = {"isrc": f"QZ{self.config.seed % 100:02d}{track:08d}"[:12]}  # in both modes
         if self.extended:
             obj["available_markets"] = ["DE", "GB", "US"]
-            obj["external_ids"] = {"isrc": f"QZ{self.config.seed % 100:02d}{track:08d}"[:12]}
             obj["popularity"] = self.track_popularity(track)
         return obj
 
@@ -473,11 +486,11 @@ class Catalog:
             "uri": f"spotify:local:{artist.replace(' ', '+')}:{album.replace(' ', '+')}:{name.replace(' ', '+')}:180",
         }
 
-    def episode(self, episode: int, base: str) -> JSON:
-        obj = self._urls(base, "episode", self.id_of("episode", episode))
-        show_id = self.id_of("show", episode % 7)
-        show = self._urls(base, "show", show_id)
-        show.update(
+    def show(self, show: int, base: str) -> JSON:
+        """A SimplifiedShowObject."""
+        show_id = self.id_of("show", show)
+        obj = self._urls(base, "show", show_id)
+        obj.update(
             available_markets=["DE", "GB", "US"] if self.extended else [],
             copyrights=[],
             description="A generated show.",
@@ -487,11 +500,15 @@ class Catalog:
             is_externally_hosted=False,
             languages=["en"],
             media_type="audio",
-            name=self._name("show", episode % 7),
+            name=self._name("show", show),
             publisher="Simulated Podcasts" if self.extended else "",
             total_episodes=self.n_episodes,
             type="show",
         )
+        return obj
+
+    def episode(self, episode: int, base: str, simplified: bool = False) -> JSON:
+        obj = self._urls(base, "episode", self.id_of("episode", episode))
         obj.update(
             audio_preview_url=None,
             description="An episode.",
@@ -506,19 +523,44 @@ class Catalog:
             release_date="2024-03-01",
             release_date_precision="day",
             type="episode",
-            show=show,
         )
+        if not simplified:
+            obj["show"] = self.show(episode % SHOWS, base)
         return obj
 
-    def playlist_item(self, playlist: int, pos: int, entry: Entry, base: str) -> JSON:
-        """A PlaylistTrackObject. `item` is current; `track` is the deprecated alias with the same value."""
+    # ---- search and discographies --------------------------------------------------------------------
+    def name_of(self, kind: str, index: int) -> str:
+        if kind == "track":
+            return self._name("track", index, 2 + index % 2)
+        if kind == "album":
+            return self._name("album", index, 3)
+        if kind == "episode":
+            return self._name("episode", index, 4)
+        if kind == "playlist":
+            return self.playlist_name(index)
+        return self._name(kind, index)
+
+    def search(self, kind: str, words: list[str]) -> list[int]:
+        """Indices of `kind` whose name contains every word (case-insensitive), in catalog order."""
+        count = SHOWS if kind == "show" else self.count(kind)
+        wanted = [w.casefold() for w in words]
+        return [i for i in range(count) if all(w in self.name_of(kind, i).casefold() for w in wanted)]
+
+    def artist_albums(self, artist: int) -> list[int]:
+        """Albums on which the artist is an album artist, in catalog order."""
+        return [a for a in range(self.n_albums) if artist in self.album_artists(a)]
+
+    def playlist_item(self, playlist: int, pos: int, entry: Entry, base: str, alias: bool = True) -> JSON:
+        """A PlaylistTrackObject. `item` is current; `track` is the deprecated alias with the same value
+        (left out when `alias` is false). Inside a playlist, tracks and episodes carry `track` and `episode`
+        flags saying which they are."""
         item: JSON | None
         if entry.kind == "track":
-            item = self.track_full(entry.ref, base)
+            item = {**self.track_full(entry.ref, base), "episode": False, "track": True}
         elif entry.kind == "episode":
-            item = self.episode(entry.ref, base)
+            item = {**self.episode(entry.ref, base), "episode": True, "track": False}
         elif entry.kind == "local":
-            item = self.local_track(playlist, pos)
+            item = {**self.local_track(playlist, pos), "episode": False, "track": True}
         else:
             item = None
         added_by = None
@@ -530,13 +572,17 @@ class Catalog:
                 "type": "user",
                 "uri": f"spotify:user:{entry.added_by}",
             }
-        return {
+        obj = {
             "added_at": entry.added_at,
             "added_by": added_by,
             "is_local": entry.kind == "local",
             "item": item,
-            "track": item,
+            "primary_color": None,
+            "video_thumbnail": {"url": None},
         }
+        if alias:
+            obj["track"] = item
+        return obj
 
     def items_page(
         self, playlist: int, offset: int, limit: int, base: str, path: str = "items", fields: str | None = None
@@ -544,8 +590,10 @@ class Catalog:
         """A PagingPlaylistTrackObject: positions offset..offset+limit-1 with href/next/previous links."""
         entries = self.entries(playlist)
         total = len(entries)
+        alias = self.config.items_shape == "both"
         items = [
-            self.playlist_item(playlist, pos, entries[pos], base) for pos in range(offset, min(offset + limit, total))
+            self.playlist_item(playlist, pos, entries[pos], base, alias)
+            for pos in range(offset, min(offset + limit, total))
         ]
         extra = f"&fields={urllib.parse.quote(fields)}" if fields else ""
         prefix = f"{base}/playlists/{self.id_of('playlist', playlist)}/{path}"
@@ -588,6 +636,7 @@ class Catalog:
                 "uri": f"spotify:user:{owner}",
                 "display_name": owner.capitalize(),
             },
+            primary_color=None,
             public=not self.collaborative(playlist),
             snapshot_id=self.snapshot_id(playlist),
             type="playlist",

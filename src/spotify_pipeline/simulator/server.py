@@ -11,7 +11,7 @@ import base64
 import binascii
 import collections
 import contextlib
-import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +34,11 @@ from .ids import is_base62_id
 # `QueryLimit` says 50; the real endpoint's own documentation and behaviour say 100). Other pages: 50.
 PLAYLIST_ITEMS_MAX_LIMIT = 100
 BATCH_LIMITS = {"artists": 50, "albums": 20, "tracks": 50}
+# Search and an artist's albums: (default, maximum) of `limit`. Development Mode apps get at most 10 (default 5)
+# since February 2026; extended quota keeps 20 and 50.
+SMALL_PAGES = {"extended": (20, 50), "development": (5, 10)}
+SEARCH_TYPES = ("album", "artist", "playlist", "track", "show", "episode", "audiobook")
+LIBRARY_CONTAINS_MAX = 40
 # The OAuth token type and the simulator's documented test credentials: not secrets.
 TOKEN_TYPE = "Bearer"  # nosec B105
 DEFAULT_CLIENT_ID = "sim-client-id"
@@ -244,16 +250,20 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/v1/playlists/([^/]+)/items$"), "playlist_items"),
     ("GET", re.compile(r"^/v1/playlists/([^/]+)/tracks$"), "playlist_tracks"),
     ("GET", re.compile(r"^/v1/artists/([^/]+)$"), "artist"),
+    ("GET", re.compile(r"^/v1/artists/([^/]+)/albums$"), "artist_albums"),
     ("GET", re.compile(r"^/v1/artists$"), "artists"),
     ("GET", re.compile(r"^/v1/albums/([^/]+)$"), "album"),
+    ("GET", re.compile(r"^/v1/albums/([^/]+)/tracks$"), "album_tracks"),
     ("GET", re.compile(r"^/v1/albums$"), "albums"),
     ("GET", re.compile(r"^/v1/tracks/([^/]+)$"), "track"),
     ("GET", re.compile(r"^/v1/tracks$"), "tracks"),
+    ("GET", re.compile(r"^/v1/search$"), "search"),
     ("POST", re.compile(r"^/api/token$"), "token"),
     ("GET", re.compile(r"^/authorize$"), "authorize"),
     ("GET", re.compile(r"^/v1/me$"), "me"),
     ("GET", re.compile(r"^/v1/me/playlists$"), "me_playlists"),
     ("GET", re.compile(r"^/v1/me/tracks$"), "me_tracks"),
+    ("GET", re.compile(r"^/v1/me/library/contains$"), "library_contains"),
     ("GET", re.compile(r"^/v1/me/player/recently-played$"), "recently_played"),
     ("GET", re.compile(r"^/v1/me/top/(artists|tracks)$"), "top"),
     ("POST", re.compile(r"^/_admin/plays$"), "admin_plays"),
@@ -290,8 +300,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         route_name: str = "unknown"
         args: tuple[str, ...] = ()
+        path = parsed.path.rstrip("/") or "/"  # Spotify accepts a trailing slash (`/v1/me/`, `/v1/tracks/?ids=`)
         for route_method, pattern, name in _ROUTES:
-            match = pattern.match(parsed.path)
+            match = pattern.match(path)
             if match and route_method == method:
                 route_name, args = name, match.groups()
                 break
@@ -399,9 +410,9 @@ class _Handler(BaseHTTPRequestHandler):
         if grant is None:
             raise HttpError(400, "unsupported_grant_type", error_description="grant_type parameter is missing")
         if grant == "authorization_code":
-            return self._code_grant(form, client_id)
+            return self._code_grant(form, client_id, client_secret)
         if grant == "refresh_token":
-            return self._refresh_grant(form, client_id)
+            return self._refresh_grant(form, client_id, client_secret)
         if grant != "client_credentials":
             raise HttpError(400, "unsupported_grant_type", error_description=f"grant_type {grant} not supported")
         if not client_id:
@@ -411,24 +422,40 @@ class _Handler(BaseHTTPRequestHandler):
         token, ttl = self.app.issue_token(user=None)
         return 200, {"access_token": token, "token_type": TOKEN_TYPE, "expires_in": ttl}, None
 
-    def _code_grant(self, form: dict[str, str], client_id: str | None) -> tuple[int, Any, None]:
-        """Authorization code with PKCE: the code_verifier must hash to the code_challenge (S256)."""
+    def _check_secret(self, client_secret: str | None) -> None:
+        """A client secret, when one is sent, must be the app's."""
+        if client_secret is not None and not secrets.compare_digest(client_secret, self.app.client_secret):
+            raise HttpError(400, "invalid_client", error_description="Invalid client secret")
+
+    def _code_grant(
+        self, form: dict[str, str], client_id: str | None, client_secret: str | None
+    ) -> tuple[int, Any, None]:
+        """Authorization code, with the client secret or with PKCE (the code_verifier must hash to the
+        code_challenge, S256). A code issued for a PKCE challenge needs its verifier either way."""
         client_id = client_id or form.get("client_id")
         if client_id != self.app.client_id:
             raise HttpError(400, "invalid_client", error_description="Invalid client")
+        self._check_secret(client_secret)
         grant = self.app._codes.pop(form.get("code", ""), None)
         if grant is None or grant["expires"] < time.monotonic():
             raise HttpError(400, "invalid_grant", error_description="Invalid authorization code")
         if form.get("redirect_uri") != grant["redirect_uri"]:
             raise HttpError(400, "invalid_grant", error_description="Invalid redirect URI")
-        verifier = form.get("code_verifier", "")
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        if not verifier or not secrets.compare_digest(challenge, grant["challenge"]):
-            raise HttpError(400, "invalid_grant", error_description="code_verifier was incorrect")
+        if grant["challenge"] is None:
+            if client_secret is None:  # neither a secret nor PKCE: the client is not authenticated
+                raise HttpError(400, "invalid_client", error_description="Invalid client")
+        else:
+            verifier = form.get("code_verifier", "")
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if not verifier or not secrets.compare_digest(challenge, grant["challenge"]):
+                raise HttpError(400, "invalid_grant", error_description="code_verifier was incorrect")
         return 200, self._user_tokens(grant["user"], grant["scope"]), None
 
-    def _refresh_grant(self, form: dict[str, str], client_id: str | None) -> tuple[int, Any, None]:
+    def _refresh_grant(
+        self, form: dict[str, str], client_id: str | None, client_secret: str | None
+    ) -> tuple[int, Any, None]:
         client_id = client_id or form.get("client_id")
+        self._check_secret(client_secret)
         refresh = form.get("refresh_token", "")
         with self.app._tokens_lock:
             grant = self.app._refresh.get(refresh)
@@ -470,14 +497,18 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "INVALID_CLIENT: Invalid client")
         if target.scheme != "http" or target.hostname not in ("127.0.0.1", "::1"):
             raise HttpError(400, "INVALID_CLIENT: Insecure redirect URI (use a loopback IP literal, not localhost)")
-        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
+        if query.get("response_type") != "code":
             raise HttpError(400, "unsupported_response_type")
-        if not query.get("code_challenge"):
+        # PKCE is optional here: without it the code is exchanged with the client secret.
+        pkce = "code_challenge" in query or "code_challenge_method" in query
+        if pkce and query.get("code_challenge_method") != "S256":
+            raise HttpError(400, "unsupported_response_type")
+        if pkce and not query.get("code_challenge"):
             raise HttpError(400, "code_challenge is required")
         code = secrets.token_urlsafe(24)
         self.app._codes[code] = {
             "redirect_uri": redirect,
-            "challenge": query["code_challenge"],
+            "challenge": query["code_challenge"] if pkce else None,
             "user": self.app.login_user,
             "scope": query.get("scope", ""),
             "expires": time.monotonic() + 600,
@@ -525,17 +556,25 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, page, None
 
     def _route_recently_played(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
-        """The last 50 plays at most (as the real API keeps), newest first; `after` (ms) keeps newer ones."""
+        """The last 50 plays at most (as the real API keeps), newest first, paged by cursor: `after` (ms)
+        keeps newer plays, `before` (ms) older ones. A page has `cursors` and a `next` link with
+        `before=` while older plays remain; it has no `total`."""
         user, catalog, base = self._user(), self.app.catalog, self.app.api_url
         limit, _ = self._paging_params({"limit": query.get("limit", "20")}, 50, 20)
+        if "after" in query and "before" in query:
+            raise HttpError(400, "Only one of after and before may be given")
+        after, before = (self._millis(query, key) for key in ("after", "before"))
         total = self.app.plays_of(user)
-        after = int(query["after"]) if query.get("after", "").isdigit() else None
-        plays = []
+        kept = []  # (millis, play) newest first
         for number in range(total - 1, max(-1, total - 51), -1):
             track, played_at, playlist = catalog.play(user, number)
-            millis = int(played_at.timestamp() * 1000)
-            if after is not None and millis <= after:
-                break
+            kept.append((int(played_at.timestamp() * 1000), track, played_at, playlist))
+        if after is not None:
+            chosen = [p for p in kept if p[0] > after][-limit:]  # the plays just after the cursor
+        else:
+            chosen = [p for p in kept if before is None or p[0] < before][:limit]
+        plays = []
+        for _, track, played_at, playlist in chosen:
             context = None
             if playlist is not None:
                 pid = catalog.id_of("playlist", playlist)
@@ -552,19 +591,27 @@ class _Handler(BaseHTTPRequestHandler):
                     "context": context,
                 }
             )
-        # With `after`, the plays just after the cursor come first when paging forward.
-        plays = plays[-limit:] if after is not None else plays[:limit]
-        stamps = [int(dt.datetime.fromisoformat(str(p["played_at"])[:-1] + "+00:00").timestamp() * 1000) for p in plays]
+        stamps = [p[0] for p in chosen]
         cursors = {"after": str(max(stamps)), "before": str(min(stamps))} if stamps else None
+        older = bool(stamps) and any(p[0] < min(stamps) for p in kept)
+        url = f"{base}/me/player/recently-played"
+        cursor = "".join(f"&{key}={query[key]}" for key in ("after", "before") if key in query)
         page = {
-            "href": f"{base}/me/player/recently-played?limit={limit}",
+            "href": f"{url}?limit={limit}{cursor}",
             "items": plays,
             "limit": limit,
-            "next": None,
+            "next": f"{url}?before={min(stamps)}&limit={limit}" if older else None,
             "cursors": cursors,
-            "total": len(plays),
         }
         return 200, page, None
+
+    @staticmethod
+    def _millis(query: dict[str, str], key: str) -> int | None:
+        if key not in query:
+            return None
+        if not query[key].isdigit():
+            raise HttpError(400, f"Invalid {key} cursor")
+        return int(query[key])
 
     def _route_top(self, query: dict[str, str], body: bytes, kind: str) -> tuple[int, Any, None]:
         user, catalog, base = self._user(), self.app.catalog, self.app.api_url
@@ -638,12 +685,17 @@ class _Handler(BaseHTTPRequestHandler):
         index = self._index("playlist", playlist_id)
         catalog = self.app.catalog
         payload = catalog.playlist_header(index, self.app.api_url)
-        key = "tracks" if self.app.legacy_items else "items"
+        if self.app.legacy_items:
+            keys = ["tracks"]
+        else:  # `tracks` is the deprecated alias of `items`, left out in the current-names-only shape
+            keys = ["items", "tracks"] if catalog.config.items_shape == "both" else ["items"]
         if self._can_read_items(token, index):
             wants_items = "fields" not in query or re.search(r"(^|[,(])!?(items|tracks)\b", query["fields"])
             if wants_items:
                 path = "tracks" if self.app.legacy_items else "items"
-                payload[key] = self._items_page(index, 0, PLAYLIST_ITEMS_MAX_LIMIT, path, None)
+                page = self._items_page(index, 0, PLAYLIST_ITEMS_MAX_LIMIT, path, None)
+                for key in keys:
+                    payload[key] = page
         return 200, self._filtered(payload, query), [playlist_id]
 
     def _route_playlist_items(self, query: dict[str, str], body: bytes, playlist_id: str) -> tuple[int, Any, list[str]]:
@@ -654,6 +706,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _route_playlist_tracks(
         self, query: dict[str, str], body: bytes, playlist_id: str
     ) -> tuple[int, Any, list[str]]:
+        if not self.app.catalog.extended and not self.app.legacy_items:
+            self._auth()
+            raise HttpError(403, "Forbidden")  # deprecated; refused to Development Mode apps since March 2026
         return self._playlist_page(query, playlist_id, "tracks")
 
     def _playlist_page(self, query: dict[str, str], playlist_id: str, path: str) -> tuple[int, Any, list[str]]:
@@ -717,6 +772,107 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route_tracks(self, query: dict[str, str], body: bytes) -> tuple[int, Any, list[str]]:
         return self._batch("track", query)
+
+    def _small_page_params(self, query: dict[str, str]) -> tuple[int, int]:
+        default, maximum = SMALL_PAGES[self.app.catalog.config.mode]
+        return self._paging_params(query, maximum, default)
+
+    def _offset_page(self, items: list[Any], limit: int, offset: int, url: str, params: str = "") -> dict[str, Any]:
+        """An offset paging object over `items`, with links that keep the request's other `params`."""
+        total = len(items)
+
+        def link(off: int) -> str:
+            return f"{url}?{params}offset={off}&limit={limit}"
+
+        return {
+            "href": link(offset),
+            "items": items[offset : offset + limit],
+            "limit": limit,
+            "next": link(offset + limit) if offset + limit < total else None,
+            "offset": offset,
+            "previous": link(max(0, offset - limit)) if offset else None,
+            "total": total,
+        }
+
+    def _route_search(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        """Names containing every word of `q` (field filters such as `artist:` match the name too)."""
+        self._auth()
+        text = (query.get("q") or query.get("query", "")).strip()  # `next` links spell it `query`, as Spotify's do
+        if not text:
+            raise HttpError(400, "No search query")
+        if not query.get("type"):
+            raise HttpError(400, "Missing parameter type")
+        kinds = query["type"].split(",")
+        if any(kind not in SEARCH_TYPES for kind in kinds):
+            raise HttpError(400, "Bad search type field")
+        limit, offset = self._small_page_params(query)
+        if offset > 1000:
+            raise HttpError(400, "Invalid offset")
+        words = [w.partition(":")[2] if ":" in w else w for w in text.split()]
+        words = [w.strip('"') for w in words if w.strip('"')]
+        catalog, base = self.app.catalog, self.app.api_url
+        render: dict[str, Callable[[int, str], dict[str, Any]]] = {
+            "track": catalog.track_full,
+            "album": catalog.album_simplified,
+            "artist": catalog.artist_full,
+            "playlist": catalog.simplified_playlist,
+            "show": catalog.show,
+            "episode": functools.partial(catalog.episode, simplified=True),
+        }
+        params = f"query={urllib.parse.quote(text)}&type={{kind}}&"
+        result = {}
+        for kind in dict.fromkeys(kinds):
+            found = [] if kind == "audiobook" else catalog.search(kind, words)
+            page = self._offset_page(found, limit, offset, f"{base}/search", params.format(kind=kind))
+            page["items"] = [render[kind](i, base) for i in page["items"]]
+            result[f"{kind}s"] = page
+        return 200, result, None
+
+    def _route_album_tracks(self, query: dict[str, str], body: bytes, album_id: str) -> tuple[int, Any, list[str]]:
+        self._auth()
+        album = self._index("album", album_id)
+        catalog = self.app.catalog
+        limit, offset = self._paging_params(query, 50, 20)
+        first = album * 8
+        tracks = list(range(first, min(first + 8, catalog.n_tracks)))
+        page = self._offset_page(tracks, limit, offset, f"{self.app.api_url}/albums/{album_id}/tracks")
+        page["items"] = [catalog.track_simplified(t, self.app.api_url) for t in page["items"]]
+        return 200, page, [album_id]
+
+    def _route_artist_albums(self, query: dict[str, str], body: bytes, artist_id: str) -> tuple[int, Any, list[str]]:
+        self._auth()
+        artist = self._index("artist", artist_id)
+        catalog, base = self.app.catalog, self.app.api_url
+        groups = [g for g in query.get("include_groups", "").split(",") if g]
+        if any(g not in ("album", "single", "appears_on", "compilation") for g in groups):
+            raise HttpError(400, "Invalid include_groups")
+        limit, offset = self._small_page_params(query)
+        albums = []
+        for album in catalog.artist_albums(artist):
+            obj = catalog.album_simplified(album, base)
+            obj["album_group"] = obj["album_type"]  # a release of the artist's own: its group is its type
+            if not groups or obj["album_group"] in groups:
+                albums.append(obj)
+        params = f"include_groups={','.join(groups)}&" if groups else ""
+        return 200, self._offset_page(albums, limit, offset, f"{base}/artists/{artist_id}/albums", params), [artist_id]
+
+    def _route_library_contains(self, query: dict[str, str], body: bytes) -> tuple[int, Any, None]:
+        """Whether each URI is in the user's library: liked tracks and the playlists in it."""
+        user, catalog = self._user(), self.app.catalog
+        uris = [u for u in query.get("uris", "").split(",") if u]
+        if not uris:
+            raise HttpError(400, "Missing required parameter: uris")
+        if len(uris) > LIBRARY_CONTAINS_MAX:
+            raise HttpError(400, "Too many ids requested")
+        liked = {catalog.id_of("track", t) for t, _ in catalog.saved_tracks(user)}
+        playlists = {catalog.id_of("playlist", p) for p in catalog.user_playlists(user)}
+        answers = []
+        for uri in uris:
+            scheme, kind, spotify_id = [*uri.split(":"), "", ""][:3]
+            if scheme != "spotify" or not is_base62_id(spotify_id) or uri.count(":") != 2:
+                raise HttpError(400, f"Invalid URI: {uri}")
+            answers.append(spotify_id in {"track": liked, "playlist": playlists}.get(kind, set()))
+        return 200, answers, None
 
     # ---- admin ---------------------------------------------------------------------------------------
     def _json_body(self, body: bytes) -> dict[str, Any]:
