@@ -386,3 +386,24 @@ def test_responses_in_the_pre_2026_shape_give_the_same_tables(lake_run: Path, tm
     assert converted >= 3
     transform(LocalStorage(old), Catalog(old))
     assert comparable_tables(old) == comparable_tables(lake_run)
+
+
+def test_the_latest_extraction_wins_even_when_its_run_id_sorts_first(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    """Run ids sort by their start second, then random hex: two runs in one second (parallel Lambda extracts,
+    a retry) can sort against their order. Positions come from the extraction fetched last; before, a
+    playlist could end with no positions at all when the two orders disagreed."""
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path)
+    pipeline.extract(settings, server.playlist_ids(), run_id="20261130T000000Z-ffffff")
+    server.mutate([0])
+    pipeline.extract(settings, server.playlist_ids(), run_id="20261130T000000Z-000000", full=True)
+    transform(LocalStorage(tmp_path), Catalog(tmp_path))
+    got = rows(tmp_path, "SELECT playlist_id, count(*), min(run_id) FROM playlist_songs GROUP BY 1 ORDER BY 1")
+    expected = sorted(
+        (server.catalog.id_of("playlist", i), server.catalog.playlist_size(i), "20261130T000000Z-000000")
+        for i in range(3)
+        if server.catalog.playlist_size(i)
+    )
+    assert got == expected

@@ -194,8 +194,9 @@ def build_user_tables(con: duckdb.DuckDBPyConnection) -> None:
             SELECT meta.user_id AS user_id, run_id, fetched_at, unnest(body.items) AS s FROM raw_saved_tracks
             WHERE run_id IN (SELECT run_id FROM complete_sources WHERE source = 'liked')
         ),
-        latest AS (SELECT user_id, max(run_id) AS run_id FROM pages GROUP BY user_id)
-        SELECT p.user_id, p.s.track.id AS song_id, min(p.s.added_at::TIMESTAMPTZ) AS added_at,
+        -- latest by fetch time: run ids sort by their start second only, so two runs in one second may not
+        latest AS (SELECT user_id, arg_max(run_id, fetched_at) AS run_id FROM pages GROUP BY user_id)
+        SELECT p.user_id, p.s.track.id AS song_id, min(TRY_CAST(p.s.added_at AS TIMESTAMPTZ)) AS added_at,
                max(p.fetched_at) AS extracted_at
         FROM pages p JOIN latest USING (user_id, run_id)
         WHERE p.s.track.id IS NOT NULL AND p.s.track.type = 'track'
@@ -341,7 +342,7 @@ def _positions_sql(playlists: str, pages: str, current: bool) -> str:
                CASE WHEN o.idx = 1 THEN o.header END AS header, o.has_items AND c.run_id IS NOT NULL AS complete,
                (coalesce(o.page_offset, 0) + o.idx - 1)::INTEGER AS position,
                -- Spotify's placeholders for "unknown" (very old and editorial positions) are not facts: NULL
-               nullif(o.it.added_at::TIMESTAMPTZ, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS added_at,
+               nullif(TRY_CAST(o.it.added_at AS TIMESTAMPTZ), TIMESTAMPTZ '1970-01-01 00:00:00+00') AS added_at,
                nullif(o.it.added_by.id, '') AS added_by, o.obj,
                CASE
                    WHEN o.it.is_local OR o.obj.is_local THEN 'local'
@@ -661,8 +662,10 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
         SELECT playlist_id, position, item_type, song_id, item_uri, item_name, added_at, added_by, snapshot_id,
                fetched_at AS extracted_at, run_id
         FROM item_rows
-        QUALIFY run_id = max(run_id) OVER (PARTITION BY playlist_id)
-            AND row_number() OVER (PARTITION BY playlist_id, position ORDER BY fetched_at DESC) = 1
+        -- each playlist's latest extraction by fetch time (run ids sort by their start second only, so two runs
+        -- started in the same second may not), one row per position of it
+        QUALIFY run_id = arg_max(run_id, fetched_at) OVER (PARTITION BY playlist_id)
+            AND row_number() OVER (PARTITION BY playlist_id, run_id, position ORDER BY fetched_at DESC) = 1
         """
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_songs_full AS {PARTIALS['song_partials']}")
