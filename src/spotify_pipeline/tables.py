@@ -263,8 +263,9 @@ TABLES: dict[str, TableSpec] = {
                 ("rejected_at", TS),
                 ("by_run_id", pa.string()),
             ),
-            ("raw_file", "line_number"),
-            "Raw records (stored API responses) the transform set aside because they do not read as typed.",
+            ("raw_file", "line_number", "playlist_id"),
+            "Raw records (stored API responses) the transform set aside because they do not read as typed, and "
+            "playlist extractions whose positions are not one version of the playlist (line 0, the run's manifest).",
         ),
         TableSpec(
             "processed_raw_runs",

@@ -42,7 +42,9 @@ class Derived:
 MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "artists": KeyedMerge("last_seen_at", sticky=("genres", "followers", "popularity", "image_url", "enriched_at")),
     "albums": KeyedMerge("last_seen_at", sticky=("label", "upc", "popularity", "enriched_at")),
-    "songs": KeyedMerge("last_seen_at", sticky=("popularity", "isrc"), earliest=("first_seen_at", "song_added")),
+    "songs": KeyedMerge(
+        "last_seen_at", sticky=("popularity", "isrc", "duration_ms"), earliest=("first_seen_at", "song_added")
+    ),
     "playlists": KeyedMerge("extracted_at", sticky=("items_extracted_at",), earliest=(), latest=()),
     "song_popularity": KeyedMerge("observed_at", earliest=(), latest=()),
     "playlist_changes": KeyedMerge("changed_at", earliest=(), latest=()),

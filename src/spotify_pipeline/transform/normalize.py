@@ -506,6 +506,8 @@ def build_batch(
     for number, batch in enumerate(file_batches(playlist_files, batch_bytes)):
         _read_or_screen(con, lambda b, first: _read_playlist_batch(con, b, first), batch, number == 0, quarantine)
         compact()
+    if quarantine is not None:
+        _set_aside_inconsistent_positions(con, quarantine)
     if quarantine is not None and quarantine.rejected:
         # A playlist whose page was set aside in a later batch may have had complete positions earlier.
         con.execute(
@@ -601,6 +603,32 @@ def _read_or_screen(
     if liked:
         con.execute("DELETE FROM complete_sources WHERE source = 'liked' AND list_contains(?, run_id)", [liked])
     read(screened, first)
+
+
+def _set_aside_inconsistent_positions(con: duckdb.DuckDBPyConnection, quarantine: Quarantine) -> None:
+    """A complete extraction whose positions are not 0..n-1 with n the items the extractor read (a page with
+    a wrong `offset`, a page missing) is not one version of the playlist: it is set aside as a whole, so the
+    playlist keeps its previous positions instead of failing the quality gate for every playlist, run after
+    run (an unchanged playlist is not read again). Values of the right type but no meaning reach here."""
+    bad = con.execute(
+        """SELECT c.run_id, c.playlist_id, c.manifest, c.items, count(DISTINCT i.position) AS n,
+                  min(i.position) AS lo, max(i.position) AS hi
+           FROM complete c LEFT JOIN item_rows i USING (run_id, playlist_id)
+           GROUP BY ALL
+           HAVING (n > 0 AND (lo <> 0 OR hi <> n - 1)) OR (c.items IS NOT NULL AND n <> c.items)
+           ORDER BY 1, 2"""
+    ).fetchall()
+    for run_id, playlist_id, manifest, items, n, lo, hi in bad:
+        quarantine.reject_extraction(
+            manifest,
+            run_id,
+            playlist_id,
+            f"positions are not one whole extraction: {n} distinct positions from {lo} to {hi}, "
+            f"the extractor read {items} items",
+        )
+    if bad:
+        pairs = [f"{run}/{playlist}" for run, playlist, *_ in bad]
+        con.execute("DELETE FROM complete WHERE list_contains(?, run_id || '/' || playlist_id)", [pairs])
 
 
 def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], first: bool) -> None:

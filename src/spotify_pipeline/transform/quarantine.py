@@ -57,6 +57,11 @@ class Quarantine:
         self.rejected: list[Rejected] = []
         self._folder: Path | None = None
 
+    def reject_extraction(self, manifest_key: str, run_id: str, playlist_id: str, error: str) -> None:
+        """Set aside a playlist's whole extraction in a run (its pages read, but not as one version of it).
+        Named by the run's manifest, which declared it complete; line 0 stands for no single line."""
+        self.rejected.append(Rejected(manifest_key, 0, "playlist_items", run_id, playlist_id, None, "positions", error))
+
     def screen(self, con: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> list[RawFile] | None:
         """`files` with every line the typed read rejects left out (cleaned files are local copies), or
         None when no line is odd (the failure was something else: let it surface)."""

@@ -21,6 +21,7 @@ from ..catalog import Catalog
 from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
 from ..crashpoints import crash_point
 from ..errors import LakeError, QualityError
+from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
@@ -192,6 +193,8 @@ def transform(
                         "run_id": manifest["run_id"],
                         "playlist_id": playlist_id,
                         "snapshot_id": outcome.get("snapshot_id"),
+                        "items": outcome.get("items"),
+                        "manifest": manifest_key(dt.date.fromisoformat(manifest["extracted_date"]), manifest["run_id"]),
                     }
                 )
 
@@ -202,7 +205,15 @@ def transform(
             "_complete",
             pa.Table.from_pylist(
                 complete,
-                schema=pa.schema([("run_id", pa.string()), ("playlist_id", pa.string()), ("snapshot_id", pa.string())]),
+                schema=pa.schema(
+                    [
+                        ("run_id", pa.string()),
+                        ("playlist_id", pa.string()),
+                        ("snapshot_id", pa.string()),
+                        ("items", pa.int64()),  # how many positions the extractor read (older manifests: None)
+                        ("manifest", pa.string()),
+                    ]
+                ),
             ),
         )
         con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
