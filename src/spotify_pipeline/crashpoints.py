@@ -2,7 +2,9 @@
 nothing. Inert unless SPOTIFY_PIPELINE_CRASH_AT is set (to `<point>` or `<point>:<n>`, the n-th pass).
 
 Points: extract.page_stored, raw.temp_written (a raw file's bytes are on disk under a temporary name),
-raw.part_written, transform.table_committed, transform.tables_committed.
+raw.part_written, transform.table_committed (after each table's commit), transform.tables_committed (after the
+bookkeeping commit), transform.published (after the publish journal is removed). tests/reliability kills a
+run at each of them.
 """
 
 from __future__ import annotations
