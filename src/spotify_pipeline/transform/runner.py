@@ -20,6 +20,7 @@ import pyarrow as pa
 from ..catalog import Catalog
 from ..crashpoints import crash_point
 from ..errors import ConfigError, LakeError, QualityError
+from ..history.listens import build_listen_events
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
@@ -229,6 +230,7 @@ def transform(
         _register_base(con, catalog, "playlist_songs", base)
         build_changes(con)
         build_user_tables(con)
+        build_listen_events(con, [f.uri for f in files.get("history_export", [])])
         for name in DATA_TABLES:
             if isinstance(MERGES[name], Derived):
                 con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
