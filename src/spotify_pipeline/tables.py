@@ -221,7 +221,7 @@ TABLES: dict[str, TableSpec] = {
             for name, description in (
                 (
                     "listen_events",
-                    "Every play record of every source (export files, recently played) once: what listens is built from.",
+                    "Each play record of each source (export files, recently played) once; listens is built from it.",
                 ),
                 ("listens", "One row per listening event, from every export and the API, each play counted once."),
             )

@@ -48,7 +48,10 @@ FORMATS: dict[str, HistoryFormat] = {
             _EXTENDED_FIELDS,
         ),
         HistoryFormat(
-            "legacy", re.compile(r"^endsong(_\d+)?\.json$", re.IGNORECASE), frozenset({"ts", "ms_played"}), _LEGACY_FIELDS
+            "legacy",
+            re.compile(r"^endsong(_\d+)?\.json$", re.IGNORECASE),
+            frozenset({"ts", "ms_played"}),
+            _LEGACY_FIELDS,
         ),
         HistoryFormat(
             "account_podcast",

@@ -26,7 +26,7 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.runner import connect
-from .parse import ParsedFile, _quote, legacy_usernames, parse_files
+from .parse import ParsedFile, legacy_usernames, parse_files, sql_quote
 from .reader import open_export, remove_workdir
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,7 @@ def resolve_user(user: str | None, usernames: list[str], settings: Settings | No
     logged_in = _logged_in_user(settings) if settings is not None else None
     if logged_in:
         return logged_in
-    raise InputError(
-        "cannot tell whose listening history this is", hint="pass --user ID (your Spotify username)"
-    )
+    raise InputError("cannot tell whose listening history this is", hint="pass --user ID (your Spotify username)")
 
 
 def _logged_in_user(settings: Settings) -> str | None:
@@ -156,10 +154,10 @@ def _write_raw_run(
             "file": p.source.name,
             "format": p.fmt.name,
         }
-        meta_sql = "{" + ", ".join(f"'{k}': {_quote(v)}" for k, v in meta.items()) + "}"
+        meta_sql = "{" + ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items()) + "}"
         con.execute(
             f"COPY (SELECT {meta_sql} AS meta, j AS body FROM export_plays WHERE file_idx = {int(idx)} ORDER BY i) "
-            f"TO {_quote(str(tmp))} (FORMAT json, COMPRESSION gzip)"
+            f"TO {sql_quote(str(tmp))} (FORMAT json, COMPRESSION gzip)"
         )
         data = tmp.read_bytes()
         tmp.unlink()

@@ -66,9 +66,7 @@ def _export_rows(uris: Sequence[str]) -> str:
 
 def _listen_id(fmt: str) -> str:
     item = "coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))"
-    return (
-        f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
-    )
+    return f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
 
 
 def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str]) -> None:

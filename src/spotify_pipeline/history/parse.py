@@ -1,6 +1,6 @@
 """Parse and validate the history files of a download in DuckDB, with the private fields already dropped.
 
-Each file is read once by DuckDB's JSON reader into a temp table `export_plays(file_idx, i, j)`: one row per
+Each file is read once by DuckDB's JSON reader into a temp table `export_plays(file_idx, i, is_object, j)`: one row per
 element, `j` the element as JSON minus `PRIVATE_FIELDS` (removed with a JSON merge patch, so every other
 field stays as received). Everything is checked before anything is written: the JSON is whole, the top level
 is an array of objects, each element has its format's required fields with usable types. A file that fails
@@ -50,7 +50,7 @@ class ParsedFile:
     unknown_fields: list[str] = field(default_factory=list)
 
 
-def _quote(value: str) -> str:
+def sql_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -79,25 +79,24 @@ _WHAT = {
 
 def parse_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[ParsedFile]:
     """Load and check every file into `export_plays`; raise InputError on the first bad file."""
-    con.execute("CREATE OR REPLACE TEMP TABLE export_plays (file_idx INTEGER, i BIGINT, j JSON)")
+    con.execute("CREATE OR REPLACE TEMP TABLE export_plays (file_idx INTEGER, i BIGINT, is_object BOOLEAN, j JSON)")
     parsed = []
     for idx, source in enumerate(files):
         try:
             con.execute(
                 f"""INSERT INTO export_plays
-                SELECT {idx}, row_number() OVER (), json_merge_patch(json, {_quote(_DROP_PRIVATE)})
-                FROM read_json_objects({_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
+                SELECT {idx}, row_number() OVER (), json_type(json) = 'OBJECT',
+                       json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
+                FROM read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
             )
         except duckdb.Error as exc:
             raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
         plays, not_object = con.execute(
-            "SELECT count(*), min(i) FILTER (WHERE json_type(j) <> 'OBJECT') FROM export_plays WHERE file_idx = ?",
+            "SELECT count(*), min(i) FILTER (WHERE NOT is_object) FROM export_plays WHERE file_idx = ?",
             [idx],
         ).fetchall()[0]
         if not_object is not None:
-            raise InputError(
-                f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING
-            )
+            raise InputError(f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING)
         keys = {
             k
             for (k,) in con.execute(

@@ -217,7 +217,7 @@ def write_export(
         export.skipped += [f"{ACCOUNT_DIR}/Userdata.json", f"{ACCOUNT_DIR}/Identity.json"]
     for e in elements:
         export.private_values.add(e["ip_addr"])
-    for name, items in export.files.items():
+    for items in export.files.values():
         for e in items:
             for key in ("ip_addr", "ip_addr_decrypted", "user_agent_decrypted"):
                 if e.get(key):
