@@ -374,3 +374,17 @@ def test_ts_is_read_as_utc(tmp_path: Path) -> None:
     import_ok(tmp_path / "Streaming_History_Audio_x.json", tmp_path / "lake", "--user", "u")
     (ended,) = rows(tmp_path / "lake", "SELECT ended_at FROM listens")[0]
     assert ended == dt.datetime(2024, 3, 31, 1, 30, tzinfo=dt.UTC)
+
+
+def test_benchmark_smoke_run() -> None:
+    """bench/history.py runs end to end on a tiny download (no timing is asserted)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.history", "--plays", "500"], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["listens"] == 500 and out["reimport_new_plays"] == 0
