@@ -831,3 +831,22 @@ def whoami() -> None:
 
     for line in run_whoami(_settings()).lines():
         click.echo(line)
+
+
+@main.command("import-history")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--user", default=None, help="Whose history. [default: the legacy files' username, else the login]")
+@lake_option
+@handle_errors
+def import_history(path: Path, user: str | None, lake: str | None) -> None:
+    """Import a Spotify data download (my_spotify_data.zip, its folder, or one JSON file) into `listens`.
+
+    Reads the extended streaming history, the legacy endsong files and the account data's
+    StreamingHistory files; IP addresses and user agents are dropped before anything is written.
+    """
+    from .history.importer import import_history as run_import
+    from .history.importer import import_lines
+
+    result = run_import(_settings(lake=lake), path, user=user)
+    for line in import_lines(result):
+        click.echo(line)

@@ -107,6 +107,18 @@ CHECKS: list[Check] = [
         "SELECT count(*) FROM {songs} WHERE duration_ms IS NULL OR duration_ms <= 0",
         "every track lasts more than 0 ms",
     ),
+    *(
+        Check(
+            f"{t}.values_valid",
+            t,
+            "error",
+            f"SELECT count(*) FROM {{{t}}} WHERE ms_played < 0 OR ended_at IS NULL OR user_id IS NULL"
+            " OR item_type NOT IN ('track', 'episode', 'audiobook', 'unknown') OR source NOT IN ('export', 'api')"
+            " OR (song_id IS NOT NULL AND item_type <> 'track')",
+            "ms_played >= 0; user, end time, kind and source set; song_id only for tracks",
+        )
+        for t in ("listen_events", "listens")
+    ),
     Check(
         "albums.release_date_matches_precision",
         "albums",

@@ -189,6 +189,43 @@ TABLES: dict[str, TableSpec] = {
             ("user_id", "played_at"),
             "The user's listening history (/me/player/recently-played), accumulated run after run.",
         ),
+        *(
+            TableSpec(
+                name,
+                _schema(
+                    ("listen_id", pa.string()),
+                    ("user_id", pa.string()),
+                    ("ended_at", TS),
+                    ("ms_played", pa.int64()),
+                    ("item_type", pa.string()),
+                    ("song_id", pa.string()),
+                    ("item_uri", pa.string()),
+                    ("track_name", pa.string()),
+                    ("artist_name", pa.string()),
+                    ("album_name", pa.string()),
+                    ("reason_start", pa.string()),
+                    ("reason_end", pa.string()),
+                    ("shuffle", pa.bool_()),
+                    ("skipped", pa.bool_()),
+                    ("offline", pa.bool_()),
+                    ("incognito", pa.bool_()),
+                    ("platform", pa.string()),
+                    ("country", pa.string()),
+                    ("source", pa.string()),
+                    ("source_format", pa.string()),
+                    ("imported_at", TS),
+                ),
+                ("listen_id",),
+                description,
+            )
+            for name, description in (
+                (
+                    "listen_events",
+                    "Each play record of each source (export files, recently played) once; listens is built from it.",
+                ),
+                ("listens", "One row per listening event, from every export and the API, each play counted once."),
+            )
+        ),
         TableSpec(
             "user_top",
             _schema(
@@ -289,5 +326,7 @@ DATA_TABLES = (
     "saved_songs",
     "plays",
     "user_top",
+    "listen_events",
+    "listens",  # derived from the merged listen_events: keep after it
     "artist_stats",  # derived from the merged playlist_songs and song_artists: keep after them
 )

@@ -24,7 +24,11 @@ RAW_ENTITIES = (
     "saved_tracks",
     "recently_played",
     "top_items",
+    "history_export",  # listening history from a Spotify data download (history/importer.py)
 )
+# Written all at once with the manifest last (an import is all or nothing): parts without a manifest are
+# an aborted import, never finalised by recovery.
+ATOMIC_ENTITIES = ("history_export",)
 _RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from .layout import CHECKPOINT_PREFIX, MANIFEST_PREFIX, RAW_ENTITIES, manifest_key, run_id_of
+from .layout import ATOMIC_ENTITIES, CHECKPOINT_PREFIX, MANIFEST_PREFIX, RAW_ENTITIES, manifest_key, run_id_of
 from .storage import Storage
 
 
@@ -20,7 +20,7 @@ def interrupted_runs(storage: Storage) -> dict[str, list[str]]:
     """Run id -> its part files, for runs with part files but no manifest."""
     finished = {run_id_of(k) for k in storage.list(MANIFEST_PREFIX)}
     parts: dict[str, list[str]] = {}
-    for entity in RAW_ENTITIES:
+    for entity in (e for e in RAW_ENTITIES if e not in ATOMIC_ENTITIES):
         for key in storage.list(f"raw/{entity}/"):
             run_id = run_id_of(key)
             if run_id and run_id not in finished and key.endswith(".jsonl.gz"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..history.listens import LISTENS_SQL
 from ..tables import TABLES
 
 
@@ -51,6 +52,9 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "saved_songs": ReplaceChildren(("user_id",), newer_by="extracted_at"),
     "plays": KeyedMerge("extracted_at", earliest=(), latest=()),
     "user_top": KeyedMerge("observed_at", earliest=(), latest=()),
+    "listen_events": KeyedMerge("imported_at", earliest=("imported_at",), latest=()),
+    # One row per listen, matched across sources by the rule in history/listens.py, from every event.
+    "listens": Derived(LISTENS_SQL),
     "album_artists": ReplaceChildren(("album_id",)),
     "song_artists": ReplaceChildren(("song_id",)),
     "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at"),

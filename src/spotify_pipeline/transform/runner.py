@@ -21,6 +21,7 @@ from ..catalog import Catalog
 from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
 from ..crashpoints import crash_point
 from ..errors import LakeError, QualityError
+from ..history.listens import build_listen_events
 from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
@@ -243,6 +244,7 @@ def transform(
         _register_base(con, catalog, "playlist_songs", base)
         build_changes(con)
         build_user_tables(con)
+        build_listen_events(con, [f.uri for f in files.get("history_export", [])])
         for name in DATA_TABLES:
             if isinstance(MERGES[name], Derived):
                 con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")

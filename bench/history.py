@@ -1,0 +1,114 @@
+"""Benchmark `import-history`: N generated plays (extended history files of 16k plays, as Spotify splits them)
+imported end to end (read, check, privacy filter, raw run, transform, publish) into an empty lake, then the
+same download again. Prints plays/s and the importing process's peak RSS.
+
+    python -m bench.history --plays 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PER_FILE = 16_000
+
+
+def generate(folder: Path, plays: int, seed: int = 1) -> None:
+    """Extended-history files with realistic fields and sizes (a few thousand distinct tracks)."""
+    rng = random.Random(seed)
+    start = 1_600_000_000
+    for k, first in enumerate(range(0, plays, PER_FILE)):
+        elements = []
+        for n in range(first, min(plays, first + PER_FILE)):
+            track = rng.randrange(5000)
+            ended = start + n * 200 + rng.randrange(60)
+            elements.append(
+                {
+                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended)),
+                    "platform": "android",
+                    "ms_played": rng.randrange(0, 300_000),
+                    "conn_country": "DE",
+                    "ip_addr": f"198.51.100.{n % 250}",
+                    "master_metadata_track_name": f"Track {track}",
+                    "master_metadata_album_artist_name": f"Artist {track % 700}",
+                    "master_metadata_album_album_name": f"Album {track // 8}",
+                    "spotify_track_uri": f"spotify:track:{track:022d}",
+                    "episode_name": None,
+                    "episode_show_name": None,
+                    "spotify_episode_uri": None,
+                    "audiobook_title": None,
+                    "audiobook_uri": None,
+                    "audiobook_chapter_uri": None,
+                    "audiobook_chapter_title": None,
+                    "reason_start": "trackdone",
+                    "reason_end": "trackdone",
+                    "shuffle": n % 3 == 0,
+                    "skipped": False,
+                    "offline": False,
+                    "offline_timestamp": None,
+                    "incognito_mode": False,
+                }
+            )
+        (folder / f"Streaming_History_Audio_{k}.json").write_text(json.dumps(elements, indent=2))
+
+
+def child(path: str, lake: str) -> None:
+    """One import in this process; prints seconds, plays and peak RSS as JSON."""
+    from spotify_pipeline.config import load_settings
+    from spotify_pipeline.history.importer import import_history
+
+    began = time.perf_counter()
+    result = import_history(load_settings({"lake": lake}, env={}), Path(path), user="bench")
+    seconds = time.perf_counter() - began
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows = result.transform.rows.get("listens") if result.transform else None
+    print(json.dumps({"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": rss_mib}))
+
+
+def measure(path: Path, lake: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.history", "--child", str(path), str(lake)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plays", type=int, default=1_000_000)
+    parser.add_argument("--child", nargs=2, metavar=("PATH", "LAKE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
+        export = Path(tmp) / "export"
+        export.mkdir()
+        generate(export, args.plays)
+        size = sum(p.stat().st_size for p in export.iterdir())
+        first = measure(export, Path(tmp) / "lake")
+        again = measure(export, Path(tmp) / "lake")
+    out = {
+        "plays": args.plays,
+        "export_mib": round(size / 2**20, 1),
+        "import_s": round(first["seconds"], 2),
+        "plays_per_s": round(args.plays / first["seconds"]),
+        "peak_rss_mib": round(first["peak_rss_mib"]),
+        "listens": first["listens"],
+        "reimport_s": round(again["seconds"], 2),
+        "reimport_new_plays": again["plays"],
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

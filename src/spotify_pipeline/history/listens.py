@@ -1,0 +1,158 @@
+"""Listening events -> `listen_events` (every play record seen) -> `listens` (one row per listen), in SQL.
+
+`listen_events` holds each play as each source recorded it: the export files (extended, legacy, account
+data) and the API's recently played, keyed exactly (`listen_id`: user, source format, end time, item,
+ms played), so the same record seen in two files or two imports is one row. `listens` is derived from
+all of them by every transform (so importing in any order, or rebuilding, gives the same rows):
+
+1. detailed export records (`extended`, `legacy`; `ts` in seconds): one listen per (user, item, ts);
+   no tolerance, since real exports hold distinct plays of one track seconds apart (skips, replays).
+   The extended record wins over the legacy one.
+2. an API play (`played_at`) is the same listen as a detailed record of the same user and item URI
+   whose end, or start (end - ms_played), is within `API_TOLERANCE_S` seconds: Spotify documents
+   `played_at` as "when the track was played" and has been seen to send either.
+3. an account-data record (`endTime` in minutes, no URI) is the same listen as a listen from 1 or 2 of
+   the same user, kind, track/episode name and artist/show name whose end time, truncated to the minute,
+   is within one minute of `endTime`.
+The richer record is kept: extended, then legacy, then API, then account data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+API_TOLERANCE_S = 5
+ACCOUNT_TOLERANCE_MIN = 1
+
+LISTEN_COLUMNS = (
+    "listen_id, user_id, ended_at, ms_played, item_type, song_id, item_uri, track_name, artist_name, album_name, "
+    "reason_start, reason_end, shuffle, skipped, offline, incognito, platform, country, source, source_format, "
+    "imported_at"
+)
+
+_TEXT = (
+    "platform conn_country master_metadata_track_name master_metadata_album_artist_name "
+    "master_metadata_album_album_name spotify_track_uri episode_name episode_show_name spotify_episode_uri "
+    "audiobook_title audiobook_uri audiobook_chapter_uri audiobook_chapter_title reason_start reason_end "
+    "endTime artistName trackName podcastName episodeName ts"
+).split()
+_BODY = (
+    "STRUCT("
+    + ", ".join(
+        [f'"{f}" VARCHAR' for f in _TEXT]
+        + ['"ms_played" BIGINT', '"msPlayed" BIGINT']
+        + [f'"{f}" BOOLEAN' for f in ("shuffle", "skipped", "offline", "incognito_mode")]
+    )
+    + ")"
+)
+_META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _export_rows(uris: Sequence[str]) -> str:
+    if not uris:
+        return f"(SELECT NULL::{_META} AS meta, NULL::{_BODY} AS body LIMIT 0)"
+    files = "[" + ", ".join(_quote(u) for u in uris) + "]"
+    return (
+        f"(SELECT meta, body FROM read_json({files}, format='newline_delimited', compression='gzip',"
+        f" columns={{'meta': '{_META}', 'body': '{_BODY}'}}))"
+    )
+
+
+def _listen_id(fmt: str) -> str:
+    item = "coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))"
+    return f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
+
+
+def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str]) -> None:
+    """`b_listen_events` from the batch's `history_export` part files and its `raw_recently_played` view."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE listen_rows AS
+        SELECT meta.user_id AS user_id,
+               CASE WHEN meta.format LIKE 'account%'
+                    THEN strptime(body.endTime, '%Y-%m-%d %H:%M')::TIMESTAMP AT TIME ZONE 'UTC'
+                    ELSE strptime(body.ts, '%Y-%m-%dT%H:%M:%SZ')::TIMESTAMP AT TIME ZONE 'UTC' END AS ended_at,
+               coalesce(body.ms_played, body.msPlayed) AS ms_played,
+               CASE WHEN meta.format = 'account_music' THEN 'track'
+                    WHEN meta.format = 'account_podcast' THEN 'episode'
+                    WHEN body.spotify_track_uri IS NOT NULL THEN 'track'
+                    WHEN body.spotify_episode_uri IS NOT NULL THEN 'episode'
+                    WHEN coalesce(body.audiobook_chapter_uri, body.audiobook_uri) IS NOT NULL THEN 'audiobook'
+                    ELSE 'unknown' END AS item_type,
+               CASE WHEN body.spotify_track_uri LIKE 'spotify:track:%'
+                    THEN split_part(body.spotify_track_uri, ':', 3) END AS song_id,
+               coalesce(body.spotify_track_uri, body.spotify_episode_uri, body.audiobook_chapter_uri,
+                        body.audiobook_uri) AS item_uri,
+               coalesce(body.master_metadata_track_name, body.episode_name, body.audiobook_chapter_title,
+                        body.trackName, body.episodeName) AS track_name,
+               coalesce(body.master_metadata_album_artist_name, body.episode_show_name, body.artistName,
+                        body.podcastName) AS artist_name,
+               coalesce(body.master_metadata_album_album_name, body.audiobook_title) AS album_name,
+               body.reason_start AS reason_start, body.reason_end AS reason_end, body.shuffle AS shuffle,
+               body.skipped AS skipped, body.offline AS offline, body.incognito_mode AS incognito,
+               body.platform AS platform, body.conn_country AS country, 'export' AS source,
+               CASE WHEN meta.format LIKE 'account%' THEN 'account' ELSE meta.format END AS source_format,
+               meta.fetched_at::TIMESTAMPTZ AS imported_at
+        FROM {_export_rows(export_uris)}
+        UNION ALL
+        SELECT meta.user_id, p.played_at::TIMESTAMPTZ, NULL::BIGINT, coalesce(p.track.type, 'track'),
+               CASE WHEN coalesce(p.track.type, 'track') = 'track' THEN p.track.id END, p.track.uri, p.track.name,
+               p.track.artists[1].name, p.track.album.name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+               'api', 'api', fetched_at
+        FROM (SELECT meta, fetched_at, unnest(body.items) AS p FROM raw_recently_played)
+        WHERE p.played_at IS NOT NULL AND meta.user_id IS NOT NULL
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE b_listen_events AS
+        SELECT {_listen_id("source_format")} AS listen_id, * EXCLUDE (imported_at), imported_at FROM listen_rows
+        QUALIFY row_number() OVER (PARTITION BY listen_id ORDER BY imported_at) = 1
+        """
+    )
+    con.execute("DROP TABLE listen_rows")
+
+
+# The `listens` rule (a Derived merge): recomputed from every event by each transform; see the docstring.
+LISTENS_SQL = f"""
+WITH ev AS (
+    SELECT *, coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))
+              AS item_key
+    FROM staged_listen_events
+),
+detailed AS (
+    SELECT * FROM ev WHERE source_format IN ('extended', 'legacy')
+    QUALIFY row_number() OVER (PARTITION BY user_id, item_key, ended_at
+                               ORDER BY source_format = 'extended' DESC, ms_played DESC, listen_id) = 1
+),
+api AS (
+    SELECT a.* FROM ev a WHERE a.source_format = 'api' AND NOT EXISTS (
+        SELECT 1 FROM detailed d
+        WHERE d.user_id = a.user_id AND d.item_uri = a.item_uri
+          AND (abs(epoch(a.ended_at) - epoch(d.ended_at)) <= {API_TOLERANCE_S}
+               OR abs(epoch(a.ended_at) - (epoch(d.ended_at) - d.ms_played / 1000.0)) <= {API_TOLERANCE_S}))
+),
+exact AS (SELECT * FROM detailed UNION ALL SELECT * FROM api),
+account AS (SELECT * FROM ev WHERE source_format = 'account'),
+minutes AS (
+    SELECT user_id, item_type, track_name, artist_name,
+           date_trunc('minute', ended_at) + shift * INTERVAL 1 MINUTE AS minute
+    FROM exact, (SELECT unnest(range(-{ACCOUNT_TOLERANCE_MIN}, {ACCOUNT_TOLERANCE_MIN} + 1)) AS shift)
+    WHERE track_name IS NOT NULL
+      AND EXISTS (SELECT 1 FROM account c WHERE c.user_id = exact.user_id AND c.track_name = exact.track_name)
+),
+matched AS (
+    SELECT DISTINCT c.listen_id FROM account c JOIN minutes m
+      ON m.user_id = c.user_id AND m.item_type = c.item_type AND m.track_name = c.track_name
+     AND m.artist_name IS NOT DISTINCT FROM c.artist_name AND m.minute = c.ended_at
+)
+SELECT {LISTEN_COLUMNS} FROM exact
+UNION ALL
+SELECT {LISTEN_COLUMNS} FROM account WHERE listen_id NOT IN (SELECT listen_id FROM matched)
+"""

@@ -1,0 +1,163 @@
+"""Parse and validate the history files of a download in DuckDB, with the private fields already dropped.
+
+Each file is read once by DuckDB's JSON reader into a temp table `export_plays(file_idx, i, is_object, j)`: one row per
+element, `j` the element as JSON minus `PRIVATE_FIELDS` (removed with a JSON merge patch, so every other
+field stays as received). Everything is checked before anything is written: the JSON is whole, the top level
+is an array of objects, each element has its format's required fields with usable types. A file that fails
+is an `InputError` naming it and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import duckdb
+
+from ..errors import InputError
+from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat, format_by_keys
+from .reader import ExportFile
+
+# How each field the tables read must look (anything else is refused at import, so the transform never is).
+TEXT, FLAG, COUNT, INSTANT, MINUTE = "text", "flag", "count", "instant", "minute"
+FIELD_KINDS: dict[str, dict[str, str]] = {
+    "extended": {
+        "ts": INSTANT,
+        "ms_played": COUNT,
+        **dict.fromkeys(
+            """platform conn_country master_metadata_track_name master_metadata_album_artist_name
+            master_metadata_album_album_name spotify_track_uri episode_name episode_show_name spotify_episode_uri
+            audiobook_title audiobook_uri audiobook_chapter_uri audiobook_chapter_title reason_start reason_end
+            username""".split(),
+            TEXT,
+        ),
+        **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), FLAG),
+    },
+    "account_music": {"endTime": MINUTE, "msPlayed": COUNT, "artistName": TEXT, "trackName": TEXT},
+    "account_podcast": {"endTime": MINUTE, "msPlayed": COUNT, "podcastName": TEXT, "episodeName": TEXT},
+}
+FIELD_KINDS["legacy"] = FIELD_KINDS["extended"]
+TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+MINUTE_FORMAT = "%Y-%m-%d %H:%M"
+_DROP_PRIVATE = json.dumps(dict.fromkeys(PRIVATE_FIELDS))
+
+
+@dataclass
+class ParsedFile:
+    source: ExportFile
+    fmt: HistoryFormat
+    plays: int
+    unknown_fields: list[str] = field(default_factory=list)
+
+
+def sql_quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _bad(kind: str, f: str) -> str:
+    """SQL true where field `f` of `j` does not look like `kind` (a missing field reads as JSON null)."""
+    value, typ = f"(j->'{f}')", f"coalesce(json_type(j->'{f}'), 'NULL')"
+    if kind == TEXT:
+        return f"{typ} NOT IN ('VARCHAR', 'NULL')"
+    if kind == FLAG:
+        return f"{typ} NOT IN ('BOOLEAN', 'NULL')"
+    if kind == COUNT:  # a whole number >= 0 (JSON integers that fit BIGINT)
+        return f"({value} IS NULL OR {typ} <> 'UBIGINT' OR try_cast(j->>'{f}' AS BIGINT) IS NULL)"
+    if kind == INSTANT:
+        return f"({typ} <> 'VARCHAR' OR try_strptime(j->>'{f}', '{TS_FORMAT}') IS NULL)"
+    return f"({typ} <> 'VARCHAR' OR try_strptime(j->>'{f}', '{MINUTE_FORMAT}') IS NULL)"
+
+
+_WHAT = {
+    TEXT: "a string or null",
+    FLAG: "true, false or null",
+    COUNT: "a whole number of milliseconds >= 0",
+    INSTANT: "a UTC time like 2024-01-31T23:59:07Z",
+    MINUTE: "a time like 2024-01-31 23:59",
+}
+
+
+def parse_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[ParsedFile]:
+    """Load and check every file into `export_plays`; raise InputError on the first bad file."""
+    con.execute("CREATE OR REPLACE TEMP TABLE export_plays (file_idx INTEGER, i BIGINT, is_object BOOLEAN, j JSON)")
+    parsed = []
+    for idx, source in enumerate(files):
+        try:
+            con.execute(
+                f"""INSERT INTO export_plays
+                SELECT {idx}, row_number() OVER (), json_type(json) = 'OBJECT',
+                       json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
+                FROM read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
+            )
+        except duckdb.Error as exc:
+            raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
+        plays, not_object = con.execute(
+            "SELECT count(*), min(i) FILTER (WHERE NOT is_object) FROM export_plays WHERE file_idx = ?",
+            [idx],
+        ).fetchall()[0]
+        if not_object is not None:
+            raise InputError(f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING)
+        keys = {
+            k
+            for (k,) in con.execute(
+                "SELECT DISTINCT unnest(json_keys(j)) FROM export_plays WHERE file_idx = ?", [idx]
+            ).fetchall()
+        }
+        fmt = source.fmt
+        if fmt is None:
+            first = con.execute("SELECT json_keys(j) FROM export_plays WHERE file_idx = ? AND i = 1", [idx]).fetchall()
+            fmt = format_by_keys(set(first[0][0]) if first else set())
+            if fmt is None:
+                raise InputError(
+                    f"{source.name}: unknown JSON shape: not a Spotify streaming history file"
+                    + (f" (first element has {', '.join(sorted(first[0][0])[:6])})" if first else " (empty)"),
+                    hint=_NOTHING,
+                )
+        _check_fields(con, idx, source, fmt)
+        unknown = sorted(keys - fmt.known)
+        parsed.append(ParsedFile(source, fmt, plays, unknown))
+    return parsed
+
+
+_NOTHING = "nothing was imported"
+
+
+def _json_problem(message: str, path: str) -> str:
+    first = message.splitlines()[0].replace("Invalid Input Error: ", "").replace(f' in file "{path}"', "")
+    if "Expected top-level JSON array" in first:
+        return "unknown JSON shape: not a JSON array of plays"
+    return f"truncated or malformed JSON ({first.rstrip('. ')})"
+
+
+def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, fmt: HistoryFormat) -> None:
+    kinds = FIELD_KINDS[fmt.name]
+    checks = list(kinds.items())
+    columns = ", ".join(f"min(i) FILTER (WHERE {_bad(kind, f)})" for f, kind in checks)
+    missing = ", ".join(f"min(i) FILTER (WHERE NOT json_exists(j, '$.{f}'))" for f in sorted(fmt.required))
+    row = con.execute(f"SELECT {missing}, {columns} FROM export_plays WHERE file_idx = ?", [idx]).fetchall()[0]
+    for f, element in zip(sorted(fmt.required), row[: len(fmt.required)], strict=True):
+        if element is not None:
+            raise InputError(
+                f"{source.name}: unknown JSON shape: element {element} has no `{f}` ({fmt.name} history)",
+                hint=_NOTHING,
+            )
+    for (f, kind), element in zip(checks, row[len(fmt.required) :], strict=True):
+        if element is not None:
+            raise InputError(
+                f"{source.name}: element {element}: `{f}` is not {_WHAT[kind]}",
+                hint=_NOTHING,
+            )
+
+
+def legacy_usernames(con: duckdb.DuckDBPyConnection, parsed: list[ParsedFile]) -> list[str]:
+    idxs = [n for n, p in enumerate(parsed) if p.fmt.name == "legacy"]
+    if not idxs:
+        return []
+    rows = con.execute(
+        "SELECT DISTINCT j->>'username' FROM export_plays WHERE list_contains(?, file_idx) AND j->>'username' <> ''",
+        [idxs],
+    ).fetchall()
+    return sorted(r[0] for r in rows if r[0])
+
+
+__all__ = ["FORMATS", "ParsedFile", "legacy_usernames", "parse_files"]
