@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +217,29 @@ def rewrite_raw_part(lake: Path, part: Path, lines: list[bytes]) -> None:
                     sha256=hashlib.sha256(data).hexdigest(),
                 )
                 path.write_text(json.dumps(manifest))
+
+
+class _WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A real HTTP endpoint on 127.0.0.1 for SPOTIFY_PIPELINE_ALERT_WEBHOOK: its URL and the JSON bodies POSTed."""
+    received: list[dict[str, Any]] = []
+    handler = type("Receiver", (_WebhookReceiver,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import http.server
 import json
 import os
 import shutil
@@ -16,9 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -284,32 +281,6 @@ def test_broken_transform_is_stopped_by_the_quality_gate(simulator: SimulatorFac
         failed = engine.execute("SELECT check_name FROM quality_results WHERE NOT passed").rows
     assert status == "failed" and "songs.key_unique_not_null" in error
     assert ("songs.key_unique_not_null",) in failed
-
-
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    handler = type("Receiver", (_Receiver,), {"received": received})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
 
 
 def test_failed_run_alerts_the_webhook(simulator: SimulatedSpotify, tmp_path: Path, webhook: Any) -> None:

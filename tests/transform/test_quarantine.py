@@ -4,11 +4,9 @@ is counted and alerted, `check` shows it, and later runs work (issue #16, item 4
 from __future__ import annotations
 
 import gzip
-import http.server
 import json
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,30 +58,6 @@ def rewrite_line(lake: Path, part: Path, number: int, record: dict[str, Any]) ->
 
 def first_track(page: dict[str, Any]) -> dict[str, Any]:
     return next(i for i in page["items"] if i.get("item") and i["item"].get("type") == "track" and i["item"]["id"])
-
-
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Receiver", (_Receiver,), {"received": received}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

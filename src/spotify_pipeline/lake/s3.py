@@ -35,21 +35,28 @@ class S3Storage:
 
     def write_atomic(self, key: str, data: bytes, *, overwrite: bool = False) -> None:
         """One PUT is atomic on S3; without `overwrite` it is conditional, so an existing object is kept."""
+        if self._put(key, data, exclusive=not overwrite) is None:
+            raise LakeError(f"refusing to overwrite {key} in the lake", hint="raw files are immutable")
+
+    def _put(self, key: str, data: bytes, *, exclusive: bool) -> str | None:
+        """PUT `key` (with `exclusive`, only if it does not exist: If-None-Match: *); its ETag, or None when
+        an exclusive PUT found the key taken."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        extra = {} if overwrite else {"IfNoneMatch": "*"}
+        extra = {"IfNoneMatch": "*"} if exclusive else {}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                raise LakeError(f"refusing to overwrite {key} in the lake", hint="raw files are immutable") from exc
+            if exclusive and code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return None
             raise LakeError(
                 f"cannot write s3://{self.bucket}/{self._key(key)}: {code or exc}",
                 hint="check the bucket, the prefix and the IAM permissions",
             ) from exc
         except BotoCoreError as exc:
             raise LakeError(f"cannot write s3://{self.bucket}/{self._key(key)}: {exc}") from exc
+        return str(response["ETag"])
 
     def read(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -101,21 +108,7 @@ class S3Storage:
 
     def create_exclusive(self, key: str, data: bytes) -> str | None:
         """Create `key` only if it does not exist (If-None-Match: *): its ETag, or None when it exists."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return None
-            raise LakeError(
-                f"cannot write s3://{self.bucket}/{self._key(key)}: {code or exc}",
-                hint="check the bucket, the prefix and the IAM permissions",
-            ) from exc
-        except BotoCoreError as exc:
-            raise LakeError(f"cannot write s3://{self.bucket}/{self._key(key)}: {exc}") from exc
-        return str(response["ETag"])
+        return self._put(key, data, exclusive=True)
 
     def read_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """The object and its ETag, or None when it does not exist."""
