@@ -232,7 +232,7 @@ def test_broken_catalog_is_a_clear_error(simulator: SimulatedSpotify, tmp_path: 
 def test_full_disk_is_a_clear_error_and_loses_nothing(simulator: SimulatedSpotify) -> None:
     # A small tmpfs of our own (outside pytest's tmp folders, which it cleans up later), filled to the brim.
     mount = Path(tempfile.mkdtemp(prefix="spotify-pipeline-full-disk-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here to fill: {mounted.stderr.decode().strip()}")
     try:
@@ -240,13 +240,13 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(simulator: SimulatedSpotif
         first = cli("run", "--playlist", simulator.playlist_ids()[0], env=env)
         assert first.returncode == 0, first.stderr
         before = comparable_tables(mount / "lake")
-        with open(mount / "filler", "wb") as filler:
-            try:
+        try:
+            with open(mount / "filler", "wb") as filler:
                 while True:
                     filler.write(b"\0" * 65536)
                     filler.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass  # full
         full = cli(*run_args(simulator), "--full", env=env)
         assert full.returncode == 6, full.stderr
         assert "disk is full" in full.stderr and "Traceback" not in full.stderr
@@ -350,14 +350,15 @@ def test_a_line_deleted_from_a_raw_part_is_caught_and_nothing_is_published(
     assert comparable_tables(tmp_path) == before
 
 
-def test_positions_fewer_than_the_playlists_total_fail_the_quality_gate(
+def test_positions_fewer_than_the_playlists_total_are_reported(
     make_simulator: SimulatorFactory, tmp_path: Path
 ) -> None:
+    """A warning, not the gate: positions that are not the n items the extractor read never get this far (the
+    transform sets such an extraction aside, tests/transform/test_quarantine.py), so a mismatch here is an odd
+    `total` in a header, which must not stop every other playlist."""
     server = make_simulator(playlists=4, items_per_playlist=30)
     settings = settings_for(server, tmp_path)
     assert pipeline.run(settings, server.playlist_ids()).status == "succeeded"
-    catalog = Catalog(tmp_path)
-    snapshots = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
 
     def drop_a_last_position(con: Any) -> None:
         # The last one: the remaining positions are still 0..n-2, so only the count against the total tells.
@@ -367,10 +368,15 @@ def test_positions_fewer_than_the_playlists_total_fail_the_quality_gate(
             "WHERE s.playlist_id = l.playlist_id AND s.position = l.last"
         )
 
-    with pytest.raises(QualityError) as info:
-        transform(LocalStorage(tmp_path), catalog, rebuild=True, stage_hook=drop_a_last_position)
-    assert info.value.checks == ["playlist_songs.positions_match_total"]
-    assert {name: catalog.snapshot_id(name) for name in DATA_TABLES} == snapshots
+    result = transform(LocalStorage(tmp_path), Catalog(tmp_path), rebuild=True, stage_hook=drop_a_last_position)
+    (check,) = [r for r in result.checks if r.check.name == "playlist_songs.positions_match_total"]
+    assert (check.passed, check.failing_rows, check.check.severity) == (False, 1, "warning")
+    with QueryEngine(Catalog(tmp_path)) as engine:
+        recorded = engine.execute(
+            "SELECT passed FROM quality_results WHERE check_name = 'playlist_songs.positions_match_total'"
+            " ORDER BY checked_at DESC LIMIT 1"
+        ).rows
+    assert recorded == [(False,)]
 
 
 def test_metadata_only_playlists_pass_the_positions_check(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
