@@ -642,6 +642,11 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
 @lake_option
 @click.option("--list", "list_reports", is_flag=True, help="List the named reports and exit.")
 @click.option("--playlist", default=None, help="Only this playlist (ID, URI or URL). [default: all]")
+@click.option("--year", type=click.IntRange(1900, 2999), default=None, help="A year in review of your listening.")
+@click.option("--from", "start", default=None, help="Listening page from this day (YYYY-MM-DD, UTC, inclusive).")
+@click.option("--to", "end", default=None, help="Listening page up to this day (YYYY-MM-DD, UTC, inclusive).")
+@click.option("--user", default=None, help="Listening of this user only. [default: every user in the lake]")
+@click.option("--include-incognito", is_flag=True, help="Count incognito listens too (left out by default).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -650,23 +655,54 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Where to write the HTML report.",
 )
 @handle_errors
-def report(lake: str | None, list_reports: bool, playlist: str | None, out: Path) -> None:
-    """Write one self-contained HTML report (charts included; opens with no network)."""
-    from .reports import REPORT_ORDER, all_reports
+def report(
+    lake: str | None,
+    list_reports: bool,
+    playlist: str | None,
+    year: int | None,
+    start: str | None,
+    end: str | None,
+    user: str | None,
+    include_incognito: bool,
+    out: Path,
+) -> None:
+    """Write one self-contained HTML report (charts included; opens with no network).
+
+    The playlist report by default; with --year (or --from/--to) the listening page over that period,
+    e.g. `report --year 2025 --out wrapped-2025.html`.
+    """
+    from .reports import LISTENING_ORDER, REPORT_ORDER, all_reports
 
     if list_reports:
         reports = all_reports()
-        for name in REPORT_ORDER:
+        for name in (*REPORT_ORDER, *LISTENING_ORDER):
             click.echo(f"{name:<24} {reports[name].title}: {reports[name].description}")
         return
-    from .errors import LakeError
+    import datetime as dt
+
+    from .errors import InputError, LakeError
     from .pipeline import lake_parts
     from .query import QueryEngine
     from .reports.html import build_html
+    from .reports.listening import build_listening_html
+    from .reports.params import parse_date
 
+    listening = year is not None or start is not None or end is not None or user is not None
+    if listening and playlist:
+        raise InputError("--playlist is for the playlist report", hint="leave it out with --year/--from/--to")
+    if year is not None and (start or end):
+        raise InputError("--year and --from/--to both given", hint="use one or the other")
+    first = dt.date(year, 1, 1) if year else parse_date(start, "from") if start else None
+    last = dt.date(year, 12, 31) if year else parse_date(end, "to") if end else None
     _, catalog = lake_parts(_settings(lake=lake))
     with QueryEngine(catalog, in_memory=True) as engine:
-        document = build_html(engine, playlist)
+        if listening:
+            title = f"Your {year} in music" if year else None
+            document = build_listening_html(
+                engine, start=first, end=last, user=user, include_incognito=include_incognito, title=title
+            )
+        else:
+            document = build_html(engine, playlist)
     try:
         out.write_text(document, encoding="utf-8")
     except OSError as exc:

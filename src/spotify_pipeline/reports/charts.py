@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..query import QueryResult
+from .listening import LISTENING_CHARTS
 
 COLOR = "#1DB954"
 Spec = dict[str, Any]
@@ -46,6 +47,7 @@ CHARTS: dict[str, Spec] = {
     "playlist_growth": _line("month", "total_items"),
     "artist_overlap": _bar("shared_artists", "pair", horizontal=True, tooltip=("jaccard",)),
 }
+CHARTS.update(LISTENING_CHARTS)  # the listening reports' charts live with them
 
 
 def _plain(value: Any) -> Any:
