@@ -33,7 +33,7 @@ def test_every_report_is_listed_with_title_and_description() -> None:
     assert set(reports) == set(REPORT_ORDER) | set(LISTENING_ORDER) and len(REPORT_ORDER) == 10
     for r in reports.values():
         assert r.title and r.description, r.name
-        if r.name in REPORT_ORDER and r.name != "data_health":  # the listening reports: tests/history/  # every other report can be narrowed to one playlist
+        if r.name in REPORT_ORDER and r.name != "data_health":  # every other playlist report takes a playlist
             assert "{{playlist}}" in r.sql, r.name
 
 
