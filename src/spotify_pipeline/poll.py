@@ -47,8 +47,9 @@ class PollResult:
 class Poller:
     """One poll at a time (`poll_once`), or a loop (`run`) that sleeps on an Event (so it stops at once)."""
 
-    def __init__(self, settings: Settings, client: Any = None) -> None:
+    def __init__(self, settings: Settings, client: Any = None, *, extract_only: bool = False) -> None:
         self.settings = settings
+        self.extract_only = extract_only  # Lambda: the scheduled transform publishes; no lake lock is taken
         self.storage, _ = pipeline.lake_parts(settings)
         self._client = client
         self.user: str | None = None
@@ -88,7 +89,9 @@ class Poller:
             return PollResult(now, False, f"{now:%H:%M:%S} nothing new (1 request)")
         self.running = True  # stays True if the run is interrupted: the caller tells the two stops apart
         try:
-            report = pipeline.run(self.settings, [], sources=[SOURCE])
+            report = pipeline.run(
+                self.settings, [], sources=[SOURCE], extract_only=self.extract_only, lock=not self.extract_only
+            )
         except LakeError as exc:  # another run holds the lake's lock: try again at the next poll
             self.running = False
             return PollResult(now, False, f"{now:%H:%M:%S} skipped: {exc}")
