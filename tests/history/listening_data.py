@@ -101,3 +101,14 @@ def write(folder: Path, listens: list[Listen]) -> Path:
     for year, elements in by_year.items():
         (target / f"Streaming_History_Audio_{year}.json").write_text(json.dumps(elements), encoding="utf-8")
     return folder
+
+
+def import_lake(folder: Path, listens: list[Listen]) -> Path:
+    """The listens written as a download and imported with the real CLI into `folder/lake`."""
+    from ..conftest import cli
+
+    write(folder / "download", listens)
+    lake = folder / "lake"
+    result = cli("import-history", str(folder / "download"), "--lake", str(lake), "--user", USER)
+    assert result.returncode == 0, result.stderr
+    return lake

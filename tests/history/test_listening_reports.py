@@ -26,13 +26,8 @@ Rows = list[tuple[Any, ...]]
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Listen]]]:
-    folder = tmp_path_factory.mktemp("listening")
     listens = listening_data.generate()
-    listening_data.write(folder / "download", listens)
-    lake = folder / "lake"
-    result = cli("import-history", str(folder / "download"), "--lake", str(lake), "--user", USER)
-    assert result.returncode == 0, result.stderr
-    yield lake, listens
+    yield listening_data.import_lake(tmp_path_factory.mktemp("listening"), listens), listens
 
 
 def run(lake: Path, name: str, **params: str) -> Rows:

@@ -29,12 +29,19 @@ def _bars(y: str, label: str, *, calculate: str | None = None) -> Spec:
     return spec
 
 
-def _over_time(x: str, y: str, mark: str = "bar") -> Spec:
+def _over_time(x: str, y: str, mark: str = "bar", unit: str = "yearmonth") -> Spec:
+    """Bars: one band per period (ordinal, labelled by `unit`); a line: a temporal axis."""
+    axis = {"field": x, "title": None}
+    axis.update({"type": "temporal"} if mark == "line" else {"type": "ordinal", "timeUnit": unit})
     return {
         "mark": {"type": mark, "color": COLOR, **({"point": True} if mark == "line" else {})},
         "encoding": {
-            "x": {"field": x, "type": "temporal", "title": None},
-            "y": {"field": y, "type": "quantitative"},
+            "x": axis,
+            "y": {
+                "field": y,
+                "type": "quantitative",
+                "axis": {"format": ".0%"} if mark == "line" else {"tickMinStep": 1},
+            },
             "tooltip": [{"field": x, "type": "temporal"}, {"field": y}],
         },
     }
@@ -42,6 +49,7 @@ def _over_time(x: str, y: str, mark: str = "bar") -> Spec:
 
 HEATMAP: Spec = {
     "height": 200,
+    "width": 480,
     "mark": {"type": "rect"},
     "encoding": {
         "x": {"field": "hour", "type": "ordinal", "title": "hour of day (UTC)"},
@@ -57,7 +65,7 @@ HEATMAP: Spec = {
 }
 
 LISTENING_CHARTS: dict[str, Spec] = {
-    "listening_time": _over_time("period_start", "minutes"),
+    "listening_time": _over_time("period_start", "minutes", unit="yearmonthdate"),
     "top_listened_artists": _bars("minutes", "artist"),
     "top_listened_songs": _bars("minutes", "label", calculate="datum.song + ' · ' + datum.artist"),
     "top_listened_albums": _bars("minutes", "label", calculate="datum.album + ' · ' + datum.artist"),
