@@ -47,7 +47,6 @@ CHARTS: dict[str, Spec] = {
     "playlist_growth": _line("month", "total_items"),
     "artist_overlap": _bar("shared_artists", "pair", horizontal=True, tooltip=("jaccard",)),
 }
-CHARTS.update(LISTENING_CHARTS)  # the listening reports' charts live with them
 
 
 def _plain(value: Any) -> Any:
@@ -60,7 +59,7 @@ def _plain(value: Any) -> Any:
 
 def chart_spec(name: str, result: QueryResult, width: int = 520) -> Spec | None:
     """The Vega-Lite spec for report `name` over its rows, or None when the report is a table."""
-    base = CHARTS.get(name)
+    base = CHARTS.get(name) or LISTENING_CHARTS.get(name)  # the listening reports' charts live with them
     if base is None:
         return None
     values = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
