@@ -449,6 +449,53 @@ def run(**opts: Any) -> None:
 
 
 @main.command()
+@lake_option
+@click.option(
+    "--every", default="5m", show_default=True, help="Time between polls: e.g. 5m, 30s, 1h (seconds if no unit)."
+)
+@click.option("--max-polls", type=click.IntRange(min=1), default=None, help="Stop after this many polls.")
+@click.option(
+    "--auth",
+    type=click.Choice(["auto", "user"]),
+    default=None,
+    help="auto: the saved login (recently played needs one). [env SPOTIFY_PIPELINE_AUTH]",
+)
+@click.option("--config", type=click.Path(dir_okay=False), default=None, help="TOML config file.")
+@handle_errors
+def poll(lake: str | None, every: str, max_polls: int | None, auth: str | None, config: str | None) -> None:
+    """Capture recently played continuously: check every --every, run when there are new plays.
+
+    A check that finds nothing new costs one request; no lock is held between polls. Ctrl-C stops.
+    Instead of a long-running process, a scheduler can call `run --source recently-played` (see README).
+    """
+    from .poll import Poller, parse_every
+
+    seconds = parse_every(every)
+    poller = Poller(_settings(lake=lake, auth=auth, config=config))
+    click.echo(f"polling recently played every {seconds:g} s (Ctrl-C to stop)")
+    sys.stdout.flush()
+
+    def echo(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()
+
+    polls = 0
+    try:
+        with stop_on_signals():
+            polls = poller.run(seconds, echo, max_polls=max_polls)
+    except KeyboardInterrupt as exc:
+        code = getattr(exc, "exit_code", 130)
+        running = poller.running
+        echo(f"poll stopped{' during a run (recorded interrupted)' if running else ''}")
+        if running:
+            sys.exit(code)
+        return
+    finally:
+        poller.close()
+    echo(f"poll stopped after {polls} polls")
+
+
+@main.command()
 @click.argument("sql", required=False)
 @lake_option
 @format_option
@@ -642,6 +689,11 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
 @lake_option
 @click.option("--list", "list_reports", is_flag=True, help="List the named reports and exit.")
 @click.option("--playlist", default=None, help="Only this playlist (ID, URI or URL). [default: all]")
+@click.option("--year", type=click.IntRange(1900, 2999), default=None, help="A year in review of your listening.")
+@click.option("--from", "start", default=None, help="Listening page from this day (YYYY-MM-DD, UTC, inclusive).")
+@click.option("--to", "end", default=None, help="Listening page up to this day (YYYY-MM-DD, UTC, inclusive).")
+@click.option("--user", default=None, help="Listening of this user only. [default: every user in the lake]")
+@click.option("--include-incognito", is_flag=True, help="Count incognito listens too (left out by default).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -650,23 +702,54 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     help="Where to write the HTML report.",
 )
 @handle_errors
-def report(lake: str | None, list_reports: bool, playlist: str | None, out: Path) -> None:
-    """Write one self-contained HTML report (charts included; opens with no network)."""
-    from .reports import REPORT_ORDER, all_reports
+def report(
+    lake: str | None,
+    list_reports: bool,
+    playlist: str | None,
+    year: int | None,
+    start: str | None,
+    end: str | None,
+    user: str | None,
+    include_incognito: bool,
+    out: Path,
+) -> None:
+    """Write one self-contained HTML report (charts included; opens with no network).
+
+    The playlist report by default; with --year (or --from/--to) the listening page over that period,
+    e.g. `report --year 2025 --out wrapped-2025.html`.
+    """
+    from .reports import LISTENING_ORDER, REPORT_ORDER, all_reports
 
     if list_reports:
         reports = all_reports()
-        for name in REPORT_ORDER:
+        for name in (*REPORT_ORDER, *LISTENING_ORDER):
             click.echo(f"{name:<24} {reports[name].title}: {reports[name].description}")
         return
-    from .errors import LakeError
+    import datetime as dt
+
+    from .errors import InputError, LakeError
     from .pipeline import lake_parts
     from .query import QueryEngine
     from .reports.html import build_html
+    from .reports.listening import build_listening_html
+    from .reports.params import parse_date
 
+    listening = year is not None or start is not None or end is not None or user is not None
+    if listening and playlist:
+        raise InputError("--playlist is for the playlist report", hint="leave it out with --year/--from/--to")
+    if year is not None and (start or end):
+        raise InputError("--year and --from/--to both given", hint="use one or the other")
+    first = dt.date(year, 1, 1) if year else parse_date(start, "from") if start else None
+    last = dt.date(year, 12, 31) if year else parse_date(end, "to") if end else None
     _, catalog = lake_parts(_settings(lake=lake))
     with QueryEngine(catalog, in_memory=True) as engine:
-        document = build_html(engine, playlist)
+        if listening:
+            title = f"Your {year} in music" if year else None
+            document = build_listening_html(
+                engine, start=first, end=last, user=user, include_incognito=include_incognito, title=title
+            )
+        else:
+            document = build_html(engine, playlist)
     try:
         out.write_text(document, encoding="utf-8")
     except OSError as exc:

@@ -83,6 +83,10 @@ def extract_lines(summary: ExtractSummary) -> list[str]:
             f"note: {len(summary.metadata_only)} playlists were stored as metadata only: this app's access mode "
             "returns items only for playlists the user owns or collaborates on"
         )
+    for gap in summary.gaps:
+        from .extract.sources import gap_warning
+
+        lines.append(f"warning: {gap_warning(gap)}")
     for reason in summary.failed.values():
         lines.append(f"failed: {reason}")
     if summary.stop_reason:

@@ -253,6 +253,20 @@ TABLES: dict[str, TableSpec] = {
             "Summary of playlist_songs x song_artists per artist, recomputed by every transform.",
         ),
         TableSpec(
+            "listening_gaps",
+            _schema(
+                ("user_id", pa.string()),
+                ("from_played_at", TS),
+                ("to_played_at", TS),
+                ("plays_missing", pa.int64()),
+                ("every_minutes", pa.int64()),
+                ("detected_at", TS),
+                ("run_id", pa.string()),
+            ),
+            ("user_id", "from_played_at"),
+            "Recently played: spans where plays may be missing (more plays between two runs than the API keeps).",
+        ),
+        TableSpec(
             "pipeline_runs",
             _schema(
                 ("run_id", pa.string()),

@@ -159,3 +159,29 @@ def test_user_login_lives_in_secrets_manager_and_rotation_updates_it(
     assert stored["refresh_token"] != login["refresh_token"]  # rotated, and saved back to the secret
     assert not server._refresh[stored["refresh_token"]]["revoked"]
     assert isinstance(SecretsManagerTokenStore("spotify/login"), TokenStore)
+
+
+def test_recently_played_on_a_schedule_costs_one_request_when_nothing_is_new(
+    aws: Aws, deployed: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from spotify_pipeline.aws import handlers
+    from spotify_pipeline.extract.state import ExtractState
+    from spotify_pipeline.lake.storage import open_storage
+
+    from ..extract.test_user_login import do_login
+
+    server, _ = deployed
+    login = json.loads(do_login(server, tmp_path).path.read_text())
+    aws.client("secretsmanager").create_secret(Name="spotify/login", SecretString=json.dumps(login))  # type: ignore[attr-defined]
+    monkeypatch.setenv("SPOTIFY_PIPELINE_LOGIN_SECRET", "spotify/login")
+    monkeypatch.setattr(handlers, "_POLLER", None)
+    first = handlers.recently_played(SCHEDULED_EVENT, FakeLambdaContext())
+    assert first["ran"] and first["run_id"]  # no cursor yet: a run (extract only; the transform publishes)
+    cursors = ExtractState.load(open_storage(f"s3://{aws.bucket}/lake")).cursors
+    assert f"recently_played:{server.login_user}" in cursors
+    server.stats.reset()
+    quiet = handlers.recently_played(SCHEDULED_EVENT, FakeLambdaContext())
+    assert not quiet["ran"] and server.stats.api_requests == 1 == server.stats.by_route["recently_played"]
+    server.add_plays(server.login_user, 5)
+    again = handlers.recently_played(SCHEDULED_EVENT, FakeLambdaContext())
+    assert again["ran"] and "5 new plays" in again["line"]

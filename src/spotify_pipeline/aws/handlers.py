@@ -4,6 +4,9 @@
     extract    (SQS)                    one batch of playlists -> raw zone on S3; a failed batch is retried,
                                         then lands in the dead-letter queue; the other batches are unaffected
     transform  (EventBridge Scheduler)  raw zone -> quality gate -> Glue/Iceberg tables
+    recently_played (EventBridge Scheduler, every 5 minutes)  one check of the user's recently played (one
+                                        request when nothing is new); new plays -> raw zone, published by
+                                        the next transform; a gap is logged and recorded in listening_gaps
 
 Fan-out is SQS with a dead-letter queue rather than Step Functions: per-message retries and the DLQ come
 built in, the consumer's maximum concurrency bounds the load on Spotify's rate limit, and there is no state
@@ -125,3 +128,28 @@ def transform(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "raw_runs": result.raw_runs if result else [],
         "rows": result.rows if result else {},
     }
+
+
+_POLLER: Any = None  # kept across warm invocations: the access token stays in memory between checks
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def recently_played(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One poll of recently played (needs the user login in SPOTIFY_PIPELINE_LOGIN_SECRET). Extract only:
+    the scheduled transform publishes, so this function never waits for the lake's lock."""
+    from ..poll import Poller
+
+    global _POLLER
+    if _POLLER is None:
+        _POLLER = Poller(settings_from_environment(), extract_only=True)
+    result = _POLLER.poll_once()
+    metrics.add_metric(name="RecentlyPlayedRuns", unit=MetricUnit.Count, value=int(result.ran))
+    if result.report is not None:
+        _record_metrics(result.report)
+        gaps = result.report.extract.gaps if result.report.extract else []
+        metrics.add_metric(name="ListeningGaps", unit=MetricUnit.Count, value=len(gaps))
+        for gap in gaps:
+            logger.warning("listening gap", extra=gap)
+    logger.info("polled", extra={"line": result.line})
+    return {"ran": result.ran, "run_id": result.report.run_id if result.report else None, "line": result.line}

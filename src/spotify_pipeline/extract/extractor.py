@@ -135,6 +135,7 @@ class ExtractSummary:
     recovered_runs: list[str] = field(default_factory=list)
     user_id: str | None = None
     sources: dict[str, int] = field(default_factory=dict)  # source -> items (liked songs, plays, top items)
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # recently played: plays possibly missed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -288,7 +289,7 @@ class Extractor(UserSources):
         assert summary.user_id is not None
         steps = {
             "liked": lambda: self.liked(writer, summary.user_id or ""),
-            "recently-played": lambda: self.recently_played(writer, summary.user_id or "", state),
+            "recently-played": lambda: self.recently_played(writer, summary.user_id or "", state, summary.gaps),
             "top": lambda: self.top(writer, summary.user_id or ""),
         }
         for source in wanted:

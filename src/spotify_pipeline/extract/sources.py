@@ -6,6 +6,7 @@ playlist items do. Used by `Extractor` (a mixin: it needs the extractor's client
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -72,9 +73,13 @@ class UserSources:
                     count += 1
         return count
 
-    def recently_played(self, writer: RawZoneWriter, user: str, state: ExtractState) -> int:
-        """New plays since the last run's cursor (the API keeps only the last 50: run often)."""
+    def recently_played(
+        self, writer: RawZoneWriter, user: str, state: ExtractState, gaps: list[dict[str, Any]] | None = None
+    ) -> int:
+        """New plays since the last run's cursor (the API keeps only the last 50: run often). A full first
+        page after the cursor may mean plays were dropped in between: that gap is appended to `gaps`."""
         cursor = state.cursor(f"recently_played:{user}")
+        first_cursor = cursor
         count = 0
         for _ in range(100):  # at most 50 plays a page; the API keeps 50, so this ends after one or two
             params: dict[str, Any] = {"limit": PAGE}
@@ -86,6 +91,11 @@ class UserSources:
                 raise ResponseError(f"page without items from {page.url}", url=page.url)
             if not items:
                 break
+            if first_cursor and count == 0 and len(items) >= PAGE and gaps is not None:
+                gap = find_gap(user, int(first_cursor), items)
+                if gap is not None:
+                    gaps.append(gap)
+                    log.warning(gap_warning(gap))
             self._store(writer, "recently_played", page, user_id=user)
             for play in items:
                 if isinstance(play, dict) and isinstance(play.get("track"), dict):
@@ -115,6 +125,43 @@ class UserSources:
                             self._remember_track(track)
                 count += len(items)
         return count
+
+
+def find_gap(user: str, cursor_ms: int, items: list[Any]) -> dict[str, Any] | None:
+    """The gap between the last stored play (`cursor_ms`) and the oldest of a full page of newer plays, or
+    None when the page's play rate says nothing is missing. The API keeps only the last 50 plays and cannot
+    page further back, so the count is an estimate: the gap's length over the page's mean time per play."""
+    stamps = sorted(
+        dt.datetime.fromisoformat(str(p["played_at"]).replace("Z", "+00:00"))
+        for p in items
+        if isinstance(p, dict) and p.get("played_at")
+    )
+    if len(stamps) < 2:
+        return None
+    last_stored = dt.datetime.fromtimestamp(cursor_ms / 1000, dt.UTC)
+    per_play = (stamps[-1] - stamps[0]).total_seconds() / (len(stamps) - 1)
+    gap = (stamps[0] - last_stored).total_seconds()
+    missing = round(gap / per_play) - 1 if per_play > 0 else len(stamps)
+    if missing < 1:
+        return None
+    return {
+        "user_id": user,
+        "from_played_at": last_stored.isoformat(),  # strings: the gap is also in the run's manifest (JSON)
+        "to_played_at": stamps[0].isoformat(),
+        "plays_missing": missing,
+        # half the time the API's 50 plays last at this play rate: a margin for bursts
+        "every_minutes": max(1, int(PAGE * per_play / 2 / 60)),
+        "detected_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+def gap_warning(gap: dict[str, Any]) -> str:
+    return (
+        f"about {gap['plays_missing']} plays may be missing between {gap['from_played_at'][:16].replace('T', ' ')} "
+        f"and {gap['to_played_at'][:16].replace('T', ' ')} UTC (the API keeps only the last {PAGE}): run "
+        f"`spotify-pipeline run --source recently-played` at least every {gap['every_minutes']} minutes "
+        "(or `spotify-pipeline poll`)"
+    )
 
 
 def describe_failure(source: str, exc: ApiError) -> str:

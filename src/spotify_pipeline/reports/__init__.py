@@ -1,7 +1,9 @@
 """Named reports: one portable SQL file each (title and description in its header), runnable by name.
 
-The SQL sticks to what DuckDB and Athena (Trino) both accept. The only parameter, `playlist`, is written
-`{{playlist}}` and replaced by a quoted, validated playlist ID or by NULL (= every playlist).
+The SQL sticks to what DuckDB and Athena (Trino) both accept. Parameters are written `{{name}}` and replaced
+by validated SQL literals, never by the text given: `playlist` (a quoted playlist ID, or NULL = every
+playlist) for the playlist reports; `user`, `from`, `to`, `period`, `by` and `include_incognito` for the
+listening reports (see `listening_params`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from importlib import resources
 from ..errors import InputError, QueryError
 from ..ids import parse_playlist_ref
 from ..query import QueryEngine, QueryResult
+from .params import LISTENING_PARAMS, listening_literals
 
-PARAMS = ("playlist",)
+PLAYLIST_PARAMS = ("playlist",)
+PARAMS = PLAYLIST_PARAMS + LISTENING_PARAMS
 
 
 @dataclass(frozen=True)
@@ -32,9 +36,15 @@ class Report:
             raise InputError(
                 f"unknown report parameter(s): {', '.join(sorted(unknown))}", hint=f"reports take: {', '.join(PARAMS)}"
             )
+        unused = sorted(p for p in params if p in LISTENING_PARAMS and "{{" + p + "}}" not in self.sql)
+        if unused:
+            raise InputError(f"report {self.name} takes no {', '.join(unused)}", hint="see `report --list`")
         playlist = params.get("playlist")
         value = "NULL" if not playlist else f"'{parse_playlist_ref(playlist)}'"  # base62 only: safe to quote
-        return self.sql.replace("{{playlist}}", value)
+        sql = self.sql.replace("{{playlist}}", value)
+        for key, literal in listening_literals(params).items():
+            sql = sql.replace("{{" + key + "}}", literal)
+        return sql
 
 
 def _parse(name: str, text: str) -> Report:
@@ -65,6 +75,17 @@ REPORT_ORDER = (
     "playlist_changes",
     "artist_overlap",
     "data_health",
+)
+
+# Reports over `listens` (imported history and recently played), in the order the listening page shows them.
+LISTENING_ORDER = (
+    "listening_time",
+    "top_listened_artists",
+    "top_listened_songs",
+    "top_listened_albums",
+    "listening_heatmap",
+    "skip_rate",
+    "new_artists",
 )
 
 

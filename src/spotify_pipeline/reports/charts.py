@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..query import QueryResult
+from .listening import LISTENING_CHARTS
 
 COLOR = "#1DB954"
 Spec = dict[str, Any]
@@ -58,7 +59,7 @@ def _plain(value: Any) -> Any:
 
 def chart_spec(name: str, result: QueryResult, width: int = 520) -> Spec | None:
     """The Vega-Lite spec for report `name` over its rows, or None when the report is a table."""
-    base = CHARTS.get(name)
+    base = CHARTS.get(name) or LISTENING_CHARTS.get(name)  # the listening reports' charts live with them
     if base is None:
         return None
     values = [{c: _plain(v) for c, v in zip(result.columns, row, strict=True)} for row in result.rows]
