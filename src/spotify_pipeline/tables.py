@@ -253,6 +253,23 @@ TABLES: dict[str, TableSpec] = {
             "Summary of playlist_songs x song_artists per artist, recomputed by every transform.",
         ),
         TableSpec(
+            "recommendations",
+            _schema(
+                ("target_type", pa.string()),
+                ("target_id", pa.string()),
+                ("rank", pa.int32()),
+                ("song_id", pa.string()),
+                ("score", pa.float64()),
+                ("source", pa.string()),
+                ("because_of", pa.string()),
+                ("reason", pa.string()),
+                ("model_built_at", TS),
+                ("generated_at", TS),
+            ),
+            ("target_type", "target_id", "rank"),
+            "The latest recommendations (`recommend`) per playlist and per user, each with its reason.",
+        ),
+        TableSpec(
             "pipeline_runs",
             _schema(
                 ("run_id", pa.string()),

@@ -169,14 +169,18 @@ def rank(
     try:
         widest = con.execute("SELECT coalesce(max(c), 0) FROM (SELECT count(*) c FROM rec_q_exclude GROUP BY target)")
         fill = int(n) + int(widest.fetchall()[0][0])
-        return con.sql(
-            f"""
+        return (
+            con.sql(
+                f"""
             WITH candidates AS (
                 SELECT q.target, x.neighbor_id AS song_id, x.song_id AS seed, x.source, x.score, x.together
                 FROM rec_q_seeds q JOIN {neighbors} x ON x.song_id = q.song_id
             ), scored AS (
-                SELECT target, song_id, sum(score) AS score, arg_max(seed, score) AS because_of,
-                       arg_max(source, score) AS source, arg_max(together, score)::BIGINT AS together
+                -- rounded, and ties broken by seed: parallel float sums differ in the last bits
+                SELECT target, song_id, round(sum(score), 9) AS score,
+                       first(seed ORDER BY score DESC, seed, source) AS because_of,
+                       first(source ORDER BY score DESC, seed, source) AS source,
+                       first(together ORDER BY score DESC, seed, source)::BIGINT AS together
                 FROM candidates GROUP BY target, song_id
             ), popular AS (
                 SELECT t.target, p.song_id, 0.0::DOUBLE AS score, NULL::VARCHAR AS because_of,
@@ -187,7 +191,9 @@ def rank(
                 SELECT *, 0 AS tier FROM scored
                 UNION ALL
                 SELECT *, 1 AS tier FROM popular
-                WHERE NOT EXISTS (SELECT 1 FROM scored s WHERE s.target = popular.target AND s.song_id = popular.song_id)
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM scored s WHERE s.target = popular.target AND s.song_id = popular.song_id
+                )
             )
             SELECT target, (row_number() OVER w)::INTEGER AS rank, song_id, score, source, because_of, together
             FROM pool
@@ -196,7 +202,10 @@ def rank(
             QUALIFY rank <= {int(n)}
             ORDER BY target, rank
             """
-        ).to_arrow_table().cast(RANKED_SCHEMA)
+            )
+            .to_arrow_table()
+            .cast(RANKED_SCHEMA)
+        )
     finally:
         con.unregister("rec_q_seeds")
         con.unregister("rec_q_exclude")

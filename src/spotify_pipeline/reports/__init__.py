@@ -65,6 +65,7 @@ REPORT_ORDER = (
     "playlist_changes",
     "artist_overlap",
     "data_health",
+    "recommendations",
 )
 
 
