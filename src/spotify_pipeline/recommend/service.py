@@ -180,11 +180,12 @@ def _rank_with_stored_model(
 
 def _reason(source: str, together: int, seed_name: str | None, seed_artist: str | None) -> str:
     seed = f"{seed_name or '?'}" + (f" by {seed_artist}" if seed_artist else "")
+    playlists = f"{together} playlist{'s' if together != 1 else ''}"
     if source == "playlists":
-        return f"often together with {seed} in your playlists ({together} playlists)"
+        return f"often together with {seed} in your playlists ({playlists})"
     if source == "listens":
-        return f"you played it {together} times after {seed}"
-    return f"popular in your playlists (in {together} playlists)"
+        return f"you played it {together} time{'s' if together != 1 else ''} after {seed}"
+    return f"popular in your playlists (in {playlists})"
 
 
 def _describe(con: duckdb.DuckDBPyConnection, ranked: pa.Table) -> list[Recommendation]:
