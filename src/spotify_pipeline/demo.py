@@ -10,7 +10,7 @@ from .pipeline import RunReport, lake_parts, run
 from .query import QueryEngine, QueryResult
 from .simulator import Catalog, CatalogConfig, SimulatedSpotify
 
-DEMO_CATALOG = CatalogConfig(seed=2026, playlists=12, items_per_playlist=80, large_playlist_items=2500)
+DEMO_CATALOG = CatalogConfig(seed=2026, playlists=12, items_per_playlist=80, large_playlist_items=2500, taste=True)
 
 EXAMPLE_QUESTIONS: dict[str, str] = {
     "Top artists by playlist appearances": """

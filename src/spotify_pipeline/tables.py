@@ -267,6 +267,23 @@ TABLES: dict[str, TableSpec] = {
             "Recently played: spans where plays may be missing (more plays between two runs than the API keeps).",
         ),
         TableSpec(
+            "recommendations",
+            _schema(
+                ("target_type", pa.string()),
+                ("target_id", pa.string()),
+                ("rank", pa.int32()),
+                ("song_id", pa.string()),
+                ("score", pa.float64()),
+                ("source", pa.string()),
+                ("because_of", pa.string()),
+                ("reason", pa.string()),
+                ("model_built_at", TS),
+                ("generated_at", TS),
+            ),
+            ("target_type", "target_id", "rank"),
+            "The latest recommendations (`recommend`) per playlist and per user, each with its reason.",
+        ),
+        TableSpec(
             "pipeline_runs",
             _schema(
                 ("run_id", pa.string()),

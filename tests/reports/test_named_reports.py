@@ -30,7 +30,7 @@ def members(lake: Lake, playlist: str | None = None) -> list[tuple[str, str]]:
 
 def test_every_report_is_listed_with_title_and_description() -> None:
     reports = all_reports()
-    assert set(reports) == set(REPORT_ORDER) | set(LISTENING_ORDER) and len(REPORT_ORDER) == 10
+    assert set(reports) == set(REPORT_ORDER) | set(LISTENING_ORDER) and len(REPORT_ORDER) == 11
     for r in reports.values():
         assert r.title and r.description, r.name
         if r.name in REPORT_ORDER and r.name != "data_health":  # every other playlist report takes a playlist

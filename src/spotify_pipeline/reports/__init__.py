@@ -75,6 +75,7 @@ REPORT_ORDER = (
     "playlist_changes",
     "artist_overlap",
     "data_health",
+    "recommendations",
 )
 
 # Reports over `listens` (imported history and recently played), in the order the listening page shows them.

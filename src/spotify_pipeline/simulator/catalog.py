@@ -3,6 +3,21 @@
 Nothing is materialised up front: every object is a pure function of (seed, kind, index, version), so a
 catalog of hundreds of thousands of playlist items costs no memory until a page of it is requested.
 Every catalog, however small, contains each quirk the real API is known for (see `QUIRKS`).
+
+Taste (`CatalogConfig(taste=True)`, `simulate --taste`, the demo and `recommend --evaluate`): without it,
+every playlist position is an independent popularity-skewed draw from the whole catalog, so nothing but
+popularity can predict a playlist. With it, the catalog has latent structure a recommender can learn:
+
+- scenes: album `a` belongs to scene `a % S` (S = `scenes`, default about one per 12 albums, at least 4);
+  a scene is a genre (`_GENRES[s % 10]`) and an era (decade `1960 + 10 * (s // 10 % 7)`); its albums'
+  release years fall in that decade and their first artist is one of the scene's artists (`artist % S == s`),
+  whose `genres` start with the scene's genre;
+- every playlist has a primary scene and a related secondary one (same genre, next era); each position is
+  drawn from the primary scene with probability 0.7, from the secondary with 0.2, and from the whole catalog
+  (the untasteful draw) with 0.1; within a scene, albums are skewed towards the scene's first ones;
+- recently played tracks follow the scenes of the playlist they are played from.
+
+Off by default: existing catalogs (and the tests that pin their draws) are unchanged.
 """
 
 from __future__ import annotations
@@ -84,6 +99,9 @@ class CatalogConfig:
     # "both": each playlist item carries `item` and its deprecated alias `track`, each playlist `items` and
     # `tracks`; "item": the current names only, as live 2026 responses often come.
     items_shape: ItemsShape = "both"
+    # Latent taste: playlists drawn from genre/era scenes instead of uniformly (see the module docstring).
+    taste: bool = False
+    scenes: int = 0  # 0 = about one scene per 12 albums (at least 4)
 
     @property
     def total_items_hint(self) -> int:
@@ -137,6 +155,7 @@ class Catalog:
         self.n_albums = max(5, -(-self.n_tracks // TRACKS_PER_ALBUM))
         self.n_artists = max(10, self.n_albums // 2)
         self.n_episodes = max(5, self.n_tracks // 50)
+        self.n_scenes = min(self.n_albums, cfg.scenes or max(4, self.n_albums // 12))
         self._entries = lru_cache(maxsize=256)(self._build_entries)
 
     # ---- identities ---------------------------------------------------------------------------------
@@ -188,6 +207,28 @@ class Catalog:
         # Skewed towards low indices, so tracks, albums and artists are shared across playlists.
         return min(self.n_tracks - 1, int(self.n_tracks * rng.random() ** 2))
 
+    # ---- taste (CatalogConfig.taste) ----------------------------------------------------------------
+    def playlist_scenes(self, playlist: int) -> tuple[int, int]:
+        """The playlist's primary scene and its related secondary scene (same genre, next era)."""
+        primary = _rng(self.config.seed, "scene", playlist).randrange(self.n_scenes)
+        return primary, (primary + len(_GENRES)) % self.n_scenes
+
+    def scene_track(self, scene: int, rng: random.Random) -> int:
+        """A track of the scene: an album of the scene (skewed towards its first ones), then one of its tracks."""
+        albums = max(1, (self.n_albums - scene + self.n_scenes - 1) // self.n_scenes)
+        album = scene + self.n_scenes * min(albums - 1, int(albums * rng.random() ** 1.5))
+        return min(self.n_tracks - 1, album * TRACKS_PER_ALBUM + rng.randrange(TRACKS_PER_ALBUM))
+
+    def _draw_track(self, playlist: int | None, rng: random.Random) -> int:
+        """The track at one playlist position: uniform popularity-skewed, or by the playlist's taste."""
+        if not self.config.taste or playlist is None:
+            return self._pick_track(rng)
+        roll = rng.random()
+        if roll >= 0.9:
+            return self._pick_track(rng)
+        primary, secondary = self.playlist_scenes(playlist)
+        return self.scene_track(primary if roll < 0.7 else secondary, rng)
+
     def _build_entries(self, playlist: int, version: int) -> tuple[Entry, ...]:
         cfg = self.config
         rng = _rng(cfg.seed, "entries", playlist)
@@ -199,7 +240,7 @@ class Catalog:
             kind = self._quirk_at(playlist, pos, rng)
             added_by: str | None = owner if pos % 5 else USERS[(playlist + pos) % len(USERS)]
             added_at: str | None = added
-            ref = self._pick_track(rng)
+            ref = self._draw_track(playlist, rng)
             if playlist == 0 and pos < TRACKS_PER_ALBUM * 4 and kind == "track":
                 ref = pos  # playlist 0 covers the first albums, so every release-date form is present
             if kind == "duplicate":
@@ -234,7 +275,7 @@ class Catalog:
             refs[i], refs[j] = refs[j], refs[i]
         added = _change_at(step)
         for _ in range(3):
-            refs.append(Entry("track", self._pick_track(rng), added, self.owner(playlist)))
+            refs.append(Entry("track", self._draw_track(playlist, rng), added, self.owner(playlist)))
         return refs
 
     # ---- ownership -----------------------------------------------------------------------------------
@@ -271,7 +312,7 @@ class Catalog:
         rng = _rng(self.config.seed, "play", user, number)
         played_at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=4 * number, seconds=rng.randrange(60))
         playlist = rng.randrange(self.config.playlists) if rng.random() < 0.6 and self.config.playlists else None
-        return self._pick_track(rng), played_at, playlist
+        return self._draw_track(playlist, rng), played_at, playlist
 
     def top(self, user: str, kind: str, time_range: str) -> list[int]:
         rng = _rng(self.config.seed, "top", user, kind, time_range)
@@ -333,6 +374,10 @@ class Catalog:
     def album_artists(self, album: int) -> list[int]:
         rng = _rng(self.config.seed, "album-artist", album)
         first = min(self.n_artists - 1, int(self.n_artists * rng.random() ** 1.5))
+        if self.config.taste:  # one of the scene's artists
+            scene = album % self.n_scenes
+            count = max(1, (self.n_artists - scene + self.n_scenes - 1) // self.n_scenes)
+            first = scene + self.n_scenes * min(count - 1, int(count * rng.random() ** 1.5))
         return [first] if album % 9 else [first, (first + 1) % self.n_artists]
 
     def release_date(self, album: int) -> tuple[str, str]:
@@ -340,6 +385,8 @@ class Catalog:
             return "0000", "year"
         rng = _rng(self.config.seed, "release", album)
         year, month, day = rng.randrange(1955, 2026), rng.randrange(1, 13), rng.randrange(1, 29)
+        if self.config.taste:  # the scene's decade
+            year = 1960 + 10 * (album % self.n_scenes // len(_GENRES) % 7) + year % 10
         precision = ("day", "year", "month")[album % 3]
         text = {"year": f"{year}", "month": f"{year}-{month:02d}", "day": f"{year}-{month:02d}-{day:02d}"}
         return text[precision], precision
@@ -371,6 +418,9 @@ class Catalog:
         obj = self.artist_simplified(artist, base)
         rng = _rng(self.config.seed, "artist-full", artist)
         obj["genres"] = rng.sample(_GENRES, k=artist % 3)
+        if self.config.taste:  # the scene's genre first
+            genre = _GENRES[artist % self.n_scenes % len(_GENRES)]
+            obj["genres"] = [genre] + [g for g in obj["genres"] if g != genre]
         obj["images"] = self._images(obj["id"])
         if self.extended:
             obj["followers"] = {"href": None, "total": rng.randrange(0, 5_000_000)}
