@@ -61,6 +61,7 @@ ENV_VARS = dict(
         ("max_retry_wait", "SPOTIFY_PIPELINE_MAX_RETRY_WAIT"),
         ("enrich_ttl_days", "SPOTIFY_PIPELINE_ENRICH_TTL_DAYS"),
         ("table_history_days", "SPOTIFY_PIPELINE_TABLE_HISTORY_DAYS"),
+        ("track_budget", "SPOTIFY_PIPELINE_TRACK_BUDGET"),
         ("raw_part_bytes", "SPOTIFY_PIPELINE_RAW_PART_BYTES"),
         ("transform_batch_bytes", "SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES"),
         ("memory_limit", "SPOTIFY_PIPELINE_MEMORY_LIMIT"),
@@ -90,6 +91,7 @@ class Settings:
     enrich_ttl_days: float = 7.0
     table_history_days: float = 7.0  # table snapshots kept for time travel/rollback; negative keeps all
     page_size: int = 100
+    track_budget: int = 200  # /tracks requests per run for listened songs without album/artist; 0 = none
     raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
     transform_batch_bytes: int = DEFAULT_TRANSFORM_BATCH_BYTES  # raw JSON parsed per transform batch
     memory_limit: str = ""  # DuckDB's memory cap for the transform, e.g. 1500MB; empty = DuckDB's default
@@ -164,6 +166,7 @@ RULES: dict[str, _Rule] = {
     "timeout": _Rule("float", "seconds, more than 0, e.g. 30", above=0),
     "enrich_ttl_days": _Rule("float", "days, 0 or more, e.g. 7", minimum=0),
     "table_history_days": _Rule("float", "days, e.g. 7; a negative number keeps every snapshot"),
+    "track_budget": _Rule("int", "a whole number of requests per run, 0 or more, e.g. 200", minimum=0),
     "page_size": _Rule("int", "a whole number from 1 to 100", minimum=1, maximum=100),
     "raw_part_bytes": _Rule("int", "a whole number of bytes, at least 1, e.g. 8388608 for 8 MiB", minimum=1),
     "transform_batch_bytes": _Rule(

@@ -32,6 +32,7 @@ from .extract.auth import Auth
 from .extract.extractor import Progress
 from .extract.ratelimit import RateLimiter
 from .extract.user_auth import SecretsManagerTokenStore, TokenStore, UserAuth
+from .history.enrichment import tracks_to_enrich
 from .lake.layout import new_run_id
 from .lake.lock import LakeLock, S3LakeLock
 from .lake.storage import Storage, open_storage
@@ -101,12 +102,14 @@ def extract(
     run_id: str | None = None,
     sources: Iterable[str] = (),
 ) -> ExtractSummary:
-    storage, _ = lake_parts(settings)
+    storage, catalog = lake_parts(settings)
     options = ExtractOptions(
         full=full,
         enrich_ttl=dt.timedelta(days=settings.enrich_ttl_days),
         concurrency=settings.concurrency,
         page_size=settings.page_size,
+        tracks=tuple(tracks_to_enrich(catalog)) if settings.track_budget else (),
+        track_budget=settings.track_budget,
     )
     sources = list(sources)
     with make_client(settings) as client:

@@ -15,6 +15,7 @@ from typing import Literal
 
 import duckdb
 
+from .history.listens import LISTENED_ONLY_SEEN_AT
 from .tables import DATA_TABLES, TABLES
 
 Severity = Literal["error", "warning"]
@@ -104,7 +105,9 @@ CHECKS: list[Check] = [
         "songs.duration_positive",
         "songs",
         "warning",
-        "SELECT count(*) FROM {songs} WHERE duration_ms IS NULL OR duration_ms <= 0",
+        # Songs known only from listening history (not yet looked up on /tracks) have no duration yet.
+        f"SELECT count(*) FROM {{songs}} WHERE (duration_ms IS NULL OR duration_ms <= 0)"
+        f" AND last_seen_at > {LISTENED_ONLY_SEEN_AT}",
         "every track lasts more than 0 ms",
     ),
     *(

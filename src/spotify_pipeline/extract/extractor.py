@@ -37,6 +37,7 @@ CHECK_FIELDS = (
     "owner(id,display_name,type,uri),followers(total),images,items(total),tracks(total)"
 )
 BATCH_SIZES = {"artists": 50, "albums": 20}
+TRACK_BATCH = 50  # IDs per `/tracks?ids=` request
 # Fields the OpenAPI document (and the real API) use; anything else is new: warn once, keep going.
 KNOWN_FIELDS = {
     "playlist item": frozenset(
@@ -107,6 +108,10 @@ class ExtractOptions:
     enrich_ttl: dt.timedelta = dt.timedelta(days=7)
     concurrency: int = 8
     page_size: int = 100
+    # Listened songs still without album and artist, most-played first (history/enrichment.py), and how many
+    # `/tracks` requests this run may spend on them; the next run goes on with the rest.
+    tracks: tuple[str, ...] = ()
+    track_budget: int = 0
 
 
 @dataclass
@@ -125,6 +130,8 @@ class ExtractSummary:
     pages: int = 0
     artists_enriched: int = 0
     albums_enriched: int = 0
+    tracks_enriched: int = 0
+    tracks_stopped: str | None = None  # why the optional `/tracks` step stopped early (a long Retry-After)
     enrichment_missing: dict[str, int] = field(default_factory=dict)  # kind -> IDs that answered 404 or null
     batch_refused: list[str] = field(default_factory=list)
     requests: dict[str, Any] = field(default_factory=dict)
@@ -229,6 +236,8 @@ class Extractor(UserSources):
                         fatal = self._user_sources_rest(wanted, writer, summary, state)
                     if fatal is None and self.options.enrich:
                         fatal = self._enrich(pool, state, writer, summary)
+                    if fatal is None and self.options.enrich and self.options.track_budget:
+                        self._enrich_tracks(pool, state, writer, summary)
                 except KeyboardInterrupt:
                     # Ctrl-C / SIGTERM: nothing new starts, waits are cut short, requests already sent finish
                     # (bounded by the timeout); playlists finished meanwhile still count, then the manifest.
@@ -569,6 +578,89 @@ class Extractor(UserSources):
             self._store(writer, kind, response)
             fetched.append(entity_id)
         return fetched, missing
+
+    def _enrich_tracks(
+        self, pool: ThreadPoolExecutor, state: ExtractState, writer: RawZoneWriter, summary: ExtractSummary
+    ) -> None:
+        """Listened songs' `/tracks`, most-played first, at most `track_budget` requests: `/tracks?ids=` (50 per
+        request) or, once that answers 403 (Development Mode; known already if another batch lookup was
+        refused this run), `/tracks/{id}`. Optional: a 429 whose Retry-After is above the cap stops this step
+        only (logged; the next run goes on), never the run."""
+        now = self.clock()
+        ttl = self.options.enrich_ttl
+        wanted = [t for t in dict.fromkeys(self.options.tracks) if not state.is_fresh("tracks", t, ttl, now)]
+        budget = self.options.track_budget
+        if self._batch_refused:
+            self._batch_refused.add("tracks")  # Development Mode: a batch probe would only be refused
+        if "tracks" not in self._batch_refused and wanted:
+            # One batch probe; refused (403) it costs nothing from the budget and switches to one ID at a time.
+            done = 0
+            for start in range(0, min(len(wanted), budget * TRACK_BATCH), TRACK_BATCH):
+                ids = wanted[start : start + TRACK_BATCH]
+                try:
+                    response = self.client.get("tracks", {"ids": ",".join(ids)})
+                except RetryWaitTooLong as exc:
+                    return self._tracks_stopped(summary, exc)
+                except ApiError as exc:
+                    if exc.status != 403:
+                        summary.failed["tracks-enrichment"] = str(exc)
+                        return None
+                    log.warning("batch /tracks refused (Development Mode?): fetching one ID at a time")
+                    self._batch_refused.add("tracks")
+                    break
+                self._store(writer, "tracks", response)
+                found = [o["id"] for o in response.data.get("tracks") or [] if isinstance(o, dict) and o.get("id")]
+                self._record_tracks(state, summary, found, sorted(set(ids) - set(found)), now)
+                done = start + len(ids)
+            else:
+                return None
+            wanted = wanted[done:]
+        stop = threading.Event()
+        futures = [pool.submit(self._one_track, t, writer, stop) for t in wanted[:budget]]
+        for track_id, future in zip(wanted, futures, strict=False):
+            try:
+                answered = future.result()
+            except RetryWaitTooLong as exc:
+                stop.set()
+                self._tracks_stopped(summary, exc)
+                continue
+            except ApiError as exc:
+                summary.failed["tracks-enrichment"] = str(exc)
+                continue
+            except (_Stopped, CancelledError, RequestCancelled):
+                continue
+            if answered is not None:
+                hit = [track_id] if answered else []
+                self._record_tracks(state, summary, hit, [] if answered else [track_id], now)
+        return None
+
+    def _one_track(self, track_id: str, writer: RawZoneWriter, stop: threading.Event) -> bool | None:
+        """`/tracks/{id}`: True (stored), False (404), None (not asked: the step or the run is stopping)."""
+        if stop.is_set():
+            return None
+        self._check_stop()
+        try:
+            response = self.client.get(f"tracks/{track_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        self._store(writer, "tracks", response)
+        return True
+
+    def _record_tracks(
+        self, state: ExtractState, summary: ExtractSummary, found: list[str], missing: list[str], now: dt.datetime
+    ) -> None:
+        state.record_enriched("tracks", found, now)
+        summary.tracks_enriched += len(found)
+        if missing:  # not asked for again until the enrichment TTL has passed
+            state.record_missing("tracks", missing, now)
+            summary.enrichment_missing["tracks"] = summary.enrichment_missing.get("tracks", 0) + len(missing)
+
+    def _tracks_stopped(self, summary: ExtractSummary, exc: RetryWaitTooLong) -> None:
+        if summary.tracks_stopped is None:
+            log.warning("looking up listened tracks stopped until the next run: %s", exc)
+        summary.tracks_stopped = str(exc)
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _store(self, writer: RawZoneWriter, entity: str, response: ApiResponse, **meta: Any) -> None:

@@ -156,3 +156,28 @@ SELECT {LISTEN_COLUMNS} FROM exact
 UNION ALL
 SELECT {LISTEN_COLUMNS} FROM account WHERE listen_id NOT IN (SELECT listen_id FROM matched)
 """
+
+
+# `last_seen_at` of a song known only from listening history: older than any observation from the API, so the
+# songs merge (newer observation wins) always lets a playlist, library or `/tracks` observation replace it.
+LISTENED_ONLY_SEEN_AT = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+
+
+def add_listened_songs(con: duckdb.DuckDBPyConnection) -> int:
+    """Add to `b_songs` a minimal row for each track the batch's listen events name that neither the batch nor
+    `old_songs` has: its ID, URI and URL, and the newest name the history gives it; album, artist and duration
+    stay NULL until `/tracks` fills them in (extract/extractor.py). Returns how many rows were added."""
+    before = con.execute("SELECT count(*) FROM b_songs").fetchall()[0][0]
+    con.execute(
+        f"""
+        INSERT INTO b_songs BY NAME
+        SELECT e.song_id, arg_max(e.track_name, e.ended_at) AS name, 'spotify:track:' || e.song_id AS uri,
+               'https://open.spotify.com/track/' || e.song_id AS url, {LISTENED_ONLY_SEEN_AT} AS last_seen_at
+        FROM b_listen_events e
+        WHERE e.song_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM b_songs s WHERE s.song_id = e.song_id)
+          AND NOT EXISTS (SELECT 1 FROM old_songs o WHERE o.song_id = e.song_id)
+        GROUP BY e.song_id
+        """
+    )
+    return int(con.execute("SELECT count(*) FROM b_songs").fetchall()[0][0]) - int(before)

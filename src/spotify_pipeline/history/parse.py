@@ -54,18 +54,20 @@ def sql_quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _bad(kind: str, f: str) -> str:
-    """SQL true where field `f` of `j` does not look like `kind` (a missing field reads as JSON null)."""
-    value, typ = f"(j->'{f}')", f"coalesce(json_type(j->'{f}'), 'NULL')"
+def _bad(kind: str, value: str) -> str:
+    """SQL true where `value` (one field, extracted as JSON; SQL NULL when the field is missing) does not look
+    like `kind`. The element is parsed once per row (`json_extract` with every path), not once per check."""
+    typ = f"coalesce(json_type({value}), 'NULL')"
+    text = f"json_extract_string({value}, '$')"
     if kind == TEXT:
         return f"{typ} NOT IN ('VARCHAR', 'NULL')"
     if kind == FLAG:
         return f"{typ} NOT IN ('BOOLEAN', 'NULL')"
     if kind == COUNT:  # a whole number >= 0 (JSON integers that fit BIGINT)
-        return f"({value} IS NULL OR {typ} <> 'UBIGINT' OR try_cast(j->>'{f}' AS BIGINT) IS NULL)"
+        return f"({value} IS NULL OR {typ} <> 'UBIGINT' OR try_cast({text} AS BIGINT) IS NULL)"
     if kind == INSTANT:
-        return f"({typ} <> 'VARCHAR' OR try_strptime(j->>'{f}', '{TS_FORMAT}') IS NULL)"
-    return f"({typ} <> 'VARCHAR' OR try_strptime(j->>'{f}', '{MINUTE_FORMAT}') IS NULL)"
+        return f"({typ} <> 'VARCHAR' OR try_strptime({text}, '{TS_FORMAT}') IS NULL)"
+    return f"({typ} <> 'VARCHAR' OR try_strptime({text}, '{MINUTE_FORMAT}') IS NULL)"
 
 
 _WHAT = {
@@ -132,16 +134,24 @@ def _json_problem(message: str, path: str) -> str:
 def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, fmt: HistoryFormat) -> None:
     kinds = FIELD_KINDS[fmt.name]
     checks = list(kinds.items())
-    columns = ", ".join(f"min(i) FILTER (WHERE {_bad(kind, f)})" for f, kind in checks)
-    missing = ", ".join(f"min(i) FILTER (WHERE NOT json_exists(j, '$.{f}'))" for f in sorted(fmt.required))
-    row = con.execute(f"SELECT {missing}, {columns} FROM export_plays WHERE file_idx = ?", [idx]).fetchall()[0]
-    for f, element in zip(sorted(fmt.required), row[: len(fmt.required)], strict=True):
+    required = sorted(fmt.required)
+    paths = sorted(set(kinds) | set(required))
+    slot = {f: n + 1 for n, f in enumerate(paths)}  # DuckDB lists are 1-based
+    path_list = "[" + ", ".join(sql_quote(f"$.{f}") for f in paths) + "]"
+    missing = ", ".join(f"min(i) FILTER (WHERE v[{slot[f]}] IS NULL)" for f in required)
+    columns = ", ".join(f"min(i) FILTER (WHERE {_bad(kind, f'v[{slot[f]}]')})" for f, kind in checks)
+    row = con.execute(
+        f"SELECT {missing}, {columns} FROM (SELECT i, json_extract(j, {path_list}) AS v "
+        "FROM export_plays WHERE file_idx = ?)",
+        [idx],
+    ).fetchall()[0]
+    for f, element in zip(required, row[: len(required)], strict=True):
         if element is not None:
             raise InputError(
                 f"{source.name}: unknown JSON shape: element {element} has no `{f}` ({fmt.name} history)",
                 hint=_NOTHING,
             )
-    for (f, kind), element in zip(checks, row[len(fmt.required) :], strict=True):
+    for (f, kind), element in zip(checks, row[len(required) :], strict=True):
         if element is not None:
             raise InputError(
                 f"{source.name}: element {element}: `{f}` is not {_WHAT[kind]}",
@@ -149,15 +159,24 @@ def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, 
             )
 
 
-def legacy_usernames(con: duckdb.DuckDBPyConnection, parsed: list[ParsedFile]) -> list[str]:
-    idxs = [n for n, p in enumerate(parsed) if p.fmt.name == "legacy"]
-    if not idxs:
-        return []
-    rows = con.execute(
-        "SELECT DISTINCT j->>'username' FROM export_plays WHERE list_contains(?, file_idx) AND j->>'username' <> ''",
-        [idxs],
-    ).fetchall()
-    return sorted(r[0] for r in rows if r[0])
+def usernames(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[str]:
+    """The usernames in the legacy files (and in files recognised by their keys), reading only that field:
+    who the history belongs to is known before any file is parsed whole. A file that does not read here is
+    left to `parse_files`, which names what is wrong with it."""
+    names: set[str] = set()
+    for source in files:
+        if source.fmt is not None and source.fmt.name != "legacy":
+            continue
+        try:
+            rows = con.execute(
+                f"SELECT DISTINCT username FROM read_json({sql_quote(str(source.path))}, format='array', "
+                "columns={'username': 'VARCHAR'}, auto_detect=false, maximum_object_size=16777216) "
+                "WHERE username <> ''"
+            ).fetchall()
+        except duckdb.Error:
+            continue
+        names.update(r[0] for r in rows if r[0])
+    return sorted(names)
 
 
-__all__ = ["FORMATS", "ParsedFile", "legacy_usernames", "parse_files"]
+__all__ = ["FORMATS", "ParsedFile", "parse_files", "usernames"]

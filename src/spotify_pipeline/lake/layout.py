@@ -24,6 +24,7 @@ RAW_ENTITIES = (
     "saved_tracks",
     "recently_played",
     "top_items",
+    "tracks",  # listened songs looked up for their album and artists (`/tracks`, under a budget per run)
     "history_export",  # listening history from a Spotify data download (history/importer.py)
 )
 # Written all at once with the manifest last (an import is all or nothing): parts without a manifest are

@@ -38,6 +38,7 @@ class Derived:
     """Recomputed in full from other tables' merged rows (`staged_<table>`): a summary, not observations."""
 
     sql: str
+    inputs: tuple[str, ...] = ()  # the tables it is computed from: unchanged inputs, unchanged table
 
 
 MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
@@ -54,7 +55,7 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "user_top": KeyedMerge("observed_at", earliest=(), latest=()),
     "listen_events": KeyedMerge("imported_at", earliest=("imported_at",), latest=()),
     # One row per listen, matched across sources by the rule in history/listens.py, from every event.
-    "listens": Derived(LISTENS_SQL),
+    "listens": Derived(LISTENS_SQL, inputs=("listen_events",)),
     "album_artists": ReplaceChildren(("album_id",)),
     "song_artists": ReplaceChildren(("song_id",)),
     "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at"),
@@ -63,7 +64,8 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
         """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
                   count(DISTINCT ps.song_id) AS songs
            FROM staged_playlist_songs ps JOIN staged_song_artists sa ON sa.song_id = ps.song_id
-           GROUP BY sa.artist_id"""
+           GROUP BY sa.artist_id""",
+        inputs=("playlist_songs", "song_artists"),
     ),
 }
 

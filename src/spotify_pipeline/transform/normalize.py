@@ -131,11 +131,12 @@ def pick(shape: Shape, expr: str) -> str:
 ALBUMS_BODY: Shape = {**ALBUM, "albums": [ALBUM]}
 ARTISTS_BODY: Shape = {**ARTIST, "artists": [ARTIST]}
 TOP_ITEMS_PAGE: Shape = {"items": [{**PLAYABLE, **ARTIST}]}
+TRACKS_BODY: Shape = {**PLAYABLE, "tracks": [PLAYABLE]}  # `/tracks/{id}` or `/tracks?ids=`
 
 # Enrichment responses tolerate a field of an unexpected type (e.g. an API change): that field reads as NULL
 # and the rest of the object is kept, as `json_transform` did when these bodies were read as JSON text. The
 # playlist bodies, whose positions are the tables' backbone, stay strict.
-LENIENT = frozenset({"artists", "albums", "top_items"})
+LENIENT = frozenset({"artists", "albums", "top_items", "tracks"})
 
 BODY_TYPES: dict[str, Any] = {
     "playlists": PLAYLIST,
@@ -146,6 +147,7 @@ BODY_TYPES: dict[str, Any] = {
     "saved_tracks": SAVED_PAGE,
     "recently_played": PLAYS_PAGE,
     "top_items": TOP_ITEMS_PAGE,
+    "tracks": TRACKS_BODY,
 }
 
 
@@ -528,7 +530,13 @@ def build_batch(
         UNION ALL
         SELECT i.id, {pick(PLAYABLE, "i")}, fetched_at, NULL::TIMESTAMPTZ
         FROM (SELECT unnest(body.items) AS i, fetched_at FROM raw_top_items WHERE meta.kind = 'tracks')
-        WHERE i.id IS NOT NULL""",
+        WHERE i.id IS NOT NULL
+        UNION ALL
+        SELECT t.id, t, fetched_at, NULL::TIMESTAMPTZ
+        FROM (SELECT unnest(CASE meta.endpoint WHEN 'tracks' THEN body.tracks
+                                               WHEN 'track' THEN [{pick(PLAYABLE, "body")}] END) AS t, fetched_at
+              FROM raw_tracks)
+        WHERE t.id IS NOT NULL AND coalesce(t.type, 'track') = 'track'""",
         first=False,
     )
     # Enriched albums and artists, in batches too: a batch response's list, or a single response as a

@@ -21,7 +21,7 @@ from ..catalog import Catalog
 from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
 from ..crashpoints import crash_point
 from ..errors import LakeError, QualityError
-from ..history.listens import build_listen_events
+from ..history.listens import add_listened_songs, build_listen_events
 from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
@@ -245,14 +245,25 @@ def transform(
         build_changes(con)
         build_user_tables(con)
         build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+        _register_base(con, catalog, "songs", base)
+        add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
+        # A table whose merge cannot change it (no batch rows, or a derived table whose inputs are unchanged)
+        # is staged as its current rows and not published again: a whole-table overwrite that changes nothing
+        # is waste, and its snapshot stays the one the journal records.
+        changed: dict[str, bool] = {}
         for name in DATA_TABLES:
-            if isinstance(MERGES[name], Derived):
-                con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
-                continue
-            result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
-            if name != "playlist_songs":
+            rule = MERGES[name]
+            if isinstance(rule, Derived):
+                changed[name] = rebuild or name not in base or any(changed.get(i, True) for i in rule.inputs)
+            else:
+                result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
+                changed[name] = rebuild or name not in base or result.batch_rows[name] > 0
+            if name != "playlist_songs" and not (changed[name] and isinstance(rule, Derived)):
                 _register_base(con, catalog, name, base)
-            con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+            if changed[name]:
+                con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+            else:
+                con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
         if stage_hook is not None:
             stage_hook(con)
         # Audit: the checks run on the staged rows; an error keeps every table as it was.
@@ -280,9 +291,11 @@ def transform(
         # first, lets the next transform redo this one if it is killed before the last commit.
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild))
         for name in DATA_TABLES:
+            result.rows[name] = staged_rows[name]
+            if not changed[name]:
+                continue
             # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
             catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
-            result.rows[name] = staged_rows[name]
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else _processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
