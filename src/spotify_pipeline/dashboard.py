@@ -175,7 +175,8 @@ MAX_QUERY_ROWS = 10_000
 DEFAULT_QUERY_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_LIMIT = "2GB"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+# Recognised to warn about them (serve binds 127.0.0.1 unless --host says otherwise).
+WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})  # nosec B104
 
 
 def content_security_policy(page: bytes) -> str:

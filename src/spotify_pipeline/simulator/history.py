@@ -58,7 +58,8 @@ def extended_plays(catalog: Catalog, user: str, numbers: range) -> list[dict[str
     out: list[dict[str, Any]] = []
     for n in numbers:
         track, played_at, _ = catalog.play(user, n)
-        rng = random.Random(f"export-{catalog.config.seed}-{user}-{n}")
+        # Deterministic synthetic data, not security: seeded per play.
+        rng = random.Random(f"export-{catalog.config.seed}-{user}-{n}")  # nosec B311
         obj = catalog.track_full(track, "")
         base = _element(n, rng)
         offline = n % 9 == 2
