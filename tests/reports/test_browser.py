@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from spotify_pipeline.reports.charts import CHARTS
 from spotify_pipeline.reports.html import build_html
 
 from .conftest import CHROMIUM_ARGS, Lake
+
+RAW_COLUMN = re.compile(r"\b[a-z]+_[a-z_]+\b")
 
 
 @pytest.fixture(scope="module")
@@ -47,29 +51,136 @@ def watch(page: Any) -> tuple[list[str], list[str]]:
     return errors, outside
 
 
-def test_html_report_renders_offline(lake: Lake, browser: Browser, tmp_path: Path) -> None:
+SCREENSHOTS = os.environ.get("SPOTIFY_SCREENSHOTS_DIR")  # `make screenshots` sets docs/screenshots
+AXE = Path(__file__).parents[1] / "vendor" / "axe.min.js"
+WIDE, PHONE = {"width": 1400, "height": 1000}, {"width": 390, "height": 844}
+
+# Elements that stick out of their card (section): each as "section id: tag.class (right edge > card's)".
+OVERFLOW_JS = """() => {
+  const out = [];
+  for (const card of document.querySelectorAll("section, .stat")) {
+    const box = card.getBoundingClientRect();
+    for (const el of card.querySelectorAll("*")) {
+      if (el.closest(".scroll") && !el.classList.contains("scroll")) continue;  // scrolls inside its box
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || getComputedStyle(el).display === "none" || el.closest(".static")) continue;
+      if (r.right > box.right + 1 || r.left < box.left - 1) {
+        out.push((card.id || card.className) + ": " + el.tagName.toLowerCase() + "." + el.getAttribute("class")
+                 + " " + Math.round(r.left) + ".." + Math.round(r.right) + " vs " + Math.round(box.left) + ".."
+                 + Math.round(box.right));
+      }
+    }
+  }
+  if (document.documentElement.scrollWidth > window.innerWidth + 1) out.push("page scrolls sideways");
+  return out;
+}"""
+
+
+def shoot(page: Any, name: str, tmp_path: Path) -> Path:
+    folder = Path(SCREENSHOTS) if SCREENSHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 20_000
+    return path
+
+
+def accessibility_violations(page: Any) -> list[str]:
+    """axe-core (vendored from npm, test-only) run in the page: serious and critical violations."""
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => v.id + ': ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))"
+    )
+    return list(found)
+
+
+@pytest.fixture(scope="module")
+def report_file(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with QueryEngine(Catalog(lake.path)) as engine:
         document = build_html(engine)
-    report = tmp_path / "report.html"
-    report.write_text(document, encoding="utf-8")
-    context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1000})
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    path.write_text(document, encoding="utf-8")
+    return path
+
+
+def open_report(browser: Browser, report_file: Path, viewport: dict[str, int], scheme: str = "light") -> Any:
+    context = browser.new_context(offline=True, viewport=viewport, color_scheme=scheme)  # type: ignore[arg-type]
     page = context.new_page()
     errors, outside = watch(page)
-    page.goto(report.as_uri())
-    charts = [name for name in REPORT_ORDER if name in CHARTS]
-    for name in charts:
-        svg = page.locator(f'.chart[data-report="{name}"] svg')
+    page.goto(report_file.as_uri())
+    page.wait_for_function(f"document.querySelectorAll('.chart.live-ok').length === {len(CHARTS)}", timeout=30_000)
+    return context, page, errors, outside
+
+
+def test_html_report_renders_offline(browser: Browser, report_file: Path, tmp_path: Path) -> None:
+    context, page, errors, outside = open_report(browser, report_file, WIDE)
+    for name in [name for name in REPORT_ORDER if name in CHARTS]:
+        chart = page.locator(f'.chart[data-report="{name}"]')
+        svg = chart.locator(".live svg")
         assert svg.count() == 1, name
         box = svg.bounding_box()
-        assert box is not None and box["width"] > 100 and box["height"] > 100, name
-        assert (
-            page.locator(f'.chart[data-report="{name}"] svg path, .chart[data-report="{name}"] svg rect').count() > 3
-        ), name
+        assert box is not None and box["width"] > 300 and box["height"] > 100, name
+        assert chart.locator(".live svg path").count() > 3, name
+        assert chart.locator(".static svg").count() == 1 and not chart.locator(".static").is_visible(), name
+        assert chart.locator("button", has_text="CSV").count() == 1, name
     assert page.locator("section").count() == len(REPORT_ORDER)
     assert "Data as of" in page.locator("footer").inner_text()
-    shot = tmp_path / "report.png"
-    page.screenshot(path=str(shot), full_page=True)
-    assert shot.stat().st_size > 50_000
+    kpis = page.locator(".stat").all_inner_texts()
+    assert any(k.endswith("playlists") for k in kpis)
+    shoot(page, "report-1400-light", tmp_path)
+    assert errors == [] and outside == []
+    context.close()
+
+
+def test_without_script_the_static_charts_show(browser: Browser, report_file: Path) -> None:
+    context = browser.new_context(offline=True, java_script_enabled=False, viewport=WIDE)
+    page = context.new_page()
+    page.goto(report_file.as_uri())
+    assert page.locator(".chart .static svg").count() == len(CHARTS)
+    assert page.locator(".chart .static svg").first.is_visible()
+    context.close()
+
+
+def test_every_report_chart_shows_a_tooltip_on_hover(browser: Browser, report_file: Path) -> None:
+    context, page, errors, _ = open_report(browser, report_file, WIDE)
+    expected = {
+        "song_length": "Explicit share",
+        "artist_overlap": "Jaccard similarity",
+        "top_artists": "Playlists",
+        "playlist_growth": "Running total of items",
+        "popularity_trend": "Average popularity",
+    }
+    for name in CHARTS:
+        chart = page.locator(f'.chart[data-report="{name}"] .live')
+        mark = chart.locator(".mark-rect path, .mark-symbol path").first
+        mark.scroll_into_view_if_needed()
+        mark.hover(force=True)
+        tooltip = page.locator("#vg-tooltip-element")
+        tooltip.wait_for(state="visible", timeout=5_000)
+        text = tooltip.inner_text()
+        assert text.strip(), name
+        assert expected.get(name, "") in text, (name, text)
+        assert not RAW_COLUMN.search(text), (name, text)
+        page.mouse.move(0, 0)
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.parametrize(("viewport", "scheme"), [(WIDE, "light"), (WIDE, "dark"), (PHONE, "light"), (PHONE, "dark")])
+def test_report_layout_fits_and_is_accessible(
+    browser: Browser, report_file: Path, tmp_path: Path, viewport: dict[str, int], scheme: str
+) -> None:
+    context, page, errors, outside = open_report(browser, report_file, viewport, scheme)
+    assert page.evaluate(OVERFLOW_JS) == []
+    if viewport is WIDE:  # every table fits its card on a desktop: nothing clipped or scrolled
+        for table in page.locator(".scroll").all():
+            assert table.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), table.evaluate("e => e.innerHTML")[:300]
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert (background == "rgb(18, 18, 18)") == (scheme == "dark")
+    shoot(page, f"report-{viewport['width']}-{scheme}", tmp_path)
+    assert accessibility_violations(page) == []
     assert errors == [] and outside == []
     context.close()
 
