@@ -674,6 +674,14 @@ def report(lake: str | None, list_reports: bool, playlist: str | None, out: Path
     click.echo(f"wrote {out} ({len(document.encode()) // 1024} KiB)")
 
 
+@main.command("graphql-schema")
+def graphql_schema() -> None:
+    """Print the GraphQL schema (SDL) that `serve` answers at /graphql."""
+    from .graphql_api import schema_sdl
+
+    click.echo(schema_sdl())
+
+
 @main.command()
 @lake_option
 @click.option(
