@@ -553,7 +553,7 @@ def run_graphql(run: Runner, query: str, variables: Any = None, operation_name: 
         return {"errors": [{"message": "`variables` must be a JSON object"}]}
     variables = variables or {}
     try:
-        document = parse(query, max_tokens=2_000)
+        document = parse(query, max_lexical_tokens=2_000, max_comments=200)
     except GraphQLError as exc:
         return {"errors": [exc.formatted]}
     errors = validate(SCHEMA, document, max_errors=10)
