@@ -34,10 +34,10 @@ from .graphql_api import run_graphql
 from .ids import parse_playlist_ref
 from .lake.layout import CATALOG_FILE
 from .query import QueryEngine, QueryResult, plain_value, result_rows
-from .reports import REPORT_ORDER, all_reports, run_report
+from .reports import all_reports, run_report
 from .reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
 from .reports.charts import title as column_title
-from .reports.html import summary
+from .reports.html import ordered_reports, summary
 
 SONG_SORTS = {
     "position": "position",
@@ -428,8 +428,10 @@ class Dashboard:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-        if self._engine is not None:
-            self._engine.close()
+        with self._lock:  # a request still running (a page closed mid-load) finishes its query first
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -579,7 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
                             "chart": chart_spec(n, QueryResult([], [])) is not None,
                             "time_field": TIME_FIELDS.get(n),
                         }
-                        for n in REPORT_ORDER
+                        for n in ordered_reports(reports)
                     ],
                 )
             elif path == "/api/playlists":

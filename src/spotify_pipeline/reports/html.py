@@ -67,6 +67,11 @@ document.querySelectorAll("script.spec").forEach(node => {
 """
 
 
+def ordered_reports(reports: dict[str, Any]) -> list[str]:
+    """The reports in REPORT_ORDER, then any other shipped SQL file (e.g. listening reports) by name."""
+    return [n for n in REPORT_ORDER if n in reports] + sorted(set(reports) - set(REPORT_ORDER))
+
+
 def _script_json(value: Any) -> str:
     """JSON that can sit inside a <script> element: no `</script>`, no `<!--`."""
     return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
@@ -147,7 +152,7 @@ def build_html(engine: QueryEngine, playlist: str | None = None) -> str:
     reports = all_reports()
     info = summary(engine, playlist)
     sections = []
-    for name in REPORT_ORDER:
+    for name in ordered_reports(reports):
         report = reports[name]
         result = run_report(engine, name, params)
         spec = chart_spec(name, result)
