@@ -36,12 +36,25 @@ window.spCharts = (function () {
     return b;
   }
 
+  /* On a phone: slanted category labels, and the two playlists of an overlap pair on two lines. */
+  function narrow(s) {
+    const encodings = [s.encoding].concat((s.layer || []).map(l => l.encoding)).filter(Boolean);
+    encodings.forEach(e => {
+      if (e.x && e.x.type === "ordinal") e.x.axis = Object.assign({}, e.x.axis, {labelAngle: -45});
+      if (e.y && e.y.axis && e.y.axis.labelLimit === 0) {
+        e.y.axis = Object.assign({}, e.y.axis, {labelExpr: "split(datum.label, ' ↔ ')", labelLimit: 200});
+        s.height = {step: 30};
+      }
+    });
+  }
+
   /* Draw `spec` into `target` (an element); `name` names the downloads. Resolves to the Vega view. */
   async function render(target, spec, name) {
     const s = JSON.parse(JSON.stringify(spec));
     s.width = "container";
     s.autosize = {type: "fit-x", contains: "padding"};
     s.background = null;
+    if (target.clientWidth && target.clientWidth < 520) narrow(s);
     const dark = isDark();
     const result = await window.vegaEmbed(target, s, {
       renderer: "svg",
