@@ -243,6 +243,24 @@ def test_json_endpoints_follow_the_openapi_document(dashboard: Dashboard, lake: 
     assert bad.status_code == 400
     validate(bad.json(), "/api/reports/{name}", "400")
     assert json.loads(httpx.get(f"{base}/openapi.json").text)["openapi"] == "3.1.0"
+    validate(httpx.get(f"{base}/api/summary").json(), "/api/summary")
+    validate(httpx.get(f"{base}/api/summary", params={"playlist": pid}).json(), "/api/summary")
+    for name in CHARTS:
+        chart = httpx.get(f"{base}/api/charts/{name}.json", params={"playlist": pid})
+        validate(chart.json(), "/api/charts/{name}.json")
+    songs = httpx.get(f"{base}/api/playlists/{pid}/songs", params={"q": "a", "sort": "popularity", "order": "desc"})
+    validate(songs.json(), "/api/playlists/{id}/songs")
+    assert songs.json()["playlist"]["playlist_id"] == pid
+    popularity = [r["popularity"] for r in songs.json()["rows"] if r["popularity"] is not None]
+    assert popularity == sorted(popularity, reverse=True)
+    for params in ({"sort": "name; DROP TABLE songs"}, {"order": "sideways"}, {"limit": "100000"}, {"offset": "-1"}):
+        assert httpx.get(f"{base}/api/playlists/{pid}/songs", params=params).status_code == 400, params
+    assert httpx.get(f"{base}/api/playlists/x'--/songs").status_code == 400
+    gone = httpx.get(f"{base}/api/playlists/{'0' * 22}/songs")
+    assert gone.status_code == 404
+    validate(gone.json(), "/api/playlists/{id}/songs", "404")
+    assert httpx.get(f"{base}/static/../dashboard.py").status_code == 404
+    assert httpx.get(f"{base}/static/vendor/vega.min.js").headers["content-type"].startswith("text/javascript")
 
 
 def test_dashboard_is_read_only_and_survives_concurrency(dashboard: Dashboard) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,9 @@ from spotify_pipeline.dashboard import Dashboard
 from spotify_pipeline.graphql_api import MAX_COST, MAX_DEPTH, MAX_PAGE, MAX_QUERY_CHARS, schema_sdl
 from spotify_pipeline.query import QueryEngine, result_rows
 from spotify_pipeline.reports import run_report
+from spotify_pipeline.simulator import Catalog as SimCatalog
+from spotify_pipeline.simulator import CatalogConfig
+from spotify_pipeline.simulator.history import write_export
 
 from ..conftest import cli
 from .conftest import Lake
@@ -218,3 +222,34 @@ def test_post_is_json_only_same_origin_and_graphql_only(server: Dashboard) -> No
         f"{base}/graphql", content=b"{" + b" " * 70_000 + b"}", headers={"Content-Type": "application/json"}
     )
     assert big.status_code == 413
+
+
+def test_listens_are_paged_newest_first_and_filtered_by_time(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    export = write_export(
+        SimCatalog(CatalogConfig(seed=5, playlists=2, items_per_playlist=20)), "ana", tmp_path / "x.zip", plays=40
+    )
+    assert cli("import-history", str(export.path), "--lake", str(lake), "--user", "ana").returncode == 0
+    with QueryEngine(Catalog(lake)) as engine:
+        ended = [row[0] for row in engine.execute("SELECT ended_at FROM listens ORDER BY ended_at DESC").rows]
+    assert len(ended) > 10
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    try:
+        transport = RequestsHTTPTransport(url=f"{dashboard.url}/graphql", timeout=30, retries=0)
+        with Client(transport=transport, schema=schema_sdl()) as session:  # validated locally too
+            page = run(
+                session, "{ listens(first: 5) { pageInfo { total hasNextPage } nodes { endedAt trackName msPlayed } } }"
+            )
+            assert page["listens"]["pageInfo"] == {"total": len(ended), "hasNextPage": True}
+            assert [n["endedAt"] for n in page["listens"]["nodes"]] == [e.isoformat() for e in ended[:5]]
+            middle = ended[len(ended) // 2]
+            since = run(
+                session,
+                "query($f: String) { listens(first: 100, from: $f) { nodes { endedAt } } }",
+                f=middle.isoformat(),
+            )
+            assert [n["endedAt"] for n in since["listens"]["nodes"]] == [e.isoformat() for e in ended if e >= middle]
+            with pytest.raises(TransportQueryError, match="ISO date"):
+                run(session, '{ listens(from: "yesterday") { nodes { endedAt } } }')
+    finally:
+        dashboard.stop()
