@@ -63,6 +63,18 @@ def test_count_axes_have_integer_ticks(results: dict[str, QueryResult]) -> None:
     labels = re.findall(r">([^<]+)</text>", svg)
     assert not [label for label in labels if re.fullmatch(r"\d+\.\d+", label)], labels
     assert "Songs" in labels and "popularity_band" not in labels
+    # Small counts are where a default axis ticks 0, 0.2, 0.4...: every count axis steps by whole numbers.
+    for name, columns, rows in (
+        ("release_decades", ["decade", "songs"], [("1990s", 1), ("2000s", 2)]),
+        ("top_artists", ["artist", "appearances", "playlists"], [("A", 1, 1), ("B", 2, 1)]),
+        (
+            "playlist_growth",
+            ["month", "items_added", "total_items"],
+            [(dt.date(2024, 1, 1), 1, 1), (dt.date(2024, 2, 1), 1, 2)],
+        ),
+    ):
+        small = re.findall(r">([^<]+)</text>", render_svg(chart_spec(name, QueryResult(columns, rows)) or {}))
+        assert not [label for label in small if re.fullmatch(r"\d+\.\d+", label)], (name, small)
     assert any(re.fullmatch(r"\d+-\d+", label) for label in labels), labels
 
 
