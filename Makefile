@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint fmt clean bench bench-quick lambda-package
+.PHONY: demo test check lint fmt clean bench bench-quick lambda-package browser screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## simulated Spotify API -> extract -> raw zone -> Iceberg tables -> SQL, into ./lake
 	$(BIN)/spotify-pipeline demo
 
-test: $(STAMP)  ## the whole test suite
+# Debian's Chromium for the browser tests, installed before pytest starts (never racing another install:
+# apt waits up to 10 minutes for the package lock). Skipped when chromium is there or we are not root.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; } || \
+		echo "chromium not installed: the browser tests will be skipped"
+
+test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/pytest -q
+
+screenshots: $(STAMP) browser  ## refresh docs/screenshots (report and dashboard, 1400/390 px, light/dark)
+	SPOTIFY_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/reports/test_browser.py -k "fits_and or fit_and"
 
 check: $(STAMP)  ## lint, types, security lint
 	$(BIN)/ruff check src tests bench

@@ -761,6 +761,14 @@ def report(
     click.echo(f"wrote {out} ({len(document.encode()) // 1024} KiB)")
 
 
+@main.command("graphql-schema")
+def graphql_schema() -> None:
+    """Print the GraphQL schema (SDL) that `serve` answers at /graphql."""
+    from .graphql_api import schema_sdl
+
+    click.echo(schema_sdl())
+
+
 @main.command()
 @lake_option
 @click.option(

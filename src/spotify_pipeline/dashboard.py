@@ -30,10 +30,57 @@ from typing import Any
 
 from .catalog import Catalog
 from .errors import PipelineError
+from .graphql_api import run_graphql
+from .ids import parse_playlist_ref
 from .lake.layout import CATALOG_FILE
-from .query import QueryEngine, QueryResult, result_rows
-from .reports import REPORT_ORDER, all_reports, run_report
-from .reports.charts import chart_spec, render_svg
+from .query import QueryEngine, QueryResult, plain_value, result_rows
+from .reports import all_reports, run_report
+from .reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
+from .reports.charts import title as column_title
+from .reports.html import ordered_reports, summary
+
+SONG_SORTS = {
+    "position": "position",
+    "name": "lower(name)",
+    "artists": "lower(artists)",
+    "album": "lower(album)",
+    "duration": "duration_ms",
+    "popularity": "popularity",
+    "added": "added_at",
+}
+SONGS_SQL = """
+WITH items AS (
+    SELECT ps.position, ps.song_id, ps.item_type, ps.item_uri, coalesce(s.name, ps.item_name) AS name,
+           (SELECT string_agg(a.name, ', ' ORDER BY sa.position) FROM song_artists sa
+            JOIN artists a ON a.artist_id = sa.artist_id WHERE sa.song_id = ps.song_id) AS artists,
+           al.name AS album, s.duration_ms, s.popularity, s.explicit, ps.added_at
+    FROM playlist_songs ps
+    LEFT JOIN songs s ON s.song_id = ps.song_id
+    LEFT JOIN albums al ON al.album_id = s.album_id
+    WHERE ps.playlist_id = $playlist
+)
+SELECT *, count(*) OVER () AS total FROM items
+WHERE $pattern IS NULL OR name ILIKE $pattern ESCAPE '\\' OR artists ILIKE $pattern ESCAPE '\\'
+   OR album ILIKE $pattern ESCAPE '\\'
+ORDER BY {order} NULLS LAST, position
+LIMIT $limit OFFSET $offset
+"""
+MAX_SONG_PAGE = 200
+MAX_GRAPHQL_BODY = 64 * 1024
+STATIC = {
+    "app.js": "web/app.js",
+    "charts.js": "web/charts.js",
+    **{
+        f"vendor/{n}": f"web/vendor/{n}"
+        for n in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-interpreter.js")
+    },
+}
+_PLAYLIST_PARAM: dict[str, Any] = {
+    "name": "playlist",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"},
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -121,6 +168,74 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/summary": {
+            "get": {
+                "summary": "Key numbers and data freshness (every playlist, or one)",
+                "parameters": [_PLAYLIST_PARAM],
+                "responses": {
+                    "200": {
+                        "description": "Summary",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Summary"}}},
+                    }
+                },
+            }
+        },
+        "/api/charts/{name}.json": {
+            "get": {
+                "summary": "A report's chart as a Vega-Lite spec with its rows, or why it is not drawn",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _PLAYLIST_PARAM,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Spec",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["spec", "note"],
+                                    "properties": {
+                                        "spec": {"type": ["object", "null"]},
+                                        "note": {"type": ["string", "null"]},
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        },
+        "/api/playlists/{id}/songs": {
+            "get": {
+                "summary": "One playlist and its items, searched, sorted and paged",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {"name": "sort", "in": "query", "required": False, "schema": {"enum": list(SONG_SORTS)}},
+                    {"name": "order", "in": "query", "required": False, "schema": {"enum": ["asc", "desc"]}},
+                    {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer"}},
+                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Songs",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SongPage"}}},
+                    },
+                    "404": {
+                        "description": "No such playlist",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    },
+                },
+            }
+        },
+        "/graphql": {
+            "get": {
+                "summary": "GraphQL (read-only; ?query=, ?variables= as JSON, ?operationName=). POST with a JSON body "
+                "is answered too, here only. `spotify-pipeline graphql-schema` prints the schema",
+                "responses": {"200": {"description": "GraphQL response", "content": {"application/json": {}}}},
+            }
+        },
         "/api/query": {
             "get": {
                 "summary": "One read-only SQL query (a SELECT; sandboxed, time-limited, at most 10,000 rows)",
@@ -148,6 +263,7 @@ OPENAPI: dict[str, Any] = {
                     "title": {"type": "string"},
                     "description": {"type": "string"},
                     "chart": {"type": "boolean"},
+                    "time_field": {"type": ["string", "null"], "description": "the column the time range filters"},
                 },
             },
             "ReportResult": {
@@ -162,6 +278,30 @@ OPENAPI: dict[str, Any] = {
                 },
             },
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "Summary": {
+                "type": "object",
+                "required": ["playlists", "items", "songs", "artists", "fresh", "last_run", "playlist_name"],
+                "properties": {
+                    "playlists": {"type": "integer"},
+                    "items": {"type": "integer"},
+                    "songs": {"type": "integer"},
+                    "artists": {"type": "integer"},
+                    "fresh": {"type": ["string", "null"]},
+                    "last_run": {"type": ["object", "null"]},
+                    "playlist_name": {"type": ["string", "null"]},
+                },
+            },
+            "SongPage": {
+                "type": "object",
+                "required": ["playlist", "total", "offset", "limit", "rows"],
+                "properties": {
+                    "playlist": {"type": "object"},
+                    "total": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "rows": {"type": "array", "items": {"type": "object"}},
+                },
+            },
         }
     },
 }
@@ -289,8 +429,10 @@ class Dashboard:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-        if self._engine is not None:
-            self._engine.close()
+        with self._lock:  # a request still running (a page closed mid-load) finishes its query first
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -346,7 +488,41 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(405, b'{"error": "read-only: only GET is allowed"}', "application/json", {"Allow": "GET, HEAD"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
+
+    def do_POST(self) -> None:
+        """Only `/graphql` answers a POST, and only with a JSON body: a page elsewhere cannot send one
+        without a CORS preflight (OPTIONS), which is refused, so a cross-site form cannot reach it; the same
+        Host, Origin and Sec-Fetch-Site checks apply, and the schema has no mutations anyway."""
+        path = urllib.parse.urlsplit(self.path).path
+        if path != "/graphql" or self._refusal():
+            self._refuse()
+            return
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            self._json(415, {"error": "POST /graphql takes Content-Type: application/json"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or "-1")
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_GRAPHQL_BODY:
+            self._json(413, {"error": f"the body must have a Content-Length of at most {MAX_GRAPHQL_BODY} bytes"})
+            self.close_connection = True
+            return
+        try:
+            body = json.loads(self.rfile.read(length) or b"null")
+        except (ValueError, UnicodeDecodeError):
+            self._json(400, {"errors": [{"message": "the body is not JSON"}]})
+            return
+        if not isinstance(body, dict):
+            self._json(400, {"errors": [{"message": "the body must be a JSON object with `query`"}]})
+            return
+        self._graphql(body.get("query"), body.get("variables"), body.get("operationName"))
+
+    def _graphql(self, query: Any, variables: Any, operation: Any) -> None:
+        answer = run_graphql(self.dashboard.query, query, variables, operation if isinstance(operation, str) else None)
+        self._json(200 if "data" in answer else 400, answer)
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -362,6 +538,36 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path in ("/", "/index.html"):
                 self._send(200, _page(), "text/html; charset=utf-8")
+            elif path.startswith("/static/") and path.removeprefix("/static/") in STATIC:
+                body = resources.files("spotify_pipeline").joinpath(STATIC[path.removeprefix("/static/")]).read_bytes()
+                self._send(200, body, "text/javascript; charset=utf-8")
+            elif path == "/graphql":
+                try:
+                    variables = json.loads(query["variables"]) if query.get("variables") else None
+                except ValueError:
+                    self._json(400, {"errors": [{"message": "`variables` must be JSON"}]})
+                    return
+                self._graphql(query.get("query"), variables, query.get("operationName"))
+            elif path == "/api/summary":
+                playlist = parse_playlist_ref(query["playlist"]) if query.get("playlist") else None
+                info = self.dashboard.query(lambda e: summary(e, playlist))
+                last = info["last_run"]
+                info["last_run"] = (
+                    None if not last else {"run_id": last[0], "status": last[1], "finished_at": plain_value(last[2])}
+                )
+                info["fresh"] = plain_value(info["fresh"])
+                self._json(200, info)
+            elif path.startswith("/api/charts/") and path.endswith(".json"):
+                name = path.removeprefix("/api/charts/").removesuffix(".json")
+                self._report(name)
+                result = self.dashboard.query(lambda e: run_report(e, name, query))
+                spec = chart_spec(name, result)
+                if spec is None:
+                    self._json(404, {"error": f"report {name} has no chart; use /api/reports/{name}"})
+                else:
+                    self._json(200, {"spec": spec, "note": not_enough_data(name, result)})
+            elif path.startswith("/api/playlists/") and path.endswith("/songs"):
+                self._songs(path.removeprefix("/api/playlists/").removesuffix("/songs"), query)
             elif path == "/openapi.json":
                 self._json(200, OPENAPI)
             elif path == "/api/reports":
@@ -374,8 +580,9 @@ class _Handler(BaseHTTPRequestHandler):
                             "title": reports[n].title,
                             "description": reports[n].description,
                             "chart": chart_spec(n, QueryResult([], [])) is not None,
+                            "time_field": TIME_FIELDS.get(n),
                         }
-                        for n in REPORT_ORDER
+                        for n in ordered_reports(reports)
                     ],
                 )
             elif path == "/api/playlists":
@@ -389,8 +596,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/api/reports/"):
                 name = path.removeprefix("/api/reports/")
                 report = self._report(name)
-                result = self.dashboard.query(lambda e: run_report(e, name, query))
-                self._json(200, result_json(result, name=name, title=report.title))
+                params = {k: v for k, v in query.items() if k == "playlist"}
+                result = self.dashboard.query(lambda e: run_report(e, name, params))
+                titles = {c: column_title(c) for c in result.columns}
+                self._json(200, result_json(result, name=name, title=report.title, titles=titles))
             elif path.startswith("/api/charts/") and path.endswith(".svg"):
                 name = path.removeprefix("/api/charts/").removesuffix(".svg")
                 self._report(name)
@@ -414,6 +623,58 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": str(exc)})
         except PipelineError as exc:
             self._json(400, {"error": str(exc)})
+
+    def _songs(self, ref: str, query: dict[str, str]) -> None:
+        playlist_id = parse_playlist_ref(ref)
+        sort = query.get("sort") or "position"
+        order = (query.get("order") or "asc").lower()
+        if sort not in SONG_SORTS or order not in ("asc", "desc"):
+            self._json(400, {"error": f"sort is one of {', '.join(SONG_SORTS)}; order is asc or desc"})
+            return
+        try:
+            offset = int(query.get("offset") or 0)
+            limit = int(query.get("limit") or 50)
+        except ValueError:
+            self._json(400, {"error": "offset and limit are whole numbers"})
+            return
+        if offset < 0 or not 1 <= limit <= MAX_SONG_PAGE:
+            self._json(400, {"error": f"offset >= 0 and limit between 1 and {MAX_SONG_PAGE}"})
+            return
+        search = (query.get("q") or "").strip()[:200]
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" if search else None
+        found = self.dashboard.query(
+            lambda e: e.execute(
+                "SELECT playlist_id, name, description, owner_name, followers, total_items, extracted_at "
+                "FROM playlists WHERE playlist_id = ?",
+                [playlist_id],
+            )
+        )
+        if not found.rows:
+            raise _NotFound(f"no playlist {playlist_id} in the lake")
+        sql = SONGS_SQL.replace("{order}", f"{SONG_SORTS[sort]} {order.upper()}")
+        params = {"playlist": playlist_id, "pattern": pattern, "limit": limit, "offset": offset}
+        result = self.dashboard.query(lambda e: e.execute(sql, params))
+        rows = result_rows(result)
+        total = rows[0].pop("total") if rows else 0
+        for row in rows[1:]:
+            row.pop("total")
+        self._json(
+            200,
+            {
+                "playlist": result_rows(found)[0],
+                "total": total if rows else self._count_matches(sql, params),
+                "offset": offset,
+                "limit": limit,
+                "rows": rows,
+            },
+        )
+
+    def _count_matches(self, sql: str, params: dict[str, Any]) -> int:
+        """The matches when the asked page is past the last one (the window count came with no row)."""
+        if params["offset"] == 0:
+            return 0
+        again = self.dashboard.query(lambda e: e.execute(sql, {**params, "offset": 0, "limit": 1}))
+        return int(again.rows[0][-1]) if again.rows else 0
 
     def _report(self, name: str) -> Any:
         reports = all_reports()

@@ -72,13 +72,20 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's Chromium, installed here when missing (root can apt-get; CI runs as root)."""
+    """Debian's Chromium: `make test` installs it first (`make browser`); a bare pytest run installs it here
+    when missing (root can apt-get; CI runs as root), waiting for the package lock rather than failing when
+    another install holds it."""
     path = shutil.which("chromium")
     if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600, capture_output=True)
+        wait = ["-o", "DPkg::Lock::Timeout=600"]
+        subprocess.run(["apt-get", *wait, "update", "-qq"], check=True, env=env, timeout=900, capture_output=True)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900, capture_output=True
+            ["apt-get", *wait, "install", "-y", "-qq", "chromium"],
+            check=True,
+            env=env,
+            timeout=1500,
+            capture_output=True,
         )
         path = shutil.which("chromium")
     if path is None:
