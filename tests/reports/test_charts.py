@@ -13,6 +13,7 @@ from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.query import QueryEngine, QueryResult
 from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.reports.charts import CHARTS, chart_spec, not_enough_data, render_svg
+from spotify_pipeline.reports.listening import LISTENING_CHARTS
 from spotify_pipeline.reports.html import build_html, summary, table_html
 
 from .conftest import Lake
@@ -37,9 +38,9 @@ def results(lake: Lake) -> dict[str, QueryResult]:
         return {name: run_report(engine, name) for name in REPORT_ORDER}
 
 
-@pytest.mark.parametrize("name", list(CHARTS))
+@pytest.mark.parametrize("name", [*CHARTS, *LISTENING_CHARTS])
 def test_every_mark_has_a_tooltip_with_human_titles(name: str) -> None:
-    spec = CHARTS[name]
+    spec = CHARTS.get(name) or LISTENING_CHARTS[name]
     for mark in marks(spec):
         assert mark.get("tooltip") is True, name
     for encoding in encodings(spec):

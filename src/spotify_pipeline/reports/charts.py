@@ -65,6 +65,9 @@ TIME_FIELDS: dict[str, str] = {
     "playlist_growth": "month",
     "playlist_changes": "changed_at",
     "data_health": "started_at",
+    "listening_time": "period_start",
+    "skip_rate": "month",
+    "new_artists": "month",
 }
 
 COUNT_AXIS: dict[str, Any] = {"format": ",d", "tickMinStep": 1}

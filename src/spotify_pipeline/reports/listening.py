@@ -15,13 +15,32 @@ COLOR = "#1DB954"
 Spec = dict[str, Any]
 
 
+TITLES = {
+    "minutes": "Minutes",
+    "plays": "Plays",
+    "artist": "Artist",
+    "label": "Song or album",
+    "period_start": "Period",
+    "month": "Month",
+    "skip_rate": "Skip rate",
+    "new_artists": "New artists",
+    "day": "Weekday",
+    "hour": "Hour of day (UTC)",
+}
+COUNT_AXIS: dict[str, Any] = {"format": ",d", "tickMinStep": 1}
+
+
+def _tip(field: str, **extra: Any) -> dict[str, Any]:
+    return {"field": field, "title": TITLES.get(field, field), **extra}
+
+
 def _bars(y: str, label: str, *, calculate: str | None = None) -> Spec:
     spec: Spec = {
-        "mark": {"type": "bar", "color": COLOR},
+        "mark": {"type": "bar", "color": COLOR, "tooltip": True},
         "encoding": {
             "y": {"field": label, "type": "nominal", "sort": "-x", "title": None},
-            "x": {"field": y, "type": "quantitative"},
-            "tooltip": [{"field": label}, {"field": "minutes"}, {"field": "plays"}],
+            "x": {"field": y, "type": "quantitative", "title": TITLES[y], "axis": COUNT_AXIS},
+            "tooltip": [_tip(label), _tip("minutes", format=",d"), _tip("plays", format=",d")],
         },
     }
     if calculate:
@@ -31,18 +50,23 @@ def _bars(y: str, label: str, *, calculate: str | None = None) -> Spec:
 
 def _over_time(x: str, y: str, mark: str = "bar", unit: str = "yearmonth") -> Spec:
     """Bars: one band per period (ordinal, labelled by `unit`); a line: a temporal axis."""
-    axis = {"field": x, "title": None}
+    axis: dict[str, Any] = {"field": x, "title": TITLES.get(x)}
     axis.update({"type": "temporal"} if mark == "line" else {"type": "ordinal", "timeUnit": unit})
+    share = mark == "line"
     return {
-        "mark": {"type": mark, "color": COLOR, **({"point": True} if mark == "line" else {})},
+        "mark": {"type": mark, "color": COLOR, "tooltip": True, **({"point": True} if share else {})},
         "encoding": {
             "x": axis,
             "y": {
                 "field": y,
                 "type": "quantitative",
-                "axis": {"format": ".0%"} if mark == "line" else {"tickMinStep": 1},
+                "title": TITLES.get(y, y),
+                "axis": {"format": ".0%"} if share else COUNT_AXIS,
             },
-            "tooltip": [{"field": x, "type": "temporal"}, {"field": y}],
+            "tooltip": [
+                _tip(x, type="temporal", timeUnit=f"utc{unit}" if not share else "utcyearmonth"),
+                _tip(y, format=".1%" if share else ",d"),
+            ],
         },
     }
 
@@ -50,17 +74,17 @@ def _over_time(x: str, y: str, mark: str = "bar", unit: str = "yearmonth") -> Sp
 HEATMAP: Spec = {
     "height": 200,
     "width": 480,
-    "mark": {"type": "rect"},
+    "mark": {"type": "rect", "tooltip": True},
     "encoding": {
-        "x": {"field": "hour", "type": "ordinal", "title": "hour of day (UTC)"},
+        "x": {"field": "hour", "type": "ordinal", "title": "Hour of day (UTC)", "axis": {"labelAngle": 0}},
         "y": {
             "field": "day",
             "type": "ordinal",
             "sort": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
             "title": None,
         },
-        "color": {"field": "minutes", "type": "quantitative", "scale": {"scheme": "greens"}},
-        "tooltip": [{"field": "day"}, {"field": "hour"}, {"field": "minutes"}, {"field": "plays"}],
+        "color": {"field": "minutes", "type": "quantitative", "scale": {"scheme": "greens"}, "title": "Minutes"},
+        "tooltip": [_tip("day"), _tip("hour"), _tip("minutes", format=",d"), _tip("plays", format=",d")],
     },
 }
 
