@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import secrets
 import tempfile
 import zlib
@@ -35,8 +34,9 @@ log = logging.getLogger(__name__)
 ENTITY = "history_export"
 # Raw parts are written once and read by every rebuild: level 3 is about 6x faster than level 6 for 20% more bytes.
 GZIP_LEVEL = 3
-# DuckDB's memory for an import unless SPOTIFY_PIPELINE_MEMORY_LIMIT says otherwise: it spills past this.
-IMPORT_MEMORY_LIMIT = "512MB"
+# DuckDB's memory for an import and its transform unless SPOTIFY_PIPELINE_MEMORY_LIMIT says otherwise: it
+# spills past this. 1M plays: peak RSS 956 MiB with it, about 2 GiB without (docs/BENCHMARKS.md).
+IMPORT_MEMORY_LIMIT = "500MB"
 
 
 @dataclass
@@ -99,9 +99,7 @@ def import_history(
 
     storage, catalog = lake_parts(settings)
     workdir = Path(tempfile.mkdtemp(prefix="spotify-history-"))
-    con = connect()
-    if not os.environ.get("SPOTIFY_PIPELINE_MEMORY_LIMIT"):
-        con.execute(f"SET memory_limit = '{IMPORT_MEMORY_LIMIT}'")  # spills to disk rather than grow past it
+    con = connect(memory_limit=IMPORT_MEMORY_LIMIT)  # spills to disk rather than grow past it
     try:
         contents = open_export(path, workdir)
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),
@@ -126,8 +124,11 @@ def import_history(
             if todo:
                 result.run_id = _write_raw_run(con, storage, user_id, todo, contents.skipped, workdir)
                 result.files = [_file_entry(p) for _, p in todo]
+            con.close()  # the parsed plays (about 600 MB per 1M) are freed before the transform needs memory
             if run_transform and result.run_id:
-                result.transform = transform(storage, catalog, by_run_id=result.run_id)
+                result.transform = transform(
+                    storage, catalog, by_run_id=result.run_id, memory_limit=IMPORT_MEMORY_LIMIT
+                )
                 _expire_history(catalog, settings.table_history_days)
         return result
     finally:

@@ -62,8 +62,9 @@ def duckdb_size(value: str, name: str) -> str:
     return parse_memory_limit(value, name)
 
 
-def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem."""
+def connect(remote: bool = False, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem.
+    DuckDB's memory is capped by SPOTIFY_PIPELINE_MEMORY_LIMIT, else by `memory_limit` when given."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     # Row order is never relied on, which lets DuckDB use less memory. A memory limit is opt-in (DuckDB's
@@ -71,6 +72,8 @@ def connect(remote: bool = False) -> duckdb.DuckDBPyConnection:
     if os.environ.get("SPOTIFY_PIPELINE_MEMORY_LIMIT"):
         limit = duckdb_size(os.environ["SPOTIFY_PIPELINE_MEMORY_LIMIT"], "SPOTIFY_PIPELINE_MEMORY_LIMIT")
         con.execute(f"SET memory_limit = '{limit}'")  # validated: digits and a unit, nothing to escape
+    elif memory_limit:
+        con.execute(f"SET memory_limit = '{duckdb_size(memory_limit, 'memory_limit')}'")
     con.execute("SET preserve_insertion_order = false")
     # Temp tables live for one transform: compressing them (DuckDB's default for bulk appends) cost a
     # third of a 1M-item rebuild for nothing (profiled; docs/BENCHMARKS.md).
@@ -137,6 +140,7 @@ def transform(
     by_run_id: str = "",
     stage_hook: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     batch_bytes: int | None = None,
+    memory_limit: str = "",
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -145,7 +149,8 @@ def transform(
     A transform killed between two of those commits is redone by the next one from where the tables stood
     before it (transform/journal.py), so a crash while publishing never leaves the lake half-updated for good.
     `batch_bytes` (default: SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES, else 1 GiB) is how much raw JSON is
-    parsed at a time; it bounds the transform's memory. `stage_hook` lets tests tamper with the staged
+    parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
+    SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
     rows to prove the gate holds.
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
@@ -199,7 +204,7 @@ def transform(
                     }
                 )
 
-    con = connect(remote=catalog.remote)
+    con = connect(remote=catalog.remote, memory_limit=memory_limit)
     quarantine = Quarantine(lambda uri: storage.read(keys[uri]), keys.__getitem__)
     try:
         con.register(
