@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from .catalog import Catalog
-from .errors import LakeError, QueryError
+from .errors import InputError, LakeError
 from .query import QueryEngine
 
 # Written to our own temporary name and renamed: DuckDB's own temporary file would be outside the sandbox.
@@ -22,7 +22,7 @@ def export_table(catalog: Catalog, table: str, fmt: str, out: Path) -> int:
     tmp = out.with_name(f".{out.name}.tmp")
     with QueryEngine(catalog, writable=[str(tmp.absolute())]) as engine:
         if table not in engine.tables:
-            raise QueryError(f"no table named {table!r}", hint=f"tables: {', '.join(engine.tables)}")
+            raise InputError(f"no table named {table!r}", hint=f"tables: {', '.join(engine.tables)}")
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             path = str(tmp.absolute()).replace("'", "''")

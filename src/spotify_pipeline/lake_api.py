@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,12 +424,18 @@ class Lake:
         """One read-only SELECT over the tables, as an Arrow table (`rows()` for Python values)."""
         with self.engine(timeout=timeout) as engine:
             engine.check_read_only(sql)
+            timer = threading.Timer(timeout, engine.con.interrupt) if timeout else None
+            if timer:
+                timer.daemon = True
+                timer.start()
             try:
-                cursor = engine.con.execute(sql, params) if params else engine.con.execute(sql)
-                return cursor.to_arrow_table()
+                return engine.con.sql(sql, params=params or None).to_arrow_table()
             except duckdb.Error as exc:  # the same one line as `spotify-pipeline query`
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise QueryError(f"SQL error: {first}", hint=f"tables: {', '.join(engine.tables)}") from exc
+            finally:
+                if timer:
+                    timer.cancel()
 
     def rows(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *, timeout: float | None = None

@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from .catalog import Catalog
-from .errors import QueryError
+from .errors import LakeError, QueryError
 from .tables import TABLES
 from .transform.runner import connect, duckdb_size, register_table
 
@@ -67,7 +67,7 @@ class QueryEngine:
         writable: Sequence[str] = (),
     ) -> None:
         if not catalog.exists() or not catalog.table_names():
-            raise QueryError(
+            raise LakeError(  # a missing or empty lake: exit 6, like every other lake that cannot be read
                 f"no tables in the lake at {catalog.location}",
                 hint="run `spotify-pipeline run` (or `spotify-pipeline demo`) first",
             )
