@@ -444,8 +444,9 @@ class Lake:
         with self.engine(timeout=timeout) as engine:
             return engine.execute(sql, params)
 
-    def reports(self) -> list[ReportInfo]:
-        """The named reports, in the order `report --list` shows them."""
+    @staticmethod
+    def reports() -> list[ReportInfo]:
+        """The named reports, in the order `report --list` shows them (no lake needed)."""
         from .reports import LISTENING_ORDER, REPORT_ORDER, all_reports
 
         found = all_reports()
