@@ -692,10 +692,8 @@ def demo(lake: str | None) -> None:
     click.echo(f"Starting the simulated Spotify Web API on 127.0.0.1 and running the pipeline into {lake} ...")
     with stop_on_signals(), TerminalProgress(DEMO_CATALOG.playlists) as progress:
         result = run_demo(lake, progress)
-    report = result.report
-    assert report.extract is not None and report.transform is not None
-    echo_lines(extract_lines(report.extract), click.echo)
-    echo_lines(transform_lines(report.transform), click.echo)
+    echo_lines(extract_lines(result.result.extract.summary), click.echo)
+    echo_lines(transform_lines(result.result.transform.detail), click.echo)
     for title, answer in result.answers.items():
         click.echo(f"\n{title}:")
         click.echo(format_result(answer, "table"))

@@ -85,6 +85,15 @@ class ExtractResult:
     stop_reason: str  # "" unless stopped on a long Retry-After
     summary: ExtractSummary = field(repr=False, compare=False)
 
+    @property
+    def seconds(self) -> float:
+        """How long the extraction took."""
+        if not self.summary.finished_at:
+            return 0.0
+        return (
+            dt.datetime.fromisoformat(self.summary.finished_at) - dt.datetime.fromisoformat(self.summary.started_at)
+        ).total_seconds()
+
     @classmethod
     def of(cls, summary: ExtractSummary) -> ExtractResult:
         counts = summary.requests
@@ -116,6 +125,7 @@ class ExtractResult:
 class TransformSummary:
     """What a transform published: raw runs read, rows per table after the merge, records set aside."""
 
+    run_id: str = ""  # the run recorded in pipeline_runs
     raw_runs: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     rebuilt: bool = False
@@ -125,8 +135,9 @@ class TransformSummary:
     history: ExpiryResult | None = field(default=None, repr=False, compare=False)  # None: expiry not run or failed
 
     @classmethod
-    def of(cls, result: TransformResult, history: ExpiryResult | None = None) -> TransformSummary:
+    def of(cls, result: TransformResult, history: ExpiryResult | None = None, run_id: str = "") -> TransformSummary:
         return cls(
+            run_id,
             list(result.raw_runs),
             dict(result.rows),
             result.rebuilt,
@@ -357,7 +368,7 @@ class Lake:
             report.started_at,
             report.finished_at or report.started_at,
             ExtractResult.of(report.extract),
-            TransformSummary.of(report.transform, report.history),
+            TransformSummary.of(report.transform, report.history, report.run_id),
         )
 
     def extract(
@@ -389,7 +400,7 @@ class Lake:
 
         report = pipeline.run(self.settings, [], transform_only=True, rebuild=rebuild)
         assert report.transform is not None  # pipeline.run raises when the transform does not happen
-        return TransformSummary.of(report.transform, report.history)
+        return TransformSummary.of(report.transform, report.history, report.run_id)
 
     def import_history(self, path: str | Path, *, user: str | None = None) -> Any:
         """Import a Spotify data download into `listens` (history/importer.py's ImportResult)."""
