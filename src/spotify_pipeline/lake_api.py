@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +36,9 @@ from .quality import CheckResult
 from .query import QueryEngine, QueryResult, plain_value
 from .retention import ExpiryResult
 from .transform import TransformResult
+
+if TYPE_CHECKING:
+    from .history.importer import ImportResult
 
 __all__ = [
     "CheckOutcome",
@@ -402,7 +405,7 @@ class Lake:
         assert report.transform is not None  # pipeline.run raises when the transform does not happen
         return TransformSummary.of(report.transform, report.history, report.run_id)
 
-    def import_history(self, path: str | Path, *, user: str | None = None) -> Any:
+    def import_history(self, path: str | Path, *, user: str | None = None) -> ImportResult:
         """Import a Spotify data download into `listens` (history/importer.py's ImportResult)."""
         from .history.importer import import_history
 
