@@ -15,6 +15,9 @@ all of them by every transform (so importing in any order, or rebuilding, gives 
    the same user, kind, track/episode name and artist/show name whose end time, truncated to the minute,
    is within one minute of `endTime`.
 The richer record is kept: extended, then legacy, then API, then account data.
+
+The temp relations read and built here (`raw_recently_played`, `b_listen_events`, `b_songs`, ...) are
+declared in transform/relations.py; the runner checks them around each step.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 No per-item Python: each raw file is parsed once by DuckDB's JSON reader into typed structs (only the
 fields we use; unknown fields are ignored), and every relation below is a set-based query over them.
-The batch relations (`b_*`) hold one row per key: the latest observation within the batch.
+The batch relations (`b_*`) hold one row per key: the latest observation within the batch. Every relation
+built here, with its columns and the step that builds it, is declared in transform/relations.py.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+from .relations import step
 
 if TYPE_CHECKING:
     from .quarantine import Quarantine
@@ -184,6 +187,7 @@ def _release_date(raw: str, precision: str) -> str:
     END"""
 
 
+@step("build_user_tables")
 def build_user_tables(con: duckdb.DuckDBPyConnection) -> None:
     """`b_saved_songs`, `b_plays`, `b_user_top` from the user sources (liked, recently played, top).
     Needs a table `complete_sources(run_id, source)`: liked songs replace the previous set only when a run
@@ -229,6 +233,7 @@ def build_user_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+@step("build_changes")
 def build_changes(con: duckdb.DuckDBPyConnection) -> None:
     """`b_playlist_changes`: what each complete extraction added to or removed from its playlist, compared
     with the extraction before it (in this batch, or the membership already in `old_playlist_songs`).
@@ -477,6 +482,7 @@ def _add_enriched_artists(con: duckdb.DuckDBPyConnection, artists: str) -> None:
     )
 
 
+@step("build_batch")
 def build_batch(
     con: duckdb.DuckDBPyConnection,
     files: dict[str, list[RawFile]],
@@ -539,6 +545,8 @@ def build_batch(
         WHERE t.id IS NOT NULL AND coalesce(t.type, 'track') = 'track'""",
         first=False,
     )
+    con.execute("DROP VIEW track_obs")
+    con.execute("DROP VIEW album_obs")
     # Enriched albums and artists, in batches too: a batch response's list, or a single response as a
     # list of one. Each album batch is materialised once; it feeds both the album and the artist partials.
     for batch in file_batches(files.get("albums", []), batch_bytes):

@@ -1,4 +1,8 @@
-"""Run the transform: pick raw runs not yet processed, normalize them, merge, commit table by table."""
+"""Run the transform: pick raw runs not yet processed, normalize them, merge, commit table by table.
+
+The DuckDB temp relations the steps pass to each other (`complete`, `b_*`, `old_*`, `staged_*`, ...) and the
+order that builds them are declared in transform/relations.py, which checks them as the steps run.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from .journal import PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, merge_sql
 from .normalize import RawFile, build_batch, build_changes, build_user_tables
 from .quarantine import Quarantine, Rejected
+from .relations import checked_step
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +131,11 @@ def _register_empty(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema
 
 def _register_base(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, base: dict[str, int | None]) -> None:
     """`old_<name>`: the table as it stood when this transform (or the interrupted one it redoes) began."""
-    if base.get(name) is None:
-        _register_empty(con, f"old_{name}", TABLES[name].schema)
-    else:
-        register_table(con, catalog, name, f"old_{name}", base[name])
+    with checked_step(con, f"register_{name}"):
+        if base.get(name) is None:
+            _register_empty(con, f"old_{name}", TABLES[name].schema)
+        else:
+            register_table(con, catalog, name, f"old_{name}", base[name])
 
 
 def transform(
@@ -222,13 +228,14 @@ def transform(
                 ),
             ),
         )
-        con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
         sources = [{"run_id": m["run_id"], "source": src} for m in todo for src in (m.get("sources") or {})]
         con.register(
             "_sources",
             pa.Table.from_pylist(sources, schema=pa.schema([("run_id", pa.string()), ("source", pa.string())])),
         )
-        con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
+        with checked_step(con, "load_runs"):
+            con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
+            con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
             build_batch(con, files, batch_bytes, quarantine)
         except duckdb.Error as exc:
@@ -249,9 +256,11 @@ def transform(
         _register_base(con, catalog, "playlist_songs", base)
         build_changes(con)
         build_user_tables(con)
-        build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+        with checked_step(con, "build_listen_events"):
+            build_listen_events(con, [f.uri for f in files.get("history_export", [])])
         _register_base(con, catalog, "songs", base)
-        add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
+        with checked_step(con, "add_listened_songs"):
+            add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
         # A table whose merge cannot change it (no batch rows, or a derived table whose inputs are unchanged)
         # is staged as its current rows and not published again: a whole-table overwrite that changes nothing
         # is waste, and its snapshot stays the one the journal records.
@@ -265,10 +274,11 @@ def transform(
                 changed[name] = rebuild or name not in base or result.batch_rows[name] > 0
             if name != "playlist_songs" and not (changed[name] and isinstance(rule, Derived)):
                 _register_base(con, catalog, name, base)
-            if changed[name]:
-                con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
-            else:
-                con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
+            with checked_step(con, f"stage_{name}"):
+                if changed[name]:
+                    con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                else:
+                    con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
         if stage_hook is not None:
             stage_hook(con)
         # Audit: the checks run on the staged rows; an error keeps every table as it was.

@@ -1,0 +1,261 @@
+"""The transform's DuckDB temp relations, declared once: name, columns, the step that builds them, what it reads.
+
+The transform is a chain of SQL steps over one in-memory DuckDB connection; each step reads relations an
+earlier step built. Written down only as call order, that interface broke silently (a step reading a
+relation not built yet, or built with a column renamed). Here it is data, and `checked_step` enforces it:
+before a step runs, every relation it reads must exist (else `RelationError` naming it and its builder);
+after, every relation it builds or changes must have exactly the declared columns, in order, and its scratch
+relations must be gone. The check is one `information_schema` query (microseconds), so it always runs.
+
+Steps, in the order the runner (transform/runner.py) calls them:
+
+    load_runs            complete, complete_sources                       (runner: from the manifests)
+    build_batch          raw_<entity>, item_rows, playlist_headers,        (normalize.py)
+                         *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums, b_album_artists,
+                         b_artists, b_playlists, b_song_popularity
+    register_<table>     old_<table>: the table as it stood when the transform began (runner)
+    build_changes        b_playlist_changes                                (normalize.py)
+    build_user_tables    b_saved_songs, b_plays, b_user_top                (normalize.py)
+    build_listen_events  b_listen_events                                   (history/listens.py)
+    add_listened_songs   adds rows to b_songs                              (history/listens.py)
+    stage_<table>        staged_<table>: the merged rows (merge.py), in DATA_TABLES order
+
+`b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
+batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
+from typing import Concatenate, ParamSpec, TypeVar
+
+import duckdb
+
+from ..tables import DATA_TABLES, TABLES
+
+
+class RelationError(RuntimeError):
+    """The transform's steps disagree with the declaration: a bug in the transform, never bad input."""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One temp relation: its columns in order (empty for scratch ones) and the step that builds it."""
+
+    name: str
+    step: str
+    columns: tuple[str, ...] = ()
+    scratch: bool = False  # built and dropped inside its step: its columns are that step's business
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the transform: the relations it needs, and those it adds rows to (re-checked after)."""
+
+    name: str
+    reads: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()
+
+
+def _contract(table: str, *extra: str) -> tuple[str, ...]:
+    return (*TABLES[table].schema.names, *extra)
+
+
+# The raw records of each entity of the batch: a view over its part files (small strictly-read ones a table).
+RAW_ENTITIES = (
+    "playlists",
+    "playlist_checks",
+    "playlist_items",
+    "artists",
+    "albums",
+    "saved_tracks",
+    "recently_played",
+    "top_items",
+    "tracks",
+)
+RAW_COLUMNS = ("run_id", "fetched_at", "meta", "body")
+# Keyed and ReplaceChildren tables (merged from b_<table>); the Derived ones are computed from staged_ inputs.
+BATCH_TABLES = tuple(n for n in DATA_TABLES if n not in ("listens", "artist_stats"))
+
+_DECLARED: list[Relation] = [
+    Relation(
+        "complete",
+        "load_runs",
+        ("run_id", "playlist_id", "snapshot_id", "items", "manifest"),
+        note="the (run, playlist) pairs whose items were completely extracted; `items`: positions read",
+    ),
+    Relation(
+        "complete_sources",
+        "load_runs",
+        ("run_id", "source"),
+        note="user sources (e.g. `liked`) each run fetched completely",
+    ),
+    *(Relation(f"raw_{e}", "build_batch", RAW_COLUMNS, note="typed raw records") for e in RAW_ENTITIES),
+    Relation(
+        "item_rows",
+        "build_batch",
+        (
+            "run_id",
+            "fetched_at",
+            "playlist_id",
+            "snapshot_id",
+            "position",
+            "added_at",
+            "added_by",
+            "item_type",
+            "song_id",
+            "item_uri",
+            "item_name",
+        ),
+        note="every position of every complete extraction",
+    ),
+    Relation("playlist_headers", "build_batch", ("header", "fetched_at", "run_id"), note="playlist objects"),
+    Relation("song_partials", "build_batch", ("song_id", "song", "last_seen_at", "first_seen_at", "song_added")),
+    Relation("popularity_partials", "build_batch", ("song_id", "observed_date", "popularity", "observed_at")),
+    Relation("album_partials", "build_batch", ("album_id", "album", "enriched", "last_seen_at", "first_seen_at")),
+    Relation("artist_partials", "build_batch", ("artist_id", "artist", "enriched", "last_seen_at", "first_seen_at")),
+    Relation("b_playlist_songs", "build_batch", _contract("playlist_songs")),
+    Relation("b_songs", "build_batch", _contract("songs")),
+    Relation("b_song_artists", "build_batch", _contract("song_artists", "last_seen_at")),
+    Relation("b_albums", "build_batch", _contract("albums")),
+    Relation("b_album_artists", "build_batch", _contract("album_artists", "last_seen_at")),
+    Relation("b_artists", "build_batch", _contract("artists")),
+    Relation("b_playlists", "build_batch", _contract("playlists")),
+    Relation("b_song_popularity", "build_batch", _contract("song_popularity")),
+    *(
+        Relation(name, "build_batch", scratch=True)
+        for name in (
+            "batch_positions",  # one playlist batch's parsed positions
+            "batch_albums",  # one album batch's parsed albums
+            "track_obs",  # the track observations being folded into the partials
+            "album_obs",  # the album observations being folded
+            "b_songs_full",
+            "b_albums_full",
+            "_screened",  # quarantine.py: a trial read of suspect files
+            *(f"{p}_folded" for p in ("song_partials", "popularity_partials", "album_partials", "artist_partials")),
+        )
+    ),
+    Relation("b_playlist_changes", "build_changes", _contract("playlist_changes")),
+    Relation("b_saved_songs", "build_user_tables", _contract("saved_songs")),
+    Relation("b_plays", "build_user_tables", _contract("plays")),
+    Relation("b_user_top", "build_user_tables", _contract("user_top")),
+    Relation("listen_rows", "build_listen_events", scratch=True),
+    Relation("b_listen_events", "build_listen_events", _contract("listen_events")),
+    *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
+    *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
+]
+RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
+
+
+def _stage_reads(table: str) -> tuple[str, ...]:
+    """What `merge.merge_sql(table)` reads: the batch and the old rows, or a derived table's staged inputs."""
+    inputs = {"listens": ("listen_events",), "artist_stats": ("playlist_songs", "song_artists")}
+    if table in inputs:
+        return tuple(f"staged_{i}" for i in inputs[table])
+    return (f"b_{table}", f"old_{table}")
+
+
+STEPS: dict[str, Step] = {
+    s.name: s
+    for s in (
+        Step("load_runs"),
+        Step("build_batch", reads=("complete", "complete_sources")),
+        Step("build_changes", reads=("item_rows", "old_playlist_songs")),
+        Step(
+            "build_user_tables", reads=("raw_saved_tracks", "raw_recently_played", "raw_top_items", "complete_sources")
+        ),
+        Step("build_listen_events", reads=("raw_recently_played",)),
+        Step("add_listened_songs", reads=("b_listen_events", "b_songs", "old_songs"), changes=("b_songs",)),
+        *(Step(f"register_{n}") for n in DATA_TABLES),
+        *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
+    )
+}
+
+
+def temp_columns(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """The connection's temp relations (all, or those of `names` that exist) and their columns in order."""
+    sql = "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = 'temp'"
+    params: list[object] = []
+    if names is not None:
+        sql += " AND list_contains(?, table_name)"
+        params.append(list(names))
+    found: dict[str, list[str]] = {}
+    for table, column in con.execute(sql + " ORDER BY table_name, ordinal_position", params).fetchall():
+        found.setdefault(table, []).append(column)
+    return found
+
+
+def require(con: duckdb.DuckDBPyConnection, step: str) -> None:
+    """Refuse to run `step` before the relations it reads exist."""
+    reads = STEPS[step].reads
+    existing = temp_columns(con, reads)
+    for name in reads:
+        if name not in existing:
+            raise RelationError(
+                f"transform step {step} reads {name}, which is not built yet (step {RELATIONS[name].step} builds it)"
+            )
+
+
+def verify(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> None:
+    """Check that each of `names` exists with exactly its declared columns (scratch ones: that it is gone)."""
+    for name in names:
+        if name not in RELATIONS:
+            raise RelationError(f"temp relation {name} is not declared in transform/relations.py")
+    existing = temp_columns(con, names)
+    for name in names:
+        relation = RELATIONS[name]
+        if relation.scratch:
+            if name in existing:
+                raise RelationError(f"scratch relation {name} outlives its step {relation.step}")
+            continue
+        columns = existing.get(name)
+        if columns is None:
+            raise RelationError(f"transform step {relation.step} did not build {name}")
+        if columns != list(relation.columns):
+            missing = [c for c in relation.columns if c not in columns]
+            extra = [c for c in columns if c not in relation.columns]
+            raise RelationError(
+                f"{name} has columns ({', '.join(columns)}), declared ({', '.join(relation.columns)}); "
+                f"missing: {', '.join(missing) or '-'}; undeclared: {', '.join(extra) or '-'}"
+            )
+
+
+def built_by(step: str) -> list[str]:
+    """The relations `step` builds (scratch ones included), in declaration order."""
+    return [r.name for r in _DECLARED if r.step == step]
+
+
+@contextmanager
+def checked_step(con: duckdb.DuckDBPyConnection, step: str) -> Iterator[None]:
+    """Run the body as `step`: its inputs checked before, what it built or changed checked after."""
+    require(con, step)
+    yield
+    verify(con, [*built_by(step), *STEPS[step].changes])
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def step(
+    name: str,
+) -> Callable[
+    [Callable[Concatenate[duckdb.DuckDBPyConnection, P], R]], Callable[Concatenate[duckdb.DuckDBPyConnection, P], R]
+]:
+    """Decorate a function `f(con, ...)` that is the step `name` (see `checked_step`)."""
+
+    def decorate(
+        function: Callable[Concatenate[duckdb.DuckDBPyConnection, P], R],
+    ) -> Callable[Concatenate[duckdb.DuckDBPyConnection, P], R]:
+        @wraps(function)
+        def run(con: duckdb.DuckDBPyConnection, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            with checked_step(con, name):
+                return function(con, *args, **kwargs)
+
+        return run
+
+    return decorate
