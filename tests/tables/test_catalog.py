@@ -1,0 +1,123 @@
+"""catalog.py on real Iceberg files in tmp_path: tables created and loaded by name, commits, and `check()`
+refusing a lake that was copied, moved, or lost its catalog.db."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from spotify_pipeline.catalog import Catalog
+from spotify_pipeline.errors import LakeError
+from spotify_pipeline.lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from spotify_pipeline.tables import TABLES
+
+TABLE = "processed_raw_runs"  # a small contract table: raw_run_id, processed_at, by_run_id
+WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def runs(*ids: str) -> pa.Table:
+    rows = [{"raw_run_id": i, "processed_at": WHEN, "by_run_id": "test"} for i in ids]
+    return pa.Table.from_pylist(rows, schema=TABLES[TABLE].schema)
+
+
+def stored(catalog: Catalog) -> list[str]:
+    return sorted(catalog.read(TABLE).column("raw_run_id").to_pylist())
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Path:
+    """A lake whose catalog holds one table with two commits."""
+    root = tmp_path / "lake"
+    catalog = Catalog(root)
+    catalog.append(TABLE, runs("a"))
+    catalog.append(TABLE, runs("b"))
+    return root
+
+
+def test_a_new_lake_passes_the_check_and_has_no_tables(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "new")
+    catalog.check()
+    assert not catalog.exists()
+    assert catalog.table_names() == []
+
+
+def test_tables_are_created_with_the_contract_and_loaded_by_name(lake: Path) -> None:
+    again = Catalog(lake)  # a second process: everything comes from catalog.db and warehouse/
+    assert again.table_names() == [TABLE]
+    assert again.table(TABLE).schema().as_arrow().names == TABLES[TABLE].schema.names
+    assert stored(again) == ["a", "b"]
+    files = again.data_files(TABLE)
+    assert len(files) == 2 and all(f.startswith(str(lake / WAREHOUSE_DIR)) for f in files)
+
+
+def test_each_commit_is_a_snapshot_and_old_snapshots_stay_readable(lake: Path) -> None:
+    catalog = Catalog(lake)
+    before = catalog.snapshot_id(TABLE)
+    catalog.overwrite(TABLE, runs("c", "d"))
+    after = catalog.snapshot_id(TABLE)
+    assert after != before
+    assert stored(catalog) == ["c", "d"]
+    assert len(catalog.data_files(TABLE, before)) == 2  # time travel to the snapshot before the overwrite
+    with pytest.raises(LakeError, match=f"snapshot 12345 of table {TABLE} no longer exists"):
+        catalog.data_files(TABLE, 12345)
+
+
+def test_an_overwrite_from_record_batches_is_one_commit(lake: Path) -> None:
+    catalog = Catalog(lake)
+    history = len(catalog.table(TABLE).history())
+    batches = runs("x", "y", "z").to_batches(max_chunksize=1)
+    assert len(batches) == 3
+    catalog.overwrite(TABLE, iter(batches))
+    assert stored(catalog) == ["x", "y", "z"]
+    # one delete and one append snapshot, however many slices; readers never see a partial table
+    assert len(catalog.table(TABLE).history()) == history + 2
+
+
+def test_an_empty_append_commits_nothing(lake: Path) -> None:
+    catalog = Catalog(lake)
+    before = catalog.snapshot_id(TABLE)
+    catalog.append(TABLE, runs())
+    assert catalog.snapshot_id(TABLE) == before
+
+
+@pytest.mark.parametrize("how", ["copied", "moved"])
+def test_a_copied_or_moved_lake_is_refused(lake: Path, tmp_path: Path, how: str) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (shutil.copytree if how == "copied" else shutil.move)(lake, elsewhere)
+    with pytest.raises(LakeError, match=f"this lake was copied or moved from {lake}") as refused:
+        Catalog(elsewhere).table_names()
+    assert "spotify-pipeline repair" in str(refused.value.hint)
+    if how == "copied":
+        assert stored(Catalog(lake)) == ["a", "b"]  # the original is still fine
+
+
+def test_a_missing_catalog_is_refused_while_the_warehouse_holds_tables(lake: Path) -> None:
+    (lake / CATALOG_FILE).unlink()
+    with pytest.raises(LakeError, match=r"catalog.db is missing but warehouse/ holds 1 tables"):
+        Catalog(lake).check()
+    assert not (lake / CATALOG_FILE).exists()  # the check never creates it
+
+
+def test_an_empty_catalog_file_is_refused(lake: Path) -> None:
+    (lake / CATALOG_FILE).write_bytes(b"")
+    with pytest.raises(LakeError, match=r"catalog.db is empty \(0 bytes\)"):
+        Catalog(lake).check()
+
+
+def test_a_catalog_that_lists_no_tables_is_refused(lake: Path, tmp_path: Path) -> None:
+    (lake / CATALOG_FILE).unlink()
+    empty = Catalog(tmp_path / "blank")
+    empty.iceberg  # creates an empty catalog.db (schema, no tables)  # noqa: B018
+    shutil.copy(tmp_path / "blank" / CATALOG_FILE, lake / CATALOG_FILE)
+    with pytest.raises(LakeError, match=r"catalog.db lists no tables but warehouse/ holds 1 tables"):
+        Catalog(lake).check()
+
+
+def test_a_lake_path_iceberg_cannot_hold_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LakeError, match=re.escape("contains # or ?")):
+        Catalog(tmp_path / "lake#1").check()
