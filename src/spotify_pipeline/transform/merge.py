@@ -3,7 +3,8 @@
 Merging the same batch twice gives the same rows; processing raw runs one by one or all at once gives the
 same rows. Each rule is declared per table below: which column decides which observation is newer, which
 columns keep their last known value when a newer observation lacks them (fields an access mode stopped
-returning are not wiped), and which keep their earliest or latest value.
+returning are not wiped), and which keep their earliest or latest value. The relations merged, and their
+columns, are declared in transform/relations.py.
 """
 
 from __future__ import annotations

@@ -190,8 +190,8 @@ def _release_date(raw: str, precision: str) -> str:
 @step("build_user_tables")
 def build_user_tables(con: duckdb.DuckDBPyConnection) -> None:
     """`b_saved_songs`, `b_plays`, `b_user_top` from the user sources (liked, recently played, top).
-    Needs a table `complete_sources(run_id, source)`: liked songs replace the previous set only when a run
-    fetched all of them."""
+    Reads `complete_sources` (relations.py): liked songs replace the previous set only when a run fetched all
+    of them."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_saved_songs AS
@@ -489,8 +489,8 @@ def build_batch(
     batch_bytes: int,
     quarantine: Quarantine | None = None,
 ) -> None:
-    """Create the batch relations from raw files. Needs a table `complete(run_id, playlist_id, snapshot_id)`
-    naming the (run, playlist) pairs whose items were completely extracted.
+    """Create the batch relations from raw files (the step `build_batch` of relations.py, which lists what it
+    reads and builds). `complete` names the (run, playlist) pairs whose items were completely extracted.
 
     The playlist files (nearly all of the raw zone) are read in batches of about `batch_bytes` of JSON:
     each batch is parsed once, its positions are kept as narrow rows, and its nested track objects are
