@@ -49,6 +49,7 @@ def test_the_declaration_is_consistent() -> None:
     for table, rule in MERGES.items():  # each staging step reads what its merge rule reads
         reads = [f"staged_{i}" for i in rule.inputs] if isinstance(rule, Derived) else [f"b_{table}", f"old_{table}"]
         assert list(STEPS[f"stage_{table}"].reads) == reads
+        assert all(name in RELATIONS and not RELATIONS[name].scratch for name in reads)
 
 
 @pytest.fixture

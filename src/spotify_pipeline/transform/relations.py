@@ -78,9 +78,6 @@ RAW_ENTITIES = (
     "tracks",
 )
 RAW_COLUMNS = ("run_id", "fetched_at", "meta", "body")
-# Keyed and ReplaceChildren tables (merged from b_<table>); the Derived ones are computed from staged_ inputs.
-BATCH_TABLES = tuple(n for n in DATA_TABLES if n not in ("listens", "artist_stats"))
-
 _DECLARED: list[Relation] = [
     Relation(
         "complete",
