@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import spotify_pipeline
 from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import Secret
 from spotify_pipeline.extract import ClientCredentialsAuth, Extractor, SpotifyClient
@@ -32,7 +33,7 @@ from spotify_pipeline.transform.runner import connect
 
 from ..conftest import SimulatorFactory
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "spotify_pipeline"
+SRC = Path(spotify_pipeline.__file__).parent
 # The modules whose SQL builds the transform's relations.
 TRANSFORM_SQL = [*sorted((SRC / "transform").glob("*.py")), SRC / "history" / "listens.py"]
 
