@@ -230,16 +230,3 @@ def _record(catalog: Catalog, report: RunReport) -> None:
         catalog.append("pipeline_runs", pa.Table.from_pylist([row], schema=TABLES["pipeline_runs"].schema))
     except Exception as exc:  # best effort: a failed record must never hide the run's own outcome
         log.warning("could not record the run in pipeline_runs: %s", exc)
-    if ex and ex.gaps:
-        gaps = [
-            {
-                **gap,
-                **{k: dt.datetime.fromisoformat(gap[k]) for k in ("from_played_at", "to_played_at", "detected_at")},
-                "run_id": report.run_id,
-            }
-            for gap in ex.gaps
-        ]
-        try:
-            catalog.append("listening_gaps", pa.Table.from_pylist(gaps, schema=TABLES["listening_gaps"].schema))
-        except Exception as exc:  # best effort, like the run record; the gap is in the run's manifest too
-            log.warning("could not record the listening gaps: %s", exc)

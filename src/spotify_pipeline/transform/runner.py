@@ -312,6 +312,7 @@ def transform(
             ],
             schema=TABLES["processed_raw_runs"].schema,
         )
+        _record_gaps(catalog, todo, rebuild)
         if rebuild:
             catalog.overwrite("processed_raw_runs", processed_rows)
         else:
@@ -398,6 +399,27 @@ def _record_rejected(
     if new.num_rows or kept.num_rows != old.num_rows or (rebuild and exists):
         catalog.overwrite(name, pa.concat_tables([kept, new]))
     return int(kept.num_rows + new.num_rows)
+
+
+def _record_gaps(catalog: Catalog, manifests: list[dict[str, Any]], rebuild: bool) -> None:
+    """`listening_gaps` from the manifests' recently-played gaps, so the raw zone alone rebuilds it (a rebuild
+    replaces the table). A run whose gaps are already there is skipped: a publish redone after a crash
+    never records a gap twice."""
+    name = "listening_gaps"
+    exists = name in catalog.table_names()
+    done = set() if rebuild or not exists else set(catalog.read(name).column("run_id").to_pylist())
+    times = ("from_played_at", "to_played_at", "detected_at")
+    rows = [
+        {**gap, **{k: dt.datetime.fromisoformat(gap[k]) for k in times}, "run_id": m["run_id"]}
+        for m in manifests
+        if m["run_id"] not in done
+        for gap in m.get("gaps") or ()
+    ]
+    table = pa.Table.from_pylist(rows, schema=TABLES[name].schema)
+    if rebuild and exists:
+        catalog.overwrite(name, table)
+    else:
+        catalog.append(name, table)
 
 
 def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[str, Any]]) -> LakeError:
