@@ -7,10 +7,12 @@ import gzip
 import json
 import logging
 import os
+import secrets
 import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -62,9 +64,17 @@ def duckdb_size(value: str, name: str) -> str:
     return parse_memory_limit(value, name)
 
 
-def connect(remote: bool = False, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
+def spill_parent(catalog: Catalog) -> Path | None:
+    """Where DuckDB may spill for this lake: its own `_state/` when local (same disk, same owner, nothing in
+    the working directory); None (the system's temp folder) for an S3 lake."""
+    return None if catalog.remote else Path(catalog.root) / "_state"
+
+
+def connect(remote: bool = False, memory_limit: str = "", spill_under: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem.
-    DuckDB's memory is capped by SPOTIFY_PIPELINE_MEMORY_LIMIT, else by `memory_limit` when given."""
+    DuckDB's memory is capped by SPOTIFY_PIPELINE_MEMORY_LIMIT, else by `memory_limit` when given.
+    It spills into a folder of its own under `spill_under` (default: the system's temp folder; never the
+    working directory, DuckDB's default), which DuckDB creates on the first spill and deletes on close."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     # Row order is never relied on, which lets DuckDB use less memory. A memory limit is opt-in (DuckDB's
@@ -82,7 +92,10 @@ def connect(remote: bool = False, memory_limit: str = "") -> duckdb.DuckDBPyConn
     # still ran an automatic checkpoint every 16 MB of appends, 10% of a 1M-item rebuild (profiled).
     con.execute("SET checkpoint_threshold = '1TB'")
     con.execute("SET enable_progress_bar = false")  # our own console reports progress
-    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/spotify-pipeline-duckdb'")
+    parent = Path(spill_under) if spill_under is not None else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    spill = parent / f"duckdb-spill-{os.getpid()}-{secrets.token_hex(4)}"
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
     if remote:
         from ..lake.s3 import s3_filesystem
 
@@ -204,7 +217,7 @@ def transform(
                     }
                 )
 
-    con = connect(remote=catalog.remote, memory_limit=memory_limit)
+    con = connect(remote=catalog.remote, memory_limit=memory_limit, spill_under=spill_parent(catalog))
     quarantine = Quarantine(lambda uri: storage.read(keys[uri]), keys.__getitem__)
     try:
         con.register(
