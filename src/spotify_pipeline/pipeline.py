@@ -162,8 +162,15 @@ def run(
                     settings, playlist_ids, full=full, progress=progress, run_id=report.run_id, sources=sources
                 )
             if not extract_only:
+                if progress is not None:
+                    progress.phase("transform")
                 report.transform = transform(
-                    storage, catalog, rebuild=rebuild, by_run_id=report.run_id, stage_hook=stage_hook
+                    storage,
+                    catalog,
+                    rebuild=rebuild,
+                    by_run_id=report.run_id,
+                    stage_hook=stage_hook,
+                    on_publish=(lambda: progress.phase("publish")) if progress is not None else None,
                 )
                 report.history = _expire_history(catalog, settings.table_history_days)
             report.status = _status(report)

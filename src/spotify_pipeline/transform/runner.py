@@ -154,6 +154,7 @@ def transform(
     stage_hook: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     batch_bytes: int | None = None,
     memory_limit: str = "",
+    on_publish: Callable[[], None] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -164,7 +165,8 @@ def transform(
     `batch_bytes` (default: SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES, else 1 GiB) is how much raw JSON is
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
-    rows to prove the gate holds.
+    rows to prove the gate holds. `on_publish` is called when the checks have passed and the commits begin
+    (the progress bar's `publish` phase).
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -307,6 +309,8 @@ def transform(
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
+        if on_publish is not None:
+            on_publish()
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild))
         for name in DATA_TABLES:
             result.rows[name] = staged_rows[name]
