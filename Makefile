@@ -3,30 +3,43 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 # Exact versions, the ones the suite was last run with (`make lock` regenerates them from pyproject.toml):
-# requirements.lock for development and CI (Python 3.11, every extra but bench), requirements-lambda.lock for
-# the Lambda image and package (Python 3.12, the aws extra). pyproject.toml keeps the ranges the code supports.
+# requirements.lock for development and CI (Python 3.11, every extra but bench), requirements-demo.lock for
+# `make demo` (the core dependencies only, at the same versions as requirements.lock), requirements-lambda.lock
+# for the Lambda image and package (Python 3.12, the aws extra). pyproject.toml keeps the supported ranges.
 LOCK        := requirements.lock
+DEMO_LOCK   := requirements-demo.lock
 LAMBDA_LOCK := requirements-lambda.lock
 LOCK_FLAGS  := --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --quiet
 
 .PHONY: demo test check lint fmt clean bench bench-quick lambda-package browser screenshots lock
 
-$(STAMP): pyproject.toml $(LOCK)
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# Everything (tests, lint, reports, AWS): what `make test` and `make check` need. It includes the demo's.
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet -r $(LOCK)
 	$(BIN)/pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# Only what the demo needs: the core dependencies (no test, AWS or chart libraries).
+$(DEMO_STAMP): pyproject.toml $(DEMO_LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -r $(DEMO_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(DEMO_STAMP)
 
 lock:  ## re-resolve the lock files from pyproject.toml (then run make test before committing them)
 	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet uv
 	.lock-venv/bin/uv pip compile pyproject.toml --extra reports --extra aws --extra test --extra dev \
 		--python-version 3.11 $(LOCK_FLAGS) -o $(LOCK)
+	.lock-venv/bin/uv pip compile pyproject.toml --python-version 3.11 $(LOCK_FLAGS) -c $(LOCK) -o $(DEMO_LOCK)
 	.lock-venv/bin/uv pip compile pyproject.toml --extra aws --python-version 3.12 $(LOCK_FLAGS) -o $(LAMBDA_LOCK)
 	rm -rf .lock-venv
 
-demo: $(STAMP)  ## simulated Spotify API -> extract -> raw zone -> Iceberg tables -> SQL, into ./lake
+demo: $(DEMO_STAMP)  ## simulated Spotify API -> extract -> raw zone -> Iceberg tables -> SQL, into ./lake
 	$(BIN)/spotify-pipeline demo
 
 # Debian's Chromium for the browser tests, installed before pytest starts (never racing another install:

@@ -8,22 +8,19 @@ from pathlib import Path
 
 
 def main() -> None:
+    """Through `Lake`, as a user's code would: the measured phase is the library call."""
+    from spotify_pipeline import Lake
+    from spotify_pipeline.config import load_settings
+
     phase, lake = sys.argv[1], Path(sys.argv[2])
     if phase == "transform":
-        from spotify_pipeline.catalog import Catalog
-        from spotify_pipeline.lake import LocalStorage
-        from spotify_pipeline.transform import transform
-
-        transform(LocalStorage(lake), Catalog(lake), rebuild=True)
+        Lake.open(settings=load_settings({"lake": str(lake)}, env={})).transform(rebuild=True)
     elif phase == "extract":
-        from spotify_pipeline import pipeline
-        from spotify_pipeline.config import load_settings
-
         args = json.loads(sys.argv[3])
         settings = load_settings({"lake": str(lake), **args["settings"]}, env={})
-        summary = pipeline.extract(settings, args["playlists"])
-        if summary.status != "succeeded":
-            raise SystemExit(f"extraction {summary.status}: {summary.stop_reason or summary.failed}")
+        result = Lake.open(settings=settings).extract(args["playlists"], lock=False)
+        if result.status != "succeeded":
+            raise SystemExit(f"extraction {result.status}: {result.stop_reason or result.playlists.failures}")
     else:
         raise SystemExit(f"unknown phase {phase}")
     print(json.dumps({"peak_rss_kib": peak_rss_kib()}))

@@ -61,14 +61,14 @@ def generate(folder: Path, plays: int, seed: int = 1) -> None:
 
 def child(path: str, lake: str) -> None:
     """One import in this process; prints seconds, plays and peak RSS as JSON."""
+    from spotify_pipeline import Lake
     from spotify_pipeline.config import load_settings
-    from spotify_pipeline.history.importer import import_history
 
     began = time.perf_counter()
-    result = import_history(load_settings({"lake": lake}, env={}), Path(path), user="bench")
+    result = Lake.open(settings=load_settings({"lake": lake}, env={})).import_history(Path(path), user="bench")
     seconds = time.perf_counter() - began
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows = result.transform.rows.get("listens") if result.transform else None
+    rows = result.transform.rows.get("listens")
     print(json.dumps({"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": rss_mib}))
 
 

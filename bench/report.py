@@ -127,6 +127,8 @@ def markdown(results: dict[str, Any]) -> str:
         "Measured by `bench/` (`make bench`; `make bench-quick` for CI-sized data). Numbers below are from one",
         "run of the command shown, on the machine shown; absolute times on a shared machine are noisy, so compare",
         "the ratios measured within the same run. Raw JSON results: `bench/results/` (not committed).",
+        "Transform and extraction are timed through the library API, as a user's code calls them",
+        "(`Lake.transform()`, `Lake.extract()`): a transform includes the lake's lock and its `pipeline_runs` record.",
         "",
         f"- Command: `{results['command']}` ({results['repeat']} runs per timed scenario; median and range)",
         f"- Started: {results['started']}",

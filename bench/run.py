@@ -27,13 +27,12 @@ from typing import Any
 import duckdb
 import pyiceberg
 
+from spotify_pipeline import Lake
 from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.config import load_settings
 from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.simulator import FaultPlan, SimulatedSpotify
 from spotify_pipeline.tables import DATA_TABLES
-from spotify_pipeline.transform import transform
 from spotify_pipeline.transform.normalize import BODY_TYPES, CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
 from spotify_pipeline.transform.runner import connect
 
@@ -118,12 +117,12 @@ def bench_transform(size: int, work: Path, repeat: int, baselines: bool) -> dict
     generated = write_run(lake, catalog, "20261101T120000Z-000001", day, list(range(catalog.config.playlists)))
     generate_s = time.perf_counter() - started
     items = generated["items"]
-    storage, iceberg = LocalStorage(lake), Catalog(lake)
+    the_lake = Lake.open(settings=load_settings({"lake": str(lake)}, env={}))
 
     floor_times, floor_items = timed(lambda: parse_floor(lake), repeat)
     assert floor_items == items, (floor_items, items)
     pages_floor_times, _ = timed(lambda: parse_floor(lake, everything=False), repeat)
-    rebuild_times, _ = timed(lambda: transform(storage, iceberg, rebuild=True), repeat)
+    rebuild_times, _ = timed(lambda: the_lake.transform(rebuild=True), repeat)
 
     incremental_times = []
     changed_items = []
@@ -134,14 +133,14 @@ def bench_transform(size: int, work: Path, repeat: int, baselines: bool) -> dict
         when = day + dt.timedelta(days=step + 1)
         run = write_run(lake, catalog, f"{when:%Y%m%dT%H%M%SZ}-{step + 2:06d}", when, changed, checked=unchanged)
         changed_items.append(run["items"])
-        times, _ = timed(lambda: transform(storage, iceberg), 1)
+        times, _ = timed(lambda: the_lake.transform(), 1)
         incremental_times.append(times[0])
 
     raw = {"compressed": generated["bytes"], "uncompressed": generated["raw_bytes"]}
     tables = table_bytes(lake)
 
     started = time.perf_counter()
-    with QueryEngine(Catalog(lake), in_memory=True) as engine:
+    with the_lake.engine(in_memory=True) as engine:
         load_s = time.perf_counter() - started
         latency = {}
         for name in REPORT_ORDER:

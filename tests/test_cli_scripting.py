@@ -168,6 +168,37 @@ def test_exit_codes_as_the_readme_lists(env: dict[str, str], tmp_path: Path) -> 
     assert broken.exit_code == 7
 
 
+# Every command that reads a lake, on a folder that holds none. (`run`, `extract`, `transform`, `demo` and
+# `import-history` create one.)
+READ_COMMANDS = (
+    ("tables",),
+    ("tables", "--format", "json"),
+    ("query", "SELECT 1"),
+    ("query", "--report", "top_artists"),
+    ("runs",),
+    ("runs", "--format", "json"),
+    ("check",),
+    ("check", "--raw"),
+    ("export", "--table", "songs"),
+    ("report", "--out", "r.html"),
+    ("report", "--year", "2025", "--out", "y.html"),
+    ("recommend", "--playlist", "37i9dQZF1DXcBWIGoYBM5M"),
+    ("recommend", "--for-me"),
+    ("recommend", "--evaluate"),
+    ("serve", "--port", "0"),
+    ("repair",),
+)
+
+
+@pytest.mark.parametrize("args", READ_COMMANDS, ids=" ".join)
+def test_every_read_command_on_a_missing_lake_exits_6(args: tuple[str, ...], tmp_path: Path) -> None:
+    missing = tmp_path / "no-lake"
+    result = CliRunner().invoke(main, [*args, "--lake", str(missing)], catch_exceptions=False)
+    assert result.exit_code == 6, (args, result.output)
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.output and not (tmp_path / "r.html").exists()
+
+
 def test_report_to_stdout(env: dict[str, str]) -> None:
     assert invoke(env, "run").exit_code == 0
     result = invoke(env, "report", "--out", "-")

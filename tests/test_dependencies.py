@@ -55,6 +55,7 @@ def test_lock_files_pin_every_dependency_within_the_declared_ranges() -> None:
     for lock, groups in (
         ("requirements.lock", ["reports", "aws", "test", "dev"]),
         ("requirements-lambda.lock", ["aws"]),
+        ("requirements-demo.lock", []),
     ):
         pinned = {name.lower().replace("_", "-"): version for name, version in pins(lock).items()}
         declared = PYPROJECT["dependencies"] + [r for g in groups for r in PYPROJECT["optional-dependencies"][g]]
@@ -63,6 +64,16 @@ def test_lock_files_pin_every_dependency_within_the_declared_ranges() -> None:
             name = requirement.name.lower().replace("_", "-")
             assert name in pinned, f"{lock} does not pin {name} (run `make lock`)"
             assert requirement.specifier.contains(pinned[name]), f"{lock}: {name}=={pinned[name]} vs {text}"
+
+
+def test_the_demo_lock_is_the_core_dependencies_at_the_full_locks_versions() -> None:
+    """`make demo` installs no test, AWS or chart library, and nothing at a version the suite did not run."""
+    demo, full = pins("requirements-demo.lock"), pins("requirements.lock")
+    assert demo and all(full.get(name) == version for name, version in demo.items()), demo
+    extras_only = {"pytest", "boto3", "moto", "playwright", "vl-convert-python", "ruff", "mypy", "s3fs"}
+    assert not extras_only & {name.lower() for name in demo}
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "demo: $(DEMO_STAMP)" in makefile and "-r $(DEMO_LOCK)" in makefile
 
 
 def test_make_and_the_lambda_image_install_from_the_lock_files() -> None:

@@ -570,10 +570,12 @@ def poll(lake: str | None, every: str, max_polls: int | None, auth: str | None, 
     A check that finds nothing new costs one request; no lock is held between polls. Ctrl-C stops.
     Instead of a long-running process, a scheduler can call `run --source recently-played` (see README).
     """
-    from .poll import Poller, parse_every
+    from .lake_api import Lake
+    from .poll import parse_every
 
     seconds = parse_every(every)
-    poller = Poller(_settings(lake=lake, auth=auth, config=config))
+    the_lake = Lake.open(settings=_settings(lake=lake, auth=auth, config=config))
+    poller = the_lake.poller()
     click.echo(f"polling recently played every {seconds:g} s (Ctrl-C to stop)")
     sys.stdout.flush()
 
@@ -593,7 +595,7 @@ def poll(lake: str | None, every: str, max_polls: int | None, auth: str | None, 
             sys.exit(code)
         return
     finally:
-        poller.close()
+        the_lake.close()
     echo(f"poll stopped after {polls} polls")
 
 
@@ -767,14 +769,7 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
 def repair(lake: str | None) -> None:
     """Make a copied or moved lake independent of its original, or register its tables again after
     catalog.db was lost or emptied. Keeps every table's current rows; a healthy lake is left as it is."""
-    from .errors import ConfigError
-    from .pipeline import lake_parts
-    from .repair import repair_lake
-
-    _, catalog = lake_parts(_settings(lake=lake))
-    if catalog.remote:
-        raise ConfigError("repair works on a local lake", hint="an S3 lake's tables are registered in Glue")
-    for line in repair_lake(catalog.root).lines():
+    for line in _lake(lake=lake).repair().lines():
         click.echo(line)
 
 
@@ -840,8 +835,6 @@ def report(
     import datetime as dt
 
     from .errors import InputError, LakeError
-    from .pipeline import lake_parts
-    from .query import QueryEngine
     from .reports.html import build_html
     from .reports.listening import build_listening_html
     from .reports.params import parse_date
@@ -853,8 +846,7 @@ def report(
         raise InputError("--year and --from/--to both given", hint="use one or the other")
     first = dt.date(year, 1, 1) if year else parse_date(start, "from") if start else None
     last = dt.date(year, 12, 31) if year else parse_date(end, "to") if end else None
-    _, catalog = lake_parts(_settings(lake=lake))
-    with QueryEngine(catalog, in_memory=True) as engine:
+    with _lake(lake=lake).engine(in_memory=True) as engine:
         if listening:
             title = f"Your {year} in music" if year else None
             document = build_listening_html(
@@ -911,28 +903,9 @@ def serve(
     Answers GET only, only for Host headers naming this server, never to cross-site requests; SQL runs in
     the same sandbox as `query`.
     """
-    from .dashboard import Dashboard
-    from .errors import ConfigError
-    from .pipeline import lake_parts
-    from .query import QueryEngine
-    from .transform.runner import duckdb_size
-
-    _, catalog = lake_parts(_settings(lake=lake))
-    if catalog.remote:
-        raise ConfigError("serve works on a local lake", hint="for an S3 lake use `query --engine athena` or `report`")
-    duckdb_size(memory_limit, "--memory-limit")
-    QueryEngine(catalog).close()  # fail now, with the usual message, if the lake has no tables
-    try:
-        dashboard = Dashboard(
-            catalog.root,
-            host,
-            port,
-            query_timeout=query_timeout or None,
-            memory_limit=memory_limit,
-            allowed_hosts=allow_hosts,
-        )
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="try another --port") from exc
+    dashboard = _lake(lake=lake).dashboard(
+        host, port, query_timeout=query_timeout or None, memory_limit=memory_limit, allowed_hosts=allow_hosts
+    )
     if dashboard.exposed:
         click.echo(
             f"warning: listening on {host}, port {dashboard.port}: every table of the lake (every row, through "
@@ -1060,7 +1033,7 @@ def import_history(path: Path, user: str | None, lake: str | None) -> None:
     from .history.importer import import_lines
 
     result = _lake(lake=lake).import_history(path, user=user)
-    for line in import_lines(result):
+    for line in import_lines(result.detail):
         click.echo(line)
 
 
@@ -1093,16 +1066,12 @@ def recommend(
     a popularity baseline, RecSys Challenge 2018 style. Results are stored in the `recommendations` table."""
     from . import recommend as rec
     from .errors import InputError
-    from .ids import parse_playlist_ref
-    from .pipeline import lake_lock, lake_parts
 
     if sum((playlist is not None, for_me, evaluate_)) != 1:
         raise InputError("give exactly one of --playlist, --for-me, --evaluate", hint="spotify-pipeline recommend -h")
-    storage, catalog = lake_parts(_settings(lake=lake))
-    if not catalog.exists() or "playlist_songs" not in catalog.table_names():
-        raise InputError(f"no tables in the lake at {catalog.location}", hint="run `spotify-pipeline run` first")
+    the_lake = _lake(lake=lake)
     if evaluate_:
-        result = rec.evaluate_lake(catalog, seed=seed)
+        result = the_lake.evaluate_recommendations(seed=seed)
         if fmt == "json":
             click.echo(
                 json.dumps(
@@ -1116,12 +1085,7 @@ def recommend(
         else:
             click.echo(rec.format_evaluation(result))
         return
-    with lake_lock(storage, catalog, "recommend"):
-        if for_me:
-            found = rec.recommend_for_user(storage, catalog, user, n, rebuild=rebuild)
-        else:
-            found = rec.recommend_for_playlist(storage, catalog, parse_playlist_ref(playlist or ""), n, rebuild=rebuild)
-        rec.save_recommendations(catalog, found)
+    found = the_lake.recommend(playlist, for_user=for_me, user=user, n=n, rebuild=rebuild)
     if fmt == "json":
         click.echo(json.dumps(rec.as_json(found), indent=2, ensure_ascii=False))
         return

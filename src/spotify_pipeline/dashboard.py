@@ -23,6 +23,7 @@ import json
 import re
 import threading
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -362,8 +363,10 @@ class Dashboard:
         query_timeout: float | None = DEFAULT_QUERY_TIMEOUT_S,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
         allowed_hosts: tuple[str, ...] = (),
+        open_engine: Callable[[], QueryEngine] | None = None,
     ) -> None:
         self.lake_root = lake_root
+        self._open_engine = open_engine  # `Lake.dashboard()` passes `Lake.engine`; default: one of its own
         self.host = host
         self.query_timeout = query_timeout
         self.memory_limit = memory_limit
@@ -410,11 +413,15 @@ class Dashboard:
             if self._engine is None or stamp != self._stamp:
                 if self._engine is not None:
                     self._engine.close()
-                self._engine = QueryEngine(
-                    Catalog(self.lake_root),
-                    in_memory=True,
-                    timeout=self.query_timeout,
-                    memory_limit=self.memory_limit,
+                self._engine = (
+                    self._open_engine()
+                    if self._open_engine is not None
+                    else QueryEngine(
+                        Catalog(self.lake_root),
+                        in_memory=True,
+                        timeout=self.query_timeout,
+                        memory_limit=self.memory_limit,
+                    )
                 )
                 self._stamp = stamp
             return fn(self._engine)

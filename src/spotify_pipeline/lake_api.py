@@ -10,6 +10,9 @@
 The CLI, the Lambda handlers and the demo are clients of this object. Every method returns a small typed
 dataclass (or an Arrow table); failures are `PipelineError`s with an exit code (errors.py). docs/API.md
 has runnable examples (tests/test_api_docs.py executes them).
+
+Longer than our ~400-line guide on purpose: the whole public surface (the result types and the one class)
+reads in one file, and every method is a thin call into the stage that does the work.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ from .retention import ExpiryResult
 from .transform import TransformResult
 
 if TYPE_CHECKING:
+    from .dashboard import Dashboard
     from .history.importer import ImportResult
+    from .poll import Poller, PollResult
+    from .recommend import Evaluation, Recommendations
+    from .repair import RepairResult
 
 __all__ = [
     "CheckOutcome",
@@ -46,6 +53,7 @@ __all__ = [
     "ColumnInfo",
     "ExportResult",
     "ExtractResult",
+    "HistoryImport",
     "Lake",
     "PlaylistCounts",
     "ReportInfo",
@@ -288,6 +296,43 @@ class ExportResult:
         return {"table": self.table, "rows": self.rows, "path": str(self.path)}
 
 
+@dataclass(frozen=True)
+class HistoryImport:
+    """`Lake.import_history()`: what a data download added. Nothing new is not an error: `run_id` is "" and
+    `transform` publishes nothing (`transform.raw_runs == []`)."""
+
+    user_id: str
+    run_id: str  # the raw run written ("" when every file was already imported)
+    plays: int
+    files: list[dict[str, Any]]  # imported now: name, format, plays, sha256, bytes
+    already_imported: list[str]
+    skipped: list[str]  # not listening history
+    unknown_fields: dict[str, int]  # field kept in the raw zone but not read -> files with it
+    transform: TransformSummary
+    detail: ImportResult = field(repr=False, compare=False)
+
+    @property
+    def imported(self) -> bool:
+        return bool(self.run_id)
+
+    @classmethod
+    def of(cls, result: ImportResult) -> HistoryImport:
+        return cls(
+            result.user_id,
+            result.run_id or "",
+            result.plays,
+            list(result.files),
+            list(result.already_imported),
+            list(result.skipped),
+            dict(result.unknown_fields),
+            TransformSummary.of(result.transform) if result.transform else TransformSummary(),
+            result,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return _plain(self, skip=("detail",))
+
+
 def _plain(obj: Any, skip: Sequence[str] = ()) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(obj):
@@ -306,6 +351,7 @@ class Lake:
         self.settings = settings
         self.storage = storage
         self.catalog = catalog
+        self._poller: Poller | None = None  # `poll_once()`/`poller()`: kept, with its token, between polls
 
     @classmethod
     def open(cls, path_or_uri: str | Path | None = None, *, settings: Settings | None = None, **options: Any) -> Lake:
@@ -341,10 +387,48 @@ class Lake:
 
         return lake_lock(self.storage, self.catalog, command)  # type: ignore[no-any-return]
 
-    def engine(self, *, in_memory: bool = False, timeout: float | None = None) -> QueryEngine:
+    def engine(
+        self, *, in_memory: bool = False, timeout: float | None = None, memory_limit: str | None = None
+    ) -> QueryEngine:
         """A read-only DuckDB sandbox over the tables (close it, or use it as a context manager).
         A lake without tables is a LakeError (exit 6)."""
-        return QueryEngine(self.catalog, in_memory=in_memory, timeout=timeout)
+        return QueryEngine(self.catalog, in_memory=in_memory, timeout=timeout, memory_limit=memory_limit)
+
+    def dashboard(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        query_timeout: float | None = 30.0,
+        memory_limit: str = "2GB",
+        allowed_hosts: Sequence[str] = (),
+    ) -> Dashboard:
+        """The read-only dashboard over this lake (`spotify-pipeline serve`), listening but not yet serving:
+        call `.serve_forever()` (or `.start()` in a thread) and `.stop()`. Its one long-lived query engine
+        is opened through `engine()` and reopened when the tables change. A local lake only (ConfigError);
+        a lake without tables is a LakeError (exit 6); a port in use is a ConfigError (exit 2)."""
+        from .dashboard import Dashboard
+        from .errors import ConfigError
+        from .transform.runner import duckdb_size
+
+        if self.remote:
+            raise ConfigError(
+                "serve works on a local lake", hint="for an S3 lake use `query --engine athena` or `report`"
+            )
+        duckdb_size(memory_limit, "--memory-limit")
+        self.engine().close()  # fail now, with the usual message, if the lake has no tables
+        try:
+            return Dashboard(
+                Path(self.catalog.root),
+                host,
+                port,
+                query_timeout=query_timeout,
+                memory_limit=memory_limit,
+                allowed_hosts=tuple(allowed_hosts),
+                open_engine=lambda: self.engine(in_memory=True, timeout=query_timeout, memory_limit=memory_limit),
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="try another --port") from exc
 
     # -- writing --
     def run(
@@ -405,11 +489,45 @@ class Lake:
         assert report.transform is not None  # pipeline.run raises when the transform does not happen
         return TransformSummary.of(report.transform, report.history, report.run_id)
 
-    def import_history(self, path: str | Path, *, user: str | None = None) -> ImportResult:
-        """Import a Spotify data download into `listens` (history/importer.py's ImportResult)."""
+    def import_history(self, path: str | Path, *, user: str | None = None) -> HistoryImport:
+        """Import a Spotify data download (zip, folder or one JSON file) into `listens`, then publish it."""
         from .history.importer import import_history
 
-        return import_history(self.settings, Path(path), user=user)
+        return HistoryImport.of(import_history(self.settings, Path(path), user=user))
+
+    def repair(self) -> RepairResult:
+        """Make a copied or moved local lake independent of its original, or register its tables again after
+        catalog.db was lost (repair.py). A folder with no lake in it is a LakeError (exit 6)."""
+        from .errors import ConfigError
+        from .lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+        from .repair import repair_lake
+
+        if self.remote:
+            raise ConfigError("repair works on a local lake", hint="an S3 lake's tables are registered in Glue")
+        root = Path(self.catalog.root)
+        if not (root / CATALOG_FILE).exists() and not (root / WAREHOUSE_DIR).is_dir():
+            raise LakeError(f"no lake at {root}", hint="check --lake; a lake has catalog.db or warehouse/")
+        return repair_lake(root)
+
+    def poll_once(self) -> PollResult:
+        """One poll of recently played (`spotify-pipeline poll` does this every --every): one request when
+        nothing is new, else a `run --source recently-played`. The lake keeps the poller (and its token)."""
+        return self.poller().poll_once()
+
+    def poller(self, *, extract_only: bool = False) -> Poller:
+        """The lake's `poll.Poller` (created once), for a loop (`.run(every, echo)`); close() releases it.
+        `extract_only` (the Lambda): new plays go to the raw zone, the scheduled transform publishes them."""
+        from .poll import Poller
+
+        if self._poller is None:
+            self._poller = Poller(self.settings, extract_only=extract_only)
+        return self._poller
+
+    def close(self) -> None:
+        """Release what the lake holds open between calls (the poller's HTTP client)."""
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
     # -- reading --
     def tables(self) -> list[TableInfo]:
@@ -504,3 +622,44 @@ class Lake:
             raise InputError(f"unknown export format {format!r}", hint="parquet, csv or json")
         target = Path(path)
         return ExportResult(table, export_table(self.catalog, table, format, target), target)
+
+    # -- recommendations (recommend/service.py; this is only the way in) --
+    def recommend(
+        self,
+        playlist: str | None = None,
+        *,
+        for_user: bool = False,
+        user: str | None = None,
+        n: int = 50,
+        rebuild: bool = False,
+    ) -> Recommendations:
+        """Songs that continue `playlist` (ID, URI or URL), or with `for_user` songs for `user` (default: the
+        user with most data), stored in `recommendations`. A lake without tables is a LakeError (exit 6)."""
+        from . import recommend as rec
+        from .ids import parse_playlist_ref
+
+        if (playlist is None) == (not for_user):
+            raise InputError("give exactly one of playlist=... or for_user=True", hint="Lake.recommend")
+        ref = None if for_user else parse_playlist_ref(playlist or "")  # bad input first, lake or not
+        self._need_tables("playlist_songs")
+        with self.lock("recommend"):
+            if ref is None:
+                found = rec.recommend_for_user(self.storage, self.catalog, user, n, rebuild=rebuild)
+            else:
+                found = rec.recommend_for_playlist(self.storage, self.catalog, ref, n, rebuild=rebuild)
+            rec.save_recommendations(self.catalog, found)
+        return found
+
+    def evaluate_recommendations(self, *, seed: int = 0) -> Evaluation:
+        """The held-out evaluation of the model against a popularity baseline (`recommend --evaluate`)."""
+        from . import recommend as rec
+
+        self._need_tables("playlist_songs")
+        return rec.evaluate_lake(self.catalog, seed=seed)
+
+    def _need_tables(self, *names: str) -> None:
+        if not self.catalog.exists() or not set(names) <= set(self.catalog.table_names()):
+            raise LakeError(
+                f"no tables in the lake at {self.catalog.location}",
+                hint="run `spotify-pipeline run` (or `spotify-pipeline demo`) first",
+            )

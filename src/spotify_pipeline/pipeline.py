@@ -162,8 +162,15 @@ def run(
                     settings, playlist_ids, full=full, progress=progress, run_id=report.run_id, sources=sources
                 )
             if not extract_only:
+                if progress is not None:
+                    progress.phase("transform")
                 report.transform = transform(
-                    storage, catalog, rebuild=rebuild, by_run_id=report.run_id, stage_hook=stage_hook
+                    storage,
+                    catalog,
+                    rebuild=rebuild,
+                    by_run_id=report.run_id,
+                    stage_hook=stage_hook,
+                    on_publish=(lambda: progress.phase("publish")) if progress is not None else None,
                 )
                 report.history = _expire_history(catalog, settings.table_history_days)
             report.status = _status(report)
@@ -230,16 +237,3 @@ def _record(catalog: Catalog, report: RunReport) -> None:
         catalog.append("pipeline_runs", pa.Table.from_pylist([row], schema=TABLES["pipeline_runs"].schema))
     except Exception as exc:  # best effort: a failed record must never hide the run's own outcome
         log.warning("could not record the run in pipeline_runs: %s", exc)
-    if ex and ex.gaps:
-        gaps = [
-            {
-                **gap,
-                **{k: dt.datetime.fromisoformat(gap[k]) for k in ("from_played_at", "to_played_at", "detected_at")},
-                "run_id": report.run_id,
-            }
-            for gap in ex.gaps
-        ]
-        try:
-            catalog.append("listening_gaps", pa.Table.from_pylist(gaps, schema=TABLES["listening_gaps"].schema))
-        except Exception as exc:  # best effort, like the run record; the gap is in the run's manifest too
-            log.warning("could not record the listening gaps: %s", exc)

@@ -31,7 +31,7 @@ import duckdb
 from .catalog import Catalog
 from .errors import LakeError, QueryError
 from .tables import TABLES
-from .transform.runner import connect, duckdb_size, register_table
+from .transform.runner import connect, duckdb_size, register_table, spill_parent
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}  # EXPLAIN [ANALYZE] only of a SELECT
 READ_ONLY_HINT = "tables change only through `spotify-pipeline run`/`transform`; use one SELECT"
@@ -74,7 +74,7 @@ class QueryEngine:
         limit = duckdb_size(memory_limit, "the memory limit") if memory_limit else None
         self.catalog = catalog
         self.timeout = timeout
-        self.con = connect(remote=catalog.remote)
+        self.con = connect(remote=catalog.remote, spill_under=spill_parent(catalog))
         # Every table of the contract is queryable, even one a lake made by an older version lacks (empty).
         self.tables = sorted(set(catalog.table_names()) | set(TABLES))
         readable: list[str] = []

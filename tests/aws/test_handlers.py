@@ -174,7 +174,7 @@ def test_recently_played_on_a_schedule_costs_one_request_when_nothing_is_new(
     login = json.loads(do_login(server, tmp_path).path.read_text())
     aws.client("secretsmanager").create_secret(Name="spotify/login", SecretString=json.dumps(login))  # type: ignore[attr-defined]
     monkeypatch.setenv("SPOTIFY_PIPELINE_LOGIN_SECRET", "spotify/login")
-    monkeypatch.setattr(handlers, "_POLLER", None)
+    monkeypatch.setattr(handlers, "_LAKE", None)
     first = handlers.recently_played(SCHEDULED_EVENT, FakeLambdaContext())
     assert first["ran"] and first["run_id"]  # no cursor yet: a run (extract only; the transform publishes)
     cursors = ExtractState.load(open_storage(f"s3://{aws.bucket}/lake")).cursors

@@ -5,6 +5,7 @@ Ctrl-C. All over real HTTP against the simulator, with real CLI processes and a 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,6 +75,16 @@ def test_a_gap_is_detected_recorded_and_explained(
     again = cli("run", "--source", "recently-played", env=env)
     assert again.returncode == 0 and "may be missing" not in again.stdout + again.stderr
     assert rows(lake, "SELECT count(*) FROM listening_gaps")[0][0] == 1
+    # The raw zone alone rebuilds it: a lake with only raw/ and `transform --rebuild` has the same gap.
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(lake / "raw", rebuilt / "raw")
+    done = cli("transform", "--rebuild", env={"SPOTIFY_PIPELINE_LAKE": str(rebuilt)})
+    assert done.returncode == 0, done.stderr
+    query = "SELECT user_id, from_played_at, to_played_at, plays_missing, every_minutes, run_id FROM listening_gaps"
+    assert rows(rebuilt, query) == gaps
+    # ...and rebuilding the original lake keeps exactly one.
+    assert cli("transform", "--rebuild", env=env).returncode == 0
+    assert rows(lake, query) == gaps
 
 
 def test_frequent_runs_record_no_gap(make_simulator: SimulatorFactory, tmp_path: Path, isolated_config: Path) -> None:

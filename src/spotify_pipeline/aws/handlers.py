@@ -123,7 +123,7 @@ def transform(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"run_id": result.run_id, "raw_runs": result.raw_runs, "rows": result.rows}
 
 
-_POLLER: Any = None  # kept across warm invocations: the access token stays in memory between checks
+_LAKE: Any = None  # kept across warm invocations: the poller's access token stays in memory between checks
 
 
 @metrics.log_metrics
@@ -131,12 +131,10 @@ _POLLER: Any = None  # kept across warm invocations: the access token stays in m
 def recently_played(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """One poll of recently played (needs the user login in SPOTIFY_PIPELINE_LOGIN_SECRET). Extract only:
     the scheduled transform publishes, so this function never waits for the lake's lock."""
-    from ..poll import Poller
-
-    global _POLLER
-    if _POLLER is None:
-        _POLLER = Poller(settings_from_environment(), extract_only=True)
-    result = _POLLER.poll_once()
+    global _LAKE
+    if _LAKE is None:
+        _LAKE = Lake.open(settings=settings_from_environment())
+    result = _LAKE.poller(extract_only=True).poll_once()
     metrics.add_metric(name="RecentlyPlayedRuns", unit=MetricUnit.Count, value=int(result.ran))
     if result.report is not None and result.report.extract is not None:
         _record_metrics(ExtractResult.of(result.report.extract))

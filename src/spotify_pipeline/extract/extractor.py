@@ -12,7 +12,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -149,9 +149,15 @@ class ExtractSummary:
 
 
 class Progress:
-    """Receives counters as the run goes; the CLI draws a bar, tests and Lambda ignore it."""
+    """Receives counters as the run goes; the CLI draws a bar, tests and Lambda ignore it.
+
+    `phase` names what the run is doing (extract, enrich, transform, publish; `total` playlists for extract);
+    `update` adds counters: `playlists` (one per playlist finished, failed or not), `pages`, `items`."""
 
     stats: Any = None  # the client's request statistics, set by the extractor
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        return None
 
     def update(self, **counters: int) -> None:
         return None
@@ -230,11 +236,13 @@ class Extractor(UserSources):
             with ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="extract") as pool:
                 try:
                     if fatal is None:
+                        self.progress.phase("extract", len(ids))
                         futures = {pool.submit(self._playlist, pid, state, writer): pid for pid in ids}
                         fatal = self._collect(futures, outcomes, summary, state)
                     if fatal is None and wanted:
                         fatal = self._user_sources_rest(wanted, writer, summary, state)
                     if fatal is None and self.options.enrich:
+                        self.progress.phase("enrich")
                         fatal = self._enrich(pool, state, writer, summary)
                     if fatal is None and self.options.enrich and self.options.track_budget:
                         self._enrich_tracks(pool, state, writer, summary)
@@ -322,7 +330,8 @@ class Extractor(UserSources):
         fatal: BaseException | None = None
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            # Each playlist as it finishes (not all at the end): the progress count moves with the run.
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 pid = futures[future]
                 try:
@@ -338,6 +347,7 @@ class Extractor(UserSources):
                     summary.failed[pid] = _playlist_error(pid, exc)
                     outcomes[pid] = {"status": "failed", "error": summary.failed[pid]}
                     log.warning("playlist %s failed: %s", pid, summary.failed[pid])
+                    self.progress.update(playlists=1)  # finished too: the count reaches the total
                     continue
                 except (_Stopped, CancelledError, RequestCancelled):
                     outcomes[pid] = {"status": "incomplete"}

@@ -8,12 +8,12 @@ from ..catalog import Catalog
 
 def tracks_to_enrich(catalog: Catalog) -> list[str]:
     """Song IDs in `listens` whose `songs` row has no album or no artist, by plays (descending), then ID."""
-    from ..transform.runner import connect, register_table
+    from ..transform.runner import connect, register_table, spill_parent
 
     names = set(catalog.table_names())
     if not {"listens", "songs"} <= names:
         return []
-    con = connect(remote=catalog.remote)
+    con = connect(remote=catalog.remote, spill_under=spill_parent(catalog))
     try:
         register_table(con, catalog, "listens", "l_listens")
         register_table(con, catalog, "songs", "l_songs")

@@ -26,7 +26,7 @@ from ..lake.layout import manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
-from ..transform.runner import connect
+from ..transform.runner import connect, spill_parent
 from .parse import ParsedFile, parse_files, sql_quote, usernames
 from .reader import ExportFile, open_export, remove_workdir
 
@@ -99,7 +99,8 @@ def import_history(
 
     storage, catalog = lake_parts(settings)
     workdir = Path(tempfile.mkdtemp(prefix="spotify-history-"))
-    con = connect(memory_limit=IMPORT_MEMORY_LIMIT)  # spills to disk rather than grow past it
+    # spills to disk (under the lake's _state/) rather than grow past the limit
+    con = connect(memory_limit=IMPORT_MEMORY_LIMIT, spill_under=spill_parent(catalog))
     try:
         contents = open_export(path, workdir)
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),

@@ -11,10 +11,12 @@ import gzip
 import json
 import logging
 import os
+import secrets
 import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -67,9 +69,17 @@ def duckdb_size(value: str, name: str) -> str:
     return parse_memory_limit(value, name)
 
 
-def connect(remote: bool = False, memory_limit: str = "") -> duckdb.DuckDBPyConnection:
+def spill_parent(catalog: Catalog) -> Path | None:
+    """Where DuckDB may spill for this lake: its own `_state/` when local (same disk, same owner, nothing in
+    the working directory); None (the system's temp folder) for an S3 lake."""
+    return None if catalog.remote else Path(catalog.root) / "_state"
+
+
+def connect(remote: bool = False, memory_limit: str = "", spill_under: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection in UTC; with `remote`, able to read s3:// paths through an fsspec filesystem.
-    DuckDB's memory is capped by SPOTIFY_PIPELINE_MEMORY_LIMIT, else by `memory_limit` when given."""
+    DuckDB's memory is capped by SPOTIFY_PIPELINE_MEMORY_LIMIT, else by `memory_limit` when given.
+    It spills into a folder of its own under `spill_under` (default: the system's temp folder; never the
+    working directory, DuckDB's default), which DuckDB creates on the first spill and deletes on close."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     # Row order is never relied on, which lets DuckDB use less memory. A memory limit is opt-in (DuckDB's
@@ -87,7 +97,10 @@ def connect(remote: bool = False, memory_limit: str = "") -> duckdb.DuckDBPyConn
     # still ran an automatic checkpoint every 16 MB of appends, 10% of a 1M-item rebuild (profiled).
     con.execute("SET checkpoint_threshold = '1TB'")
     con.execute("SET enable_progress_bar = false")  # our own console reports progress
-    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/spotify-pipeline-duckdb'")
+    parent = Path(spill_under) if spill_under is not None else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    spill = parent / f"duckdb-spill-{os.getpid()}-{secrets.token_hex(4)}"
+    con.execute(f"SET temp_directory = '{str(spill).replace(chr(39), chr(39) * 2)}'")
     if remote:
         from ..lake.s3 import s3_filesystem
 
@@ -147,6 +160,7 @@ def transform(
     stage_hook: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     batch_bytes: int | None = None,
     memory_limit: str = "",
+    on_publish: Callable[[], None] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -157,7 +171,8 @@ def transform(
     `batch_bytes` (default: SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES, else 1 GiB) is how much raw JSON is
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
-    rows to prove the gate holds.
+    rows to prove the gate holds. `on_publish` is called when the checks have passed and the commits begin
+    (the progress bar's `publish` phase).
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -210,7 +225,7 @@ def transform(
                     }
                 )
 
-    con = connect(remote=catalog.remote, memory_limit=memory_limit)
+    con = connect(remote=catalog.remote, memory_limit=memory_limit, spill_under=spill_parent(catalog))
     quarantine = Quarantine(lambda uri: storage.read(keys[uri]), keys.__getitem__)
     try:
         con.register(
@@ -304,6 +319,8 @@ def transform(
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
+        if on_publish is not None:
+            on_publish()
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild))
         for name in DATA_TABLES:
             result.rows[name] = staged_rows[name]
@@ -322,6 +339,7 @@ def transform(
             ],
             schema=TABLES["processed_raw_runs"].schema,
         )
+        _record_gaps(catalog, todo, rebuild)
         if rebuild:
             catalog.overwrite("processed_raw_runs", processed_rows)
         else:
@@ -408,6 +426,27 @@ def _record_rejected(
     if new.num_rows or kept.num_rows != old.num_rows or (rebuild and exists):
         catalog.overwrite(name, pa.concat_tables([kept, new]))
     return int(kept.num_rows + new.num_rows)
+
+
+def _record_gaps(catalog: Catalog, manifests: list[dict[str, Any]], rebuild: bool) -> None:
+    """`listening_gaps` from the manifests' recently-played gaps, so the raw zone alone rebuilds it (a rebuild
+    replaces the table). A run whose gaps are already there is skipped: a publish redone after a crash
+    never records a gap twice."""
+    name = "listening_gaps"
+    exists = name in catalog.table_names()
+    done = set() if rebuild or not exists else set(catalog.read(name).column("run_id").to_pylist())
+    times = ("from_played_at", "to_played_at", "detected_at")
+    rows = [
+        {**gap, **{k: dt.datetime.fromisoformat(gap[k]) for k in times}, "run_id": m["run_id"]}
+        for m in manifests
+        if m["run_id"] not in done
+        for gap in m.get("gaps") or ()
+    ]
+    table = pa.Table.from_pylist(rows, schema=TABLES[name].schema)
+    if rebuild and exists:
+        catalog.overwrite(name, table)
+    else:
+        catalog.append(name, table)
 
 
 def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[str, Any]]) -> LakeError:
