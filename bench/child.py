@@ -10,8 +10,8 @@ from pathlib import Path
 def main() -> None:
     phase, lake = sys.argv[1], Path(sys.argv[2])
     if phase == "transform":
-        from spotify_pipeline.catalog import Catalog
         from spotify_pipeline.lake import LocalStorage
+        from spotify_pipeline.tables.catalog import Catalog
         from spotify_pipeline.transform import transform
 
         transform(LocalStorage(lake), Catalog(lake), rebuild=True)

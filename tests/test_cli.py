@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from spotify_pipeline.cli import main
+from spotify_pipeline.cli.main import main
 from spotify_pipeline.simulator import SimulatedSpotify
 
 from .conftest import SimulatorFactory, cli, sim_env

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from spotify_pipeline.cli import hoist_global_options, main
+from spotify_pipeline.cli.main import hoist_global_options, main
 from spotify_pipeline.simulator import SimulatedSpotify
 
 from .conftest import SimulatorFactory, cli, sim_env

@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.dashboard import Dashboard
 from spotify_pipeline.errors import ConfigError, QueryError
-from spotify_pipeline.query import QueryEngine, QueryResult, format_result
+from spotify_pipeline.query.engine import QueryEngine, QueryResult, format_result
+from spotify_pipeline.serve.dashboard import Dashboard
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform.runner import connect
 
 from .conftest import cli, sim_env

@@ -60,7 +60,7 @@ _MODULES = {
         "TableInfo",
         "TransformSummary",
     ),
-    "query": ("QueryResult",),
+    "query.engine": ("QueryResult",),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
         TableInfo,
         TransformSummary,
     )
-    from .query import QueryResult
+    from .query.engine import QueryResult
 
 
 def __getattr__(name: str) -> Any:

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from .catalog import Catalog
 from .config import Settings, load_settings
 from .errors import InputError, LakeError, QueryError
 from .extract import ExtractSummary
 from .extract.extractor import Progress
 from .lake.storage import Storage
-from .quality import CheckResult
-from .query import QueryEngine, QueryResult, plain_value
-from .retention import ExpiryResult
+from .quality.checks import CheckResult
+from .query.engine import QueryEngine, QueryResult, plain_value
+from .tables.catalog import Catalog
+from .tables.retention import ExpiryResult
 from .transform import TransformResult
 
 if TYPE_CHECKING:
@@ -414,7 +414,7 @@ class Lake:
     # -- reading --
     def tables(self) -> list[TableInfo]:
         """Every table with its current row count and columns. A lake without tables is a LakeError (exit 6)."""
-        from .tables import TABLES
+        from .tables.contract import TABLES
         from .transform.runner import table_row_counts
 
         counts = table_row_counts(self.catalog) if self.catalog.exists() else {}
@@ -476,7 +476,7 @@ class Lake:
 
     def check(self, *, raw: bool = False) -> CheckReport:
         """Run the data-quality checks (recorded in quality_results); `raw` also reads back every raw file."""
-        from .checks_cli import check_lake
+        from .quality.lake_checks import check_lake
 
         found = check_lake(self.storage, self.catalog, raw=raw)
         return CheckReport(
@@ -491,14 +491,14 @@ class Lake:
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """Recent runs from `pipeline_runs`, newest first."""
-        from .checks_cli import recent_runs
+        from .quality.lake_checks import recent_runs
 
         return [RunInfo(*row) for row in recent_runs(self.catalog, limit).rows]
 
     def export(self, table: str, path: str | Path, *, format: str = "parquet") -> ExportResult:
         """A table's current rows to Parquet, CSV or JSON lines, written atomically. An unknown table is an
         InputError (exit 2)."""
-        from .exporting import export_table
+        from .query.export import export_table
 
         if format not in ("parquet", "csv", "json"):
             raise InputError(f"unknown export format {format!r}", hint="parquet, csv or json")

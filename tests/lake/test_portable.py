@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.catalog import open_catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import open_catalog
 from tests.conftest import SimulatorFactory, cli, comparable_tables, referenced_files, sim_env
 
 # Tables whose rows are history: not rebuildable from the raw zone, so a repair must keep every row.
@@ -170,8 +170,8 @@ def test_a_lake_whose_path_has_a_space_keeps_every_file_inside_it(tmp_path: Path
     # pyiceberg 0.12 took a percent-encoded warehouse URI literally: metadata went to `my%20lake` beside it.
     import pyarrow as pa
 
-    from spotify_pipeline.catalog import Catalog
-    from spotify_pipeline.tables import TABLES
+    from spotify_pipeline.tables.catalog import Catalog
+    from spotify_pipeline.tables.contract import TABLES
 
     schema = TABLES["processed_raw_runs"].schema
     catalog = Catalog(tmp_path / "my lake")

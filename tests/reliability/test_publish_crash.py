@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from spotify_pipeline.simulator import SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.contract import DATA_TABLES
 
 from ..conftest import SimulatorFactory, cli, comparable_tables, sim_env
 

@@ -16,12 +16,12 @@ import pytest
 from openapi_schema_validator import OAS31Validator
 from playwright.sync_api import Browser, sync_playwright
 
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.dashboard import OPENAPI, Dashboard
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.reports import LISTENING_ORDER, REPORT_ORDER
 from spotify_pipeline.reports.charts import CHARTS
 from spotify_pipeline.reports.html import build_html
+from spotify_pipeline.serve.dashboard import OPENAPI, Dashboard
+from spotify_pipeline.tables.catalog import Catalog
 
 from .conftest import CHROMIUM_ARGS, Lake
 

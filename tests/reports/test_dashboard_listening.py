@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser
 
-from spotify_pipeline.dashboard import Dashboard
 from spotify_pipeline.reports import LISTENING_ORDER
+from spotify_pipeline.serve.dashboard import Dashboard
 
 from ..history import listening_data
 from .test_browser import OVERFLOW_JS, PHONE, WIDE, accessibility_violations, browser, open_dashboard, shoot

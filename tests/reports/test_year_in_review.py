@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from spotify_pipeline.dashboard import Dashboard
+from spotify_pipeline.serve.dashboard import Dashboard
 
 from ..conftest import cli
 from ..history import listening_data

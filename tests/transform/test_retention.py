@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import TABLE_PROPERTIES, Catalog
-from spotify_pipeline.console import history_lines
+from spotify_pipeline.cli.console import history_lines
 from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.retention import _plan, expire_history
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
+from spotify_pipeline.tables.retention import _plan, expire_history
 from spotify_pipeline.transform import transform
 
 from ..conftest import SimulatorFactory, comparable_tables, kept_metadata_files, settings_for

@@ -131,7 +131,7 @@ _POLLER: Any = None  # kept across warm invocations: the access token stays in m
 def recently_played(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """One poll of recently played (needs the user login in SPOTIFY_PIPELINE_LOGIN_SECRET). Extract only:
     the scheduled transform publishes, so this function never waits for the lake's lock."""
-    from ..poll import Poller
+    from ..extract.poll import Poller
 
     global _POLLER
     if _POLLER is None:

@@ -16,12 +16,12 @@ from concurrent.futures import FIRST_EXCEPTION, CancelledError, Future, ThreadPo
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..crashpoints import crash_point
 from ..errors import ApiError, AuthError, ResponseError, RetryWaitTooLong, TokenUnavailable, interruption_reason
 from ..lake.layout import new_run_id
 from ..lake.raw import RawZoneWriter
 from ..lake.recovery import recover_interrupted_runs
 from ..lake.storage import Storage
+from ..reliability.crashpoints import crash_point
 from .client import ApiResponse, RequestCancelled, SpotifyClient
 from .sources import SOURCES, UserSources, describe_failure
 from .state import ExtractState

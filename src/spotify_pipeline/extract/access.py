@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings
-from .errors import ApiError
-from .pipeline import make_client
+from ..config import Settings
+from ..errors import ApiError
+from ..pipeline import make_client
 
 # Any well-formed artist ID: a batch lookup answers 200 (extended quota) or 403 (Development Mode).
 PROBE_ARTIST = "0OdUWJ0sBjDrqHygGUXeCF"

@@ -28,10 +28,10 @@ from typing import IO, Any
 
 import duckdb
 
-from .catalog import Catalog
-from .errors import LakeError, QueryError
-from .tables import TABLES
-from .transform.runner import connect, duckdb_size, register_table
+from ..errors import LakeError, QueryError
+from ..tables.catalog import Catalog
+from ..tables.contract import TABLES
+from ..transform.runner import connect, duckdb_size, register_table
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}  # EXPLAIN [ANALYZE] only of a SELECT
 READ_ONLY_HINT = "tables change only through `spotify-pipeline run`/`transform`; use one SELECT"

@@ -28,17 +28,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
-from .errors import PipelineError
+from ..errors import PipelineError
+from ..ids import parse_playlist_ref
+from ..lake.layout import CATALOG_FILE
+from ..query.engine import QueryEngine, QueryResult, plain_value, result_rows
+from ..reports import LISTENING_ORDER, all_reports, run_report
+from ..reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
+from ..reports.charts import title as column_title
+from ..reports.html import ordered_reports, summary
+from ..reports.params import LISTENING_PARAMS
+from ..tables.catalog import Catalog
 from .graphql_api import run_graphql
-from .ids import parse_playlist_ref
-from .lake.layout import CATALOG_FILE
-from .query import QueryEngine, QueryResult, plain_value, result_rows
-from .reports import LISTENING_ORDER, all_reports, run_report
-from .reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
-from .reports.charts import title as column_title
-from .reports.html import ordered_reports, summary
-from .reports.params import LISTENING_PARAMS
 
 SONG_SORTS = {
     "position": "position",

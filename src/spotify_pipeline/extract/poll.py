@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import pipeline
-from .config import Settings
-from .errors import InputError, LakeError, ResponseError
-from .extract.state import ExtractState
+from .. import pipeline
+from ..config import Settings
+from ..errors import InputError, LakeError, ResponseError
+from .state import ExtractState
 
 SOURCE = "recently-played"
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?\s*$")

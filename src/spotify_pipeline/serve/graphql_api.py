@@ -39,11 +39,11 @@ from graphql import (
     validate,
 )
 
-from .errors import PipelineError
-from .ids import parse_playlist_ref
-from .query import QueryEngine, QueryResult, result_rows
-from .reports import REPORT_ORDER, all_reports, run_report
-from .reports.charts import CHARTS
+from ..errors import PipelineError
+from ..ids import parse_playlist_ref
+from ..query.engine import QueryEngine, QueryResult, result_rows
+from ..reports import REPORT_ORDER, all_reports, run_report
+from ..reports.charts import CHARTS
 
 MAX_QUERY_CHARS = 10_000
 MAX_DEPTH = 8

@@ -15,8 +15,8 @@ from typing import Literal
 
 import duckdb
 
-from .history.listens import LISTENED_ONLY_SEEN_AT
-from .tables import DATA_TABLES, TABLES
+from ..history.listens import LISTENED_ONLY_SEEN_AT
+from ..tables.contract import DATA_TABLES, TABLES
 
 Severity = Literal["error", "warning"]
 COLLAPSE_MIN_ROWS = 100  # below this a table is too small for "lost more than half its rows" to mean much

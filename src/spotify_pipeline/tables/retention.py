@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import LakeError
 from .catalog import Catalog
-from .errors import LakeError
 
 log = logging.getLogger(__name__)
 

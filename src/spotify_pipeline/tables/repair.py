@@ -30,6 +30,9 @@ import duckdb
 import pyarrow as pa
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
+from ..errors import LakeError
+from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from ..lake.lock import LakeLock
 from .catalog import (
     CATALOG_NAME,
     NAMESPACE,
@@ -41,10 +44,7 @@ from .catalog import (
     origin_of,
     recorded_tables,
 )
-from .errors import LakeError
-from .lake.layout import CATALOG_FILE, WAREHOUSE_DIR
-from .lake.lock import LakeLock
-from .tables import TABLES
+from .contract import TABLES
 
 log = logging.getLogger(__name__)
 STAGING_SUFFIX = ".repair"  # catalog.db.repair: the new catalog until it is swapped in
@@ -156,7 +156,7 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
     files = [_local(io.map(task.file.file_path)) for task in old.scan().plan_files()]
     if not files:
         return
-    from .transform.runner import PUBLISH_ROWS, connect
+    from ..transform.runner import PUBLISH_ROWS, connect
 
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     with contextlib.closing(connect()) as con, warnings.catch_warnings():

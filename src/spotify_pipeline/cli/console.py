@@ -11,10 +11,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from .extract.extractor import ExtractSummary
-from .extract.extractor import Progress as ProgressSink
-from .retention import ExpiryResult
-from .transform import TransformResult
+from ..extract.extractor import ExtractSummary
+from ..extract.extractor import Progress as ProgressSink
+from ..tables.retention import ExpiryResult
+from ..transform import TransformResult
 
 log = logging.getLogger("spotify_pipeline")
 
@@ -84,7 +84,7 @@ def extract_lines(summary: ExtractSummary) -> list[str]:
             "returns items only for playlists the user owns or collaborates on"
         )
     for gap in summary.gaps:
-        from .extract.sources import gap_warning
+        from ..extract.sources import gap_warning
 
         lines.append(f"warning: {gap_warning(gap)}")
     for reason in summary.failed.values():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .errors import QueryError
-from .query import READ_ONLY_STATEMENTS, QueryResult
+from ..errors import QueryError
+from .engine import READ_ONLY_STATEMENTS, QueryResult
 
 POLL_S = 0.5
 
@@ -43,7 +43,7 @@ def run_athena(
     """Submit, wait for, and page through one Athena query."""
     import boto3
 
-    from .lake.s3 import aws_endpoint
+    from ..lake.s3 import aws_endpoint
 
     athena = client or boto3.client("athena", endpoint_url=aws_endpoint())
     started = athena.start_query_execution(

@@ -25,10 +25,10 @@ from urllib.parse import unquote
 
 import pyarrow as pa
 
-from .errors import LakeError
-from .lake.layout import CATALOG_FILE, WAREHOUSE_DIR
-from .lake.storage import os_error_hint
-from .tables import TABLES
+from ..errors import LakeError
+from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from ..lake.storage import os_error_hint
+from .contract import TABLES
 
 NAMESPACE = "spotify"
 CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
@@ -307,7 +307,7 @@ class GlueCatalog(Catalog):
     remote = True
 
     def __init__(self, lake_uri: str, database: str = NAMESPACE) -> None:
-        from .lake.s3 import aws_endpoint
+        from ..lake.s3 import aws_endpoint
 
         self.root = Path("/nonexistent-s3-lake")
         self.location = lake_uri.rstrip("/")

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import Interrupted, PipelineError
+from .. import __version__
+from ..errors import Interrupted, PipelineError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("spotify_pipeline")
@@ -262,8 +262,8 @@ def simulate(**options: Any) -> None:
     Admin: GET /_admin/stats, POST /_admin/faults, POST /_admin/mutate, POST /_admin/expire-tokens,
     POST /_admin/expire-login (every saved login's refresh token answers invalid_grant from then on).
     """
-    from .errors import ConfigError
-    from .simulator import Catalog, CatalogConfig, FaultPlan, SimulatedSpotify
+    from ..errors import ConfigError
+    from ..simulator import Catalog, CatalogConfig, FaultPlan, SimulatedSpotify
 
     catalog = Catalog(
         CatalogConfig(
@@ -347,7 +347,7 @@ def lake_option(func: F) -> F:
 
 
 def _settings(**flags: Any) -> Any:
-    from .config import load_settings
+    from ..config import load_settings
 
     config_file = flags.pop("config", None)
     if flags.get("lake") is None:
@@ -362,7 +362,7 @@ def _global_lake() -> str | None:
 
 def _lake(**flags: Any) -> Any:
     """The `Lake` for these flags (settings as `_settings`)."""
-    from .lake_api import Lake
+    from ..lake_api import Lake
 
     return Lake.open(settings=_settings(**flags))
 
@@ -447,8 +447,8 @@ def extract_options(func: F) -> F:
 def _playlist_ids(playlists: tuple[str, ...], playlists_file: Path | None, sources: tuple[str, ...] = ()) -> list[str]:
     import os
 
-    from .errors import InputError
-    from .ids import parse_playlist_refs, read_playlists_file
+    from ..errors import InputError
+    from ..ids import parse_playlist_refs, read_playlists_file
 
     refs = list(playlists)
     if playlists_file:
@@ -497,8 +497,8 @@ def extract(**opts: Any) -> None:
     Only playlists whose snapshot_id changed since the last run are fetched again, unless --full.
     Credentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.
     """
+    from ..lake_api import Lake
     from .console import TerminalProgress, echo_lines, extract_lines
-    from .lake_api import Lake
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     lake = Lake.open(settings=_extract_settings(opts))
@@ -535,8 +535,8 @@ def transform(lake: str | None, rebuild: bool, fmt: str) -> None:
 @handle_errors
 def run(**opts: Any) -> None:
     """Extract, then transform: the everyday command, and what a scheduler calls."""
+    from ..lake_api import Lake
     from .console import TerminalProgress, echo_lines, extract_lines, history_lines, transform_lines
-    from .lake_api import Lake
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
     lake = Lake.open(settings=_extract_settings(opts))
@@ -570,7 +570,7 @@ def poll(lake: str | None, every: str, max_polls: int | None, auth: str | None, 
     A check that finds nothing new costs one request; no lock is held between polls. Ctrl-C stops.
     Instead of a long-running process, a scheduler can call `run --source recently-played` (see README).
     """
-    from .poll import Poller, parse_every
+    from ..extract.poll import Poller, parse_every
 
     seconds = parse_every(every)
     poller = Poller(_settings(lake=lake, auth=auth, config=config))
@@ -634,8 +634,8 @@ def query(
     One SELECT (or EXPLAIN of one) at a time, in a sandbox that reads only the tables' own files:
     no COPY, ATTACH, SET, INSTALL or file-reading functions.
     """
-    from .errors import InputError
-    from .query import format_result
+    from ..errors import InputError
+    from ..query.engine import format_result
 
     text = sql_file.read() if sql_file else sql
     if report_name and text:
@@ -644,8 +644,8 @@ def query(
         raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs", or --report NAME')
     settings = _settings(lake=lake)
     if engine == "athena":
-        from .athena import run_athena
-        from .reports import get_report
+        from ..query.athena import run_athena
+        from ..reports import get_report
 
         sql_text = get_report(report_name).render(_params(params)) if report_name else (text or "")
         output = settings.athena_output or f"{settings.lake.rstrip('/')}/athena-results/"
@@ -654,7 +654,7 @@ def query(
         )
         click.echo(format_result(result, fmt))
         return
-    from .lake_api import Lake
+    from ..lake_api import Lake
 
     opened = Lake.open(settings=settings)
     if report_name:
@@ -684,9 +684,9 @@ def tables(lake: str | None, fmt: str) -> None:
 @handle_errors
 def demo(lake: str | None) -> None:
     """Run the whole pipeline against the built-in simulated Spotify API (no credentials, no network)."""
+    from ..query.engine import format_result
+    from ..simulator.demo import DEMO_CATALOG, run_demo
     from .console import TerminalProgress, echo_lines, extract_lines, transform_lines
-    from .demo import DEMO_CATALOG, run_demo
-    from .query import format_result
 
     lake = lake or _global_lake() or "./lake"
     click.echo(f"Starting the simulated Spotify Web API on 127.0.0.1 and running the pipeline into {lake} ...")
@@ -751,8 +751,8 @@ def check(lake: str | None, check_raw: bool, fmt: str) -> None:
 @handle_errors
 def runs(lake: str | None, limit: int, fmt: str) -> None:
     """List recent runs: status, duration, requests, items, failed checks, and why a run failed."""
-    from .checks_cli import recent_runs
-    from .query import format_result
+    from ..quality.lake_checks import recent_runs
+    from ..query.engine import format_result
 
     the_lake = _lake(lake=lake)
     if fmt == "json":
@@ -767,9 +767,9 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
 def repair(lake: str | None) -> None:
     """Make a copied or moved lake independent of its original, or register its tables again after
     catalog.db was lost or emptied. Keeps every table's current rows; a healthy lake is left as it is."""
-    from .errors import ConfigError
-    from .pipeline import lake_parts
-    from .repair import repair_lake
+    from ..errors import ConfigError
+    from ..pipeline import lake_parts
+    from ..tables.repair import repair_lake
 
     _, catalog = lake_parts(_settings(lake=lake))
     if catalog.remote:
@@ -779,7 +779,7 @@ def repair(lake: str | None) -> None:
 
 
 def _params(pairs: tuple[str, ...]) -> dict[str, str]:
-    from .errors import InputError
+    from ..errors import InputError
 
     params = {}
     for pair in pairs:
@@ -825,11 +825,11 @@ def report(
     The playlist report by default; with --year (or --from/--to) the listening page over that period,
     e.g. `report --year 2025 --out wrapped-2025.html`.
     """
-    from .reports import LISTENING_ORDER, REPORT_ORDER, all_reports
+    from ..reports import LISTENING_ORDER, REPORT_ORDER, all_reports
 
     if list_reports:
         if fmt == "json":
-            from .lake_api import Lake
+            from ..lake_api import Lake
 
             _echo_json([r.as_dict() for r in Lake.reports()])
             return
@@ -839,12 +839,12 @@ def report(
         return
     import datetime as dt
 
-    from .errors import InputError, LakeError
-    from .pipeline import lake_parts
-    from .query import QueryEngine
-    from .reports.html import build_html
-    from .reports.listening import build_listening_html
-    from .reports.params import parse_date
+    from ..errors import InputError, LakeError
+    from ..pipeline import lake_parts
+    from ..query.engine import QueryEngine
+    from ..reports.html import build_html
+    from ..reports.listening import build_listening_html
+    from ..reports.params import parse_date
 
     listening = year is not None or start is not None or end is not None or user is not None
     if listening and playlist:
@@ -875,7 +875,7 @@ def report(
 @main.command("graphql-schema")
 def graphql_schema() -> None:
     """Print the GraphQL schema (SDL) that `serve` answers at /graphql."""
-    from .graphql_api import schema_sdl
+    from ..serve.graphql_api import schema_sdl
 
     click.echo(schema_sdl())
 
@@ -911,11 +911,11 @@ def serve(
     Answers GET only, only for Host headers naming this server, never to cross-site requests; SQL runs in
     the same sandbox as `query`.
     """
-    from .dashboard import Dashboard
-    from .errors import ConfigError
-    from .pipeline import lake_parts
-    from .query import QueryEngine
-    from .transform.runner import duckdb_size
+    from ..errors import ConfigError
+    from ..pipeline import lake_parts
+    from ..query.engine import QueryEngine
+    from ..serve.dashboard import Dashboard
+    from ..transform.runner import duckdb_size
 
     _, catalog = lake_parts(_settings(lake=lake))
     if catalog.remote:
@@ -995,8 +995,8 @@ def login(no_browser: bool, port: int, timeout: float) -> None:
     Needed by Development Mode apps to read the user's own and collaborative playlists, liked songs,
     recently played and top items. Uses SPOTIFY_CLIENT_ID (no secret needed).
     """
-    from .extract.user_auth import TokenStore
-    from .extract.user_auth import login as run_login
+    from ..extract.user_auth import TokenStore
+    from ..extract.user_auth import login as run_login
 
     settings = _settings()
     store = TokenStore()
@@ -1021,7 +1021,7 @@ def login(no_browser: bool, port: int, timeout: float) -> None:
 @handle_errors
 def logout() -> None:
     """Forget the saved user login."""
-    from .extract.user_auth import TokenStore
+    from ..extract.user_auth import TokenStore
 
     store = TokenStore()
     store.delete()
@@ -1035,8 +1035,8 @@ def whoami(fmt: str) -> None:
     """Show the user behind the credentials, the app's access mode, and what that mode can extract."""
     import dataclasses
 
-    from .access import CAN, CANNOT
-    from .access import whoami as run_whoami
+    from ..extract.access import CAN, CANNOT
+    from ..extract.access import whoami as run_whoami
 
     found = run_whoami(_settings())
     if fmt == "json":
@@ -1057,7 +1057,7 @@ def import_history(path: Path, user: str | None, lake: str | None) -> None:
     Reads the extended streaming history, the legacy endsong files and the account data's
     StreamingHistory files; IP addresses and user agents are dropped before anything is written.
     """
-    from .history.importer import import_lines
+    from ..history.importer import import_lines
 
     result = _lake(lake=lake).import_history(path, user=user)
     for line in import_lines(result):
@@ -1091,10 +1091,10 @@ def recommend(
     """Recommend songs from what the lake holds (no API requests): songs that continue a playlist
     (--playlist), songs for you (--for-me), or the held-out evaluation (--evaluate) of the model against
     a popularity baseline, RecSys Challenge 2018 style. Results are stored in the `recommendations` table."""
-    from . import recommend as rec
-    from .errors import InputError
-    from .ids import parse_playlist_ref
-    from .pipeline import lake_lock, lake_parts
+    from .. import recommend as rec
+    from ..errors import InputError
+    from ..ids import parse_playlist_ref
+    from ..pipeline import lake_lock, lake_parts
 
     if sum((playlist is not None, for_me, evaluate_)) != 1:
         raise InputError("give exactly one of --playlist, --for-me, --evaluate", hint="spotify-pipeline recommend -h")

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog
-from .errors import InputError, LakeError
-from .query import QueryEngine, write_csv, write_json_lines
+from ..errors import InputError, LakeError
+from ..tables.catalog import Catalog
+from .engine import QueryEngine, write_csv, write_json_lines
 
 STDOUT = Path("-")
 BATCH_ROWS = 50_000

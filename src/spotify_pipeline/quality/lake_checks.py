@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from .catalog import Catalog
-from .errors import LakeError
-from .lake.layout import new_run_id
-from .lake.raw import RawZoneReader, verify_part
-from .lake.storage import Storage
-from .quality import CheckResult, results_rows, run_checks
-from .query import QueryEngine, QueryResult
-from .tables import DATA_TABLES, TABLES
+from ..errors import LakeError
+from ..lake.layout import new_run_id
+from ..lake.raw import RawZoneReader, verify_part
+from ..lake.storage import Storage
+from ..query.engine import QueryEngine, QueryResult
+from ..tables.catalog import Catalog
+from ..tables.contract import DATA_TABLES, TABLES
+from .checks import CheckResult, results_rows, run_checks
 
 
 @dataclass
