@@ -17,7 +17,7 @@ from gql.transport.requests import RequestsHTTPTransport
 from spotify_pipeline.query.engine import QueryEngine, result_rows
 from spotify_pipeline.reports import run_report
 from spotify_pipeline.serve.dashboard import Dashboard
-from spotify_pipeline.serve.graphql_api import MAX_COST, MAX_DEPTH, MAX_PAGE, MAX_QUERY_CHARS, schema_sdl
+from spotify_pipeline.serve.graphql_schema import MAX_COST, MAX_DEPTH, MAX_PAGE, MAX_QUERY_CHARS, schema_sdl
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig
 from spotify_pipeline.simulator.history import write_export

@@ -86,6 +86,6 @@ def serve(
 @click.command("graphql-schema")
 def graphql_schema() -> None:
     """Print the GraphQL schema (SDL) that `serve` answers at /graphql."""
-    from ..serve.graphql_api import schema_sdl
+    from ..serve.graphql_schema import schema_sdl
 
     click.echo(schema_sdl())
