@@ -20,7 +20,8 @@ from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.reports import LISTENING_ORDER, REPORT_ORDER
 from spotify_pipeline.reports.charts import CHARTS
 from spotify_pipeline.reports.html import build_html
-from spotify_pipeline.serve.dashboard import OPENAPI, Dashboard
+from spotify_pipeline.serve.dashboard import Dashboard
+from spotify_pipeline.serve.openapi import OPENAPI
 from spotify_pipeline.tables.catalog import Catalog
 
 from .conftest import CHROMIUM_ARGS, Lake

@@ -1,7 +1,7 @@
 """`spotify-pipeline serve`: a local, read-only web dashboard and JSON API over the named reports.
 
 Standard library HTTP server, one thread per connection; every query goes through one sandboxed
-`QueryEngine` (see `query.py`: one SELECT, no file access beyond the tables, loaded into memory, a time
+`QueryEngine` (see `query/engine.py`: one SELECT, no file access beyond the tables, loaded into memory, a time
 and memory limit) under a lock, reopened when the lake's catalog changes.
 
 HTTP hardening, as a web page the user visits is hostile too:
@@ -16,11 +16,8 @@ HTTP hardening, as a web page the user visits is hostile too:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 import json
-import re
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,16 +36,9 @@ from ..reports.html import ordered_reports, summary
 from ..reports.params import LISTENING_PARAMS
 from ..tables.catalog import Catalog
 from .graphql_api import run_graphql
+from .hardening import LOOPBACK_NAMES, WILDCARD_ADDRESSES, content_security_policy, is_ip, split_host
+from .openapi import OPENAPI, SONG_SORTS
 
-SONG_SORTS = {
-    "position": "position",
-    "name": "lower(name)",
-    "artists": "lower(artists)",
-    "album": "lower(album)",
-    "duration": "duration_ms",
-    "popularity": "popularity",
-    "added": "added_at",
-}
 SONGS_SQL = """
 WITH items AS (
     SELECT ps.position, ps.song_id, ps.item_type, ps.item_uri, coalesce(s.name, ps.item_name) AS name,
@@ -76,236 +66,6 @@ STATIC = {
         for n in ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js", "vega-interpreter.js")
     },
 }
-_PLAYLIST_PARAM: dict[str, Any] = {
-    "name": "playlist",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"},
-}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "spotify-pipeline dashboard API",
-        "version": "1",
-        "description": "Read-only JSON over the lake's named reports.",
-    },
-    "paths": {
-        "/api/reports": {
-            "get": {
-                "summary": "List the reports",
-                "responses": {
-                    "200": {
-                        "description": "Reports",
-                        "content": {
-                            "application/json": {
-                                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/ReportInfo"}}
-                            }
-                        },
-                    }
-                },
-            }
-        },
-        "/api/reports/{name}": {
-            "get": {
-                "summary": "Run one report",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {
-                        "name": "playlist",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "pattern": "^[0-9A-Za-z]{22}$"},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Rows",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReportResult"}}},
-                    },
-                    "400": {
-                        "description": "Bad parameter",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                    "404": {
-                        "description": "No such report",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                },
-            }
-        },
-        "/api/charts/{name}.svg": {
-            "get": {
-                "summary": "A report's chart as SVG",
-                "responses": {
-                    "200": {"description": "SVG", "content": {"image/svg+xml": {}}},
-                    "204": {"description": "No rows"},
-                },
-            }
-        },
-        "/api/playlists": {
-            "get": {
-                "summary": "Playlists for the picker",
-                "responses": {
-                    "200": {
-                        "description": "Playlists",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "required": ["playlist_id", "name", "items"],
-                                        "properties": {
-                                            "playlist_id": {"type": "string"},
-                                            "name": {"type": ["string", "null"]},
-                                            "items": {"type": "integer"},
-                                        },
-                                    },
-                                }
-                            }
-                        },
-                    }
-                },
-            }
-        },
-        "/api/summary": {
-            "get": {
-                "summary": "Key numbers and data freshness (every playlist, or one)",
-                "parameters": [_PLAYLIST_PARAM],
-                "responses": {
-                    "200": {
-                        "description": "Summary",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Summary"}}},
-                    }
-                },
-            }
-        },
-        "/api/charts/{name}.json": {
-            "get": {
-                "summary": "A report's chart as a Vega-Lite spec with its rows, or why it is not drawn",
-                "parameters": [
-                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-                    _PLAYLIST_PARAM,
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Spec",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["spec", "note"],
-                                    "properties": {
-                                        "spec": {"type": ["object", "null"]},
-                                        "note": {"type": ["string", "null"]},
-                                    },
-                                }
-                            }
-                        },
-                    }
-                },
-            }
-        },
-        "/api/playlists/{id}/songs": {
-            "get": {
-                "summary": "One playlist and its items, searched, sorted and paged",
-                "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
-                    {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}},
-                    {"name": "sort", "in": "query", "required": False, "schema": {"enum": list(SONG_SORTS)}},
-                    {"name": "order", "in": "query", "required": False, "schema": {"enum": ["asc", "desc"]}},
-                    {"name": "offset", "in": "query", "required": False, "schema": {"type": "integer"}},
-                    {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}},
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Songs",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SongPage"}}},
-                    },
-                    "404": {
-                        "description": "No such playlist",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                },
-            }
-        },
-        "/graphql": {
-            "get": {
-                "summary": "GraphQL (read-only; ?query=, ?variables= as JSON, ?operationName=). POST with a JSON body "
-                "is answered too, here only. `spotify-pipeline graphql-schema` prints the schema",
-                "responses": {"200": {"description": "GraphQL response", "content": {"application/json": {}}}},
-            }
-        },
-        "/api/query": {
-            "get": {
-                "summary": "One read-only SQL query (a SELECT; sandboxed, time-limited, at most 10,000 rows)",
-                "parameters": [{"name": "sql", "in": "query", "required": True, "schema": {"type": "string"}}],
-                "responses": {
-                    "200": {
-                        "description": "Rows",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReportResult"}}},
-                    },
-                    "400": {
-                        "description": "Refused or failed",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                },
-            }
-        },
-    },
-    "components": {
-        "schemas": {
-            "ReportInfo": {
-                "type": "object",
-                "required": ["name", "title", "description", "chart"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "title": {"type": "string"},
-                    "description": {"type": "string"},
-                    "chart": {"type": "boolean"},
-                    "time_field": {"type": ["string", "null"], "description": "the column the time range filters"},
-                },
-            },
-            "ReportResult": {
-                "type": "object",
-                "required": ["columns", "rows"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "title": {"type": "string"},
-                    "columns": {"type": "array", "items": {"type": "string"}},
-                    "rows": {"type": "array", "items": {"type": "object"}},
-                    "truncated": {"type": "boolean", "description": "/api/query: only the first 10,000 rows"},
-                },
-            },
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-            "Summary": {
-                "type": "object",
-                "required": ["playlists", "items", "songs", "artists", "fresh", "last_run", "playlist_name"],
-                "properties": {
-                    "playlists": {"type": "integer"},
-                    "items": {"type": "integer"},
-                    "songs": {"type": "integer"},
-                    "artists": {"type": "integer"},
-                    "fresh": {"type": ["string", "null"]},
-                    "last_run": {"type": ["object", "null"]},
-                    "playlist_name": {"type": ["string", "null"]},
-                },
-            },
-            "SongPage": {
-                "type": "object",
-                "required": ["playlist", "total", "offset", "limit", "rows"],
-                "properties": {
-                    "playlist": {"type": "object"},
-                    "total": {"type": "integer"},
-                    "offset": {"type": "integer"},
-                    "limit": {"type": "integer"},
-                    "rows": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-        }
-    },
-}
 
 
 def result_json(result: QueryResult, **extra: Any) -> dict[str, Any]:
@@ -315,41 +75,6 @@ def result_json(result: QueryResult, **extra: Any) -> dict[str, Any]:
 MAX_QUERY_ROWS = 10_000
 DEFAULT_QUERY_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_LIMIT = "2GB"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-# Recognised to warn about them (serve binds 127.0.0.1 unless --host says otherwise).
-WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})  # nosec B104
-
-
-def content_security_policy(page: bytes) -> str:
-    """Same-origin only; the page's one inline script is allowed by its hash, nothing else inline runs."""
-    scripts = re.findall(rb"<script>(.*?)</script>", page, re.DOTALL)
-    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(s).digest()).decode()}'" for s in scripts)
-    return (
-        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
-
-
-_HOST = re.compile(r"\[(?P<v6>[0-9a-f:.]+)\](?::(?P<v6port>\d+))?|(?P<name>[^:\[\]]+)(?::(?P<port>\d+))?")
-
-
-def split_host(value: str) -> tuple[str, int | None]:
-    """A Host header (`name`, `name:port`, `[v6]:port`) -> (lower-case name, port or None); ("", None) if
-    it is none of those."""
-    match = _HOST.fullmatch(value.strip().lower())
-    if not match:
-        return "", None
-    name = match["v6"] or match["name"]
-    port = match["v6port"] or match["port"]
-    return name.rstrip("."), int(port) if port else None
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 class Dashboard:
@@ -386,7 +111,7 @@ class Dashboard:
     def exposed(self) -> bool:
         """Bound to an address other machines may reach (not loopback)."""
         name = self.host.strip("[]").lower()
-        return name not in LOOPBACK_NAMES and not (_is_ip(name) and ipaddress.ip_address(name).is_loopback)
+        return name not in LOOPBACK_NAMES and not (is_ip(name) and ipaddress.ip_address(name).is_loopback)
 
     def host_allowed(self, value: str | None) -> bool:
         """The request's Host header names this server: an allowed name (or, on a wildcard address, an IP
@@ -396,7 +121,7 @@ class Dashboard:
         name, port = split_host(value)
         if (port if port is not None else 80) != self.port:
             return False
-        return name in self.allowed_hosts or (self.host in WILDCARD_ADDRESSES and _is_ip(name))
+        return name in self.allowed_hosts or (self.host in WILDCARD_ADDRESSES and is_ip(name))
 
     @property
     def url(self) -> str:
