@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from ..config import Settings, load_settings
 from ..extract.extractor import Progress
-from ..lake_api import Lake, RunResult
+from ..lake_api import Lake
 from ..query.engine import QueryResult
+from ..results import RunResult
 from . import Catalog, CatalogConfig, SimulatedSpotify
 
 DEMO_CATALOG = CatalogConfig(seed=2026, playlists=12, items_per_playlist=80, large_playlist_items=2500, taste=True)
