@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from spotify_pipeline.cli.main import hoist_global_options, main
 from spotify_pipeline.simulator import SimulatedSpotify
 
-from .conftest import SimulatorFactory, cli, sim_env
+from ..conftest import SimulatorFactory, cli, sim_env
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from spotify_pipeline.simulator.history import write_export
 from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import cli
-from .conftest import Lake
+from ..reports.conftest import Lake
 
 
 @pytest.fixture(scope="module")

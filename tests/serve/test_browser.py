@@ -24,7 +24,7 @@ from spotify_pipeline.serve.dashboard import Dashboard
 from spotify_pipeline.serve.openapi import OPENAPI
 from spotify_pipeline.tables.catalog import Catalog
 
-from .conftest import CHROMIUM_ARGS, Lake
+from ..reports.conftest import CHROMIUM_ARGS, Lake
 
 RAW_COLUMN = re.compile(r"\b[a-z]+_[a-z_]+\b")
 

@@ -21,7 +21,7 @@ from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform.runner import connect
 
-from .conftest import cli, sim_env
+from ..conftest import cli, sim_env
 
 SECRET = "TOP-SECRET-refresh-token-4f1d9a"
 # A query that would run for minutes: a trillion-row cross join (constant memory).

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from spotify_pipeline.cli.main import main
 from spotify_pipeline.simulator import SimulatedSpotify
 
-from .conftest import SimulatorFactory, cli, sim_env
+from ..conftest import SimulatorFactory, cli, sim_env
 
 SECRET = "s3cr3t-Value-that-must-never-leak"
 
