@@ -73,7 +73,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _catalog() -> Any:
-    from spotify_pipeline.simulator.catalog import Catalog, CatalogConfig
+    from spotify_pipeline.simulator.catalog import Catalog
+    from spotify_pipeline.simulator.generate import CatalogConfig
 
     return Catalog(CatalogConfig(**CATALOG))
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from .catalog import Catalog, CatalogConfig
+from .catalog import Catalog
 from .faults import BODY_FAULTS, FaultPlan
+from .generate import CatalogConfig
 from .handler import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, HttpError, Token
 from .routes_accounts import AccountRoutes
 from .routes_admin import AdminRoutes
