@@ -62,7 +62,7 @@ def test_s3_bucket_name_is_honoured(aws: Aws) -> None:
 
 def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The same retention as on disk, through pyiceberg's S3 file IO and a Glue commit.
-    from spotify_pipeline import catalog as catalog_module
+    from spotify_pipeline.tables import catalog as catalog_module
     from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, open_catalog
 
     server = make_simulator(playlists=3, items_per_playlist=20)
