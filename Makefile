@@ -54,7 +54,7 @@ test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/pytest -q -n 2  # two workers: most tests wait on real processes, sockets and disk
 
 screenshots: $(STAMP) browser  ## refresh docs/screenshots (report and dashboard, 1400/390 px, light/dark)
-	SPOTIFY_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/reports/test_browser.py -k "fits_and or fit_and"
+	SPOTIFY_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/serve/test_browser.py -k "fits_and or fit_and"
 
 check: $(STAMP)  ## lint, types, security lint
 	$(BIN)/ruff check src tests bench

@@ -19,13 +19,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import load_settings
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.lake_api import Lake
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.reports import LISTENING_ORDER, run_report
-from spotify_pipeline.tables import TABLES
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import TABLES
 
 
 def listens_table(n: int, seed: float = 0.42) -> pa.Table:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from bench.generate import write_run
 from spotify_pipeline import Lake
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import load_settings
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.recommend import build_model, recommend_for_playlist
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig
+from spotify_pipeline.tables.catalog import Catalog
 
 
 def main() -> None:

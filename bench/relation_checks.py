@@ -13,13 +13,13 @@ from pathlib import Path
 
 import duckdb
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import Secret
 from spotify_pipeline.extract import ClientCredentialsAuth, Extractor, SpotifyClient
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.simulator.catalog import Catalog as SimulatedCatalog
 from spotify_pipeline.simulator.catalog import CatalogConfig
+from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import relations, transform
 
 REPEAT = 20

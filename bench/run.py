@@ -28,11 +28,11 @@ import duckdb
 import pyiceberg
 
 from spotify_pipeline import Lake
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import load_settings
 from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.simulator import FaultPlan, SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
 from spotify_pipeline.transform.normalize import BODY_TYPES, CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
 from spotify_pipeline.transform.runner import connect
 

@@ -165,9 +165,9 @@ OBSERVATION_TIMES = {
 def comparable_tables(lake: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every data table's rows without the observation-time columns, sorted: equal for two lakes built
     from the same source, whenever they were built."""
-    from spotify_pipeline.catalog import open_catalog
-    from spotify_pipeline.query import QueryEngine
-    from spotify_pipeline.tables import DATA_TABLES, TABLES
+    from spotify_pipeline.query.engine import QueryEngine
+    from spotify_pipeline.tables.catalog import open_catalog
+    from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
 
     with QueryEngine(open_catalog(str(lake))) as engine:
         out = {}

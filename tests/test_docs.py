@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from spotify_pipeline.tables import TABLES
+from spotify_pipeline.tables.contract import TABLES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

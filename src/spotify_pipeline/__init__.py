@@ -46,14 +46,14 @@ __all__ = [
 _MODULES = {
     "config": ("Settings", "load_settings"),
     "errors": ("ApiError", "ConfigError", "InputError", "LakeError", "PipelineError", "QualityError", "QueryError"),
-    "lake_api": (
+    "lake_api": ("Lake",),
+    "results": (
         "CheckOutcome",
         "CheckReport",
         "ColumnInfo",
         "ExportResult",
         "ExtractResult",
         "HistoryImport",
-        "Lake",
         "PlaylistCounts",
         "ReportInfo",
         "RequestCounts",
@@ -62,21 +62,22 @@ _MODULES = {
         "TableInfo",
         "TransformSummary",
     ),
-    "query": ("QueryResult",),
+    "query.engine": ("QueryResult",),
 }
 _LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 if TYPE_CHECKING:
     from .config import Settings, load_settings
     from .errors import ApiError, ConfigError, InputError, LakeError, PipelineError, QualityError, QueryError
-    from .lake_api import (
+    from .lake_api import Lake
+    from .query.engine import QueryResult
+    from .results import (
         CheckOutcome,
         CheckReport,
         ColumnInfo,
         ExportResult,
         ExtractResult,
         HistoryImport,
-        Lake,
         PlaylistCounts,
         ReportInfo,
         RequestCounts,
@@ -85,7 +86,6 @@ if TYPE_CHECKING:
         TableInfo,
         TransformSummary,
     )
-    from .query import QueryResult
 
 
 def __getattr__(name: str) -> Any:

@@ -10,337 +10,47 @@
 The CLI, the Lambda handlers and the demo are clients of this object. Every method returns a small typed
 dataclass (or an Arrow table); failures are `PipelineError`s with an exit code (errors.py). docs/API.md
 has runnable examples (tests/test_api_docs.py executes them).
-
-Longer than our ~400-line guide on purpose: the whole public surface (the result types and the one class)
-reads in one file, and every method is a thin call into the stage that does the work.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from .catalog import Catalog
 from .config import Settings, load_settings
 from .errors import InputError, LakeError, QueryError
-from .extract import ExtractSummary
 from .extract.extractor import Progress
 from .lake.storage import Storage
-from .quality import CheckResult
-from .query import QueryEngine, QueryResult, plain_value
-from .retention import ExpiryResult
-from .transform import TransformResult
+from .query.engine import QueryEngine, QueryResult
+from .results import (
+    CheckOutcome,
+    CheckReport,
+    ColumnInfo,
+    ExportResult,
+    ExtractResult,
+    HistoryImport,
+    ReportInfo,
+    RunInfo,
+    RunResult,
+    TableInfo,
+    TransformSummary,
+)
+from .tables.catalog import Catalog
 
 if TYPE_CHECKING:
-    from .dashboard import Dashboard
-    from .history.importer import ImportResult
-    from .poll import Poller, PollResult
+    from .extract.poll import Poller, PollResult
     from .recommend import Evaluation, Recommendations
-    from .repair import RepairResult
+    from .serve.dashboard import Dashboard
+    from .tables.repair import RepairResult
 
-__all__ = [
-    "CheckOutcome",
-    "CheckReport",
-    "ColumnInfo",
-    "ExportResult",
-    "ExtractResult",
-    "HistoryImport",
-    "Lake",
-    "PlaylistCounts",
-    "ReportInfo",
-    "RequestCounts",
-    "RunInfo",
-    "RunResult",
-    "TableInfo",
-    "TransformSummary",
-]
-
-
-# ---- results -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PlaylistCounts:
-    checked: int = 0
-    changed: int = 0  # extracted again: new, or a new snapshot_id
-    unchanged: int = 0
-    failed: int = 0
-    failures: dict[str, str] = field(default_factory=dict)  # playlist id -> why
-
-
-@dataclass(frozen=True)
-class RequestCounts:
-    total: int = 0
-    retries: int = 0
-    rate_limited: int = 0  # answered 429
-
-
-@dataclass(frozen=True)
-class ExtractResult:
-    """One extraction into the raw zone. `summary` has every detail the extractor records."""
-
-    run_id: str
-    status: str  # succeeded | partial | stopped | failed | interrupted
-    playlists: PlaylistCounts
-    requests: RequestCounts
-    items: int
-    bytes_written: int
-    files_written: int
-    stop_reason: str  # "" unless stopped on a long Retry-After
-    summary: ExtractSummary = field(repr=False, compare=False)
-
-    @property
-    def seconds(self) -> float:
-        """How long the extraction took."""
-        if not self.summary.finished_at:
-            return 0.0
-        return (
-            dt.datetime.fromisoformat(self.summary.finished_at) - dt.datetime.fromisoformat(self.summary.started_at)
-        ).total_seconds()
-
-    @classmethod
-    def of(cls, summary: ExtractSummary) -> ExtractResult:
-        counts = summary.requests
-        return cls(
-            run_id=summary.run_id,
-            status=summary.status,
-            playlists=PlaylistCounts(
-                summary.playlists_checked,
-                summary.playlists_changed,
-                summary.playlists_unchanged,
-                len(summary.failed),
-                dict(summary.failed),
-            ),
-            requests=RequestCounts(
-                int(counts.get("total_requests", 0)), int(counts.get("retries", 0)), int(counts.get("rate_limited", 0))
-            ),
-            items=summary.items,
-            bytes_written=summary.bytes_written,
-            files_written=summary.files_written,
-            stop_reason=summary.stop_reason or "",
-            summary=summary,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return _plain(self, skip=("summary",))
-
-
-@dataclass(frozen=True)
-class TransformSummary:
-    """What a transform published: raw runs read, rows per table after the merge, records set aside."""
-
-    run_id: str = ""  # the run recorded in pipeline_runs
-    raw_runs: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-    rebuilt: bool = False
-    rejected: int = 0
-    snapshots_expired: int = 0  # old table snapshots expired after the transform
-    detail: TransformResult = field(default_factory=TransformResult, repr=False, compare=False)
-    history: ExpiryResult | None = field(default=None, repr=False, compare=False)  # None: expiry not run or failed
-
-    @classmethod
-    def of(cls, result: TransformResult, history: ExpiryResult | None = None, run_id: str = "") -> TransformSummary:
-        return cls(
-            run_id,
-            list(result.raw_runs),
-            dict(result.rows),
-            result.rebuilt,
-            result.rejected,
-            history.snapshots if history else 0,
-            result,
-            history,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return _plain(self, skip=("detail", "history"))
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """`Lake.run()`: the extraction, then the transform, recorded in `pipeline_runs`."""
-
-    run_id: str
-    status: str  # succeeded | partial | stopped
-    error: str  # "" when nothing went wrong
-    started_at: dt.datetime
-    finished_at: dt.datetime
-    extract: ExtractResult
-    transform: TransformSummary
-
-    @property
-    def playlists(self) -> PlaylistCounts:
-        return self.extract.playlists
-
-    @property
-    def requests(self) -> RequestCounts:
-        return self.extract.requests
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "error": self.error,
-            "started_at": plain_value(self.started_at),
-            "finished_at": plain_value(self.finished_at),
-            "extract": self.extract.as_dict(),
-            "transform": self.transform.as_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    description: str
-    severity: str  # error | warning
-    failing_rows: int
-
-    @property
-    def passed(self) -> bool:
-        return self.failing_rows == 0
-
-    @classmethod
-    def of(cls, result: CheckResult) -> CheckOutcome:
-        return cls(result.check.name, result.check.description, result.check.severity, result.failing_rows)
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """`Lake.check()`; iterating it gives each check's outcome."""
-
-    run_id: str
-    checks: list[CheckOutcome]
-    raw_problems: list[str] = field(default_factory=list)  # with raw=True: raw files missing or not as listed
-    rejected: int = 0  # raw records the transform set aside (rejected_records)
-    rejected_sample: list[str] = field(default_factory=list)
-    not_recorded: str = ""  # why the results are not in quality_results ("" when they are)
-    not_recorded_error: LakeError | None = field(default=None, repr=False, compare=False)
-
-    def __iter__(self) -> Iterator[CheckOutcome]:
-        return iter(self.checks)
-
-    @property
-    def failed(self) -> list[CheckOutcome]:
-        """Failed error-severity checks (warnings are reported, never failed)."""
-        return [c for c in self.checks if not c.passed and c.severity == "error"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.raw_problems
-
-    def as_dict(self) -> dict[str, Any]:
-        out = _plain(self, skip=("not_recorded_error",))
-        out["checks"] = [{**dataclasses.asdict(c), "passed": c.passed} for c in self.checks]
-        out["failed"] = len(self.failed)
-        return out
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    name: str
-    type: str
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    name: str
-    rows: int
-    columns: list[ColumnInfo]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One row of `pipeline_runs`, newest first (`Lake.runs()`). Counts are None for a transform-only run."""
-
-    run_id: str
-    status: str
-    started_at: dt.datetime
-    seconds: float | None
-    requests: int | None
-    items: int | None
-    changed: int | None
-    failed: int | None
-    checks_failed: str | None  # "failed/total" quality checks of this run
-    error: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: plain_value(v) for k, v in dataclasses.asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class ReportInfo:
-    name: str
-    title: str
-    description: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    table: str
-    rows: int
-    path: Path
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "rows": self.rows, "path": str(self.path)}
-
-
-@dataclass(frozen=True)
-class HistoryImport:
-    """`Lake.import_history()`: what a data download added. Nothing new is not an error: `run_id` is "" and
-    `transform` publishes nothing (`transform.raw_runs == []`)."""
-
-    user_id: str
-    run_id: str  # the raw run written ("" when every file was already imported)
-    plays: int
-    files: list[dict[str, Any]]  # imported now: name, format, plays, sha256, bytes
-    already_imported: list[str]
-    skipped: list[str]  # not listening history
-    unknown_fields: dict[str, int]  # field kept in the raw zone but not read -> files with it
-    transform: TransformSummary
-    detail: ImportResult = field(repr=False, compare=False)
-
-    @property
-    def imported(self) -> bool:
-        return bool(self.run_id)
-
-    @classmethod
-    def of(cls, result: ImportResult) -> HistoryImport:
-        return cls(
-            result.user_id,
-            result.run_id or "",
-            result.plays,
-            list(result.files),
-            list(result.already_imported),
-            list(result.skipped),
-            dict(result.unknown_fields),
-            TransformSummary.of(result.transform) if result.transform else TransformSummary(),
-            result,
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return _plain(self, skip=("detail",))
-
-
-def _plain(obj: Any, skip: Sequence[str] = ()) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(obj):
-        if f.name in skip:
-            continue
-        value = getattr(obj, f.name)
-        out[f.name] = _plain(value) if dataclasses.is_dataclass(value) else plain_value(value)
-    return out
+__all__ = ["Lake"]
 
 
 # ---- the lake ----------------------------------------------------------------------------------------
@@ -407,8 +117,8 @@ class Lake:
         call `.serve_forever()` (or `.start()` in a thread) and `.stop()`. Its one long-lived query engine
         is opened through `engine()` and reopened when the tables change. A local lake only (ConfigError);
         a lake without tables is a LakeError (exit 6); a port in use is a ConfigError (exit 2)."""
-        from .dashboard import Dashboard
         from .errors import ConfigError
+        from .serve.dashboard import Dashboard
         from .transform.runner import duckdb_size
 
         if self.remote:
@@ -500,7 +210,7 @@ class Lake:
         catalog.db was lost (repair.py). A folder with no lake in it is a LakeError (exit 6)."""
         from .errors import ConfigError
         from .lake.layout import CATALOG_FILE, WAREHOUSE_DIR
-        from .repair import repair_lake
+        from .tables.repair import repair_lake
 
         if self.remote:
             raise ConfigError("repair works on a local lake", hint="an S3 lake's tables are registered in Glue")
@@ -517,7 +227,7 @@ class Lake:
     def poller(self, *, extract_only: bool = False) -> Poller:
         """The lake's `poll.Poller` (created once), for a loop (`.run(every, echo)`); close() releases it.
         `extract_only` (the Lambda): new plays go to the raw zone, the scheduled transform publishes them."""
-        from .poll import Poller
+        from .extract.poll import Poller
 
         if self._poller is None:
             self._poller = Poller(self.settings, extract_only=extract_only)
@@ -532,7 +242,7 @@ class Lake:
     # -- reading --
     def tables(self) -> list[TableInfo]:
         """Every table with its current row count and columns. A lake without tables is a LakeError (exit 6)."""
-        from .tables import TABLES
+        from .tables.contract import TABLES
         from .transform.runner import table_row_counts
 
         counts = table_row_counts(self.catalog) if self.catalog.exists() else {}
@@ -594,7 +304,7 @@ class Lake:
 
     def check(self, *, raw: bool = False) -> CheckReport:
         """Run the data-quality checks (recorded in quality_results); `raw` also reads back every raw file."""
-        from .checks_cli import check_lake
+        from .quality.lake_checks import check_lake
 
         found = check_lake(self.storage, self.catalog, raw=raw)
         return CheckReport(
@@ -609,14 +319,14 @@ class Lake:
 
     def runs(self, limit: int = 20) -> list[RunInfo]:
         """Recent runs from `pipeline_runs`, newest first."""
-        from .checks_cli import recent_runs
+        from .quality.lake_checks import recent_runs
 
         return [RunInfo(*row) for row in recent_runs(self.catalog, limit).rows]
 
     def export(self, table: str, path: str | Path, *, format: str = "parquet") -> ExportResult:
         """A table's current rows to Parquet, CSV or JSON lines, written atomically. An unknown table is an
         InputError (exit 2)."""
-        from .exporting import export_table
+        from .query.export import export_table
 
         if format not in ("parquet", "csv", "json"):
             raise InputError(f"unknown export format {format!r}", hint="parquet, csv or json")

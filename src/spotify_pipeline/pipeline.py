@@ -16,8 +16,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from .alerts import send_alert
-from .catalog import Catalog, open_catalog
 from .config import Settings
 from .errors import ConfigError, PipelineError, interruption_reason
 from .extract import (
@@ -36,8 +34,10 @@ from .history.enrichment import tracks_to_enrich
 from .lake.layout import new_run_id
 from .lake.lock import LakeLock, S3LakeLock
 from .lake.storage import Storage, open_storage
-from .retention import ExpiryResult, expire_history
-from .tables import TABLES
+from .reliability.alerts import send_alert
+from .tables.catalog import Catalog, open_catalog
+from .tables.contract import TABLES
+from .tables.retention import ExpiryResult, expire_history
 from .transform import TransformResult, transform
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import httpx
 import sqlglot
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from spotify_pipeline.athena import run_athena, to_athena
 from spotify_pipeline.errors import QueryError
+from spotify_pipeline.query.athena import run_athena, to_athena
 from spotify_pipeline.reports import all_reports
 
 from .conftest import Aws

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.catalog import open_catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Fault
+from spotify_pipeline.tables.catalog import open_catalog
 
 from ..conftest import SimulatorFactory
 from .conftest import Aws

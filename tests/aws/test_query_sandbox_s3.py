@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import open_catalog
 from spotify_pipeline.errors import QueryError
 from spotify_pipeline.lake.s3 import S3Storage
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import open_catalog
 
 from ..conftest import settings_for
 from .conftest import Aws

@@ -11,7 +11,7 @@ from spotify_pipeline import pipeline
 from spotify_pipeline.errors import LakeError
 from spotify_pipeline.lake.s3 import S3Storage
 from spotify_pipeline.simulator import SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.contract import DATA_TABLES
 
 from ..conftest import comparable_tables, kept_metadata_files, referenced_files, settings_for
 from .conftest import Aws
@@ -62,8 +62,8 @@ def test_s3_bucket_name_is_honoured(aws: Aws) -> None:
 
 def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The same retention as on disk, through pyiceberg's S3 file IO and a Glue commit.
-    from spotify_pipeline import catalog as catalog_module
-    from spotify_pipeline.catalog import TABLE_PROPERTIES, open_catalog
+    from spotify_pipeline.tables import catalog as catalog_module
+    from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, open_catalog
 
     server = make_simulator(playlists=3, items_per_playlist=20)
     remote = f"s3://{aws.bucket}/lake"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, comparable_tables, settings_for
 from .test_user_login import do_login

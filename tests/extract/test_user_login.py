@@ -10,11 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.errors import AuthError
 from spotify_pipeline.extract.user_auth import TokenStore, UserAuth, login, pkce_pair
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, sim_env
 

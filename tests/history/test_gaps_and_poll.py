@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, sim_env
 from ..extract.test_user_login import do_login

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig
 from spotify_pipeline.simulator.history import write_export
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, sim_env
 from ..extract.test_user_login import do_login

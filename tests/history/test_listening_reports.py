@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.errors import InputError
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.reports import LISTENING_ORDER, all_reports, run_report
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import cli
 from . import listening_data

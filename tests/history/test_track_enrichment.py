@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import load_settings
 from spotify_pipeline.errors import ConfigError
 from spotify_pipeline.history.importer import import_history
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator.faults import Fault, FaultPlan
 from spotify_pipeline.simulator.history import write_export
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, api_get, cli, client_token, comparable_tables, settings_for
 

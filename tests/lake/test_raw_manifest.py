@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from spotify_pipeline.checks_cli import verify_raw_zone
 from spotify_pipeline.lake import LocalStorage, RawZoneWriter
 from spotify_pipeline.lake.layout import MANIFEST_PREFIX
 from spotify_pipeline.lake.raw import verify_part
+from spotify_pipeline.quality.lake_checks import verify_raw_zone
 
 RUN = "20261101T120000Z-000002"
 

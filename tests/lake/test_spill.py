@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import cli, sim_env
 

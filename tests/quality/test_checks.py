@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from spotify_pipeline.quality import CHECKS, COLLAPSE_MIN_ROWS, Check, failed_errors, run_checks
-from spotify_pipeline.tables import DATA_TABLES, TABLES
+from spotify_pipeline.quality.checks import CHECKS, COLLAPSE_MIN_ROWS, Check, failed_errors, run_checks
+from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
 from spotify_pipeline.transform.runner import connect
 
 NOW = "TIMESTAMPTZ '2026-01-02 03:04:05+00'"

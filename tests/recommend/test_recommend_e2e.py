@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.recommend.evaluate import CATEGORIES
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, settings_for, sim_env
 

@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.simulator import Fault, SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, comparable_tables, settings_for, sim_env
 

@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.errors import QualityError
 from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.quality import CHECKS
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.quality.checks import CHECKS
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Fault, FaultPlan, SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
 from spotify_pipeline.transform import transform
 
 from ..conftest import SimulatorFactory, cli, comparable_tables, settings_for, sim_env

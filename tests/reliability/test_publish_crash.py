@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from spotify_pipeline.simulator import SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.contract import DATA_TABLES
 
 from ..conftest import SimulatorFactory, cli, comparable_tables, sim_env
 
@@ -73,7 +73,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _catalog() -> Any:
-    from spotify_pipeline.simulator.catalog import Catalog, CatalogConfig
+    from spotify_pipeline.simulator.catalog import Catalog
+    from spotify_pipeline.simulator.generate import CatalogConfig
 
     return Catalog(CatalogConfig(**CATALOG))
 

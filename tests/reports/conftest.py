@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import Secret
 from spotify_pipeline.extract import ClientCredentialsAuth, Extractor, SpotifyClient
 from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import transform
 
 DAY1 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)

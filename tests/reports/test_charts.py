@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.query import QueryEngine, QueryResult
+from spotify_pipeline.query.engine import QueryEngine, QueryResult
 from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.reports.charts import CHARTS, chart_spec, not_enough_data, render_svg
 from spotify_pipeline.reports.html import build_html, summary, table_html
 from spotify_pipeline.reports.listening import LISTENING_CHARTS
+from spotify_pipeline.tables.catalog import Catalog
 
 from .conftest import Lake
 

@@ -12,13 +12,13 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from spotify_pipeline.dashboard import Dashboard
+from spotify_pipeline.serve.dashboard import Dashboard
 
 from ..conftest import cli
 from ..history import listening_data
 from ..history.listening_data import Listen
+from ..serve.test_browser import watch
 from .conftest import CHROMIUM_ARGS
-from .test_browser import watch
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.errors import LakeError
 from spotify_pipeline.lake.layout import CATALOG_FILE, WAREHOUSE_DIR
-from spotify_pipeline.tables import TABLES
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import TABLES
 
 TABLE = "processed_raw_runs"  # a small contract table: raw_run_id, processed_at, by_run_id
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

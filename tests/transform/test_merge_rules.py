@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from spotify_pipeline.tables import DATA_TABLES, TABLES
+from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
 from spotify_pipeline.transform.merge import MERGES, Derived, KeyedMerge, ReplaceChildren, merge_sql
 from spotify_pipeline.transform.runner import connect
 

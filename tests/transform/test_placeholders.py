@@ -9,11 +9,11 @@ from pathlib import Path
 import duckdb
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.quality import CHECKS
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.quality.checks import CHECKS
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig
+from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, settings_for
 

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import transform
 
 from ..conftest import SimulatorFactory, cli, comparable_tables, rewrite_raw_part, settings_for, sim_env

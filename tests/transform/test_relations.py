@@ -12,12 +12,12 @@ import duckdb
 import pytest
 
 import spotify_pipeline
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import Secret
 from spotify_pipeline.extract import ClientCredentialsAuth, Extractor, SpotifyClient
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.simulator import SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
 from spotify_pipeline.transform import normalize, transform
 from spotify_pipeline.transform.merge import MERGES, Derived
 from spotify_pipeline.transform.relations import (

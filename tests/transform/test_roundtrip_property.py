@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.lake import LocalStorage, RawZoneWriter
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
+from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import transform
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from spotify_pipeline import pipeline
-from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.config import Secret
 from spotify_pipeline.extract import ClientCredentialsAuth, Extractor, SpotifyClient
 from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.query import QueryEngine
+from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
-from spotify_pipeline.tables import DATA_TABLES, TABLES
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
 from spotify_pipeline.transform import normalize, transform
 from spotify_pipeline.transform.runner import connect
 

@@ -30,7 +30,8 @@ from aws_lambda_powertools.utilities import parameters
 from ..config import Settings, load_settings
 from ..errors import PipelineError, QualityError
 from ..ids import parse_playlist_refs
-from ..lake_api import ExtractResult, Lake
+from ..lake_api import Lake
+from ..results import ExtractResult
 
 logger = Logger(service="spotify-pipeline")
 metrics = Metrics(namespace="SpotifyPipeline", service="spotify-pipeline")

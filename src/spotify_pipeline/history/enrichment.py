@@ -3,7 +3,7 @@ only from listening history), most-played first, so a request budget per run goe
 
 from __future__ import annotations
 
-from ..catalog import Catalog
+from ..tables.catalog import Catalog
 
 
 def tracks_to_enrich(catalog: Catalog) -> list[str]:

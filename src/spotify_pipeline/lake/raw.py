@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..crashpoints import crash_point
 from ..errors import LakeError
+from ..reliability.crashpoints import crash_point
 from .layout import MANIFEST_PREFIX, checkpoint_key, manifest_key, raw_part_key
 from .storage import Storage
 

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from ..crashpoints import crash_point
 from ..errors import LakeError
+from ..reliability.crashpoints import crash_point
 
 
 class Storage(Protocol):

@@ -24,10 +24,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ..catalog import Catalog
 from ..errors import InputError
 from ..lake.storage import Storage
-from ..tables import TABLES
+from ..tables.catalog import Catalog
+from ..tables.contract import TABLES
 from ..transform.runner import connect, register_table
 from .evaluate import Evaluation, evaluate
 from .model import ModelParams, build, rank

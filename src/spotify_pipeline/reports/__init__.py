@@ -14,7 +14,7 @@ from importlib import resources
 
 from ..errors import InputError
 from ..ids import parse_playlist_ref
-from ..query import QueryEngine, QueryResult
+from ..query.engine import QueryEngine, QueryResult
 from .params import LISTENING_PARAMS, listening_literals
 
 PLAYLIST_PARAMS = ("playlist",)

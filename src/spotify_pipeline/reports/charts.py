@@ -13,7 +13,7 @@ import decimal
 from typing import Any
 
 from ..errors import ConfigError
-from ..query import QueryResult
+from ..query.engine import QueryResult
 from .listening import LISTENING_CHARTS
 
 COLOR = "#1DB954"

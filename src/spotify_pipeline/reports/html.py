@@ -8,7 +8,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from ..query import QueryEngine, QueryResult
+from ..query.engine import QueryEngine, QueryResult
 from . import LISTENING_ORDER, REPORT_ORDER, all_reports, run_report
 from .charts import chart_spec, not_enough_data, render_svg, title
 

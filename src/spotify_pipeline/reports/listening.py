@@ -8,7 +8,7 @@ import datetime as dt
 import html
 from typing import Any
 
-from ..query import QueryEngine, QueryResult
+from ..query.engine import QueryEngine, QueryResult
 from . import get_report, run_report
 
 COLOR = "#1DB954"

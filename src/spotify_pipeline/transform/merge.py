@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..history.listens import LISTENS_SQL
-from ..tables import TABLES
+from ..tables.contract import TABLES
 
 
 @dataclass(frozen=True)

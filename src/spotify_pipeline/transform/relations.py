@@ -34,7 +34,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
-from ..tables import DATA_TABLES, TABLES
+from ..tables.contract import DATA_TABLES, TABLES
 
 
 class RelationError(RuntimeError):

@@ -23,16 +23,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..catalog import Catalog
 from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
-from ..crashpoints import crash_point
 from ..errors import LakeError, QualityError
 from ..history.listens import add_listened_songs, build_listen_events
 from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
-from ..quality import CheckResult, failed_errors, results_rows, run_checks
-from ..tables import DATA_TABLES, TABLES
+from ..quality.checks import CheckResult, failed_errors, results_rows, run_checks
+from ..reliability.crashpoints import crash_point
+from ..tables.catalog import Catalog
+from ..tables.contract import DATA_TABLES, TABLES
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, merge_sql
 from .normalize import RawFile, build_batch, build_changes, build_user_tables

@@ -1,0 +1,366 @@
+"""Tables by name: an embedded Iceberg catalog (SQLite + a warehouse folder inside the lake).
+
+Every table write is one Iceberg commit (copy-on-write overwrite or append), so readers always see either
+the previous snapshot or the new one, never a half-written table.
+
+Iceberg records absolute paths (catalog.db -> metadata file -> manifest list -> manifests -> data files),
+so a copied or moved lake still points at the folder it came from. Before anything is read or written,
+`Catalog.check()` compares those paths with where the lake is now and refuses one that was copied or
+moved (`repair.py` makes it independent), and refuses a catalog.db that is empty or missing while the
+warehouse holds tables: recreating it would silently hide every table's history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import shutil
+import sqlite3
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+
+from ..errors import LakeError
+from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from ..lake.storage import os_error_hint
+from .contract import TABLES
+
+NAMESPACE = "spotify"
+CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
+# Each commit writes a new metadata file holding every kept snapshot (~200 KB for a table with a week of
+# hourly runs), and Iceberg keeps every earlier one unless told otherwise: tens of GB a year. Snapshots
+# (time travel) are kept by retention.py; these are only the earlier versions of the metadata file.
+TABLE_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+log = logging.getLogger(__name__)
+
+
+class Catalog:
+    """The lake's tables. Created on first use; `exists()` says whether anything was ever published."""
+
+    remote = False  # True when tables live on S3 (DuckDB then needs the S3 filesystem)
+
+    def __init__(self, lake_root: Path) -> None:
+        self.root = lake_root.resolve()
+        self.location = str(self.root)
+        self.namespace = NAMESPACE
+        self._catalog: Any = None
+        self._checked = False
+
+    @property
+    def warehouse_uri(self) -> str:
+        """Where every file of every table lives; nothing outside it is ever read, written or deleted.
+        Not percent-encoded (`Path.as_uri()`): pyiceberg 0.12 writes metadata files to the encoded path
+        literally, so a lake at `/my lake` had its metadata in a sibling folder `/my%20lake`."""
+        return f"file://{self.root / WAREHOUSE_DIR}"
+
+    def exists(self) -> bool:
+        self.check()
+        return (self.root / CATALOG_FILE).exists()
+
+    def check(self) -> None:
+        """Refuse (LakeError) a lake copied or moved from elsewhere, and a catalog.db that is empty or gone
+        while warehouse/ holds tables. A new lake (neither exists yet) passes. Reads catalog.db read-only."""
+        if self._checked:
+            return
+        if any(c in str(self.root) for c in "#?"):
+            raise LakeError(
+                f"the lake path {self.root} contains # or ?, which Iceberg's file paths cannot hold",
+                hint="use a folder whose path has neither",
+            )
+        db = self.root / CATALOG_FILE
+        repair = f"run `spotify-pipeline repair --lake {self.root}`"
+        if db.exists() and db.stat().st_size == 0:
+            raise LakeError(
+                f"the table catalog {db} is empty (0 bytes); recreating it would lose every table's history",
+                hint=lost_catalog_hint(self.root),
+            )
+        locations = recorded_tables(db) if db.exists() else {}
+        if not locations:
+            found = newest_metadata(self.root)
+            if found:
+                state = "lists no tables" if db.exists() else "is missing"
+                raise LakeError(
+                    f"the table catalog {db} {state} but warehouse/ holds {len(found)} tables; recreating it "
+                    "would lose their history",
+                    hint=lost_catalog_hint(self.root),
+                )
+        foreign = sorted(loc for loc in locations.values() if not self.owns(loc))
+        if foreign:
+            raise LakeError(
+                f"this lake was copied or moved from {origin_of(foreign[0])}: its catalog still points there, "
+                "so it would read and write the original's files",
+                hint=f"{repair} to make it independent",
+            )
+        self._checked = True
+
+    def owns(self, path: str) -> bool:
+        """Whether a file path recorded in the table metadata lies inside this lake's warehouse. Tables made
+        before `warehouse_uri` stopped percent-encoding recorded the encoded form: still this lake's."""
+        legacy = (self.root / WAREHOUSE_DIR).as_uri()
+        return path.startswith(self.warehouse_uri + "/") or path.startswith(legacy + "/")
+
+    @property
+    def iceberg(self) -> Any:
+        if self._catalog is None:
+            self.check()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from pyiceberg.catalog.sql import SqlCatalog
+
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                (self.root / WAREHOUSE_DIR).mkdir(exist_ok=True)
+                self._catalog = SqlCatalog(
+                    CATALOG_NAME,
+                    uri=f"sqlite:///{self.root / CATALOG_FILE}",
+                    warehouse=self.warehouse_uri,
+                )
+                if (NAMESPACE,) not in self._catalog.list_namespaces():
+                    self._catalog.create_namespace(NAMESPACE)
+            except Exception as exc:  # sqlalchemy/pyiceberg raise many types for a broken catalog
+                raise LakeError(
+                    f"cannot open the table catalog {self.root / CATALOG_FILE}: {exc}",
+                    hint="if it is corrupted, move it aside and run `spotify-pipeline transform --rebuild`",
+                ) from exc
+        return self._catalog
+
+    def table(self, name: str, *, create: bool = True) -> Any:
+        from pyiceberg.exceptions import NoSuchTableError
+
+        identifier = f"{self.namespace}.{name}"
+        try:
+            return self.iceberg.load_table(identifier)
+        except NoSuchTableError:
+            if not create:
+                raise
+            return self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
+
+    def _writable(self, name: str) -> Any:
+        """The table, with `TABLE_PROPERTIES` set (one commit, once, for tables created before them)."""
+        table = self.table(name)
+        missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+        return table.transaction().set_properties(missing).commit_transaction() if missing else table
+
+    def table_names(self) -> list[str]:
+        if not self.exists():
+            return []
+        return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
+
+    def data_files(self, name: str, snapshot_id: int | None = None) -> list[str]:
+        """Parquet files of the table's current snapshot, or of `snapshot_id` (copy-on-write: no delete files
+        to apply)."""
+        table = self.table(name)
+        if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
+            raise LakeError(
+                f"snapshot {snapshot_id} of table {name} no longer exists",
+                hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
+            )
+        paths = []
+        for task in table.scan(snapshot_id=snapshot_id).plan_files():
+            if task.delete_files:
+                raise LakeError(f"table {name} has delete files; only copy-on-write tables are supported")
+            if not self.owns(task.file.file_path):
+                raise LakeError(f"table {name} lists a file outside the lake: {task.file.file_path}")
+            paths.append(_local(task.file.file_path))
+        return paths
+
+    def read(self, name: str) -> pa.Table:
+        return self.table(name).scan().to_arrow()
+
+    def overwrite(self, name: str, data: pa.Table | Iterable[pa.RecordBatch]) -> None:
+        """Replace the table's rows in one commit. Record batches (e.g. a stream from DuckDB) are written
+        slice by slice inside one transaction, so memory holds one slice, not the table: the commit at the
+        end swaps every slice in at once, and a failure before it leaves the table as it was."""
+        schema = TABLES[name].schema
+        with warnings.catch_warnings(), self._writing(name):
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            slices = [data] if isinstance(data, pa.Table) else (pa.Table.from_batches([b]) for b in data)
+            _replace_in_slices(self._writable(name), (rows.cast(schema) for rows in slices))
+
+    def append(self, name: str, data: pa.Table) -> None:
+        if data.num_rows:
+            with self._writing(name):
+                self._writable(name).append(data.cast(TABLES[name].schema))
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            yield
+        except OSError as exc:
+            raise LakeError(
+                f"cannot write table {name} in {self.location}: {exc.strerror or exc}", hint=os_error_hint(exc)
+            ) from exc
+        except OperationalError as exc:  # the embedded catalog refused the commit (read-only, locked)
+            raise LakeError(
+                f"cannot write table {name} in {self.location}: the table catalog refused the commit ({exc.orig})",
+                hint="the lake is not writable: fix its permissions or point --lake elsewhere",
+            ) from exc
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.root).free
+
+    def drop_all(self, keep: tuple[str, ...] = ()) -> None:
+        for name in self.table_names():
+            if name not in keep:
+                self.iceberg.drop_table(f"{self.namespace}.{name}")
+
+    def snapshot_id(self, name: str) -> int | None:
+        snapshot = self.table(name).current_snapshot()
+        return None if snapshot is None else int(snapshot.snapshot_id)
+
+
+def _replace_in_slices(table: Any, slices: Iterable[pa.Table]) -> None:
+    """One delete and one append snapshot, however many slices. `Transaction.append` per slice would make
+    a snapshot per slice, and pyiceberg re-applies every staged update (a deep copy of the table metadata,
+    which holds every kept snapshot) each time the transaction's metadata is read: that grew with the
+    table's history and was 13% of a 1M rebuild on a lake with ~250 snapshots per table. Passing a
+    `RecordBatchReader` to `Transaction.overwrite` is not an option: in pyiceberg 0.12 its writer submits
+    every file to a thread pool up front, which holds the whole table in memory.
+    `_dataframe_to_data_files` is what `Transaction.append` calls for each table (pyiceberg 0.12)."""
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    with table.transaction() as tx:
+        tx.delete(AlwaysTrue())
+        metadata = tx.table_metadata  # fixed from here to the commit: read (and copied) once
+        with tx.update_snapshot().fast_append() as append:
+            counter = itertools.count()
+            for rows in slices:
+                if rows.num_rows:
+                    for data_file in _dataframe_to_data_files(
+                        table_metadata=metadata, df=rows, io=table.io, write_uuid=append.commit_uuid, counter=counter
+                    ):
+                        append.append_data_file(data_file)
+
+
+def _local(path: str) -> str:
+    return path.removeprefix("file://")
+
+
+def recorded_tables(db: Path) -> dict[str, str]:
+    """Each table's current metadata file as catalog.db records it ({} when it records none), read
+    without opening the catalog (which would create its schema in an empty file)."""
+    try:
+        # mode=rw, not ro: never creates the file, yet can roll back the journal a writer killed mid-commit left
+        # (a read-only connection cannot, and fails); on a write-protected file SQLite opens it read-only.
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True)) as con:
+            rows = con.execute(
+                "SELECT table_name, metadata_location FROM iceberg_tables"
+                " WHERE catalog_name = ? AND table_namespace = ?",
+                (CATALOG_NAME, NAMESPACE),
+            ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}
+        raise _unreadable(db, exc) from exc
+    except sqlite3.DatabaseError as exc:
+        raise _unreadable(db, exc) from exc
+    return {str(name): str(location) for name, location in rows}
+
+
+def _unreadable(db: Path, exc: Exception) -> LakeError:
+    return LakeError(f"cannot read the table catalog {db}: {exc}", hint=lost_catalog_hint(db.parent))
+
+
+def lost_catalog_hint(root: Path) -> str:
+    return (
+        f"run `spotify-pipeline repair --lake {root}` to register the tables again from warehouse/ with their "
+        "history, or restore catalog.db from a backup; moving catalog.db and warehouse/ aside and running "
+        "`spotify-pipeline transform --rebuild` rebuilds the tables from the raw zone, without the run history"
+    )
+
+
+def newest_metadata(root: Path) -> dict[str, Path]:
+    """Each table folder of the warehouse with its newest metadata file (`NNNNN-<uuid>.metadata.json`, the
+    number counting the table's commits): what catalog.db pointed to, unless a commit died half-way."""
+    newest: dict[str, tuple[int, Path]] = {}
+    for path in (root / WAREHOUSE_DIR / NAMESPACE).glob("*/metadata/*.metadata.json"):
+        version = path.name.partition("-")[0]
+        if version.isdigit():
+            table = path.parent.parent.name
+            if table not in newest or int(version) > newest[table][0]:
+                newest[table] = (int(version), path)
+    return {table: path for table, (_, path) in sorted(newest.items())}
+
+
+def origin_of(location: str) -> str:
+    """The lake folder a recorded table path belongs to (`file:///old/lake/warehouse/...` -> `/old/lake`)."""
+    path = unquote(_local(location))  # lakes made before `warehouse_uri` stopped encoding
+    head, sep, _ = path.rpartition(f"/{WAREHOUSE_DIR}/{NAMESPACE}/")
+    return head if sep else path
+
+
+class GlueCatalog(Catalog):
+    """Tables registered in AWS Glue, data in the lake's S3 prefix: what Athena reads natively.
+    Same table names, columns and merge logic as the embedded catalog."""
+
+    remote = True
+
+    def __init__(self, lake_uri: str, database: str = NAMESPACE) -> None:
+        from ..lake.s3 import aws_endpoint
+
+        self.root = Path("/nonexistent-s3-lake")
+        self.location = lake_uri.rstrip("/")
+        self.namespace = database
+        self._endpoint = aws_endpoint()
+        self._catalog = None
+        self._checked = True  # moving an S3 prefix is not detected (docs/ARCHITECTURE.md)
+
+    @property
+    def warehouse_uri(self) -> str:
+        return f"{self.location}/{WAREHOUSE_DIR}"
+
+    def owns(self, path: str) -> bool:
+        return path.startswith(self.warehouse_uri + "/")
+
+    @property
+    def iceberg(self) -> Any:
+        if self._catalog is None:
+            import os
+
+            from pyiceberg.catalog.glue import GlueCatalog as IcebergGlue
+
+            props: dict[str, str] = {"warehouse": self.warehouse_uri}
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            if region:
+                props.update({"glue.region": region, "s3.region": region})
+            if self._endpoint:
+                props.update({"glue.endpoint": self._endpoint, "s3.endpoint": self._endpoint})
+            try:
+                self._catalog = IcebergGlue("glue", **props)
+                if (self.namespace,) not in self._catalog.list_namespaces():
+                    self._catalog.create_namespace(
+                        self.namespace, {"location": f"{self.location}/{WAREHOUSE_DIR}/{self.namespace}.db"}
+                    )
+            except Exception as exc:  # boto3/pyiceberg raise many types for an unreachable catalog
+                raise LakeError(
+                    f"cannot open the Glue catalog (database {self.namespace}): {exc}",
+                    hint="check the AWS credentials, region and IAM permissions",
+                ) from exc
+        return self._catalog
+
+    def exists(self) -> bool:
+        try:
+            return bool(self.iceberg.list_tables(self.namespace))
+        except LakeError:
+            return False
+
+    def free_bytes(self) -> int:
+        return 2**62  # S3 does not fill up
+
+
+def open_catalog(lake: str, glue_database: str = NAMESPACE) -> Catalog:
+    """The catalog for a lake location: embedded (SQLite) for a folder, Glue for s3://."""
+    if lake.startswith("s3://"):
+        return GlueCatalog(lake, glue_database)
+    return Catalog(Path(lake.removeprefix("file://")).expanduser())

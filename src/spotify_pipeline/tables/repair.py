@@ -1,0 +1,227 @@
+"""Make a copied or moved lake independent, or give a lost catalog.db its tables back.
+
+Iceberg records absolute paths at every level (catalog.db -> metadata file -> manifest list -> manifests ->
+data files), so a copy of a lake still points at its original, and `Catalog.check()` refuses it. A repair
+builds a new catalog table by table:
+
+- a table whose metadata lies in this lake (catalog.db was lost or emptied, the lake did not move) is
+  registered again from its newest metadata file: nothing is rewritten and its whole history is kept;
+- a table whose metadata points elsewhere (the lake was copied or moved) is read from this lake's own
+  copies of its current files, every recorded path mapped from the old folder to this one (the old folder
+  is never read: it may be gone, or have moved on), and written as a new table. Every current row is kept,
+  the run history's too; the earlier snapshots (time travel) are not.
+
+The new catalog is built beside the old one and swapped in with one rename: a repair killed half-way leaves
+the lake as it was. Files only the old catalog referenced are deleted after the swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.io.pyarrow import PyArrowFileIO
+
+from ..errors import LakeError
+from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from ..lake.lock import LakeLock
+from .catalog import (
+    CATALOG_NAME,
+    NAMESPACE,
+    TABLE_PROPERTIES,
+    Catalog,
+    _local,
+    _replace_in_slices,
+    newest_metadata,
+    origin_of,
+    recorded_tables,
+)
+from .contract import TABLES
+
+log = logging.getLogger(__name__)
+STAGING_SUFFIX = ".repair"  # catalog.db.repair: the new catalog until it is swapped in
+
+
+@dataclass
+class RepairResult:
+    root: Path
+    origin: str | None = None  # the folder the lake was copied or moved from, if it was
+    registered: list[str] = field(default_factory=list)  # tables registered again, history kept
+    rewritten: dict[str, int] = field(default_factory=dict)  # tables rewritten from their current rows
+    files_deleted: int = 0  # files only the old catalog referenced
+
+    def lines(self) -> list[str]:
+        if not self.registered and not self.rewritten:
+            return [f"nothing to repair: the catalog of the lake at {self.root} lists its tables, all inside it"]
+        out = []
+        if self.origin:
+            out.append(f"the lake at {self.root} was copied or moved from {self.origin}; it is now independent")
+        if self.rewritten:
+            rows = ", ".join(f"{name} {count}" for name, count in self.rewritten.items())
+            out.append(f"rewritten from their current rows: {rows}")
+            out.append("their earlier snapshots (time travel history) were dropped; every current row is kept")
+        if self.registered:
+            out.append(f"registered again with their whole history: {', '.join(self.registered)}")
+        out.append(f"deleted {self.files_deleted} files only the old catalog used")
+        return out
+
+
+def repair_lake(root: Path) -> RepairResult:
+    """Repair the local lake at `root` (see the module docstring); a healthy lake is left untouched."""
+    catalog = Catalog(root)
+    result = RepairResult(catalog.root)
+    try:
+        catalog.check()
+        return result
+    except LakeError:
+        pass
+    with LakeLock(catalog.root, "repair"):
+        sources = _sources(catalog.root)
+        if not sources:
+            raise LakeError(
+                f"no tables to repair in {catalog.root / WAREHOUSE_DIR}", hint="restore the lake from a backup"
+            )
+        db = catalog.root / CATALOG_FILE
+        staging = db.with_name(db.name + STAGING_SUFFIX)
+        staging.unlink(missing_ok=True)  # left by a repair that was killed
+        new = _open(staging, catalog.warehouse_uri)
+        name = ""
+        try:
+            for name, location in sources.items():
+                _repair_table(catalog, new, name, location, result)
+        except (OSError, duckdb.Error) as exc:  # a file of the copy is missing or unreadable: an incomplete copy
+            new.engine.dispose()
+            staging.unlink(missing_ok=True)
+            raise LakeError(
+                f"cannot repair table {name}: {exc}",
+                hint="the catalog is unchanged; the copy may be incomplete: copy the lake again or restore a backup",
+            ) from exc
+        new.engine.dispose()
+        for suffix in ("-journal", "-wal", "-shm"):  # the old catalog's, never to be applied to the new one
+            db.with_name(db.name + suffix).unlink(missing_ok=True)
+        os.replace(staging, db)
+        result.files_deleted = _delete_unused(Catalog(catalog.root), list(result.rewritten))
+    log.info("repaired the lake at %s: %s", catalog.root, "; ".join(result.lines()))
+    return result
+
+
+def _sources(root: Path) -> dict[str, str]:
+    """Each table's current metadata file: as catalog.db records it, or else the newest in warehouse/."""
+    db = root / CATALOG_FILE
+    if db.exists() and db.stat().st_size:
+        with contextlib.suppress(LakeError):
+            if recorded := recorded_tables(db):
+                return dict(sorted(recorded.items()))
+    return {name: f"file://{path}" for name, path in newest_metadata(root).items()}
+
+
+def _open(db: Path, warehouse: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pyiceberg.catalog.sql import SqlCatalog
+
+    new = SqlCatalog(CATALOG_NAME, uri=f"sqlite:///{db}", warehouse=warehouse)
+    new.create_namespace(NAMESPACE)
+    return new
+
+
+def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: RepairResult) -> None:
+    from pyiceberg.catalog.noop import NoopCatalog
+    from pyiceberg.serializers import FromInputFile
+    from pyiceberg.table import StaticTable
+
+    io = _CopiedFiles(_warehouse_prefix(location), catalog.warehouse_uri + "/")
+    metadata = FromInputFile.table_metadata(io.new_input(location))
+    identifier = (NAMESPACE, name)
+    if catalog.owns(metadata.location) and catalog.owns(location):
+        new.register_table(identifier, location)
+        result.registered.append(name)
+        return
+    io.old = _warehouse_prefix(metadata.location)  # what the manifests' paths were recorded under
+    result.origin = result.origin or origin_of(metadata.location)
+    old = StaticTable(identifier, metadata, location, io, NoopCatalog("copied"))
+    schema = TABLES[name].schema if name in TABLES else old.schema().as_arrow()
+    table = new.create_table(
+        identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=TABLE_PROPERTIES
+    )
+    result.rewritten[name] = 0
+    files = [_local(io.map(task.file.file_path)) for task in old.scan().plan_files()]
+    if not files:
+        return
+    from ..transform.runner import PUBLISH_ROWS, connect
+
+    listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    with contextlib.closing(connect()) as con, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        reader = con.sql(f"SELECT * FROM read_parquet({listed}, union_by_name = true)").to_arrow_reader(PUBLISH_ROWS)
+        slices = (pa.Table.from_batches([batch]).select(schema.names).cast(schema) for batch in reader)
+        _replace_in_slices(table, _counted(slices, result, name))
+
+
+def _counted(slices: Iterator[pa.Table], result: RepairResult, name: str) -> Iterator[pa.Table]:
+    for rows in slices:
+        result.rewritten[name] += rows.num_rows
+        yield rows
+
+
+def _warehouse_prefix(location: str) -> str:
+    """`file:///old/lake/warehouse/` from a table or metadata location recorded under it."""
+    head, sep, _ = location.rpartition(f"/{WAREHOUSE_DIR}/{NAMESPACE}/")
+    if not sep:
+        raise LakeError(
+            f"table metadata outside any lake's warehouse: {location}", hint="restore the lake from a backup"
+        )
+    return f"{head}/{WAREHOUSE_DIR}/"
+
+
+class _CopiedFiles(PyArrowFileIO):
+    """Reads the files a table's metadata names from this lake's copies of them: `old` (the warehouse the
+    paths were recorded under) becomes `new`. A path outside `old` is refused, never read."""
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__()
+        self.old, self.new = old, new
+
+    def map(self, path: str) -> str:
+        if path.startswith(self.new):
+            return path
+        if not path.startswith(self.old):
+            raise LakeError(f"a table lists a file outside its lake: {path}", hint="restore the lake from a backup")
+        return self.new + path[len(self.old) :]
+
+    def new_input(self, location: str) -> Any:
+        return super().new_input(self.map(location))
+
+    def new_output(self, location: str) -> Any:
+        raise LakeError(f"repair never writes through the copied tables: {location}")
+
+    def delete(self, location: Any) -> None:
+        raise LakeError(f"repair never deletes through the copied tables: {location}")
+
+
+def _delete_unused(catalog: Catalog, names: list[str]) -> int:
+    """Delete the files in rewritten tables' folders that their new metadata does not reference."""
+    deleted = 0
+    for name in names:
+        table = catalog.table(name, create=False)
+        used = {table.metadata_location} | {entry.metadata_file for entry in table.metadata.metadata_log}
+        for snapshot in table.metadata.snapshots:
+            used.add(snapshot.manifest_list)
+            for manifest in snapshot.manifests(table.io):
+                used.add(manifest.manifest_path)
+                used |= {e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io)}
+        used_paths = {_local(path) for path in used}
+        folder = catalog.root / WAREHOUSE_DIR / NAMESPACE / name
+        for path in folder.rglob("*"):
+            if path.is_file() and str(path) not in used_paths:
+                path.unlink()
+                deleted += 1
+    return deleted

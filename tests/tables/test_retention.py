@@ -1,0 +1,169 @@
+"""Table history retention: old snapshots expire, the files only they used are deleted, nothing else is."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from spotify_pipeline import pipeline
+from spotify_pipeline.cli.console import history_lines
+from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
+from spotify_pipeline.tables.retention import _plan, expire_history
+from spotify_pipeline.transform import transform
+
+from ..conftest import SimulatorFactory, comparable_tables, kept_metadata_files, settings_for
+from ..conftest import referenced_files as referenced_uris
+
+
+def warehouse_files(lake: Path) -> set[Path]:
+    return {p for p in (lake / "warehouse").rglob("*") if p.is_file() and not p.name.endswith(".metadata.json")}
+
+
+def referenced_files(catalog: Catalog) -> set[Path]:
+    return {Path(uri.removeprefix("file://")) for uri in referenced_uris(catalog)}
+
+
+def snapshot_rows(catalog: Catalog, name: str, snapshot_id: int) -> list[Any]:
+    return sorted(catalog.table(name).scan(snapshot_id=snapshot_id).to_arrow().to_pylist(), key=repr)
+
+
+def test_old_snapshots_expire_and_only_their_files_go(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
+    server = make_simulator(playlists=4, items_per_playlist=30)
+    settings = settings_for(server, tmp_path)
+    catalog = Catalog(tmp_path)
+    current = []  # the songs snapshot current after each run
+    for changed in ([], [1], [2, 3]):
+        server.mutate(changed) if changed else None
+        report = pipeline.run(settings, server.playlist_ids())
+        assert report.status == "succeeded"
+        assert report.history is not None and report.history.snapshots == 0, "7 days by default: all are recent"
+        current.append(Catalog(tmp_path).snapshot_id("songs"))
+    tables = comparable_tables(tmp_path)
+    before = warehouse_files(tmp_path)
+    assert referenced_files(catalog) == before
+
+    # Keep the snapshots from the one current after the second run on: older ones expire, it stays readable.
+    songs = Catalog(tmp_path).table("songs").metadata.snapshots
+    second = next(s for s in songs if s.snapshot_id == current[1])
+    second_rows = snapshot_rows(catalog, "songs", second.snapshot_id)
+    now = dt.datetime.fromtimestamp(second.timestamp_ms / 1000, dt.UTC) + dt.timedelta(days=1)
+    result = expire_history(Catalog(tmp_path), keep_days=1, now=now)
+
+    catalog = Catalog(tmp_path)
+    remaining = [s.snapshot_id for s in catalog.table("songs").metadata.snapshots]
+    assert remaining == [s.snapshot_id for s in songs if s.timestamp_ms >= second.timestamp_ms]
+    assert current[0] not in remaining and current[1] in remaining
+    assert snapshot_rows(catalog, "songs", second.snapshot_id) == second_rows  # its files are all still there
+    after = warehouse_files(tmp_path)
+    assert after == referenced_files(catalog), "nothing referenced is missing, nothing unreferenced is left"
+    assert after < before and result.files_deleted == len(before - after)
+    assert result.snapshots >= len(DATA_TABLES) and result.data_bytes_deleted > 0
+    assert comparable_tables(tmp_path) == tables
+    assert history_lines(result)[0].startswith(f"table history: expired {result.snapshots} old snapshot(s)")
+
+    # Everything but the current snapshot; then nothing is left to do.
+    result = expire_history(Catalog(tmp_path), keep_days=0, now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
+    catalog = Catalog(tmp_path)
+    assert all(len(catalog.table(n).metadata.snapshots) == 1 for n in catalog.table_names())
+    assert warehouse_files(tmp_path) == referenced_files(catalog)
+    assert comparable_tables(tmp_path) == tables
+    assert expire_history(catalog, keep_days=0).snapshots == 0
+
+
+def test_a_run_applies_the_configured_retention(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path, table_history_days=0)
+    pipeline.run(settings, server.playlist_ids())
+    first = warehouse_files(tmp_path)
+    server.mutate([0])
+    report = pipeline.run(settings, server.playlist_ids())
+    assert report.history is not None and report.history.snapshots >= len(DATA_TABLES)
+    assert report.history.files_deleted > 0
+    catalog = Catalog(tmp_path)
+    assert warehouse_files(tmp_path) == referenced_files(catalog)
+    assert not any(p.suffix == ".parquet" for p in first & warehouse_files(tmp_path) if "songs" in p.parts)
+    # A negative retention keeps every snapshot.
+    snapshots = len(catalog.table("songs").metadata.snapshots)
+    server.mutate([1])
+    kept = pipeline.run(settings_for(server, tmp_path, table_history_days=-1), server.playlist_ids())
+    assert kept.history is not None and kept.history.snapshots == 0
+    assert len(Catalog(tmp_path).table("songs").metadata.snapshots) > snapshots
+
+
+def test_earlier_metadata_files_are_bounded_also_for_tables_created_before_the_setting(
+    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path)
+    pipeline.run(settings, server.playlist_ids())
+    tables = comparable_tables(tmp_path)
+    catalog = Catalog(tmp_path)
+    assert catalog.table("songs").properties.items() >= TABLE_PROPERTIES.items()
+    # A lake from before the setting: its tables lack the properties and keep every metadata file.
+    for name in catalog.table_names():
+        catalog.table(name).transaction().remove_properties(*TABLE_PROPERTIES).commit_transaction()
+    monkeypatch.setitem(TABLE_PROPERTIES, "write.metadata.previous-versions-max", "2")
+    for _ in range(4):
+        transform(LocalStorage(tmp_path), Catalog(tmp_path), rebuild=True)
+    catalog = Catalog(tmp_path)
+    for name in DATA_TABLES:  # every table a transform writes (pipeline_runs is written by `run`)
+        table = catalog.table(name)
+        assert table.properties.items() >= TABLE_PROPERTIES.items(), name
+        on_disk = {p.as_uri() for p in (tmp_path / "warehouse").rglob(f"{name}/metadata/*.metadata.json")}
+        assert len(on_disk) == 3, name  # the current one and two earlier ones
+        assert on_disk == kept_metadata_files(table)
+    assert comparable_tables(tmp_path) == tables
+
+
+def snap(snapshot_id: int, parent: int | None, ts: int) -> Any:
+    return SimpleNamespace(snapshot_id=snapshot_id, parent_snapshot_id=parent, timestamp_ms=ts)
+
+
+def ids(snapshots: list[Any]) -> list[int]:
+    return sorted(s.snapshot_id for s in snapshots)
+
+
+def test_the_plan_reads_one_kept_snapshot_on_a_line_and_all_of_them_after_a_rollback() -> None:
+    one, two, three, four = snap(1, None, 10), snap(2, 1, 20), snap(3, 2, 30), snap(4, 3, 40)
+    line = [one, two, three, four]
+    expired, spare = _plan(line, four, cutoff_ms=25)
+    assert ids(expired) == [1, 2] and ids(spare) == [3]
+    assert _plan(line, four, cutoff_ms=5) == ([], [])
+    expired, spare = _plan(line, four, cutoff_ms=100)
+    assert ids(expired) == [1, 2, 3] and ids(spare) == [4], "never the current one"
+    # A clock that went back: expiry stays a prefix of the line (2 goes with its child 3).
+    skewed = [one, snap(2, 1, 50), three, four]
+    expired, spare = _plan(skewed, four, cutoff_ms=35)
+    assert ids(expired) == [1, 2, 3] and ids(spare) == [4]
+    # Rolled back to 2: 3 and 4 are off the line, kept, and their files spared too.
+    expired, spare = _plan(line, two, cutoff_ms=25)
+    assert ids(expired) == [1] and ids(spare) == [2, 3, 4]
+
+
+def test_after_a_rollback_the_snapshots_off_the_line_stay_readable(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path)
+    current = []
+    for changed in ([], [1], [2]):
+        server.mutate(changed) if changed else None
+        pipeline.run(settings, server.playlist_ids())
+        current.append(Catalog(tmp_path).snapshot_id("songs"))
+    catalog = Catalog(tmp_path)
+    third_rows = snapshot_rows(catalog, "songs", current[2])
+    catalog.table("songs").manage_snapshots().rollback_to_snapshot(current[1]).commit()
+    second = next(s for s in catalog.table("songs").metadata.snapshots if s.snapshot_id == current[1])
+    now = dt.datetime.fromtimestamp(second.timestamp_ms / 1000, dt.UTC) + dt.timedelta(days=1)
+    result = expire_history(Catalog(tmp_path), keep_days=1, now=now)
+    assert result.snapshots > 0
+    catalog = Catalog(tmp_path)
+    assert snapshot_rows(catalog, "songs", current[2]) == third_rows  # off the line, newer than the cutoff
+    assert current[0] not in [s.snapshot_id for s in catalog.table("songs").metadata.snapshots]
+    assert warehouse_files(tmp_path) == referenced_files(catalog)
