@@ -12,7 +12,7 @@ from spotify_pipeline import Lake
 from spotify_pipeline.extract.extractor import Progress
 from spotify_pipeline.simulator import FaultPlan
 
-from .conftest import SimulatorFactory, cli, sim_env
+from ..conftest import SimulatorFactory, cli, sim_env
 
 LINE = re.compile(
     r"progress (?P<phase>\w+): (?P<done>\d+)/(?P<total>\d+) playlists, (?P<pages>\d+) pages, \d+ items, "

@@ -12,6 +12,9 @@ HTTP hardening, as a web page the user visits is hostile too:
 - only GET and HEAD (405 otherwise); every answer carries a restrictive Content-Security-Policy,
   `X-Frame-Options: DENY`, `nosniff`, `Referrer-Policy: no-referrer` and `Cache-Control: no-store`;
 - `/api/query` rows are capped (`MAX_QUERY_ROWS`, `truncated` says so).
+
+A little over the ~400 lines we aim for: the server and its one handler class (every route) share the engine,
+its lock and the refusal rules; the OpenAPI document, Host/CSP rules and GraphQL already live beside it.
 """
 
 from __future__ import annotations
