@@ -27,6 +27,7 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.runner import connect
+from .listens import BODY_STRUCTURE
 from .parse import ParsedFile, parse_files, sql_quote, usernames
 from .reader import ExportFile, open_export, remove_workdir
 
@@ -121,13 +122,22 @@ def import_history(
             for _, p in todo:  # reported once: by the import that writes them
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
+            parsed = workdir / "parsed.parquet"
             if todo:
-                result.run_id = _write_raw_run(con, storage, user_id, todo, contents.skipped, workdir)
+                result.run_id, fetched_at = _write_raw_run(con, storage, user_id, todo, contents.skipped, workdir)
                 result.files = [_file_entry(p) for _, p in todo]
+                if run_transform:
+                    _write_parsed(
+                        con, todo, {"run_id": result.run_id, "fetched_at": fetched_at, "user_id": user_id}, parsed
+                    )
             con.close()  # the parsed plays (about 600 MB per 1M) are freed before the transform needs memory
             if run_transform and result.run_id:
                 result.transform = transform(
-                    storage, catalog, by_run_id=result.run_id, memory_limit=IMPORT_MEMORY_LIMIT
+                    storage,
+                    catalog,
+                    by_run_id=result.run_id,
+                    memory_limit=IMPORT_MEMORY_LIMIT,
+                    parsed_history=(result.run_id, parsed),
                 )
                 _expire_history(catalog, settings.table_history_days)
         return result
@@ -149,7 +159,7 @@ def _file_entry(p: ParsedFile) -> dict[str, Any]:
 
 def _write_raw_run(
     con: Any, storage: Storage, user_id: str, todo: list[tuple[int, ParsedFile]], skipped: list[str], workdir: Path
-) -> str:
+) -> tuple[str, str]:
     """One part file per history file (one element per line: `{"meta": {...}, "body": <element>}`), then the
     manifest. DuckDB writes the gzipped NDJSON; the bytes go through the storage's atomic write."""
     now = dt.datetime.now(dt.UTC)
@@ -195,7 +205,23 @@ def _write_raw_run(
         "skipped_files": skipped,
     }
     storage.write_atomic(manifest_key(now.date(), run_id), json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    return run_id
+    return run_id, now.isoformat()
+
+
+def _write_parsed(con: Any, todo: list[tuple[int, ParsedFile]], meta: dict[str, str], path: Path) -> None:
+    """The run's records as `(meta, body)` rows with the body typed as the transform types a raw part's
+    (`BODY_STRUCTURE`), in a Parquet file the transform reads instead of parsing the raw parts again."""
+    files = " UNION ALL ".join(
+        f"SELECT {int(idx)} AS file_idx, {sql_quote(p.source.name)} AS file, {sql_quote(p.fmt.name)} AS format"
+        for idx, p in todo
+    )
+    fixed = ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items())
+    con.execute(
+        f"""COPY (SELECT {{{fixed}, 'file': f.file, 'format': f.format}} AS meta,
+                        json_transform(e.j, {sql_quote(BODY_STRUCTURE)}) AS body
+                 FROM export_plays e JOIN ({files}) f USING (file_idx))
+            TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION uncompressed)"""
+    )
 
 
 def _gzip_file(path: Path) -> tuple[bytes, int]:

@@ -11,6 +11,7 @@ import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -141,6 +142,7 @@ def transform(
     stage_hook: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     batch_bytes: int | None = None,
     memory_limit: str = "",
+    parsed_history: tuple[str, Path] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -151,7 +153,8 @@ def transform(
     `batch_bytes` (default: SPOTIFY_PIPELINE_TRANSFORM_BATCH_BYTES, else 1 GiB) is how much raw JSON is
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
-    rows to prove the gate holds.
+    rows to prove the gate holds. `parsed_history` is (run id, Parquet file) from `import-history`: the
+    history records of that run as its import already parsed and typed them, read instead of its raw parts.
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -249,7 +252,17 @@ def transform(
         _register_base(con, catalog, "playlist_songs", base)
         build_changes(con)
         build_user_tables(con)
-        build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+        parsed_uris = {
+            storage.uri(e["key"])
+            for m in todo
+            if parsed_history and m["run_id"] == parsed_history[0]
+            for e in m["files"]
+        }
+        build_listen_events(
+            con,
+            [f.uri for f in files.get("history_export", []) if f.uri not in parsed_uris],
+            [str(parsed_history[1])] if parsed_history and parsed_uris else [],
+        )
         _register_base(con, catalog, "songs", base)
         add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
         # A table whose merge cannot change it (no batch rows, or a derived table whose inputs are unchanged)
