@@ -38,33 +38,19 @@ _TEXT = (
     "audiobook_title audiobook_uri audiobook_chapter_uri audiobook_chapter_title reason_start reason_end "
     "endTime artistName trackName podcastName episodeName ts"
 ).split()
-_BODY = (
-    "STRUCT("
-    + ", ".join(
-        [f'"{f}" VARCHAR' for f in _TEXT]
-        + ['"ms_played" BIGINT', '"msPlayed" BIGINT']
-        + [f'"{f}" BOOLEAN' for f in ("shuffle", "skipped", "offline", "incognito_mode")]
-    )
-    + ")"
-)
+# The fields of an export element the tables read, with their SQL types (the typed `body` of a play record).
+BODY_TYPES: dict[str, str] = {
+    **dict.fromkeys(_TEXT, "VARCHAR"),
+    "ms_played": "BIGINT",
+    "msPlayed": "BIGINT",
+    **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
+}
+_BODY = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
 _META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
 
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
-
-
-# The same typed body as a `json_transform` structure: an import types the elements it has just parsed with it
-# (history/importer.py), so the rows it builds are the ones a rebuild reading the raw parts builds.
-BODY_STRUCTURE = (
-    "{"
-    + ", ".join(
-        [f'"{f}": "VARCHAR"' for f in _TEXT]
-        + ['"ms_played": "BIGINT"', '"msPlayed": "BIGINT"']
-        + [f'"{f}": "BOOLEAN"' for f in ("shuffle", "skipped", "offline", "incognito_mode")]
-    )
-    + "}"
-)
 
 
 def _export_rows(uris: Sequence[str], parsed: Sequence[str] = ()) -> str:

@@ -16,6 +16,7 @@ import duckdb
 
 from ..errors import InputError
 from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat, format_by_keys
+from .listens import BODY_TYPES
 from .reader import ExportFile
 
 # How each field the tables read must look (anything else is refused at import, so the transform never is).
@@ -80,45 +81,115 @@ _WHAT = {
 
 
 def parse_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[ParsedFile]:
-    """Load and check every file into `export_plays`; raise InputError on the first bad file."""
-    con.execute("CREATE OR REPLACE TEMP TABLE export_plays (file_idx INTEGER, i BIGINT, is_object BOOLEAN, j JSON)")
+    """Load and check every file into `export_plays(file_idx, i, j, body)`: `j` the element minus the private
+    fields, `body` its typed fields (listens.BODY_TYPES). Raises InputError on the first bad file."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE export_plays (file_idx INTEGER, i BIGINT, j JSON, body {_BODY_SQL_TYPE})"
+    )
     parsed = []
-    for idx, source in enumerate(files):
-        try:
-            con.execute(
-                f"""INSERT INTO export_plays
-                SELECT {idx}, row_number() OVER (), json_type(json) = 'OBJECT',
-                       json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
-                FROM read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
-            )
-        except duckdb.Error as exc:
-            raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
-        plays, not_object = con.execute(
-            "SELECT count(*), min(i) FILTER (WHERE NOT is_object) FROM export_plays WHERE file_idx = ?",
-            [idx],
-        ).fetchall()[0]
-        if not_object is not None:
-            raise InputError(f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING)
-        keys = {
-            k
-            for (k,) in con.execute(
-                "SELECT DISTINCT unnest(json_keys(j)) FROM export_plays WHERE file_idx = ?", [idx]
-            ).fetchall()
-        }
-        fmt = source.fmt
-        if fmt is None:
-            first = con.execute("SELECT json_keys(j) FROM export_plays WHERE file_idx = ? AND i = 1", [idx]).fetchall()
-            fmt = format_by_keys(set(first[0][0]) if first else set())
-            if fmt is None:
-                raise InputError(
-                    f"{source.name}: unknown JSON shape: not a Spotify streaming history file"
-                    + (f" (first element has {', '.join(sorted(first[0][0])[:6])})" if first else " (empty)"),
-                    hint=_NOTHING,
-                )
-        _check_fields(con, idx, source, fmt)
-        unknown = sorted(keys - fmt.known)
-        parsed.append(ParsedFile(source, fmt, plays, unknown))
+    try:
+        for idx, source in enumerate(files):
+            parsed.append(_load_fast(con, idx, source) or _load_checked(con, idx, source))
+    finally:
+        con.execute("DROP TABLE IF EXISTS file_rows")
     return parsed
+
+
+# One parse per element for the fast path: every field any format checks or the tables read, each as its own
+# small JSON value (SQL NULL when missing or null), next to the element's keys and its text minus private fields.
+_VALUE_FIELDS = sorted(set().union(*FIELD_KINDS.values()) | set(BODY_TYPES))
+_VALUES = json.dumps(dict.fromkeys(_VALUE_FIELDS, "JSON"))
+_BODY_SQL_TYPE = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
+
+
+def _read_sql(source: ExportFile) -> str:
+    return f"read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"
+
+
+def _load_fast(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile) -> ParsedFile | None:
+    """Read, check and type one file with one parse per element (three JSON functions on the element text:
+    the private fields dropped, its keys, its field values; the checks then run on the small values). None
+    when anything is off (unreadable, not objects, unknown shape, a bad field): `_load_checked` then reads
+    the file again to say exactly what, or takes it if the quick checks were only stricter than needed."""
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE file_rows AS
+            SELECT row_number() OVER () AS i, json_merge_patch(json, {sql_quote(_DROP_PRIVATE)}) AS j,
+                   json_keys(json) AS k, json_transform(json, {sql_quote(_VALUES)}) AS v
+            FROM {_read_sql(source)}"""
+        )
+    except duckdb.Error:
+        return None
+    plays, empty = con.execute("SELECT count(*), count(*) FILTER (WHERE len(k) = 0) FROM file_rows").fetchall()[0]
+    if empty:
+        return None
+    fmt = source.fmt
+    if fmt is None:
+        first = con.execute("SELECT k FROM file_rows WHERE i = 1").fetchall()
+        fmt = format_by_keys(set(first[0][0])) if first else None
+        if fmt is None:
+            return None
+    kinds = FIELD_KINDS[fmt.name]
+    bad = [f"NOT list_contains(k, {sql_quote(f)})" for f in sorted(fmt.required)]
+    bad += [_bad(kind, f"v.{_ident(f)}") for f, kind in kinds.items()]
+    if con.execute(f"SELECT bool_or({' OR '.join(bad)}) FROM file_rows").fetchall()[0][0]:
+        return None
+    keys = {k for (k,) in con.execute("SELECT DISTINCT unnest(k) FROM file_rows").fetchall()}
+    con.execute(f"INSERT INTO export_plays SELECT {idx}, i, j, {_typed_body(kinds)} FROM file_rows")
+    return ParsedFile(source, fmt, plays, sorted(keys - fmt.known))
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _typed_body(kinds: dict[str, str]) -> str:
+    """The typed body from the values: a field the format has checked is cast directly; any other (a field of
+    another format, unexpected here) is typed by `json_transform`, as the transform's typed read would."""
+    parts = []
+    for f, sql_type in BODY_TYPES.items():
+        value = f"v.{_ident(f)}"
+        if kinds.get(f) in (TEXT, INSTANT, MINUTE):
+            parts.append(f"{sql_quote(f)}: json_extract_string({value}, '$')")
+        elif kinds.get(f) in (COUNT, FLAG):
+            parts.append(f"{sql_quote(f)}: {value}::{sql_type}")
+        else:
+            parts.append(f"{sql_quote(f)}: json_transform({value}, {sql_quote(json.dumps(sql_type))})")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _load_checked(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile) -> ParsedFile:
+    """Read and check one file step by step, naming the first thing wrong (element number, field, what it
+    should be) in an InputError; a file that passes is typed from its stored text."""
+    con.execute("CREATE OR REPLACE TEMP TABLE file_rows (i BIGINT, is_object BOOLEAN, j JSON)")
+    try:
+        con.execute(
+            f"""INSERT INTO file_rows
+            SELECT row_number() OVER (), json_type(json) = 'OBJECT', json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
+            FROM {_read_sql(source)}"""
+        )
+    except duckdb.Error as exc:
+        raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
+    plays, not_object = con.execute("SELECT count(*), min(i) FILTER (WHERE NOT is_object) FROM file_rows").fetchall()[0]
+    if not_object is not None:
+        raise InputError(f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING)
+    keys = {k for (k,) in con.execute("SELECT DISTINCT unnest(json_keys(j)) FROM file_rows").fetchall()}
+    fmt = source.fmt
+    if fmt is None:
+        first = con.execute("SELECT json_keys(j) FROM file_rows WHERE i = 1").fetchall()
+        fmt = format_by_keys(set(first[0][0]) if first else set())
+        if fmt is None:
+            raise InputError(
+                f"{source.name}: unknown JSON shape: not a Spotify streaming history file"
+                + (f" (first element has {', '.join(sorted(first[0][0])[:6])})" if first else " (empty)"),
+                hint=_NOTHING,
+            )
+    _check_fields(con, source, fmt)
+    con.execute(
+        f"""INSERT INTO export_plays SELECT {idx}, i, j, {_typed_body(FIELD_KINDS[fmt.name])}
+            FROM (SELECT i, j, json_transform(j, {sql_quote(_VALUES)}) AS v FROM file_rows)"""
+    )
+    return ParsedFile(source, fmt, plays, sorted(keys - fmt.known))
 
 
 _NOTHING = "nothing was imported"
@@ -131,7 +202,7 @@ def _json_problem(message: str, path: str) -> str:
     return f"truncated or malformed JSON ({first.rstrip('. ')})"
 
 
-def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, fmt: HistoryFormat) -> None:
+def _check_fields(con: duckdb.DuckDBPyConnection, source: ExportFile, fmt: HistoryFormat) -> None:
     kinds = FIELD_KINDS[fmt.name]
     checks = list(kinds.items())
     required = sorted(fmt.required)
@@ -141,9 +212,7 @@ def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, 
     missing = ", ".join(f"min(i) FILTER (WHERE v[{slot[f]}] IS NULL)" for f in required)
     columns = ", ".join(f"min(i) FILTER (WHERE {_bad(kind, f'v[{slot[f]}]')})" for f, kind in checks)
     row = con.execute(
-        f"SELECT {missing}, {columns} FROM (SELECT i, json_extract(j, {path_list}) AS v "
-        "FROM export_plays WHERE file_idx = ?)",
-        [idx],
+        f"SELECT {missing}, {columns} FROM (SELECT i, json_extract(j, {path_list}) AS v FROM file_rows)"
     ).fetchall()[0]
     for f, element in zip(required, row[: len(required)], strict=True):
         if element is not None:
