@@ -403,3 +403,4 @@ def test_benchmark_smoke_run() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout)
     assert out["listens"] == 500 and out["reimport_new_plays"] == 0
+    assert out["floor_plays"] == 500  # the floor parsed the same plays
