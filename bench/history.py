@@ -20,6 +20,17 @@ import time
 from pathlib import Path
 
 PER_FILE = 16_000
+# The fields the tables read from an extended-history element, typed (the floor reads only these).
+FLOOR_COLUMNS = {
+    **dict.fromkeys(
+        """ts platform conn_country master_metadata_track_name master_metadata_album_artist_name
+        master_metadata_album_album_name spotify_track_uri episode_name episode_show_name spotify_episode_uri
+        audiobook_title audiobook_uri audiobook_chapter_uri audiobook_chapter_title reason_start reason_end""".split(),
+        "VARCHAR",
+    ),
+    "ms_played": "BIGINT",
+    **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
+}
 
 
 def generate(folder: Path, plays: int, seed: int = 1) -> None:
@@ -80,10 +91,8 @@ def floor(path: str) -> None:
     Prints seconds and rows as JSON."""
     import duckdb
 
-    from spotify_pipeline.history.listens import BODY_TYPES
-
     files = sorted(str(p) for p in Path(path).glob("*.json"))
-    columns = "{" + ", ".join(f"'{f}': '{t}'" for f, t in BODY_TYPES.items()) + "}"
+    columns = "{" + ", ".join(f"'{f}': '{t}'" for f, t in FLOOR_COLUMNS.items()) + "}"
     con = duckdb.connect()
     began = time.perf_counter()
     con.execute(
