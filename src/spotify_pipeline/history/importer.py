@@ -33,8 +33,9 @@ from .reader import ExportFile, open_export, remove_workdir
 log = logging.getLogger(__name__)
 ENTITY = "history_export"
 # DuckDB's memory for an import and its transform unless SPOTIFY_PIPELINE_MEMORY_LIMIT says otherwise: it
-# spills past this. 1M plays: peak RSS 956 MiB with it, about 2 GiB without (docs/BENCHMARKS.md).
-IMPORT_MEMORY_LIMIT = "500MB"
+# spills past this. 1M plays: peak RSS 952 MiB with 400MB, 1,007-1,100 MiB with 500MB, about 2 GiB without
+# (docs/BENCHMARKS.md); the time did not suffer.
+IMPORT_MEMORY_LIMIT = "400MB"
 
 
 @dataclass
@@ -182,8 +183,8 @@ def _write_raw_run(
             }
             lines = part_lines(con, line_prefix(meta), f"file_idx = {int(idx)}")
             pending.append((key, p.plays, pool.submit(write, key, lines)))
-            if len(pending) > 2 * COMPRESS_THREADS:  # bounded: at most a few parts' lines in memory at once
-                pending[-2 * COMPRESS_THREADS - 1][2].result()
+            if len(pending) > COMPRESS_THREADS:  # bounded: at most a few parts' lines in memory at once
+                pending[-COMPRESS_THREADS - 1][2].result()
         entries = [
             {
                 "key": key,
