@@ -80,9 +80,12 @@ def child(path: str, lake: str) -> None:
     began = time.perf_counter()
     result = import_history(load_settings({"lake": lake}, env={}), Path(path), user="bench")
     seconds = time.perf_counter() - began
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     rows = result.transform.rows.get("listens") if result.transform else None
-    print(json.dumps({"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": rss_mib}))
+    out = {"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": usage.ru_maxrss / 1024}
+    # CPU seconds of every thread of the process (start-up included): on a shared machine, far steadier
+    # than wall time, which grows with other people's load.
+    print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
 def floor(path: str) -> None:
@@ -101,7 +104,8 @@ def floor(path: str) -> None:
     )
     seconds = time.perf_counter() - began
     rows = con.execute("SELECT count(*) FROM plays").fetchall()[0][0]
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "rows": rows, "cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
 def measure(path: Path, lake: Path | None = None) -> dict[str, float]:
@@ -143,6 +147,7 @@ def main() -> None:
         "export_mib": round(size / 2**20, 1),
         "load_average_1min": round(load, 1),
         "import_s": round(first["seconds"], 2),
+        "import_cpu_s": round(first["cpu_s"], 1),
         "plays_per_s": round(first["plays"] / first["seconds"]),
         "peak_rss_mib": round(first["peak_rss_mib"]),
         "listens": first["listens"],
@@ -151,6 +156,8 @@ def main() -> None:
         "parse_only_floor_s": round(least["seconds"], 2),
         "floor_plays": least["rows"],
         "import_over_floor": round(first["seconds"] / least["seconds"], 1),
+        "floor_cpu_s": round(least["cpu_s"], 1),
+        "import_over_floor_cpu": round(first["cpu_s"] / least["cpu_s"], 1),
     }
     print(json.dumps(out, indent=2))
 
