@@ -26,6 +26,7 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.runner import connect
+from .listens import BODY_STRUCTURE
 from .parse import ParsedFile, parse_files, sql_quote, usernames
 from .raw_parts import COMPRESS_THREADS, PartBytes, gzip_part, line_prefix, part_lines
 from .reader import ExportFile, open_export, remove_workdir
@@ -212,8 +213,8 @@ def _write_raw_run(
 
 
 def _write_parsed(con: Any, todo: list[tuple[int, ParsedFile]], meta: dict[str, str], path: Path) -> None:
-    """The run's records as `(meta, body)` rows, the body typed by the parse as the transform types a raw
-    part's, in a Parquet file the transform reads instead of parsing the raw parts again."""
+    """The run's records as `(meta, body)` rows with the body typed as the transform types a raw part's
+    (`BODY_STRUCTURE`), in a Parquet file the transform reads instead of parsing the raw parts again."""
     files = " UNION ALL ".join(
         f"SELECT {int(idx)} AS file_idx, {sql_quote(p.source.name)} AS file, {sql_quote(p.fmt.name)} AS format"
         for idx, p in todo
@@ -221,7 +222,7 @@ def _write_parsed(con: Any, todo: list[tuple[int, ParsedFile]], meta: dict[str, 
     fixed = ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items())
     con.execute(
         f"""COPY (SELECT {{{fixed}, 'file': f.file, 'format': f.format}} AS meta,
-                        e.body AS body
+                        json_transform(e.j, {sql_quote(BODY_STRUCTURE)}) AS body
                  FROM export_plays e JOIN ({files}) f USING (file_idx))
             TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION uncompressed)"""
     )

@@ -46,6 +46,9 @@ BODY_TYPES: dict[str, str] = {
     **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
 }
 _BODY = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
+# The same typed body as a `json_transform` structure: an import types the elements it has just parsed with it
+# (history/importer.py), so the rows it builds are the ones a rebuild reading the raw parts builds.
+BODY_STRUCTURE = "{" + ", ".join(f'"{f}": "{t}"' for f, t in BODY_TYPES.items()) + "}"
 _META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
 
 
