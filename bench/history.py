@@ -1,14 +1,16 @@
 """Benchmark `import-history`: N generated plays (extended history files of 16k plays, as Spotify splits them)
 imported end to end (read, check, privacy filter, raw run, transform, publish) into an empty lake, then the
-same download again. Prints plays/s and the importing process's peak RSS.
+same download again. Prints plays/s, the importing process's peak RSS, and the floor measured in the same
+run: the seconds DuckDB's fastest reader takes only to parse the same files (what bounds the import).
 
-    python -m bench.history --plays 1000000
+    python -m bench.history --plays 1000000 [--export DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -18,6 +20,17 @@ import time
 from pathlib import Path
 
 PER_FILE = 16_000
+# The fields the tables read from an extended-history element, typed (the floor reads only these).
+FLOOR_COLUMNS = {
+    **dict.fromkeys(
+        """ts platform conn_country master_metadata_track_name master_metadata_album_artist_name
+        master_metadata_album_album_name spotify_track_uri episode_name episode_show_name spotify_episode_uri
+        audiobook_title audiobook_uri audiobook_chapter_uri audiobook_chapter_title reason_start reason_end""".split(),
+        "VARCHAR",
+    ),
+    "ms_played": "BIGINT",
+    **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
+}
 
 
 def generate(folder: Path, plays: int, seed: int = 1) -> None:
@@ -67,14 +80,38 @@ def child(path: str, lake: str) -> None:
     began = time.perf_counter()
     result = Lake.open(settings=load_settings({"lake": lake}, env={})).import_history(Path(path), user="bench")
     seconds = time.perf_counter() - began
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     rows = result.transform.rows.get("listens")
-    print(json.dumps({"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": rss_mib}))
+    out = {"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": usage.ru_maxrss / 1024}
+    # CPU seconds of every thread of the process (start-up included): on a shared machine, far steadier
+    # than wall time, which grows with other people's load.
+    print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
-def measure(path: Path, lake: Path) -> dict[str, float]:
+def floor(path: str) -> None:
+    """The floor, in this process: only parsing the same files with the fastest reader measured (DuckDB's
+    `read_json` with a typed column list, every core, values kept in memory), no check, write or transform.
+    Prints seconds and rows as JSON."""
+    import duckdb
+
+    files = sorted(str(p) for p in Path(path).glob("*.json"))
+    columns = "{" + ", ".join(f"'{f}': '{t}'" for f, t in FLOOR_COLUMNS.items()) + "}"
+    con = duckdb.connect()
+    began = time.perf_counter()
+    con.execute(
+        f"CREATE TEMP TABLE plays AS SELECT * FROM read_json({files}, format='array', columns={columns}, "
+        "auto_detect=false, maximum_object_size=16777216)"
+    )
+    seconds = time.perf_counter() - began
+    rows = con.execute("SELECT count(*) FROM plays").fetchall()[0][0]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "rows": rows, "cpu_s": usage.ru_utime + usage.ru_stime}))
+
+
+def measure(path: Path, lake: Path | None = None) -> dict[str, float]:
+    child_args = ["--child", str(path), str(lake)] if lake is not None else ["--floor", str(path)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.history", "--child", str(path), str(lake)],
+        [sys.executable, "-m", "bench.history", *child_args],
         capture_output=True,
         text=True,
         check=True,
@@ -85,27 +122,42 @@ def measure(path: Path, lake: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plays", type=int, default=1_000_000)
+    parser.add_argument("--export", type=Path, help="import this folder of generated files (made if empty)")
     parser.add_argument("--child", nargs=2, metavar=("PATH", "LAKE"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.floor:
+        floor(args.floor)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
-        export = Path(tmp) / "export"
-        export.mkdir()
-        generate(export, args.plays)
-        size = sum(p.stat().st_size for p in export.iterdir())
+        export = args.export or Path(tmp) / "export"
+        export.mkdir(exist_ok=True)
+        if not any(export.glob("*.json")):
+            generate(export, args.plays)
+        size = sum(p.stat().st_size for p in export.glob("*.json"))
+        load = os.getloadavg()[0]
+        least = measure(export)
         first = measure(export, Path(tmp) / "lake")
         again = measure(export, Path(tmp) / "lake")
     out = {
-        "plays": args.plays,
+        "plays": first["plays"],
         "export_mib": round(size / 2**20, 1),
+        "load_average_1min": round(load, 1),
         "import_s": round(first["seconds"], 2),
-        "plays_per_s": round(args.plays / first["seconds"]),
+        "import_cpu_s": round(first["cpu_s"], 1),
+        "plays_per_s": round(first["plays"] / first["seconds"]),
         "peak_rss_mib": round(first["peak_rss_mib"]),
         "listens": first["listens"],
         "reimport_s": round(again["seconds"], 2),
         "reimport_new_plays": again["plays"],
+        "parse_only_floor_s": round(least["seconds"], 2),
+        "floor_plays": least["rows"],
+        "import_over_floor": round(first["seconds"] / least["seconds"], 1),
+        "floor_cpu_s": round(least["cpu_s"], 1),
+        "import_over_floor_cpu": round(first["cpu_s"] / least["cpu_s"], 1),
     }
     print(json.dumps(out, indent=2))
 

@@ -10,12 +10,11 @@ a download writes no raw run, and the tables get no new snapshot.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import secrets
 import tempfile
-import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,17 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.runner import connect, spill_parent
+from .listens import BODY_STRUCTURE
 from .parse import ParsedFile, parse_files, sql_quote, usernames
+from .raw_parts import COMPRESS_THREADS, PartBytes, gzip_part, line_prefix, part_lines
 from .reader import ExportFile, open_export, remove_workdir
 
 log = logging.getLogger(__name__)
 ENTITY = "history_export"
-# Raw parts are written once and read by every rebuild: level 3 is about 6x faster than level 6 for 20% more bytes.
-GZIP_LEVEL = 3
 # DuckDB's memory for an import and its transform unless SPOTIFY_PIPELINE_MEMORY_LIMIT says otherwise: it
-# spills past this. 1M plays: peak RSS 956 MiB with it, about 2 GiB without (docs/BENCHMARKS.md).
-IMPORT_MEMORY_LIMIT = "500MB"
+# spills past this. 1M plays: peak RSS 952 MiB with 400MB, 1,007-1,100 MiB with 500MB, about 2 GiB without
+# (docs/BENCHMARKS.md); the time did not suffer.
+IMPORT_MEMORY_LIMIT = "400MB"
 
 
 @dataclass
@@ -122,13 +122,22 @@ def import_history(
             for _, p in todo:  # reported once: by the import that writes them
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
+            parsed = workdir / "parsed.parquet"
             if todo:
-                result.run_id = _write_raw_run(con, storage, user_id, todo, contents.skipped, workdir)
+                result.run_id, fetched_at = _write_raw_run(con, storage, user_id, todo, contents.skipped)
                 result.files = [_file_entry(p) for _, p in todo]
+                if run_transform:
+                    _write_parsed(
+                        con, todo, {"run_id": result.run_id, "fetched_at": fetched_at, "user_id": user_id}, parsed
+                    )
             con.close()  # the parsed plays (about 600 MB per 1M) are freed before the transform needs memory
             if run_transform and result.run_id:
                 result.transform = transform(
-                    storage, catalog, by_run_id=result.run_id, memory_limit=IMPORT_MEMORY_LIMIT
+                    storage,
+                    catalog,
+                    by_run_id=result.run_id,
+                    memory_limit=IMPORT_MEMORY_LIMIT,
+                    parsed_history=(result.run_id, parsed),
                 )
                 _expire_history(catalog, settings.table_history_days)
         return result
@@ -149,42 +158,47 @@ def _file_entry(p: ParsedFile) -> dict[str, Any]:
 
 
 def _write_raw_run(
-    con: Any, storage: Storage, user_id: str, todo: list[tuple[int, ParsedFile]], skipped: list[str], workdir: Path
-) -> str:
+    con: Any, storage: Storage, user_id: str, todo: list[tuple[int, ParsedFile]], skipped: list[str]
+) -> tuple[str, str]:
     """One part file per history file (one element per line: `{"meta": {...}, "body": <element>}`), then the
-    manifest. DuckDB writes the gzipped NDJSON; the bytes go through the storage's atomic write."""
+    manifest. DuckDB builds each part's lines while the previous parts are compressed and written on other
+    threads (raw_parts.py); every part goes through the storage's atomic write, the manifest last."""
     now = dt.datetime.now(dt.UTC)
     run_id = new_run_id(now, secrets.token_hex(3))
-    entries = []
-    for part, (idx, p) in enumerate((t for t in todo if t[1].plays), start=1):
-        key = raw_part_key(ENTITY, now.date(), run_id, part)
-        tmp = workdir / f"part-{part:05d}.jsonl"
-        meta = {
-            "run_id": run_id,
-            "entity": ENTITY,
-            "fetched_at": now.isoformat(),
-            "user_id": user_id,
-            "file": p.source.name,
-            "format": p.fmt.name,
-        }
-        meta_sql = "{" + ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items()) + "}"
-        con.execute(
-            f"COPY (SELECT {meta_sql} AS meta, j AS body FROM export_plays WHERE file_idx = {int(idx)} ORDER BY i) "
-            f"TO {sql_quote(str(tmp))} (FORMAT json, COMPRESSION none)"
-        )
-        data, raw_bytes = _gzip_file(tmp)
-        tmp.unlink()
-        storage.write_atomic(key, data)
-        entries.append(
+
+    def write(key: str, lines: Any) -> PartBytes:
+        part = gzip_part(lines)
+        storage.write_atomic(key, part.data)
+        return part
+
+    pending = []
+    with ThreadPoolExecutor(COMPRESS_THREADS) as pool:
+        for part, (idx, p) in enumerate((t for t in todo if t[1].plays), start=1):
+            key = raw_part_key(ENTITY, now.date(), run_id, part)
+            meta = {
+                "run_id": run_id,
+                "entity": ENTITY,
+                "fetched_at": now.isoformat(),
+                "user_id": user_id,
+                "file": p.source.name,
+                "format": p.fmt.name,
+            }
+            lines = part_lines(con, line_prefix(meta), f"file_idx = {int(idx)}")
+            pending.append((key, p.plays, pool.submit(write, key, lines)))
+            if len(pending) > COMPRESS_THREADS:  # bounded: at most a few parts' lines in memory at once
+                pending[-COMPRESS_THREADS - 1][2].result()
+        entries = [
             {
                 "key": key,
                 "entity": ENTITY,
-                "records": p.plays,
-                "bytes": len(data),
-                "raw_bytes": raw_bytes,
-                "sha256": hashlib.sha256(data).hexdigest(),
+                "records": plays,
+                "bytes": len(done.data),
+                "raw_bytes": done.raw_bytes,
+                "sha256": done.sha256,
             }
-        )
+            for key, plays, future in pending
+            for done in [future.result()]
+        ]
     manifest = {
         "run_id": run_id,
         "extracted_date": now.date().isoformat(),
@@ -196,20 +210,23 @@ def _write_raw_run(
         "skipped_files": skipped,
     }
     storage.write_atomic(manifest_key(now.date(), run_id), json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    return run_id
+    return run_id, now.isoformat()
 
 
-def _gzip_file(path: Path) -> tuple[bytes, int]:
-    """The gzip of a file, streamed at level GZIP_LEVEL (DuckDB's own gzip writer took twice as long), and
-    the file's size."""
-    out, size = [], 0
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
-    with path.open("rb") as f:
-        while chunk := f.read(8 * 1024 * 1024):
-            size += len(chunk)
-            out.append(packer.compress(chunk))
-    out.append(packer.flush())
-    return b"".join(out), size
+def _write_parsed(con: Any, todo: list[tuple[int, ParsedFile]], meta: dict[str, str], path: Path) -> None:
+    """The run's records as `(meta, body)` rows with the body typed as the transform types a raw part's
+    (`BODY_STRUCTURE`), in a Parquet file the transform reads instead of parsing the raw parts again."""
+    files = " UNION ALL ".join(
+        f"SELECT {int(idx)} AS file_idx, {sql_quote(p.source.name)} AS file, {sql_quote(p.fmt.name)} AS format"
+        for idx, p in todo
+    )
+    fixed = ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items())
+    con.execute(
+        f"""COPY (SELECT {{{fixed}, 'file': f.file, 'format': f.format}} AS meta,
+                        json_transform(e.j, {sql_quote(BODY_STRUCTURE)}) AS body
+                 FROM export_plays e JOIN ({files}) f USING (file_idx))
+            TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION uncompressed)"""
+    )
 
 
 def import_lines(result: ImportResult) -> list[str]:

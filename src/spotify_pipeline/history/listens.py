@@ -41,15 +41,17 @@ _TEXT = (
     "audiobook_title audiobook_uri audiobook_chapter_uri audiobook_chapter_title reason_start reason_end "
     "endTime artistName trackName podcastName episodeName ts"
 ).split()
-_BODY = (
-    "STRUCT("
-    + ", ".join(
-        [f'"{f}" VARCHAR' for f in _TEXT]
-        + ['"ms_played" BIGINT', '"msPlayed" BIGINT']
-        + [f'"{f}" BOOLEAN' for f in ("shuffle", "skipped", "offline", "incognito_mode")]
-    )
-    + ")"
-)
+# The fields of an export element the tables read, with their SQL types (the typed `body` of a play record).
+BODY_TYPES: dict[str, str] = {
+    **dict.fromkeys(_TEXT, "VARCHAR"),
+    "ms_played": "BIGINT",
+    "msPlayed": "BIGINT",
+    **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
+}
+_BODY = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
+# The same typed body as a `json_transform` structure: an import types the elements it has just parsed with it
+# (history/importer.py), so the rows it builds are the ones a rebuild reading the raw parts builds.
+BODY_STRUCTURE = "{" + ", ".join(f'"{f}": "{t}"' for f, t in BODY_TYPES.items()) + "}"
 _META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
 
 
@@ -57,14 +59,20 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _export_rows(uris: Sequence[str]) -> str:
-    if not uris:
-        return f"(SELECT NULL::{_META} AS meta, NULL::{_BODY} AS body LIMIT 0)"
-    files = "[" + ", ".join(_quote(u) for u in uris) + "]"
-    return (
-        f"(SELECT meta, body FROM read_json({files}, format='newline_delimited', compression='gzip',"
-        f" columns={{'meta': '{_META}', 'body': '{_BODY}'}}))"
-    )
+def _export_rows(uris: Sequence[str], parsed: Sequence[str] = ()) -> str:
+    """`(meta, body)` of every play record: from the raw part files `uris`, and from the Parquet files
+    `parsed`, which hold the same `(meta, body)` rows for parts an import has just parsed."""
+    selects = [f"SELECT NULL::{_META} AS meta, NULL::{_BODY} AS body LIMIT 0"]
+    if uris:
+        files = "[" + ", ".join(_quote(u) for u in uris) + "]"
+        selects.append(
+            f"SELECT meta, body FROM read_json({files}, format='newline_delimited', compression='gzip',"
+            f" columns={{'meta': '{_META}', 'body': '{_BODY}'}})"
+        )
+    if parsed:
+        files = "[" + ", ".join(_quote(p) for p in parsed) + "]"
+        selects.append(f"SELECT meta::{_META} AS meta, body::{_BODY} AS body FROM read_parquet({files})")
+    return "(" + " UNION ALL ".join(f"({s})" for s in selects) + ")"
 
 
 def _listen_id(fmt: str) -> str:
@@ -72,8 +80,10 @@ def _listen_id(fmt: str) -> str:
     return f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
 
 
-def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str]) -> None:
-    """`b_listen_events` from the batch's `history_export` part files and its `raw_recently_played` view."""
+def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str], parsed: Sequence[str] = ()) -> None:
+    """`b_listen_events` from the batch's `history_export` part files (or, for an import's own run, the
+    `parsed` Parquet files holding the same records already typed: the JSON is not parsed twice) and its
+    `raw_recently_played` view."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE listen_rows AS
@@ -102,7 +112,7 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
                body.platform AS platform, body.conn_country AS country, 'export' AS source,
                CASE WHEN meta.format LIKE 'account%' THEN 'account' ELSE meta.format END AS source_format,
                meta.fetched_at::TIMESTAMPTZ AS imported_at
-        FROM {_export_rows(export_uris)}
+        FROM {_export_rows(export_uris, parsed)}
         UNION ALL
         SELECT meta.user_id, p.played_at::TIMESTAMPTZ, NULL::BIGINT, coalesce(p.track.type, 'track'),
                CASE WHEN coalesce(p.track.type, 'track') = 'track' THEN p.track.id END, p.track.uri, p.track.name,

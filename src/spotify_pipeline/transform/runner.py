@@ -161,6 +161,7 @@ def transform(
     batch_bytes: int | None = None,
     memory_limit: str = "",
     on_publish: Callable[[], None] | None = None,
+    parsed_history: tuple[str, Path] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -172,7 +173,8 @@ def transform(
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
     rows to prove the gate holds. `on_publish` is called when the checks have passed and the commits begin
-    (the progress bar's `publish` phase).
+    (the progress bar's `publish` phase). `parsed_history` is (run id, Parquet file) from `import-history`: the
+    history records of that run as its import already parsed and typed them, read instead of its raw parts.
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -271,8 +273,18 @@ def transform(
         _register_base(con, catalog, "playlist_songs", base)
         build_changes(con)
         build_user_tables(con)
+        parsed_uris = {
+            storage.uri(e["key"])
+            for m in todo
+            if parsed_history and m["run_id"] == parsed_history[0]
+            for e in m["files"]
+        }
         with checked_step(con, "build_listen_events"):
-            build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+            build_listen_events(
+                con,
+                [f.uri for f in files.get("history_export", []) if f.uri not in parsed_uris],
+                [str(parsed_history[1])] if parsed_history and parsed_uris else [],
+            )
         _register_base(con, catalog, "songs", base)
         with checked_step(con, "add_listened_songs"):
             add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
