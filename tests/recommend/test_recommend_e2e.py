@@ -9,6 +9,7 @@ import pytest
 
 from spotify_pipeline import pipeline
 from spotify_pipeline.catalog import Catalog
+from spotify_pipeline.errors import InputError
 from spotify_pipeline.query import QueryEngine
 from spotify_pipeline.recommend.evaluate import CATEGORIES
 from spotify_pipeline.simulator import SimulatedSpotify
@@ -53,6 +54,29 @@ def test_recommend_continues_a_playlist_with_reasons(taste_lake: tuple[Path, Sim
     assert table.returncode == 0 and "often together with" in table.stdout
     report = cli("query", "--report", "recommendations", "--param", f"playlist={ids[3]}", env=env)
     assert report.returncode == 0 and "often together with" in report.stdout
+
+
+def test_a_loaded_recommender_answers_like_the_one_shot_command(
+    taste_lake: tuple[Path, SimulatedSpotify, list[str]],
+) -> None:
+    """The long-lived `Recommender` (model loaded once) and the one-shot function (model rows read per
+    question) rank the same songs with the same reasons, for playlists of any length."""
+    from spotify_pipeline.lake import LocalStorage
+    from spotify_pipeline.recommend import Recommender, recommend_for_playlist
+
+    lake, _, ids = taste_lake
+    storage, catalog = LocalStorage(lake), Catalog(lake)
+    with Recommender(storage, catalog) as recommender:
+        assert recommender.refresh() is False  # nothing changed since it was loaded
+        for pid in ids[:4]:
+            loaded = recommender.for_playlist(pid, 30)
+            one_shot = recommend_for_playlist(storage, catalog, pid, 30)
+            assert [(r.song_id, r.reason, r.score) for r in loaded.items] == [
+                (r.song_id, r.reason, r.score) for r in one_shot.items
+            ]
+            assert loaded.target_name == one_shot.target_name and loaded.seeds == one_shot.seeds > 0
+        with pytest.raises(InputError, match="is not in the lake"):
+            recommender.for_playlist("0000000000000000000000", 5)
 
 
 def test_evaluate_prints_every_category_and_beats_popularity(

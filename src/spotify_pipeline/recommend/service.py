@@ -294,7 +294,8 @@ class Recommender:
 
     def for_playlist(self, playlist_id: str, n: int = 50) -> Recommendations:
         """Songs that continue the playlist, none of them already in it."""
-        assert self._con is not None  # nosec B101 -- set by __init__, cleared only by close()
+        if self._con is None:
+            raise InputError("this Recommender is closed", hint="open a new one")
         name, seeds = _playlist_rows(self._con, "rec_members", "rec_names", playlist_id)
         words = _title_words(self._con, name)
         ranked = _ask(self._con, self._model, playlist_id, seeds, seeds, words, n)
