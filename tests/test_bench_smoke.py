@@ -49,9 +49,9 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
 
 def test_recommend_benchmark_runs(tmp_path: Path) -> None:
     """bench/recommend.py end to end on a small lake: every measurement it prints is there."""
+    args = ["--items", "3000", "--queries", "3", "--cli-queries", "1", "--lake", str(tmp_path / "lake")]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.recommend", "--items", "3000", "--queries", "3", "--cli-queries", "1"]
-        + ["--lake", str(tmp_path / "lake")],
+        [sys.executable, "-m", "bench.recommend", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
