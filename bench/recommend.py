@@ -9,7 +9,8 @@ ways:
 - `cli`: the whole `spotify-pipeline recommend --playlist ID` process (interpreter start, imports, the
   one-shot call, and storing the result in the `recommendations` table), for `--cli-queries` playlists.
 
-Prints one JSON line: build seconds and peak RSS, load seconds, p50/p95 milliseconds of each.
+Prints one JSON line: build seconds (wall and CPU of all threads), peak RSS, load seconds, p50/p95
+milliseconds of each way, and the machine's load average (the machine may be shared).
 
     python -m bench.recommend --items 1000000 --lake /tmp/bench-recommend-1m
 """
@@ -68,7 +69,10 @@ def main() -> None:
         transform(storage, catalog, by_run_id="bench")
         print(f"lake: {time.monotonic() - started:.1f} s", flush=True)
     rss_before = _peak_rss_mb()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     info = build_model(storage, catalog)
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    build_cpu = cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     build_rss = _peak_rss_mb()
     ids = [sim.id_of("playlist", (k * 7919) % (playlists - 1)) for k in range(args.queries)]
 
@@ -111,6 +115,7 @@ def main() -> None:
                 if storage.local_path("models/recommend/model.parquet")
                 else None,
                 "build_s": info.build_seconds,
+                "build_cpu_s": round(build_cpu, 1),  # all threads: what the build costs on a busy machine
                 "build_peak_rss_mb": build_rss,
                 "rss_before_build_mb": rss_before,
                 "recommender_load_s": round(load_s, 2),
@@ -118,7 +123,7 @@ def main() -> None:
                 "one_shot": _percentiles(one_shot),
                 "cli": _percentiles(cli) if cli else None,
                 "peak_rss_mb": _peak_rss_mb(),
-                "load_average": os.getloadavg(),
+                "load_average": [round(x, 1) for x in os.getloadavg()],
             }
         )
     )

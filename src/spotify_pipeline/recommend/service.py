@@ -39,6 +39,8 @@ MODEL_PREFIX = "models/recommend/"
 MODEL_KEY = MODEL_PREFIX + "model.parquet"
 META_KEY = MODEL_PREFIX + "model.json"
 SOURCE_TABLES = ("playlist_songs", "playlists", "listens")
+# DuckDB's cap while building (SPOTIFY_PIPELINE_MEMORY_LIMIT overrides it): 1M playlist items build in it.
+BUILD_MEMORY = "2GB"
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,11 @@ def build_model(storage: Storage, catalog: Catalog, params: ModelParams | None =
     params = params or ModelParams()
     started = time.monotonic()
     sources = _sources(catalog)
-    con = connect(remote=catalog.remote)
+    con = connect(remote=catalog.remote, memory_limit=BUILD_MEMORY)
+    spill = tempfile.TemporaryDirectory(prefix="spotify-pipeline-recommend-spill-")
     try:
+        # bounded memory: DuckDB spills what does not fit (pairs, sorts) to a scratch folder
+        con.execute(f"SET temp_directory = '{spill.name}'")  # mkdtemp's name: no quote to escape
         register_table(con, catalog, "playlist_songs", "members")
         register_table(con, catalog, "playlists", "rec_titles")
         register_table(con, catalog, "listens", "rec_listens")
@@ -107,6 +112,7 @@ def build_model(storage: Storage, catalog: Catalog, params: ModelParams | None =
             storage.write_atomic(MODEL_KEY, path.read_bytes(), overwrite=True)
     finally:
         con.close()
+        spill.cleanup()
     info = ModelInfo(
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         sources=sources,

@@ -74,7 +74,7 @@ def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artis
             SELECT 'popular', (row_number() OVER (ORDER BY p.playlists DESC, p.song_id))::INTEGER, NULL, x.i, NULL,
                    NULL, p.playlists, NULL, NULL, NULL
             FROM rec_popularity p JOIN rec_index x USING (song_id)
-            ORDER BY kind, key, token, score DESC
+            ORDER BY kind, key, token
         ) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 100000)
         """
     )
