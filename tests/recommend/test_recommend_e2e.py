@@ -102,6 +102,44 @@ def test_for_me_without_user_data_is_a_clean_error(taste_lake: tuple[Path, Simul
     assert done.returncode != 0 and "no liked songs, top items or listening history" in done.stderr
 
 
+def test_for_me_recommends_from_liked_songs(tmp_path: Path) -> None:
+    """--for-me on a lake whose only user data is liked songs: songs that go with them, none already liked."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+    from spotify_pipeline.tables import TABLES
+
+    lake = tmp_path / "lake"
+    server = SimulatedSpotify(SimCatalog(CatalogConfig(seed=7, playlists=60, items_per_playlist=60, taste=True)))
+    server.start()
+    try:
+        pipeline.run(settings_for(server, lake), server.playlist_ids())
+        catalog = Catalog(lake)
+        with QueryEngine(catalog) as engine:
+            pid = server.playlist_ids()[2]
+            liked = [
+                r[0]
+                for r in engine.execute(
+                    f"SELECT DISTINCT song_id FROM playlist_songs WHERE playlist_id = '{pid}' AND song_id IS NOT NULL"
+                ).rows
+            ][:10]
+        now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+        rows = [{"user_id": "u1", "song_id": s, "added_at": now, "extracted_at": now} for s in liked]
+        catalog.overwrite("saved_songs", pa.Table.from_pylist(rows, schema=TABLES["saved_songs"].schema))
+        done = cli("recommend", "--for-me", "--n", "10", "--format", "json", env=sim_env(server, lake))
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["target_type"] == "user" and result["target_id"] == "u1" and result["seeds"] == len(liked)
+    songs = [r["song_id"] for r in result["recommendations"]]
+    assert len(songs) == 10 and not set(songs) & set(liked)
+    assert result["recommendations"][0]["reason"].startswith("often together with ")
+
+
 def test_recommend_needs_exactly_one_mode(make_simulator: SimulatorFactory, tmp_path: Path) -> None:
     server = make_simulator(playlists=3)
     done = cli("recommend", env=sim_env(server, tmp_path / "lake"))
