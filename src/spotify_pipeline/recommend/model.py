@@ -62,8 +62,9 @@ def build(
     plays: str | None = None,
     titles: str | None = None,
 ) -> dict[str, int]:
-    """Create `rec_neighbors`, `rec_title` and `rec_popularity` from the relation `members` (and `plays`,
-    `titles(playlist_id, name)` when given: the names are ours, never user input). Returns row counts."""
+    """Create `rec_neighbors` (a view over `rec_neighbors_i` and `rec_listen_neighbors`), `rec_title`,
+    `rec_popularity` and `rec_song_stats` from the relation `members` (and `plays`, `titles(playlist_id,
+    name)` when given: the names are ours, never user input). Returns row counts."""
     p = params
     con.execute(
         f"""
@@ -104,27 +105,30 @@ def build(
         """
     )
     con.execute("DROP TABLE rec_mi")
+    # The playlist neighbours stay in integer form (`rec_neighbors_i`, song numbers of rec_song_stats.s):
+    # the model file stores them so, and `rec_neighbors` (a view) names them for ranking.
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE rec_neighbors AS
+        CREATE OR REPLACE TEMP TABLE rec_neighbors_i AS
         WITH both_ways AS (
             SELECT (k >> 32)::INTEGER AS a, (k & 4294967295)::INTEGER AS b, together FROM rec_pairs
             UNION ALL
             SELECT (k & 4294967295)::INTEGER AS a, (k >> 32)::INTEGER AS b, together FROM rec_pairs
-        ), scored AS (
-            SELECT x.a, x.b, x.together, x.together * sa.w_seed * sb.w_neighbor AS score
-            FROM both_ways x JOIN rec_songs sa ON sa.s = x.a JOIN rec_songs sb ON sb.s = x.b
-            QUALIFY row_number() OVER (PARTITION BY x.a ORDER BY score DESC, x.b) <= {int(p.neighbors)}
         )
-        SELECT sa.song_id, sb.song_id AS neighbor_id, 'playlists' AS source, x.score, x.together
-        FROM scored x JOIN rec_songs sa ON sa.s = x.a JOIN rec_songs sb ON sb.s = x.b
+        SELECT x.a, x.b, x.together * sa.w_seed * sb.w_neighbor AS score, x.together
+        FROM both_ways x JOIN rec_songs sa ON sa.s = x.a JOIN rec_songs sb ON sb.s = x.b
+        QUALIFY row_number() OVER (PARTITION BY x.a ORDER BY score DESC, x.b) <= {int(p.neighbors)}
         """
     )
     con.execute("DROP TABLE rec_pairs")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE rec_listen_neighbors "
+        "(song_id VARCHAR, neighbor_id VARCHAR, source VARCHAR, score DOUBLE, together INTEGER)"
+    )
     if plays:
         con.execute(
             f"""
-            INSERT INTO rec_neighbors
+            INSERT INTO rec_listen_neighbors
             WITH ordered AS (
                 SELECT user_id, song_id, played_at,
                        lag(song_id) OVER w AS previous, lag(played_at) OVER w AS previous_at
@@ -157,14 +161,26 @@ def build(
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE rec_song_stats AS
-        SELECT song_id, df::BIGINT AS playlists, (df / (SELECT count(DISTINCT playlist_id) FROM rec_m))::DOUBLE AS share
+        SELECT song_id, s, df::BIGINT AS playlists,
+               (df / (SELECT count(DISTINCT playlist_id) FROM rec_m))::DOUBLE AS share
         FROM rec_songs
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW rec_neighbors AS
+        SELECT sa.song_id, sb.song_id AS neighbor_id, 'playlists' AS source, x.score, x.together
+        FROM rec_neighbors_i x JOIN rec_song_stats sa ON sa.s = x.a JOIN rec_song_stats sb ON sb.s = x.b
+        UNION ALL
+        SELECT song_id, neighbor_id, source, score, together FROM rec_listen_neighbors
         """
     )
     con.execute("DROP TABLE rec_m")
     songs = con.execute("SELECT count(*) FROM rec_songs").fetchall()[0][0]
     con.execute("DROP TABLE rec_songs")
-    rows = con.execute("SELECT count(*) FROM rec_neighbors").fetchall()[0][0]
+    rows = con.execute(
+        "SELECT (SELECT count(*) FROM rec_neighbors_i) + (SELECT count(*) FROM rec_listen_neighbors)"
+    ).fetchall()[0][0]
     return {"songs": int(songs), "neighbors": int(rows)}
 
 

@@ -39,19 +39,25 @@ TITLE_SCHEMA = pa.schema(
 
 
 def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artists: str) -> None:
-    """Write the model `build` left in `con` (rec_neighbors, rec_title, rec_popularity, rec_song_stats) as
-    one Parquet file; `songs(song_id, name, artist_id)` and `artists(artist_id, name)` give display names."""
+    """Write the model `build` left in `con` (rec_neighbors_i, rec_listen_neighbors, rec_title,
+    rec_popularity, rec_song_stats) as one Parquet file; `songs(song_id, name, artist_id)` and
+    `artists(artist_id, name)` give display names. A song's index is its number in rec_song_stats (so the
+    playlist neighbours, most of the file, are written as they are, with no join), then songs heard but in
+    no playlist."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE rec_index AS
-        WITH ids AS (
-            SELECT song_id FROM rec_song_stats
-            UNION SELECT song_id FROM rec_neighbors UNION SELECT neighbor_id FROM rec_neighbors
+        WITH heard AS (
+            SELECT song_id FROM rec_listen_neighbors UNION SELECT neighbor_id FROM rec_listen_neighbors
+        ), ids AS (
+            SELECT s - 1 AS i, song_id, playlists, share FROM rec_song_stats
+            UNION ALL
+            SELECT (SELECT count(*) FROM rec_song_stats) + row_number() OVER (ORDER BY song_id) - 1, song_id, 0, 0
+            FROM heard WHERE song_id NOT IN (SELECT song_id FROM rec_song_stats)
         )
-        SELECT (row_number() OVER (ORDER BY ids.song_id) - 1)::INTEGER AS i, ids.song_id,
-               coalesce(st.playlists, 0)::BIGINT AS playlists, coalesce(st.share, 0)::DOUBLE AS share,
+        SELECT ids.i::INTEGER AS i, ids.song_id, ids.playlists::BIGINT AS playlists, ids.share::DOUBLE AS share,
                s.name, a.name AS artist
-        FROM ids LEFT JOIN rec_song_stats st USING (song_id)
+        FROM ids
         LEFT JOIN (SELECT song_id, any_value(name) AS name, any_value(artist_id) AS artist_id FROM {songs}
                    GROUP BY song_id) s USING (song_id)
         LEFT JOIN (SELECT artist_id, any_value(name) AS name FROM {artists} GROUP BY artist_id) a USING (artist_id)
@@ -65,8 +71,12 @@ def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artis
                    share AS score, playlists AS together, song_id, name, artist
             FROM rec_index
             UNION ALL
+            SELECT 'neighbor', a - 1, NULL, b - 1, 'playlists', score, together, NULL, NULL, NULL
+            FROM rec_neighbors_i
+            UNION ALL
             SELECT 'neighbor', a.i, NULL, b.i, n.source, n.score, n.together, NULL, NULL, NULL
-            FROM rec_neighbors n JOIN rec_index a ON a.song_id = n.song_id JOIN rec_index b ON b.song_id = n.neighbor_id
+            FROM rec_listen_neighbors n JOIN rec_index a ON a.song_id = n.song_id
+            JOIN rec_index b ON b.song_id = n.neighbor_id
             UNION ALL
             SELECT 'title', NULL, t.token, x.i, NULL, t.score, t.together, NULL, NULL, NULL
             FROM rec_title t JOIN rec_index x USING (song_id)
