@@ -47,6 +47,23 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     assert "rebuild throughput" in done.stdout
 
 
+def test_recommend_benchmark_runs(tmp_path: Path) -> None:
+    """bench/recommend.py end to end on a small lake: every measurement it prints is there."""
+    args = ["--items", "3000", "--queries", "3", "--cli-queries", "1", "--lake", str(tmp_path / "lake")]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.recommend", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["items"] == 3000 and result["songs"] > 0 and result["neighbor_rows"] > 0
+    for way in ("recommender", "one_shot", "cli"):
+        assert set(result[way]) == {"p50_ms", "p95_ms"}, way
+
+
 def test_refreshing_the_docs_keeps_the_hand_written_part() -> None:
     from bench.report import refresh
 

@@ -8,7 +8,7 @@ import pytest
 
 from spotify_pipeline.recommend.metrics import NO_CLICK, clicks, ndcg, r_precision
 
-ARTISTS = {"a": ["x"], "b": ["y"], "c": ["z"], "d": ["x"], "e": ["w"], "f": ["y"]}
+ARTISTS = {"a": "x", "b": "y", "c": "z", "d": "x", "e": "w", "f": "y"}
 
 
 def test_r_precision_counts_hits_in_the_first_len_g() -> None:
@@ -25,8 +25,22 @@ def test_r_precision_gives_a_quarter_for_a_held_out_artist() -> None:
     # R[:2] = d(x), f(y): no hit; d and f share the artists x, y of the missed a, b -> 2 * 0.25 / 2.
     assert r_precision({"a", "b"}, ["d", "f"], ARTISTS.get) == 0.25
     # Each artist once: two tracks by y earn one credit. G = b(y), c(z), e(w); R[:3] = f(y), f2(y), q.
-    artists = {**ARTISTS, "f2": ["y"]}
-    assert r_precision({"b", "c", "e"}, ["f", "f2", "q"], lambda t: artists.get(t, [])) == 0.25 / 3
+    artists = {**ARTISTS, "f2": "y"}
+    assert r_precision({"b", "c", "e"}, ["f", "f2", "q"], artists.get) == 0.25 / 3
+
+
+def test_r_precision_by_hand_on_a_challenge_sized_example() -> None:
+    """G = 5 held-out tracks g1..g5 by artists A, A, B, C, D; the first |G| = 5 recommendations are
+    g1 (hit), x1 by A (A also made the missed g2: credit), x2 by B (missed g3: credit), g4 (hit), x3 by E
+    (no held-out artist). Hits 2, artist credits 2 x 0.25: R-precision = (2 + 0.5) / 5 = 0.5. Ranks 6+
+    (g5 at rank 6) never count."""
+    artists = {"g1": "A", "g2": "A", "g3": "B", "g4": "C", "g5": "D", "x1": "A", "x2": "B", "x3": "E"}
+    ranked = ["g1", "x1", "x2", "g4", "x3", "g5"]
+    assert r_precision({"g1", "g2", "g3", "g4", "g5"}, ranked, artists.get) == pytest.approx(0.5)
+    # A track whose artist is only among the found ones earns nothing: x1 by C (g4 found) instead.
+    assert r_precision({"g1", "g2", "g3", "g4", "g5"}, ranked, {**artists, "x1": "C"}.get) == pytest.approx(0.45)
+    # Never above 1: one missed track, one recommendation by its artist -> 0.25.
+    assert r_precision({"g1"}, ["x1"], artists.get) == 0.25
 
 
 def test_ndcg_by_hand() -> None:

@@ -10,7 +10,9 @@
    test playlists, nothing else: no held-out row reaches the model (tests/recommend/test_evaluate.py),
    and listens are left out, since a play from a held-out playlist would reveal it.
 4. Score: 500 recommendations per test playlist, by the model and by popularity (the most widespread
-   training songs), with R-precision, NDCG and clicks (`metrics.py`) averaged per category.
+   training songs), with R-precision, NDCG and clicks (`metrics.py`) averaged per category. The model
+   also sees each test playlist's name (as the challenge's title did); title-only playlists get the songs
+   of training playlists named with the same words (`model.py`), the baseline popular songs.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from . import metrics
-from .model import ModelParams, build, rank
+from .model import ModelParams, build, rank, title_tokens
 
 CATEGORIES = (0, 1, 5, 10, 25, 100)
 MIN_HELD_OUT = 5
@@ -91,12 +93,9 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _scores(cases: list[TestCase], ranked: dict[str, list[str]], artists: dict[str, list[str]]) -> Scores:
-    def artists_of(song: str) -> list[str]:
-        return artists.get(song, [])
-
+def _scores(cases: list[TestCase], ranked: dict[str, list[str]], artists: dict[str, str]) -> Scores:
     return Scores(
-        _mean([metrics.r_precision(c.held_out, ranked.get(c.playlist_id, []), artists_of) for c in cases]),
+        _mean([metrics.r_precision(c.held_out, ranked.get(c.playlist_id, []), artists.get) for c in cases]),
         _mean([metrics.ndcg(c.held_out, ranked.get(c.playlist_id, [])) for c in cases]),
         _mean([float(metrics.clicks(c.held_out, ranked.get(c.playlist_id, []))) for c in cases]),
     )
@@ -109,8 +108,9 @@ def evaluate(
     per_category: int | None = None,
     params: ModelParams | None = None,
 ) -> Evaluation:
-    """Evaluate on `members(playlist_id, song_id, position)`; `song_artists(song_id, artist_id)` gives the
-    artist credit when present. Creates the model's temp tables in `con` (from the training rows only)."""
+    """Evaluate on `members(playlist_id, song_id, position)`; `song_artists(song_id, artist_id, position)`
+    gives the artist credit and `titles(playlist_id, name)` the playlists' names, when present. Creates the
+    model's temp tables in `con` (from the training rows only)."""
     params = params or ModelParams()
     rows = con.execute(
         """
@@ -147,7 +147,8 @@ def evaluate(
         SELECT target AS playlist_id, song_id, position FROM rec_eval_seeds
         """
     )
-    build(con, params, members="rec_eval_train")
+    has_titles = _has_relation(con, "titles")
+    build(con, params, members="rec_eval_train", titles="titles" if has_titles else None)
     seeds = pa.table(
         {
             "target": pa.array([r[0] for r in seed_rows], pa.string()),
@@ -158,13 +159,23 @@ def evaluate(
     exclude = pa.concat_tables(
         [seeds, pa.table({"target": [c.playlist_id for c in cases], "song_id": pa.nulls(len(cases), pa.string())})]
     )
-    model_lists = _lists(rank(con, seeds, exclude, LIST_LENGTH))
+    # The test playlists' names are part of the question (the challenge gave titles too), never held out.
+    names = (
+        con.sql(
+            f"SELECT playlist_id AS target, unnest({title_tokens('name')}) AS token FROM titles "
+            "WHERE playlist_id IN (SELECT playlist_id FROM rec_eval_test)"
+        ).to_arrow_table()
+        if has_titles
+        else None
+    )
+    model_lists = _lists(rank(con, seeds, exclude, LIST_LENGTH, titles=names))
     con.execute("CREATE OR REPLACE TEMP TABLE rec_no_neighbors AS SELECT * FROM rec_neighbors LIMIT 0")
     baseline_lists = _lists(rank(con, seeds, exclude, LIST_LENGTH, neighbors="rec_no_neighbors"))
-    artists: dict[str, list[str]] = defaultdict(list)
+    # The challenge credited a track's one artist (the MPD's artist_uri): the first credited one here.
+    artists: dict[str, str] = {}
     if _has_relation(con, "song_artists"):
-        for song, artist in con.execute("SELECT song_id, artist_id FROM song_artists ORDER BY position").fetchall():
-            artists[song].append(artist)
+        rows = con.execute("SELECT song_id, artist_id FROM song_artists WHERE position = 0").fetchall()
+        artists = {song: artist for song, artist in rows if song is not None and artist is not None}
     results = []
     for seeds_n in CATEGORIES:
         group = [c for c in cases if c.seeds == seeds_n]

@@ -5,7 +5,9 @@ tracks (up to 500, no seeds):
 
 - R-precision: (|G ∩ R[:|G|]| + 0.25 · |artists(G') ∩ artists(R')|) / |G|, where R[:|G|] is the first |G|
   recommendations, R' its tracks that are not in G and G' the held-out tracks it did not find: a track by a
-  held-out artist earns a quarter of a hit (the challenge's artist match), each artist once.
+  held-out artist earns a quarter of a hit (the challenge's artist match), each artist once. As in the
+  challenge's data (one `artist_uri` per track), a track has one artist (here its first credited one), so
+  the artist credit never exceeds 0.25 per missed track and R-precision never exceeds 1.
 - NDCG: DCG / IDCG with DCG = rel_1 + Σ_{i≥2} rel_i / log2(i) (rel_i = 1 when R_i ∈ G) and
   IDCG = 1 + Σ_{i=2}^{|G ∩ R|} 1 / log2(i), the DCG of the same hits ranked first; 0 with no hit.
 - Recommended songs clicks: floor((i - 1) / 10) for the first rank i holding a held-out track (Spotify's
@@ -24,7 +26,7 @@ ARTIST_CREDIT = 0.25
 def r_precision(
     relevant: Iterable[str],
     ranked: Sequence[str],
-    artists_of: Callable[[str], Iterable[str]] = lambda _: (),
+    artist_of: Callable[[str], str | None] = lambda _: None,
 ) -> float:
     """R-precision with the challenge's artist partial credit (0 when nothing is held out)."""
     truth = set(relevant)
@@ -32,8 +34,8 @@ def r_precision(
         return 0.0
     top = list(dict.fromkeys(ranked[: len(truth)]))
     hits = {t for t in top if t in truth}
-    missed_artists = {a for t in truth - hits for a in artists_of(t)}
-    other_artists = {a for t in top if t not in truth for a in artists_of(t)}
+    missed_artists = {artist_of(t) for t in truth - hits} - {None}
+    other_artists = {artist_of(t) for t in top if t not in truth} - {None}
     return (len(hits) + ARTIST_CREDIT * len(missed_artists & other_artists)) / len(truth)
 
 

@@ -355,7 +355,7 @@ class Catalog(CatalogData):
         }
 
     def playlist_name(self, playlist: int) -> str:
-        name = self._name("playlist", playlist, 3)
+        name = self._taste_name(playlist) if self.config.taste else self._name("playlist", playlist, 3)
         version = self.version(playlist)
         return f"{name} (v{version + 1})" if version else name
 

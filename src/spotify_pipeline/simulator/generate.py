@@ -15,7 +15,9 @@ popularity can predict a playlist. With it, the catalog has latent structure a r
 - every playlist has a primary scene and a related secondary one (same genre, next era); each position is
   drawn from the primary scene with probability 0.7, from the secondary with 0.2, and from the whole catalog
   (the untasteful draw) with 0.1; within a scene, albums are skewed towards the scene's first ones;
-- recently played tracks follow the scenes of the playlist they are played from.
+- recently played tracks follow the scenes of the playlist they are played from;
+- playlist names hint at the primary scene: its genre (probability 0.6) and decade ("70s", 0.5) next to a
+  random word, so a recommender can continue a playlist from its title alone.
 
 Off by default: existing catalogs (and the tests that pin their draws) are unchanged.
 """
@@ -218,6 +220,21 @@ class CatalogData:
         albums = max(1, (self.n_albums - scene + self.n_scenes - 1) // self.n_scenes)
         album = scene + self.n_scenes * min(albums - 1, int(albums * rng.random() ** 1.5))
         return min(self.n_tracks - 1, album * TRACKS_PER_ALBUM + rng.randrange(TRACKS_PER_ALBUM))
+
+    def _taste_name(self, playlist: int) -> str:
+        """A name that hints at the playlist's primary scene, as people name playlists ("jazz 70s Velvet"):
+        the genre with probability 0.6, the decade ("70s") with 0.5, and one random word; odd names stay."""
+        if playlist % 13 == 5:
+            return self._name("playlist", playlist, 3)
+        scene = self.playlist_scenes(playlist)[0]
+        rng = _rng(self.config.seed, "taste-name", playlist)
+        words = [rng.choice(_WORDS)]
+        if rng.random() < 0.6:
+            words.append(_GENRES[scene % len(_GENRES)])
+        if rng.random() < 0.5:
+            words.append(f"{(1960 + 10 * (scene // 10 % 7)) % 100:02d}s")
+        rng.shuffle(words)
+        return " ".join(words)
 
     def _draw_track(self, playlist: int | None, rng: random.Random) -> int:
         """The track at one playlist position: uniform popularity-skewed, or by the playlist's taste."""
