@@ -110,7 +110,7 @@ def test_for_me_recommends_from_liked_songs(tmp_path: Path) -> None:
 
     from spotify_pipeline.simulator import Catalog as SimCatalog
     from spotify_pipeline.simulator import CatalogConfig
-    from spotify_pipeline.tables import TABLES
+    from spotify_pipeline.tables.contract import TABLES
 
     lake = tmp_path / "lake"
     server = SimulatedSpotify(SimCatalog(CatalogConfig(seed=7, playlists=60, items_per_playlist=60, taste=True)))

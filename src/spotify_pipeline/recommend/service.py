@@ -19,9 +19,7 @@ import datetime as dt
 import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -29,10 +27,10 @@ import pyarrow as pa
 from ..errors import InputError
 from ..lake.storage import Storage
 from ..tables.catalog import Catalog
-from ..tables.contract import TABLES
 from ..transform.runner import connect, register_table
 from .evaluate import Evaluation, evaluate
 from .model import ModelParams, build, rank, title_tokens
+from .results import ModelInfo, Recommendation, Recommendations
 from .store import LoadedModel, ModelRows, write_model
 
 MODEL_PREFIX = "models/recommend/"
@@ -41,38 +39,6 @@ META_KEY = MODEL_PREFIX + "model.json"
 SOURCE_TABLES = ("playlist_songs", "playlists", "listens")
 # DuckDB's cap while building (SPOTIFY_PIPELINE_MEMORY_LIMIT overrides it): 1M playlist items build in it.
 BUILD_MEMORY = "2GB"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    built_at: str
-    sources: dict[str, int | None]  # table -> snapshot id built from
-    songs: int
-    neighbors: int
-    build_seconds: float
-    params: dict[str, float]
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    rank: int
-    song_id: str
-    song: str | None
-    artist: str | None
-    score: float
-    source: str  # playlists, listens or popularity
-    because_of: str | None  # the seed song behind it
-    reason: str
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    target_type: str  # playlist or user
-    target_id: str
-    target_name: str | None
-    seeds: int
-    items: list[Recommendation]
-    model: ModelInfo
 
 
 def _sources(catalog: Catalog) -> dict[str, int | None]:
@@ -401,37 +367,6 @@ def recommend_for_user(
         file.close()
 
 
-def save_recommendations(catalog: Catalog, result: Recommendations) -> None:
-    """Replace the target's rows of the `recommendations` table with these (one commit)."""
-    now = dt.datetime.now(dt.UTC)
-    built = dt.datetime.fromisoformat(result.model.built_at)
-    schema = TABLES["recommendations"].schema
-    new = pa.Table.from_pylist(
-        [
-            {
-                "target_type": result.target_type,
-                "target_id": result.target_id,
-                "rank": r.rank,
-                "song_id": r.song_id,
-                "score": r.score,
-                "source": r.source,
-                "because_of": r.because_of,
-                "reason": r.reason,
-                "model_built_at": built,
-                "generated_at": now,
-            }
-            for r in result.items
-        ],
-        schema=schema,
-    )
-    old = catalog.read("recommendations") if "recommendations" in catalog.table_names() else schema.empty_table()
-    keep = [
-        not (t == result.target_type and i == result.target_id)
-        for t, i in zip(old.column("target_type").to_pylist(), old.column("target_id").to_pylist(), strict=True)
-    ]
-    catalog.overwrite("recommendations", pa.concat_tables([old.filter(pa.array(keep, pa.bool_())).cast(schema), new]))
-
-
 def evaluate_lake(
     catalog: Catalog, *, seed: int = 0, per_category: int | None = None, params: ModelParams | None = None
 ) -> Evaluation:
@@ -444,14 +379,3 @@ def evaluate_lake(
         return evaluate(con, seed=seed, per_category=per_category, params=params)
     finally:
         con.close()
-
-
-def as_json(result: Recommendations) -> dict[str, Any]:
-    return {
-        "target_type": result.target_type,
-        "target_id": result.target_id,
-        "target_name": result.target_name,
-        "seeds": result.seeds,
-        "model_built_at": result.model.built_at,
-        "recommendations": [r.__dict__ for r in result.items],
-    }
