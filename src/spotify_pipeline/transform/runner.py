@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..catalog import Catalog
+from ..catalog import BUCKETS, Catalog
 from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes, parse_memory_limit
 from ..crashpoints import crash_point
 from ..errors import LakeError, QualityError
@@ -28,7 +28,7 @@ from ..lake.storage import Storage
 from ..quality import CheckResult, failed_errors, results_rows, run_checks
 from ..tables import DATA_TABLES, TABLES
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
-from .merge import MERGES, Derived, merge_sql
+from .merge import MERGES, Derived, ReplaceChildren, merge_sql
 from .normalize import RawFile, build_batch, build_changes, build_user_tables
 from .quarantine import Quarantine, Rejected
 
@@ -299,8 +299,9 @@ def transform(
             result.rows[name] = staged_rows[name]
             if not changed[name]:
                 continue
-            # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
-            catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
+            if not _publish_partitions(con, catalog, name, rebuild, base):
+                # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
+                catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else _processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
@@ -324,6 +325,27 @@ def transform(
         quarantine.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _publish_partitions(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
+) -> bool:
+    """Publish only the partitions holding the parents this batch replaced (a table laid out in `BUCKETS`,
+    merged by `ReplaceChildren`): the merge takes every other parent's rows unchanged from `old_<name>`,
+    the base snapshot, so the table needs only those parents' rows replaced - if it still is at the base
+    snapshot. A transform redoing an interrupted publish that had already committed this table finds it
+    past its base, and overwrites it whole, as before (transform/journal.py). False: nothing written."""
+    rule = MERGES[name]
+    if rebuild or name not in BUCKETS or not isinstance(rule, ReplaceChildren) or len(rule.parent) != 1:
+        return False
+    if base.get(name) is None or catalog.snapshot_id(name) != base[name]:
+        return False
+    parent = rule.parent[0]
+    if BUCKETS[name][0] != parent:
+        return False
+    keys = [str(k) for (k,) in con.execute(f"SELECT DISTINCT {parent} FROM b_{name}").fetchall()]
+    rows = con.sql(f"SELECT * FROM staged_{name} WHERE {parent} IN (SELECT {parent} FROM b_{name})")
+    return catalog.replace_rows(name, parent, keys, rows.to_arrow_reader(PUBLISH_ROWS))
 
 
 def _check_raw_size(storage: Storage, run_id: str, entry: dict[str, Any]) -> None:
