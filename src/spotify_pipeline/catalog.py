@@ -194,7 +194,8 @@ class Catalog:
             if not self.fully_partitioned(table):
                 return False
             slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
-            _replace_in_slices(table, slices, In(column, keys) if keys else AlwaysFalse())
+            member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
+            _replace_in_slices(table, slices, member(column, keys) if keys else AlwaysFalse())
         return True
 
     def table_names(self) -> list[str]:

@@ -30,7 +30,7 @@ def files_by_bucket(catalog: Catalog) -> dict[int | None, set[str]]:
 
 
 def bucket_of(playlist_id: str) -> Any:
-    column, buckets = BUCKETS["playlist_songs"]
+    _, buckets = BUCKETS["playlist_songs"]
     return BucketTransform(buckets).transform(StringType())(playlist_id)
 
 
