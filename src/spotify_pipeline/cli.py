@@ -500,6 +500,39 @@ def poll(lake: str | None, every: str, max_polls: int | None, auth: str | None, 
 
 
 @main.command()
+@lake_option
+@click.option(
+    "--keep-days",
+    type=float,
+    default=None,
+    help="Days of table snapshots kept for time travel. [default: table_history_days, 7]",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
+)
+@handle_errors
+def maintain(lake: str | None, keep_days: float | None, fmt: str) -> None:
+    """Compact small table files, expire old snapshots and delete orphan files (under the lake lock).
+    Run it daily, or after many runs: each run leaves files and snapshots behind."""
+    from .maintenance import maintain as run_maintenance
+    from .pipeline import lake_lock, lake_parts
+
+    settings = _settings(lake=lake)
+    storage, catalog = lake_parts(settings)
+    with lake_lock(storage, catalog, "maintain"):
+        result = run_maintenance(storage, catalog, settings.table_history_days if keep_days is None else keep_days)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(
+        f"compacted {result.files_compacted} files into {result.files_written} "
+        f"({', '.join(result.tables_compacted) or 'no table'}); expired {result.expiry.snapshots} snapshots "
+        f"({result.expiry.files_deleted} files, {result.expiry.data_bytes_deleted:,} data bytes); deleted "
+        f"{result.orphans_deleted} orphan files ({result.orphan_bytes_deleted:,} bytes) in {result.seconds:.1f}s"
+    )
+
+
+@main.command()
 @click.argument("sql", required=False)
 @lake_option
 @format_option
