@@ -78,6 +78,10 @@ def measured_run(lake: Path) -> dict[str, Any]:
     after = files(lake)
     new = {p: s for p, s in after.items() if before.get(p) != s}
     data = [p for p in new if "/data/" in p]
+    by_table: dict[str, int] = {}
+    for p in data:
+        table = p.split("/warehouse/", 1)[1].split("/")[1]
+        by_table[table] = by_table.get(table, 0) + new[p]
     return {
         "wall_s": round(wall, 3),
         "bytes_written": sum(new.values()),
@@ -86,6 +90,7 @@ def measured_run(lake: Path) -> dict[str, Any]:
         "data_files_written": len(data),
         "peak_rss_mib": round(rss.peak, 1),
         "batch_rows": result.batch_rows.get("playlist_songs", 0),
+        "data_bytes_by_table": dict(sorted(by_table.items(), key=lambda kv: -kv[1])),
     }
 
 
@@ -159,7 +164,7 @@ def main() -> None:
         "build": build,
         "runs": runs,
         "maintenance": maintenance,
-        "median_run": {k: statistics.median(r[k] for r in runs) for k in runs[0]} if runs else {},
+        "median_run": {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "data_bytes_by_table"},
         "one_playlist_first": one_before,
         "one_playlist_last": one_after,
         "cli_open_s": round(cli_open_s(lake), 3),
