@@ -3,14 +3,28 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Exact versions, the ones the suite was last run with (`make lock` regenerates them from pyproject.toml):
+# requirements.lock for development and CI (Python 3.11, every extra but bench), requirements-lambda.lock for
+# the Lambda image and package (Python 3.12, the aws extra). pyproject.toml keeps the ranges the code supports.
+LOCK        := requirements.lock
+LAMBDA_LOCK := requirements-lambda.lock
+LOCK_FLAGS  := --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" --quiet
 
-.PHONY: demo test check lint fmt clean bench bench-quick lambda-package browser screenshots
+.PHONY: demo test check lint fmt clean bench bench-quick lambda-package browser screenshots lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[reports,aws,test,dev]"
+	$(BIN)/pip install --quiet -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+lock:  ## re-resolve the lock files from pyproject.toml (then run make test before committing them)
+	$(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet uv
+	.lock-venv/bin/uv pip compile pyproject.toml --extra reports --extra aws --extra test --extra dev \
+		--python-version 3.11 $(LOCK_FLAGS) -o $(LOCK)
+	.lock-venv/bin/uv pip compile pyproject.toml --extra aws --python-version 3.12 $(LOCK_FLAGS) -o $(LAMBDA_LOCK)
+	rm -rf .lock-venv
 
 demo: $(STAMP)  ## simulated Spotify API -> extract -> raw zone -> Iceberg tables -> SQL, into ./lake
 	$(BIN)/spotify-pipeline demo
@@ -24,7 +38,7 @@ browser:
 		echo "chromium not installed: the browser tests will be skipped"
 
 test: $(STAMP) browser  ## the whole test suite
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2  # two workers: most tests wait on real processes, sockets and disk
 
 screenshots: $(STAMP) browser  ## refresh docs/screenshots (report and dashboard, 1400/390 px, light/dark)
 	SPOTIFY_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/reports/test_browser.py -k "fits_and or fit_and"
@@ -46,11 +60,9 @@ bench-quick: $(STAMP)  ## the same scenarios on CI-sized data (no docs refresh)
 
 lambda-package: $(STAMP)  ## Lambda's platform wheels into build/lambda (see docs/AWS.md: too big for a zip)
 	rm -rf build/lambda && mkdir -p build/lambda
-	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-		print('\n'.join(p['dependencies'] + p['optional-dependencies']['aws']))" > build/lambda-requirements.txt
 	$(BIN)/pip install --quiet --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
 		--implementation cp --python-version 3.12 \
-		--only-binary=:all: --target build/lambda -r build/lambda-requirements.txt
+		--only-binary=:all: --target build/lambda -r $(LAMBDA_LOCK)
 	$(BIN)/pip install --quiet --no-deps --target build/lambda .
 	@du -sh build/lambda | sed 's/^/unzipped: /'
 	@echo "Lambda zip limit: 250 MB unzipped; above it, deploy the container image (infra/Dockerfile, sam build)"

@@ -302,7 +302,9 @@ def recorded_tables(db: Path) -> dict[str, str]:
     """Each table's current metadata file as catalog.db records it ({} when it records none), read
     without opening the catalog (which would create its schema in an empty file)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
+        # mode=rw, not ro: never creates the file, yet can roll back the journal a writer killed mid-commit left
+        # (a read-only connection cannot, and fails); on a write-protected file SQLite opens it read-only.
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True)) as con:
             rows = con.execute(
                 "SELECT table_name, metadata_location FROM iceberg_tables"
                 " WHERE catalog_name = ? AND table_namespace = ?",

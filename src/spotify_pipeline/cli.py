@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -26,12 +26,19 @@ log = logging.getLogger("spotify_pipeline")
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload = {
-            "ts": self.formatTime(record),
+            "ts": _utc_iso(record.created),
             "level": record.levelname.lower(),
             "msg": record.getMessage(),
         }
         payload.update(getattr(record, "fields", {}))
         return json.dumps(payload, ensure_ascii=False)
+
+
+def _utc_iso(created: float) -> str:
+    """A log record's time, ISO 8601 in UTC with milliseconds: 2026-05-01T12:00:00.123Z."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _setup_logging(log_format: str, verbose: bool) -> None:
@@ -108,7 +115,58 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+GLOBAL_FLAGS = ("--debug",)
+GLOBAL_VALUED = ("--log-format", "--lake")
+
+
+def hoist_global_options(args: list[str], commands: Mapping[str, click.Command]) -> list[str]:
+    """`cmd ... --debug --log-format json --lake X` -> `--debug --log-format json --lake X cmd ...`: the global
+    options are accepted before or after the command. `--lake` moves only for a command that has no `--lake`
+    of its own (the command's own option is the same setting); nothing after `--` moves."""
+    position = 0
+    while position < len(args) and args[position].startswith("-"):  # the group's own options, before the command
+        position += 1 + (args[position] in GLOBAL_VALUED)
+    if position >= len(args) or args[position] not in commands:
+        return args
+    own = {opt for param in commands[args[position]].params for opt in getattr(param, "opts", [])}
+    moved: list[str] = []
+    rest: list[str] = []
+    tail = args[position + 1 :]
+    i = 0
+    while i < len(tail):
+        arg = tail[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest += tail[i:]
+            break
+        if name in own:  # the command's own option (and its value) stays with it
+            rest.append(arg)
+            takes_value = any(
+                name in getattr(p, "opts", []) and not getattr(p, "is_flag", False)
+                for p in commands[args[position]].params
+            )
+            if takes_value and "=" not in arg and i + 1 < len(tail):
+                rest.append(tail[i + 1])
+                i += 1
+        elif arg in GLOBAL_FLAGS:
+            moved.append(arg)
+        elif name in GLOBAL_VALUED:
+            moved.append(arg)
+            if "=" not in arg and i + 1 < len(tail):
+                moved.append(tail[i + 1])
+                i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return [*args[:position], *moved, args[position], *rest]
+
+
+class MainGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(list(args), self.commands))
+
+
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="spotify-pipeline")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.option(
@@ -118,10 +176,17 @@ def stop_on_signals() -> Iterator[None]:
     show_default=True,
     help="Log lines as text or as JSON objects (for log shippers).",
 )
-def main(debug: bool, log_format: str) -> None:
+@click.option(
+    "--lake",
+    "global_lake",
+    default=None,
+    help="Lake for every command: a folder or s3://bucket/prefix. [env SPOTIFY_PIPELINE_LAKE; default ./lake]",
+)
+def main(debug: bool, log_format: str, global_lake: str | None) -> None:
     """Spotify playlists -> raw zone -> Iceberg tables -> SQL.
 
-    Start with `spotify-pipeline demo`: it needs no credentials and no network.
+    Start with `spotify-pipeline demo`: it needs no credentials and no network. --debug, --log-format and
+    --lake may come before or after the command.
     """
     _setup_logging(log_format, debug)
 
@@ -285,7 +350,35 @@ def _settings(**flags: Any) -> Any:
     from .config import load_settings
 
     config_file = flags.pop("config", None)
+    if flags.get("lake") is None:
+        flags["lake"] = _global_lake()
     return load_settings(flags, config_file=Path(config_file) if config_file else None)
+
+
+def _global_lake() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return ctx.find_root().params.get("global_lake") if ctx is not None else None
+
+
+def _lake(**flags: Any) -> Any:
+    """The `Lake` for these flags (settings as `_settings`)."""
+    from .lake_api import Lake
+
+    return Lake.open(settings=_settings(**flags))
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False))
+
+
+text_json_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people; json (one object, numbers as numbers) for scripts.",
+)
 
 
 def extract_options(func: F) -> F:
@@ -396,6 +489,7 @@ def _exit_for(status: str) -> None:
 # ---- commands ----------------------------------------------------------------------------------------
 @main.command()
 @extract_options
+@text_json_option
 @handle_errors
 def extract(**opts: Any) -> None:
     """Extract playlists into the raw zone (no tables are changed).
@@ -403,53 +497,57 @@ def extract(**opts: Any) -> None:
     Only playlists whose snapshot_id changed since the last run are fetched again, unless --full.
     Credentials: SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.
     """
-    from . import pipeline
     from .console import TerminalProgress, echo_lines, extract_lines
+    from .lake_api import Lake
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
-    settings = _extract_settings(opts)
+    lake = Lake.open(settings=_extract_settings(opts))
     with stop_on_signals(), TerminalProgress(len(ids)) as progress:
-        report = pipeline.run(
-            settings, ids, full=opts["full"], extract_only=True, progress=progress, sources=opts["sources"]
-        )
-    assert report.extract is not None
-    echo_lines(extract_lines(report.extract), click.echo)
-    _exit_for(report.status)
+        result = lake.extract(ids, full=opts["full"], progress=progress, sources=opts["sources"])
+    if opts["fmt"] == "json":
+        _echo_json(result.as_dict())
+    else:
+        echo_lines(extract_lines(result.summary), click.echo)
+    _exit_for(result.status)
 
 
 @main.command()
 @lake_option
 @click.option("--rebuild", is_flag=True, help="Recreate every table from the raw zone alone.")
+@text_json_option
 @handle_errors
-def transform(lake: str | None, rebuild: bool) -> None:
+def transform(lake: str | None, rebuild: bool, fmt: str) -> None:
     """Transform raw runs not yet processed into the tables (idempotent)."""
-    from . import pipeline
     from .console import echo_lines, history_lines, transform_lines
 
-    settings = _settings(lake=lake)
+    the_lake = _lake(lake=lake)
     with stop_on_signals():
-        report = pipeline.run(settings, [], transform_only=True, rebuild=rebuild)
-    assert report.transform is not None
-    echo_lines(transform_lines(report.transform) + history_lines(report.history), click.echo)
+        result = the_lake.transform(rebuild=rebuild)
+    if fmt == "json":
+        _echo_json(result.as_dict())
+        return
+    echo_lines(transform_lines(result.detail) + history_lines(result.history), click.echo)
 
 
 @main.command()
 @extract_options
+@text_json_option
 @handle_errors
 def run(**opts: Any) -> None:
     """Extract, then transform: the everyday command, and what a scheduler calls."""
-    from . import pipeline
     from .console import TerminalProgress, echo_lines, extract_lines, history_lines, transform_lines
+    from .lake_api import Lake
 
     ids = _playlist_ids(opts["playlists"], opts["playlists_file"], opts["sources"])
-    settings = _extract_settings(opts)
+    lake = Lake.open(settings=_extract_settings(opts))
     with stop_on_signals(), TerminalProgress(len(ids)) as progress:
-        report = pipeline.run(settings, ids, full=opts["full"], progress=progress, sources=opts["sources"])
-    assert report.extract is not None
-    echo_lines(extract_lines(report.extract), click.echo)
-    if report.transform is not None:
-        echo_lines(transform_lines(report.transform) + history_lines(report.history), click.echo)
-    _exit_for(report.status)
+        result = lake.run(ids, full=opts["full"], progress=progress, sources=opts["sources"])
+    if opts["fmt"] == "json":
+        _echo_json(result.as_dict())
+    else:
+        echo_lines(extract_lines(result.extract.summary), click.echo)
+        echo_lines(transform_lines(result.transform.detail) + history_lines(result.transform.history), click.echo)
+    _exit_for(result.status)
 
 
 @main.command()
@@ -570,11 +668,11 @@ def query(
     no COPY, ATTACH, SET, INSTALL or file-reading functions.
     """
     from .errors import InputError
-    from .pipeline import lake_parts
-    from .query import QueryEngine, format_result
-    from .reports import run_report
+    from .query import format_result
 
     text = sql_file.read() if sql_file else sql
+    if report_name and text:
+        raise click.UsageError("give either SQL or --report NAME, not both")
     if not text and not report_name:
         raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs", or --report NAME')
     settings = _settings(lake=lake)
@@ -589,31 +687,29 @@ def query(
         )
         click.echo(format_result(result, fmt))
         return
-    _, catalog = lake_parts(settings)
-    with QueryEngine(catalog, timeout=timeout or None) as duck:
-        result = run_report(duck, report_name, _params(params)) if report_name else duck.execute(text or "")
-        click.echo(format_result(result, fmt))
+    from .lake_api import Lake
+
+    opened = Lake.open(settings=settings)
+    if report_name:
+        result = opened.report(report_name, **_params(params))
+    else:
+        result = opened.rows(text or "", timeout=timeout or None)
+    click.echo(format_result(result, fmt))
 
 
 @main.command()
 @lake_option
+@text_json_option
 @handle_errors
-def tables(lake: str | None) -> None:
+def tables(lake: str | None, fmt: str) -> None:
     """List the tables with their row counts and columns."""
-    from .errors import QueryError
-    from .pipeline import lake_parts
-    from .tables import TABLES
-    from .transform.runner import table_row_counts
-
-    _, catalog = lake_parts(_settings(lake=lake))
-    counts = table_row_counts(catalog) if catalog.exists() else {}
-    if not counts:
-        raise QueryError(f"no tables in the lake at {catalog.location}", hint="run `spotify-pipeline run` first")
-    for name in sorted(counts):
-        spec = TABLES.get(name)
-        columns = ", ".join(f"{f.name} {f.type}" for f in spec.schema) if spec else ""
-        click.echo(f"{name} ({counts[name]} rows)")
-        click.echo(f"  {columns}")
+    found = _lake(lake=lake).tables()
+    if fmt == "json":
+        _echo_json([t.as_dict() for t in found])
+        return
+    for table in found:
+        click.echo(f"{table.name} ({table.rows} rows)")
+        click.echo(f"  {', '.join(f'{c.name} {c.type}' for c in table.columns)}")
 
 
 @main.command()
@@ -625,14 +721,12 @@ def demo(lake: str | None) -> None:
     from .demo import DEMO_CATALOG, run_demo
     from .query import format_result
 
-    lake = lake or "./lake"
+    lake = lake or _global_lake() or "./lake"
     click.echo(f"Starting the simulated Spotify Web API on 127.0.0.1 and running the pipeline into {lake} ...")
     with stop_on_signals(), TerminalProgress(DEMO_CATALOG.playlists) as progress:
         result = run_demo(lake, progress)
-    report = result.report
-    assert report.extract is not None and report.transform is not None
-    echo_lines(extract_lines(report.extract), click.echo)
-    echo_lines(transform_lines(report.transform), click.echo)
+    echo_lines(extract_lines(result.result.extract.summary), click.echo)
+    echo_lines(transform_lines(result.result.transform.detail), click.echo)
     for title, answer in result.answers.items():
         click.echo(f"\n{title}:")
         click.echo(format_result(answer, "table"))
@@ -642,20 +736,25 @@ def demo(lake: str | None) -> None:
 @main.command()
 @lake_option
 @click.option("--raw", "check_raw", is_flag=True, help="Also read back every raw file the manifests list.")
+@text_json_option
 @handle_errors
-def check(lake: str | None, check_raw: bool) -> None:
+def check(lake: str | None, check_raw: bool, fmt: str) -> None:
     """Run the data-quality checks on the published tables (results go to quality_results)."""
-    from .checks_cli import check_lake
-    from .pipeline import lake_parts
-
-    storage, catalog = lake_parts(_settings(lake=lake))
-    report = check_lake(storage, catalog, raw=check_raw)
-    failed = 0
-    for result in report.results:
-        mark = "ok  " if result.passed else ("FAIL" if result.check.severity == "error" else "warn")
-        failed += 0 if result.passed or result.check.severity != "error" else 1
+    report = _lake(lake=lake).check(raw=check_raw)
+    failed = len(report.failed)
+    if fmt == "json":
+        _echo_json(report.as_dict())
+        if report.not_recorded:
+            click.echo(f"Error: the results were not recorded in quality_results: {report.not_recorded}", err=True)
+        if not report.ok:
+            sys.exit(8)
+        if report.not_recorded_error is not None:
+            sys.exit(report.not_recorded_error.exit_code)
+        return
+    for result in report.checks:
+        mark = "ok  " if result.passed else ("FAIL" if result.severity == "error" else "warn")
         detail = "" if result.passed else f"  ({result.failing_rows} rows)"
-        click.echo(f"{mark} {result.check.name}: {result.check.description}{detail}")
+        click.echo(f"{mark} {result.name}: {result.description}{detail}")
     for problem in report.raw_problems:
         click.echo(f"FAIL raw zone: {problem}")
     if report.rejected:
@@ -667,15 +766,15 @@ def check(lake: str | None, check_raw: bool) -> None:
         for line in report.rejected_sample:
             click.echo(f"     {line}")
     click.echo(
-        f"{len(report.results)} checks, {failed} failed"
+        f"{len(report.checks)} checks, {failed} failed"
         + (f"; raw zone: {len(report.raw_problems)} problems" if check_raw else "")
     )
-    if report.not_recorded is not None:
+    if report.not_recorded:
         click.echo(f"Error: the results were not recorded in quality_results: {report.not_recorded}", err=True)
     if failed or report.raw_problems:
         sys.exit(8)
-    if report.not_recorded is not None:
-        sys.exit(report.not_recorded.exit_code)
+    if report.not_recorded_error is not None:
+        sys.exit(report.not_recorded_error.exit_code)
 
 
 @main.command()
@@ -686,11 +785,13 @@ def check(lake: str | None, check_raw: bool) -> None:
 def runs(lake: str | None, limit: int, fmt: str) -> None:
     """List recent runs: status, duration, requests, items, failed checks, and why a run failed."""
     from .checks_cli import recent_runs
-    from .pipeline import lake_parts
     from .query import format_result
 
-    _, catalog = lake_parts(_settings(lake=lake))
-    click.echo(format_result(recent_runs(catalog, limit), fmt, max_width=60))
+    the_lake = _lake(lake=lake)
+    if fmt == "json":
+        _echo_json([r.as_dict() for r in the_lake.runs(limit)])
+        return
+    click.echo(format_result(recent_runs(the_lake.catalog, limit), fmt, max_width=60))
 
 
 @main.command()
@@ -736,8 +837,9 @@ def _params(pairs: tuple[str, ...]) -> dict[str, str]:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("report.html"),
     show_default=True,
-    help="Where to write the HTML report.",
+    help="Where to write the HTML report; - for stdout.",
 )
+@text_json_option
 @handle_errors
 def report(
     lake: str | None,
@@ -749,6 +851,7 @@ def report(
     user: str | None,
     include_incognito: bool,
     out: Path,
+    fmt: str,
 ) -> None:
     """Write one self-contained HTML report (charts included; opens with no network).
 
@@ -758,6 +861,11 @@ def report(
     from .reports import LISTENING_ORDER, REPORT_ORDER, all_reports
 
     if list_reports:
+        if fmt == "json":
+            from .lake_api import Lake
+
+            _echo_json([r.as_dict() for r in Lake.reports()])
+            return
         reports = all_reports()
         for name in (*REPORT_ORDER, *LISTENING_ORDER):
             click.echo(f"{name:<24} {reports[name].title}: {reports[name].description}")
@@ -787,6 +895,9 @@ def report(
             )
         else:
             document = build_html(engine, playlist)
+    if str(out) == "-":
+        click.echo(document, nl=False)
+        return
     try:
         out.write_text(document, encoding="utf-8")
     except OSError as exc:
@@ -887,18 +998,17 @@ def serve(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Output file. [default: <table>.<format>]",
+    help="Output file; - for stdout. [default: <table>.<format>]",
 )
 @handle_errors
 def export(lake: str | None, table_name: str, fmt: str, out: Path | None) -> None:
-    """Export a table's current rows to Parquet, CSV or JSON lines."""
-    from .exporting import export_table
-    from .pipeline import lake_parts
-
-    _, catalog = lake_parts(_settings(lake=lake))
+    """Export a table's current rows to Parquet, CSV or JSON lines (the CSV and JSON of `query`)."""
     target = out or Path(f"{table_name}.{'jsonl' if fmt == 'json' else fmt}")
-    rows = export_table(catalog, table_name, fmt, target)
-    click.echo(f"wrote {rows} rows of {table_name} to {target}")
+    result = _lake(lake=lake).export(table_name, target, format=fmt)
+    click.echo(
+        f"wrote {result.rows} rows of {table_name} to {'stdout' if str(target) == '-' else target}",
+        err=str(target) == "-",
+    )
 
 
 @main.command()
@@ -952,12 +1062,20 @@ def logout() -> None:
 
 
 @main.command()
+@text_json_option
 @handle_errors
-def whoami() -> None:
+def whoami(fmt: str) -> None:
     """Show the user behind the credentials, the app's access mode, and what that mode can extract."""
+    import dataclasses
+
+    from .access import CAN, CANNOT
     from .access import whoami as run_whoami
 
-    for line in run_whoami(_settings()).lines():
+    found = run_whoami(_settings())
+    if fmt == "json":
+        _echo_json({**dataclasses.asdict(found), "can": CAN[found.mode], "cannot": CANNOT[found.mode]})
+        return
+    for line in found.lines():
         click.echo(line)
 
 
@@ -972,10 +1090,9 @@ def import_history(path: Path, user: str | None, lake: str | None) -> None:
     Reads the extended streaming history, the legacy endsong files and the account data's
     StreamingHistory files; IP addresses and user agents are dropped before anything is written.
     """
-    from .history.importer import import_history as run_import
     from .history.importer import import_lines
 
-    result = run_import(_settings(lake=lake), path, user=user)
+    result = _lake(lake=lake).import_history(path, user=user)
     for line in import_lines(result):
         click.echo(line)
 

@@ -34,10 +34,11 @@ from .graphql_api import run_graphql
 from .ids import parse_playlist_ref
 from .lake.layout import CATALOG_FILE
 from .query import QueryEngine, QueryResult, plain_value, result_rows
-from .reports import all_reports, run_report
+from .reports import LISTENING_ORDER, all_reports, run_report
 from .reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
 from .reports.charts import title as column_title
 from .reports.html import ordered_reports, summary
+from .reports.params import LISTENING_PARAMS
 
 SONG_SORTS = {
     "position": "position",
@@ -560,7 +561,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/api/charts/") and path.endswith(".json"):
                 name = path.removeprefix("/api/charts/").removesuffix(".json")
                 self._report(name)
-                result = self.dashboard.query(lambda e: run_report(e, name, query))
+                result = self.dashboard.query(lambda e: run_report(e, name, report_params(name, query)))
                 spec = chart_spec(name, result)
                 if spec is None:
                     self._json(404, {"error": f"report {name} has no chart; use /api/reports/{name}"})
@@ -596,14 +597,13 @@ class _Handler(BaseHTTPRequestHandler):
             elif path.startswith("/api/reports/"):
                 name = path.removeprefix("/api/reports/")
                 report = self._report(name)
-                params = {k: v for k, v in query.items() if k == "playlist"}
-                result = self.dashboard.query(lambda e: run_report(e, name, params))
+                result = self.dashboard.query(lambda e: run_report(e, name, report_params(name, query)))
                 titles = {c: column_title(c) for c in result.columns}
                 self._json(200, result_json(result, name=name, title=report.title, titles=titles))
             elif path.startswith("/api/charts/") and path.endswith(".svg"):
                 name = path.removeprefix("/api/charts/").removesuffix(".svg")
                 self._report(name)
-                result = self.dashboard.query(lambda e: run_report(e, name, query))
+                result = self.dashboard.query(lambda e: run_report(e, name, report_params(name, query)))
                 spec = chart_spec(name, result)
                 if spec is None:
                     self._json(404, {"error": f"report {name} has no chart; use /api/reports/{name}"})
@@ -681,6 +681,14 @@ class _Handler(BaseHTTPRequestHandler):
         if name not in reports:
             raise _NotFound(f"no report named {name!r}")
         return reports[name]
+
+
+def report_params(name: str, query: dict[str, str]) -> dict[str, str]:
+    """The query-string parameters a report takes (`run_report` validates them): `playlist` for every report,
+    the listening ones (user, from, to, period, by, include_incognito) for the listening reports. Others, like
+    the page's own state, are not the report's."""
+    allowed = {"playlist", *(LISTENING_PARAMS if name in LISTENING_ORDER else ())}
+    return {k: v for k, v in query.items() if k in allowed}
 
 
 class _NotFound(Exception):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from .config import Settings, load_settings
 from .extract.extractor import Progress
-from .pipeline import RunReport, lake_parts, run
-from .query import QueryEngine, QueryResult
+from .lake_api import Lake, RunResult
+from .query import QueryResult
 from .simulator import Catalog, CatalogConfig, SimulatedSpotify
 
 DEMO_CATALOG = CatalogConfig(seed=2026, playlists=12, items_per_playlist=80, large_playlist_items=2500, taste=True)
@@ -34,7 +34,7 @@ EXAMPLE_QUESTIONS: dict[str, str] = {
 
 @dataclass
 class DemoResult:
-    report: RunReport
+    result: RunResult
     answers: dict[str, QueryResult]
     api_requests: int
 
@@ -52,9 +52,8 @@ def run_demo(lake: str, progress: Progress | None = None, catalog: CatalogConfig
             },
             env={},
         )
-        report = run(settings, server.playlist_ids(), progress=progress)
+        opened = Lake.open(settings=settings)
+        result = opened.run(server.playlist_ids(), progress=progress)
         requests = server.stats.api_requests
-    _, lake_catalog = lake_parts(settings)
-    with QueryEngine(lake_catalog) as engine:
-        answers = {title: engine.execute(sql) for title, sql in EXAMPLE_QUESTIONS.items()}
-    return DemoResult(report, answers, requests)
+    answers = {title: opened.rows(sql) for title, sql in EXAMPLE_QUESTIONS.items()}
+    return DemoResult(result, answers, requests)

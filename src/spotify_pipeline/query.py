@@ -22,14 +22,14 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 
 from .catalog import Catalog
-from .errors import QueryError
+from .errors import LakeError, QueryError
 from .tables import TABLES
 from .transform.runner import connect, duckdb_size, register_table
 
@@ -67,7 +67,7 @@ class QueryEngine:
         writable: Sequence[str] = (),
     ) -> None:
         if not catalog.exists() or not catalog.table_names():
-            raise QueryError(
+            raise LakeError(  # a missing or empty lake: exit 6, like every other lake that cannot be read
                 f"no tables in the lake at {catalog.location}",
                 hint="run `spotify-pipeline run` (or `spotify-pipeline demo`) first",
             )
@@ -242,6 +242,8 @@ def plain_value(value: Any) -> Any:
         return value if math.isfinite(value) else None
     if isinstance(value, decimal.Decimal):
         return float(value) if value.is_finite() else None
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).isoformat()  # every instant in UTC, whatever the session's zone
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -282,9 +284,7 @@ def format_result(result: QueryResult, fmt: str, max_width: int = 48) -> str:
         return json.dumps(result_rows(result), ensure_ascii=False, indent=2, allow_nan=False)
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([[_csv_cell(v) for v in row] for row in result.rows])
+        write_csv(out, result.columns, [result.rows])
         return out.getvalue().rstrip("\n")
     cells = [[_cell(v, max_width) for v in row] for row in result.rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
@@ -316,7 +316,33 @@ def _cell(value: Any, max_width: int) -> str:
     return text if len(text) <= max_width else text[: max_width - 1] + "…"
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list | dict):
+def csv_cell(value: Any) -> Any:
+    """One CSV cell in the dialect `query` and `export` share: booleans `true`/`false`, NULL empty, times ISO
+    8601 (instants in UTC), lists and structs as JSON, everything else as `plain_value`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
         return json.dumps(plain_value(value), ensure_ascii=False, allow_nan=False)
     return plain_value(value)
+
+
+def write_csv(out: IO[str], columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> int:
+    """Header and rows in the shared CSV dialect; returns the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    count = 0
+    for batch in batches:
+        writer.writerows([[csv_cell(v) for v in row] for row in batch])
+        count += len(batch)
+    return count
+
+
+def write_json_lines(out: IO[str], columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> int:
+    """One JSON object per row (`plain_value`, the same values as `--format json`); returns the row count."""
+    count = 0
+    for batch in batches:
+        for row in batch:
+            record = dict(zip(columns, map(plain_value, row), strict=True))
+            out.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        count += len(batch)
+    return count

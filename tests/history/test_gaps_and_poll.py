@@ -126,8 +126,13 @@ def test_poll_costs_one_request_when_nothing_is_new_and_stops_on_ctrl_c(
         assert len(checks) == 3, lines
         by_route = {k: after["by_route"].get(k, 0) - before["by_route"].get(k, 0) for k in after["by_route"]}
         api = after["api_requests"] - before["api_requests"] - by_route.get("token", 0)
-        # one request per poll (a fourth check may have gone out since the third line was read)
-        assert by_route.get("recently_played", 0) in (3, 4) and api == by_route["recently_played"], by_route
+        # One request per poll. A request straddling either snapshot (sent on one side, counted or printed on the
+        # other: the snapshots are HTTP calls, slow on a loaded machine, and the simulator counts a request once
+        # it has answered it) moves one request across: three quiet lines mean 2 to 4 recently-played requests,
+        # and at most one other (the first run's last) may land after the first snapshot. Two requests per poll
+        # would mean at least 5.
+        other = api - by_route.get("recently_played", 0)
+        assert by_route.get("recently_played", 0) in (2, 3, 4) and other in (0, 1), by_route
         # New plays: the next poll runs and stores them.
         add_plays(server, 7)
         deadline = time.monotonic() + 60

@@ -118,3 +118,33 @@ def test_a_kill_at_a_random_moment_is_repaired_by_the_next_run(
     rerun = cli(*run_args(server), env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert comparable_tables(tmp_path) == reference
+
+
+def test_a_catalog_commit_killed_half_way_is_rolled_back_by_the_next_command(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    """SIGKILL inside an SQLite commit of catalog.db leaves a hot journal: the next connection must be able to
+    roll it back (a read-only one cannot: 'attempt to write a readonly database'). Made here on purpose: a
+    process changes every catalog row with a one-page cache, so pages reach the file before the commit, and
+    dies holding the transaction."""
+    server = make_simulator(**CATALOG)
+    env = first_run_then_change(server, tmp_path)
+    before = comparable_tables(tmp_path)
+    code = (
+        "import os, sqlite3, sys\n"
+        "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "con.execute('PRAGMA cache_size = 1')\n"
+        "con.execute('BEGIN')\n"
+        "con.execute(\"UPDATE iceberg_tables SET metadata_location = metadata_location || '-torn'\")\n"
+        "con.execute('CREATE TABLE filler AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 20000) SELECT i, randomblob(200) AS b FROM n')\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    died = subprocess.run([sys.executable, "-c", code, str(tmp_path / "catalog.db")], capture_output=True)
+    assert died.returncode == -9
+    assert (tmp_path / "catalog.db-journal").exists(), "the kill left a hot journal"
+    query = cli("query", "SELECT count(*) FROM playlists", env=env)
+    assert query.returncode == 0, query.stdout + query.stderr
+    assert comparable_tables(tmp_path) == before
+    rerun = cli(*run_args(server), env=env)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr

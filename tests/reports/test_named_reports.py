@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from spotify_pipeline.catalog import Catalog
-from spotify_pipeline.errors import InputError, QueryError
+from spotify_pipeline.errors import InputError
 from spotify_pipeline.query import QueryEngine
 from spotify_pipeline.reports import LISTENING_ORDER, REPORT_ORDER, all_reports, run_report
 
@@ -168,7 +168,7 @@ def test_data_health(lake: Lake) -> None:
 
 def test_bad_report_input(lake: Lake) -> None:
     with QueryEngine(Catalog(lake.path)) as engine:
-        with pytest.raises(QueryError):
+        with pytest.raises(InputError, match="no report named"):  # bad input (exit 2), like a bad parameter
             run_report(engine, "no_such_report")
         with pytest.raises(InputError):
             run_report(engine, "top_artists", {"playlist": "'; DROP TABLE songs; --"})

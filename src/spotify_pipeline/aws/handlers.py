@@ -1,4 +1,4 @@
-"""Lambda handlers. Thin: each turns its event into settings and calls `pipeline`, exactly as the CLI does.
+"""Lambda handlers. Thin: each turns its event into settings and calls `Lake`, exactly as the CLI does.
 
     plan       (EventBridge Scheduler)  playlists -> batches -> SQS (fan-out, bounded by the queue's consumer)
     extract    (SQS)                    one batch of playlists -> raw zone on S3; a failed batch is retried,
@@ -27,10 +27,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 
-from .. import pipeline
 from ..config import Settings, load_settings
 from ..errors import PipelineError, QualityError
 from ..ids import parse_playlist_refs
+from ..lake_api import ExtractResult, Lake
 
 logger = Logger(service="spotify-pipeline")
 metrics = Metrics(namespace="SpotifyPipeline", service="spotify-pipeline")
@@ -48,16 +48,13 @@ def settings_from_environment() -> Settings:
     return load_settings(overrides)
 
 
-def _record_metrics(report: pipeline.RunReport) -> None:
-    duration = ((report.finished_at or report.started_at) - report.started_at).total_seconds()
-    metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=duration)
-    if report.extract is not None:
-        counts = report.extract.requests
-        metrics.add_metric(name="ItemsExtracted", unit=MetricUnit.Count, value=report.extract.items)
-        metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=counts.get("total_requests", 0))
-        metrics.add_metric(name="Retries", unit=MetricUnit.Count, value=counts.get("retries", 0))
-        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=counts.get("rate_limited", 0))
-        metrics.add_metric(name="PlaylistsFailed", unit=MetricUnit.Count, value=len(report.extract.failed))
+def _record_metrics(result: ExtractResult) -> None:
+    metrics.add_metric(name="RunDuration", unit=MetricUnit.Seconds, value=result.seconds)
+    metrics.add_metric(name="ItemsExtracted", unit=MetricUnit.Count, value=result.items)
+    metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=result.requests.total)
+    metrics.add_metric(name="Retries", unit=MetricUnit.Count, value=result.requests.retries)
+    metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=result.requests.rate_limited)
+    metrics.add_metric(name="PlaylistsFailed", unit=MetricUnit.Count, value=result.playlists.failed)
 
 
 @metrics.log_metrics
@@ -88,21 +85,22 @@ def plan(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def extract(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Extract each queued batch; report the failed ones back to SQS (partial batch response)."""
-    settings = settings_from_environment()
+    lake = Lake.open(settings=settings_from_environment())
     failures = []
     for record in event.get("Records", []):
         message_id = record["messageId"]
         try:
             ids = parse_playlist_refs(json.loads(record["body"])["playlists"])
-            report = pipeline.run(settings, ids, extract_only=True, lock=False)
+            result = lake.extract(ids, lock=False)  # batches run side by side; only the transform publishes
         except (PipelineError, ValueError, KeyError) as exc:
             logger.error("batch failed", extra={"message_id": message_id, "error": str(exc)})
             failures.append({"itemIdentifier": message_id})
             continue
-        _record_metrics(report)
-        if report.status != "succeeded":
+        _record_metrics(result)
+        if result.status != "succeeded":
+            error = result.stop_reason or "; ".join(result.playlists.failures.values())
             logger.warning(
-                "batch incomplete", extra={"message_id": message_id, "status": report.status, "error": report.error}
+                "batch incomplete", extra={"message_id": message_id, "status": result.status, "error": error}
             )
             failures.append({"itemIdentifier": message_id})
     return {"batchItemFailures": failures}
@@ -112,22 +110,17 @@ def extract(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @logger.inject_lambda_context
 def transform(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Publish what the extract batches landed; a failed quality check fails the invocation (alarmed)."""
-    settings = settings_from_environment()
+    lake = Lake.open(settings=settings_from_environment())
     started = time.monotonic()
     try:
-        report = pipeline.run(settings, [], transform_only=True)
+        result = lake.transform()
     except QualityError as exc:
         metrics.add_metric(name="QualityFailures", unit=MetricUnit.Count, value=len(exc.checks))
         logger.error("quality gate failed", extra={"checks": exc.checks})
         raise
     metrics.add_metric(name="QualityFailures", unit=MetricUnit.Count, value=0)
     metrics.add_metric(name="TransformDuration", unit=MetricUnit.Seconds, value=time.monotonic() - started)
-    result = report.transform
-    return {
-        "run_id": report.run_id,
-        "raw_runs": result.raw_runs if result else [],
-        "rows": result.rows if result else {},
-    }
+    return {"run_id": result.run_id, "raw_runs": result.raw_runs, "rows": result.rows}
 
 
 _POLLER: Any = None  # kept across warm invocations: the access token stays in memory between checks
@@ -145,8 +138,8 @@ def recently_played(event: dict[str, Any], context: Any) -> dict[str, Any]:
         _POLLER = Poller(settings_from_environment(), extract_only=True)
     result = _POLLER.poll_once()
     metrics.add_metric(name="RecentlyPlayedRuns", unit=MetricUnit.Count, value=int(result.ran))
-    if result.report is not None:
-        _record_metrics(result.report)
+    if result.report is not None and result.report.extract is not None:
+        _record_metrics(ExtractResult.of(result.report.extract))
         gaps = result.report.extract.gaps if result.report.extract else []
         metrics.add_metric(name="ListeningGaps", unit=MetricUnit.Count, value=len(gaps))
         for gap in gaps:

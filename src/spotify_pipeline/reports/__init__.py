@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-from ..errors import InputError, QueryError
+from ..errors import InputError
 from ..ids import parse_playlist_ref
 from ..query import QueryEngine, QueryResult
 from .params import LISTENING_PARAMS, listening_literals
@@ -93,7 +93,7 @@ LISTENING_ORDER = (
 def get_report(name: str) -> Report:
     reports = all_reports()
     if name not in reports:
-        raise QueryError(f"no report named {name!r}", hint=f"reports: {', '.join(reports)}")
+        raise InputError(f"no report named {name!r}", hint=f"reports: {', '.join(reports)}")
     return reports[name]
 
 

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from ..query import QueryEngine, QueryResult
-from . import REPORT_ORDER, all_reports, run_report
+from . import LISTENING_ORDER, REPORT_ORDER, all_reports, run_report
 from .charts import chart_spec, not_enough_data, render_svg, title
 
 MAX_TABLE_ROWS = 25
@@ -68,8 +68,10 @@ document.querySelectorAll("script.spec").forEach(node => {
 
 
 def ordered_reports(reports: dict[str, Any]) -> list[str]:
-    """The reports in REPORT_ORDER, then any other shipped SQL file (e.g. listening reports) by name."""
-    return [n for n in REPORT_ORDER if n in reports] + sorted(set(reports) - set(REPORT_ORDER))
+    """The playlist reports (REPORT_ORDER), the listening reports (LISTENING_ORDER), then any other shipped SQL
+    file by name: what the dashboard lists."""
+    known = (*REPORT_ORDER, *LISTENING_ORDER)
+    return [n for n in known if n in reports] + sorted(set(reports) - set(known))
 
 
 def _script_json(value: Any) -> str:
@@ -152,7 +154,8 @@ def build_html(engine: QueryEngine, playlist: str | None = None) -> str:
     reports = all_reports()
     info = summary(engine, playlist)
     sections = []
-    for name in ordered_reports(reports):
+    # The playlist reports: listening history has its own page (`report --year`, reports/listening.py).
+    for name in [n for n in ordered_reports(reports) if n not in LISTENING_ORDER]:
         report = reports[name]
         result = run_report(engine, name, params)
         spec = chart_spec(name, result)
