@@ -5,7 +5,7 @@ playlist, against the time to start the CLI and open the lake (`query "select 1"
 
     python -m bench.steady_state --items 100000 --runs 168 --out steady.json
     python -m bench.steady_state --quick            # a few runs on a small lake (the smoke test)
-    python -m bench.steady_state --no-layout ...    # the same with every table unpartitioned (before #20)
+    python -m bench.steady_state --no-layout ...    # every changed table overwritten whole, unsorted (before #20)
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.generate import catalog_for, write_run
-from spotify_pipeline import catalog as catalog_module
 from spotify_pipeline.catalog import Catalog
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.maintenance import maintain, referenced_files
-from spotify_pipeline.transform import transform
+from spotify_pipeline.transform import runner, transform
 
 
 class PeakRss:
@@ -116,14 +115,18 @@ def main() -> None:
     parser.add_argument("--maintain-every", type=int, default=24, help="runs between maintenance (0: never)")
     parser.add_argument("--keep-runs", type=int, default=24, help="snapshots of this many runs kept by maintain")
     parser.add_argument("--quick", action="store_true", help="3,000 items, 6 runs, maintenance every 3")
-    parser.add_argument("--no-layout", action="store_true", help="no partitioned tables (the layout before #20)")
+    parser.add_argument("--no-layout", action="store_true", help="whole-table overwrites (the layout before #20)")
+    parser.add_argument("--file-rows", type=int, default=0, help="rows per data file (default: PUBLISH_ROWS)")
     parser.add_argument("--lake", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
         args.items, args.runs, args.maintain_every, args.keep_runs = 3000, 6, 3, 2
+    if args.file_rows:
+        runner.PUBLISH_ROWS = args.file_rows
     if args.no_layout:
-        catalog_module.BUCKETS = {}
+        runner.FILTERED_PUBLISH = False
+        runner.cluster_column = lambda name: "1"  # type: ignore[assignment]  # unsorted, as before
     lake = args.lake or Path(tempfile.mkdtemp(prefix="steady-"))
     catalog = catalog_for(args.items)
     rng = random.Random(7)
@@ -159,7 +162,7 @@ def main() -> None:
     referenced = sum(len(referenced_files(Catalog(lake), n)) for n in Catalog(lake).table_names())
     result = {
         "items": args.items,
-        "layout": "none" if args.no_layout else "buckets",
+        "layout": "whole-table overwrites" if args.no_layout else f"sorted, {runner.PUBLISH_ROWS}-row files",
         "change": args.change,
         "build": build,
         "runs": runs,

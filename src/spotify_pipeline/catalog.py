@@ -39,11 +39,21 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
-# Tables laid out in partitions, so a run rewrites only the partitions holding what changed: column, buckets.
-# `playlist_songs` (the largest table: one row per playlist position) in 64 buckets of playlist_id: a run
-# that changes one playlist rewrites ~1/64 of it (docs/ARCHITECTURE.md, docs/BENCHMARKS.md).
-BUCKETS: dict[str, tuple[str, int]] = {"playlist_songs": ("playlist_id", 64)}
+# How tables are laid out so that a run rewrites only the files holding what it changed (issue #20): every
+# table is unpartitioned and written sorted by one column (`CLUSTER_BY`, else its first key column) in
+# files of `transform.runner.PUBLISH_ROWS` rows, so each file holds a narrow range of that column and its
+# min/max statistics let `replace_rows` skip every file that cannot hold a changed key (docs/ARCHITECTURE.md,
+# docs/BENCHMARKS.md).
+# Time series are clustered by time: a run's new observations match no earlier file, so they are appended.
+CLUSTER_BY: dict[str, str] = {
+    "playlist_changes": "run_id",
+    "song_popularity": "observed_date",
+    "plays": "played_at",
+    "user_top": "observed_date",
+}
 # `replace_rows` names every changed key in one delete filter; past this many, a whole-table overwrite.
+# (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values; beyond that it reads
+# every file, though it still rewrites only those holding a changed key.)
 MAX_REPLACED_KEYS = 10_000
 log = logging.getLogger(__name__)
 
@@ -150,53 +160,25 @@ class Catalog:
             return self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
 
     def _writable(self, name: str) -> Any:
-        """The table, with `TABLE_PROPERTIES` set and its `BUCKETS` partition spec (one metadata-only commit,
-        once, for tables created before them: no snapshot, so the journal's snapshot ids still hold). Files
-        written before the spec keep theirs until the next whole-table overwrite (`fully_partitioned`)."""
+        """The table, with `TABLE_PROPERTIES` set (one commit, once, for tables created before them)."""
         table = self.table(name)
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
-        spec = not table.spec().fields and name in BUCKETS
-        if not missing and not spec:
-            return table
-        with table.transaction() as tx:
-            if missing:
-                tx.set_properties(missing)
-            if spec:
-                from pyiceberg.transforms import BucketTransform
+        return table.transaction().set_properties(missing).commit_transaction() if missing else table
 
-                column, buckets = BUCKETS[name]
-                with tx.update_spec() as update:
-                    update.add_field(column, BucketTransform(buckets), f"{column}_bucket")
-        return self.table(name)
-
-    def fully_partitioned(self, table: Any) -> bool:
-        """Whether every data file of the current snapshot is laid out by the table's current partition
-        spec (a lake made before `BUCKETS` is not, until its next whole-table overwrite)."""
-        snapshot = table.current_snapshot()
-        spec_id = table.spec().spec_id
-        return bool(table.spec().fields) and (
-            snapshot is None or all(m.partition_spec_id == spec_id for m in snapshot.manifests(table.io))
-        )
-
-    def replace_rows(self, name: str, column: str, keys: list[str], rows: Iterable[pa.RecordBatch]) -> bool:
-        """Replace the rows whose `column` is one of `keys` by `rows`, in one commit, rewriting only the
-        partitions that hold those keys: the other rows must be unchanged, which the caller guarantees.
-        Returns False, having written nothing, when the table is not (yet) laid out in partitions or there
-        are too many keys: then the caller overwrites the whole table, which also migrates its layout."""
+    def replace_rows(self, name: str, column: str, keys: list[Any], rows: Iterable[pa.RecordBatch]) -> None:
+        """Replace the rows whose `column` is one of `keys` by `rows`, in one commit (copy-on-write): pyiceberg
+        skips the files whose statistics rule the keys out, reads the others, and rewrites only those that
+        hold one, without its rows; `rows` are appended as new files. The caller guarantees every other row
+        is unchanged."""
         from pyiceberg.expressions import AlwaysFalse, In
 
-        if len(keys) > MAX_REPLACED_KEYS:
-            return False
         schema = TABLES[name].schema
         with warnings.catch_warnings(), self._writing(name):
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             table = self._writable(name)
-            if not self.fully_partitioned(table):
-                return False
             slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
             member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
             _replace_in_slices(table, slices, member(column, keys) if keys else AlwaysFalse())
-        return True
 
     def table_names(self) -> list[str]:
         if not self.exists():
@@ -276,8 +258,8 @@ def _replace_in_slices(table: Any, slices: Iterable[pa.Table], delete_filter: An
     `RecordBatchReader` to `Transaction.overwrite` is not an option: in pyiceberg 0.12 its writer submits
     every file to a thread pool up front, which holds the whole table in memory.
     `_dataframe_to_data_files` is what `Transaction.append` calls for each table (pyiceberg 0.12).
-    With `delete_filter`, only the matching rows are deleted: pyiceberg drops the data files of the
-    partitions that may hold them and rewrites those files without them (copy-on-write, no delete files)."""
+    With `delete_filter`, only the matching rows are deleted: pyiceberg drops the data files whose rows all
+    match, and rewrites those holding some without them (copy-on-write, no delete files)."""
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 

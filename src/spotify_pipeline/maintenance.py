@@ -1,12 +1,13 @@
 """Lake maintenance (`spotify-pipeline maintain`): compact small files, expire old snapshots, delete orphans.
 
-Runs rewrite only the partitions they change (catalog.py `BUCKETS`), so a changed partition gains files
-run after run (the rewrite of its old file and the appended rows); and every run leaves snapshots and the
-files only they use. Maintenance, under the lake lock (never beside a transform's commit):
+Runs replace only the rows of the keys they change (transform/runner.py `_publish_changes`), so a table
+gains a small file per run (the changed rows, appended) and its rewritten files shrink a little; and
+every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
+transform's commit):
 
-1. compaction: per table, every partition with more than one data file gets them rewritten as one (a
-   table with files of an older layout is rewritten whole, into the current one); one commit per table,
-   a copy-on-write rewrite with the same rows, so readers see the old files or the new ones;
+1. compaction: per table, the small data files (under half of `PUBLISH_ROWS` rows) are rewritten together,
+   sorted by the table's cluster column, in files of `PUBLISH_ROWS` rows; one commit per table, a
+   copy-on-write rewrite with the same rows, so readers see the old files or the new ones;
 2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
    (retention.py);
 3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
@@ -28,12 +29,13 @@ from .errors import LakeError
 from .lake.layout import WAREHOUSE_DIR
 from .lake.storage import Storage
 from .retention import ExpiryResult, _files, expire_history
+from .tables import TABLES
+from .transform import runner
 from .transform.journal import read_journal
 
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
-COMPACT_MAX_BYTES = 256 * 1024 * 1024  # a partition's files rewritten together at most (memory bound)
-SMALL_FILE_BYTES = 16 * 1024 * 1024  # files below this are compacted; larger ones are left as they are
+COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
 
 
 @dataclass
@@ -92,43 +94,49 @@ def maintain(
 
 
 def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
-    """Rewrite the small data files of each partition that has several into one, in one commit for the
-    table."""
+    """Rewrite a table's small data files together, sorted by its cluster column, in files of
+    `PUBLISH_ROWS` rows (one commit). Files of normal size are left as they are."""
+    import pyarrow.compute as pc
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 
     table = catalog._writable(name)
     if table.current_snapshot() is None:
         return
-    spec_id = table.spec().spec_id
-    groups: dict[tuple[int, str], list[Any]] = {}
-    for task in table.scan().plan_files():
-        if task.file.spec_id != spec_id or task.file.file_size_in_bytes < SMALL_FILE_BYTES:
-            groups.setdefault((task.file.spec_id, repr(task.file.partition)), []).append(task)
-    stale = [g for (spec, _), g in groups.items() if spec != spec_id]
-    todo = [g for (spec, _), g in groups.items() if spec == spec_id and len(g) > 1]
-    if stale:  # files of an older layout: rewrite them all, into the current one
-        todo.append([t for g in stale for t in g])
-    todo = [g for g in todo if sum(t.file.file_size_in_bytes for t in g) <= COMPACT_MAX_BYTES]
-    if not todo:
+    small = [t for t in table.scan().plan_files() if t.file.record_count < runner.PUBLISH_ROWS // 2]
+    small.sort(key=lambda t: t.file.file_size_in_bytes)
+    total, tasks = 0, []
+    for task in small:  # the smallest first, up to the memory bound
+        total += task.file.file_size_in_bytes
+        if total > COMPACT_MAX_BYTES:
+            break
+        tasks.append(task)
+    if len(tasks) < 2:
         return
+    rows = ArrowScan(
+        table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
+    ).to_table(tasks=tasks)
+    column = runner.cluster_column(name) if name in TABLES else None
+    if column in rows.column_names:
+        rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
     with table.transaction() as tx, tx.update_snapshot().overwrite() as rewrite:
         counter = itertools.count()
-        for tasks in todo:
-            rows = ArrowScan(
-                table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
-            ).to_table(tasks=tasks)
-            for task in tasks:
-                rewrite.delete_data_file(task.file)
+        for task in tasks:
+            rewrite.delete_data_file(task.file)
+        for start in range(0, rows.num_rows, runner.PUBLISH_ROWS):
             for data_file in _dataframe_to_data_files(
-                table_metadata=table.metadata, df=rows, io=table.io, write_uuid=rewrite.commit_uuid, counter=counter
+                table_metadata=table.metadata,
+                df=rows.slice(start, runner.PUBLISH_ROWS),
+                io=table.io,
+                write_uuid=rewrite.commit_uuid,
+                counter=counter,
             ):
                 rewrite.append_data_file(data_file)
                 result.files_written += 1
                 result.bytes_written += data_file.file_size_in_bytes
-            result.files_compacted += len(tasks)
+    result.files_compacted += len(tasks)
     result.tables_compacted.append(name)
-    log.info("table %s: compacted %d partitions", name, len(todo))
+    log.info("table %s: compacted %d small files", name, len(tasks))
 
 
 def referenced_files(catalog: Catalog, name: str) -> set[str]:
