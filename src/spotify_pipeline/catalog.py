@@ -136,7 +136,7 @@ class Catalog:
                 (self.root / WAREHOUSE_DIR).mkdir(exist_ok=True)
                 self._catalog = SqlCatalog(
                     CATALOG_NAME,
-                    uri=f"sqlite:///{self.root / CATALOG_FILE}",
+                    uri=sqlite_uri(self.root / CATALOG_FILE),
                     warehouse=self.warehouse_uri,
                 )
                 if (NAMESPACE,) not in self._catalog.list_namespaces():
@@ -280,13 +280,24 @@ def _local(path: str) -> str:
     return path.removeprefix("file://")
 
 
+# How long a catalog.db connection waits for another process's lock (a commit, or the rollback of a journal a
+# killed writer left) before failing with "database is locked". Python's default, 5 s, is within reach of a
+# commit's lock on a machine loaded far past its cores (a CI run on 2 cores failed `check` so once).
+SQLITE_BUSY_S = 60.0
+
+
+def sqlite_uri(db: Path) -> str:
+    """The SQLAlchemy URI of catalog.db, with `SQLITE_BUSY_S` as its busy timeout."""
+    return f"sqlite:///{db}?timeout={SQLITE_BUSY_S:g}"
+
+
 def recorded_tables(db: Path) -> dict[str, str]:
     """Each table's current metadata file as catalog.db records it ({} when it records none), read
     without opening the catalog (which would create its schema in an empty file)."""
     try:
         # mode=rw, not ro: never creates the file, yet can roll back the journal a writer killed mid-commit left
         # (a read-only connection cannot, and fails); on a write-protected file SQLite opens it read-only.
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True)) as con:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=SQLITE_BUSY_S)) as con:
             rows = con.execute(
                 "SELECT table_name, metadata_location FROM iceberg_tables"
                 " WHERE catalog_name = ? AND table_namespace = ?",
