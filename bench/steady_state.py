@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--no-layout", action="store_true", help="whole-table overwrites (the layout before #20)")
     parser.add_argument("--file-rows", type=int, default=0, help="rows per data file (default: PUBLISH_ROWS)")
     parser.add_argument("--lake", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="the lake exists (built by an earlier run): no build")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
@@ -133,11 +134,18 @@ def main() -> None:
     when = dt.datetime(2026, 11, 1, 0, tzinfo=dt.UTC)
     everything = list(range(catalog.config.playlists))
     started = time.perf_counter()
-    write_run(lake, catalog, f"{when:%Y%m%dT%H%M%SZ}-000001", when, everything)
-    build = measured_run(lake)
-    print(f"built a lake of {args.items:,} items in {time.perf_counter() - started:.1f}s", flush=True)
+    offset = 0
+    if args.reuse:  # carry on after the runs already in the lake (a finished transform first, if one was cut)
+        offset = len(list((lake / "raw" / "_manifests").rglob("*.json"))) + 1
+        rng.seed(offset)
+        build = measured_run(lake)
+    else:
+        write_run(lake, catalog, f"{when:%Y%m%dT%H%M%SZ}-000001", when, everything)
+        build = measured_run(lake)
+        print(f"built a lake of {args.items:,} items in {time.perf_counter() - started:.1f}s", flush=True)
 
     def hourly(step: int, changed: list[int]) -> dict[str, Any]:
+        step += offset
         at = when + dt.timedelta(hours=step)
         catalog.mutate(changed)
         unchanged = sorted(set(everything) - set(changed))
@@ -145,6 +153,8 @@ def main() -> None:
         return measured_run(lake)
 
     one_before = hourly(1, [rng.randrange(len(everything))])
+    print(f"one changed playlist: {one_before}", flush=True)
+    print(f"table bytes {table_bytes(lake):,}, cli open {cli_open_s(lake):.3f}s", flush=True)
     runs, maintenance, run_started = [], [], []
     per_run = max(1, round(len(everything) * args.change))
     for step in range(2, args.runs + 2):

@@ -305,7 +305,7 @@ def transform(
             if not _publish_changes(con, catalog, name, rebuild, base):
                 # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
                 # of the table's cluster column: the published rows are never all in Python's memory at once.
-                ordered = con.sql(f"SELECT * FROM staged_{name} ORDER BY {cluster_column(name)}")
+                ordered = con.sql(f"SELECT * FROM staged_{name} ORDER BY {sort_order(name)}")
                 catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
@@ -340,6 +340,12 @@ FILTERED_PUBLISH = True
 def cluster_column(name: str) -> str:
     """The column a table is sorted by when written, and whose values name the rows a run replaces."""
     return CLUSTER_BY.get(name, TABLES[name].key[0])
+
+
+def sort_order(name: str) -> str:
+    """The cluster column, then the rest of the key: rows in key order compress 1-2% better (1M positions)."""
+    column = cluster_column(name)
+    return ", ".join([column, *(k for k in TABLES[name].key if k != column)]) if column in TABLES[name].key else column
 
 
 def _changed_keys(name: str) -> str:
@@ -383,9 +389,8 @@ def _publish_changes(
     keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
     if len(keys) > MAX_REPLACED_KEYS or None in keys:  # no IN filter matches NULL: the whole table, then
         return False
-    rows = con.sql(
-        f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name}) ORDER BY {column}"
-    )
+    changed_rows = f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+    rows = con.sql(f"{changed_rows} ORDER BY {sort_order(name)}")
     catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
     return True
 
