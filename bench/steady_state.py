@@ -68,6 +68,14 @@ def table_bytes(lake: Path) -> int:
     return total
 
 
+def table_bytes_by_table(lake: Path) -> dict[str, int]:
+    catalog = Catalog(lake)
+    return {
+        name: sum(task.file.file_size_in_bytes for task in catalog.table(name).scan().plan_files())
+        for name in catalog.table_names()
+    }
+
+
 def measured_run(lake: Path) -> dict[str, Any]:
     before = files(lake)
     started = time.perf_counter()
@@ -182,6 +190,7 @@ def main() -> None:
         "one_playlist_last": one_after,
         "cli_open_s": round(cli_open_s(lake), 3),
         "table_bytes": tables,
+        "table_bytes_by_table": table_bytes_by_table(lake),
         "lake_bytes": sum(end_files.values()),
         "lake_files": len(end_files),
         "referenced_files": referenced,

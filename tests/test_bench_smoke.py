@@ -59,7 +59,10 @@ def test_refreshing_the_docs_keeps_the_hand_written_part() -> None:
 def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "steady.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.steady_state", "--quick", "--lake", str(tmp_path / "lake"), "--out", str(out)],
+        [
+            *(sys.executable, "-m", "bench.steady_state", "--quick", "--file-rows", "300"),  # several files a table
+            *("--lake", str(tmp_path / "lake"), "--out", str(out)),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -70,4 +73,7 @@ def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
     assert len(result["runs"]) == 6 and len(result["maintenance"]) == 2
     assert set(result["runs"][0]) >= {"wall_s", "bytes_written", "files_written", "peak_rss_mib"}
     assert result["lake_files"] == result["referenced_files"]  # maintenance left no orphan behind
-    assert result["one_playlist_last"]["data_bytes_written"] < result["table_bytes"] / 2
+    # One changed playlist rewrites the file(s) of playlist_songs holding it, not the table (the tables whose
+    # keys it touches at random, songs and the like, are rewritten nearly whole: docs/BENCHMARKS.md).
+    written = result["one_playlist_last"]["data_bytes_by_table"]["playlist_songs"]
+    assert written < result["table_bytes_by_table"]["playlist_songs"] / 3
