@@ -135,7 +135,7 @@ def main() -> None:
         runner.PUBLISH_ROWS = args.file_rows
     if args.no_layout:
         runner.FILTERED_PUBLISH = False
-        runner.cluster_column = lambda name: "1"  # type: ignore[assignment]  # unsorted, as before
+        runner.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before
     lake = args.lake or Path(tempfile.mkdtemp(prefix="steady-"))
     catalog = catalog_for(args.items)
     rng = random.Random(7)

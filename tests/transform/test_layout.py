@@ -68,7 +68,7 @@ def test_a_lake_made_before_the_layout_is_right_on_its_next_run(
     storage = LocalStorage(tmp_path)
     with monkeypatch.context() as old_code:  # before #20: every changed table overwritten whole, unsorted
         old_code.setattr(runner, "FILTERED_PUBLISH", False)
-        old_code.setattr(runner, "cluster_column", lambda name: "1")
+        old_code.setattr(runner, "sort_order", lambda name: "")
         extract_at(server, tmp_path, day(1))
         transform(storage, Catalog(tmp_path))
     for step, changed in ((2, [2]), (3, [4, 0])):
