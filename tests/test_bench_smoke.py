@@ -71,3 +71,26 @@ def test_refreshing_the_docs_keeps_the_hand_written_part() -> None:
     refreshed = refresh(page, "# Benchmarks\n\nnew table\n")
     assert refreshed == "# Benchmarks\n\nnew table\n\n## What changed since\n\nanalysis\n\n## Targets\n\nverdicts\n"
     assert refresh("", "# Benchmarks\n\nnew table\n") == "# Benchmarks\n\nnew table\n"
+
+
+def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "steady.json"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench.steady_state", "--quick", "--file-rows", "300"),  # several files a table
+            *("--lake", str(tmp_path / "lake"), "--out", str(out)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert len(result["runs"]) == 6 and len(result["maintenance"]) == 2
+    assert set(result["runs"][0]) >= {"wall_s", "bytes_written", "files_written", "peak_rss_mib"}
+    assert result["lake_files"] == result["referenced_files"]  # maintenance left no orphan behind
+    # One changed playlist rewrites the file(s) of playlist_songs holding it, not the table (the tables whose
+    # keys it touches at random, songs and the like, are rewritten nearly whole: docs/BENCHMARKS.md).
+    written = result["one_playlist_last"]["data_bytes_by_table"]["playlist_songs"]
+    assert written < result["table_bytes_by_table"]["playlist_songs"] / 3

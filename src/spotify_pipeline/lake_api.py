@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .extract.poll import Poller, PollResult
     from .recommend import Evaluation, Recommendations
     from .serve.dashboard import Dashboard
+    from .tables.maintenance import MaintenanceResult
     from .tables.repair import RepairResult
 
 __all__ = ["Lake"]
@@ -204,6 +205,16 @@ class Lake:
         from .history.importer import import_history
 
         return HistoryImport.of(import_history(self.settings, Path(path), user=user))
+
+    def maintain(self, *, keep_days: float | None = None) -> MaintenanceResult:
+        """Compact small table files, expire snapshots older than `keep_days` (default: the
+        `table_history_days` setting) and delete orphan files, under the lake lock (`spotify-pipeline
+        maintain`; the AWS maintenance function calls it daily). Refused while a publish is unfinished."""
+        from .tables.maintenance import maintain
+
+        with self.lock("maintain"):
+            days = self.settings.table_history_days if keep_days is None else keep_days
+            return maintain(self.storage, self.catalog, days)
 
     def repair(self) -> RepairResult:
         """Make a copied or moved local lake independent of its original, or register its tables again after

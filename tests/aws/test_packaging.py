@@ -58,7 +58,7 @@ def test_lambda_packaging_fits_its_limit() -> None:
     size = installed_size(names)
     template = yaml.load((ROOT / "infra" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
     functions = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    assert len(functions) == 4  # plan, extract, transform, recently played
+    assert len(functions) == 5  # plan, extract, transform, recently played, maintenance
     if size > ZIP_LIMIT:
         assert all(f["Properties"]["PackageType"] == "Image" for f in functions.values())
         assert (ROOT / "infra" / "Dockerfile").exists()
@@ -76,3 +76,16 @@ def test_the_transform_lambda_caps_duckdb_below_its_memory() -> None:
     cap = transform["Environment"]["Variables"]["SPOTIFY_PIPELINE_MEMORY_LIMIT"]
     assert cap.endswith("GB")
     assert float(cap[:-2]) * 1000 + 900 < int(transform["MemorySize"])
+
+
+def test_every_function_runs_a_handler_that_exists() -> None:
+    from spotify_pipeline.aws import handlers
+
+    template = yaml.load((ROOT / "infra" / "template.yaml").read_text(), Loader=yaml.BaseLoader)
+    functions = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    for name, function in functions.items():
+        (command,) = function["Properties"]["ImageConfig"]["Command"]
+        module, _, handler = command.rpartition(".")
+        assert module == "spotify_pipeline.aws.handlers" and callable(getattr(handlers, handler, None)), name
+    maintenance = functions["MaintenanceFunction"]["Properties"]["Events"]["Schedule"]
+    assert maintenance["Type"] == "ScheduleV2"

@@ -117,3 +117,34 @@ def test_s3_lock_release_is_owner_checked_and_a_stale_lock_is_taken_over(aws: Aw
         assert lock.recovered_from == {"started_at": "2000-01-01T00:00:00+00:00"}
         assert json.loads(storage.read(LOCK_NAME))["command"] == "run"
     assert not storage.exists(LOCK_NAME)
+
+
+def test_glue_tables_replace_only_the_files_holding_a_change_and_maintenance_runs_on_a_schedule(
+    aws: Aws, make_simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The layout of issue #20 on S3 + Glue: the same sorted files and filtered replace as on disk, and the
+    # scheduled maintenance Lambda handler compacting what the runs appended.
+    from spotify_pipeline.aws import handlers
+    from spotify_pipeline.tables.catalog import open_catalog
+    from spotify_pipeline.transform import runner
+
+    from .test_handlers import SCHEDULED_EVENT, FakeLambdaContext
+
+    monkeypatch.setattr(runner, "PUBLISH_ROWS", 40)  # several files per table at this size
+    server = make_simulator(playlists=6, items_per_playlist=30)
+    remote = f"s3://{aws.bucket}/lake"
+    settings = settings_for(server, remote)
+    pipeline.run(settings, server.playlist_ids())
+    before = set(open_catalog(remote).data_files("playlist_songs"))
+    assert len(before) > 3
+    server.mutate([2])
+    pipeline.run(settings, server.playlist_ids())
+    after = set(open_catalog(remote).data_files("playlist_songs"))
+    assert 0 < len(before - after) <= 2  # only the file(s) holding the changed playlist were rewritten
+    rows = comparable_tables(remote)
+
+    monkeypatch.setenv("SPOTIFY_PIPELINE_LAKE", remote)
+    result = handlers.maintain(SCHEDULED_EVENT, FakeLambdaContext())
+    assert result["tables_compacted"] and result["files_compacted"] > result["files_written"]
+    assert comparable_tables(remote) == rows
+    assert not any(k == "_state/run.lock" for k in S3Storage(remote).list("_state/")), "the S3 lock is released"

@@ -124,6 +124,20 @@ def transform(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"run_id": result.run_id, "raw_runs": result.raw_runs, "rows": result.rows}
 
 
+@metrics.log_metrics
+@logger.inject_lambda_context
+def maintain(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Daily lake maintenance on a schedule: compact the small files runs append, expire snapshots past
+    `table_history_days` (maintenance.py), under the lake's S3 lock so it never overlaps a transform."""
+    # No Spotify credentials needed: the function is not given the secret.
+    result = Lake.open(settings=load_settings({})).maintain()
+    metrics.add_metric(name="FilesCompacted", unit=MetricUnit.Count, value=result.files_compacted)
+    metrics.add_metric(name="SnapshotsExpired", unit=MetricUnit.Count, value=result.expiry.snapshots)
+    metrics.add_metric(name="MaintenanceDuration", unit=MetricUnit.Seconds, value=result.seconds)
+    return result.as_dict()
+
+
+_POLLER: Any = None  # kept across warm invocations: the access token stays in memory between checks
 _LAKE: Any = None  # kept across warm invocations: the poller's access token stays in memory between checks
 
 

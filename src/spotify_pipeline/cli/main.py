@@ -137,6 +137,7 @@ COMMANDS: tuple[click.Command, ...] = (
     admin.check,
     admin.runs,
     admin.repair,
+    admin.maintain,
     admin.login,
     admin.logout,
     admin.whoami,

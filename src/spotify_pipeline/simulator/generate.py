@@ -149,6 +149,7 @@ class CatalogData:
     config: CatalogConfig = field(default_factory=CatalogConfig)
     _versions: dict[int, int] = field(default_factory=dict)
     _popularity_epoch: int = 0
+    _emptied: set[int] = field(default_factory=set)  # playlists whose every item was removed
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -184,6 +185,13 @@ class CatalogData:
                 self._versions[index] = self._versions.get(index, 0) + 1
             self._popularity_epoch += 1
 
+    def empty(self, playlists: list[int]) -> None:
+        """Remove every item of these playlists (a new snapshot with 0 items), as an owner clearing one."""
+        with self._lock:
+            for index in playlists:
+                self._emptied.add(index)
+                self._versions[index] = self._versions.get(index, 0) + 1
+
     def snapshot_id(self, playlist: int) -> str:
         seed = self.config.seed
         return encode_id(seed, f"snapshot:{playlist}", self.version(playlist)) + "AAAAAAAAAA"
@@ -193,6 +201,8 @@ class CatalogData:
         return len(self.entries(playlist))
 
     def entries(self, playlist: int) -> tuple[Entry, ...]:
+        if playlist in self._emptied:
+            return ()
         return self._entries(playlist, self.version(playlist))
 
     def _base_size(self, playlist: int) -> int:

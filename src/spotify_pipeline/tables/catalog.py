@@ -39,6 +39,22 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
+# How tables are laid out so that a run rewrites only the files holding what it changed (issue #20): every
+# table is unpartitioned and written sorted by one column (`CLUSTER_BY`, else its first key column) in
+# files of `transform.runner.PUBLISH_ROWS` rows, so each file holds a narrow range of that column and its
+# min/max statistics let `replace_rows` skip every file that cannot hold a changed key (docs/ARCHITECTURE.md,
+# docs/BENCHMARKS.md).
+# Time series are clustered by time: a run's new observations match no earlier file, so they are appended.
+CLUSTER_BY: dict[str, str] = {
+    "playlist_changes": "run_id",
+    "song_popularity": "observed_date",
+    "plays": "played_at",
+    "user_top": "observed_date",
+}
+# `replace_rows` names every changed key in one delete filter; past this many, a whole-table overwrite.
+# (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values; beyond that it reads
+# every file, though it still rewrites only those holding a changed key.)
+MAX_REPLACED_KEYS = 10_000
 log = logging.getLogger(__name__)
 
 
@@ -120,7 +136,7 @@ class Catalog:
                 (self.root / WAREHOUSE_DIR).mkdir(exist_ok=True)
                 self._catalog = SqlCatalog(
                     CATALOG_NAME,
-                    uri=f"sqlite:///{self.root / CATALOG_FILE}",
+                    uri=sqlite_uri(self.root / CATALOG_FILE),
                     warehouse=self.warehouse_uri,
                 )
                 if (NAMESPACE,) not in self._catalog.list_namespaces():
@@ -148,6 +164,21 @@ class Catalog:
         table = self.table(name)
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
+
+    def replace_rows(self, name: str, column: str, keys: list[Any], rows: Iterable[pa.RecordBatch]) -> None:
+        """Replace the rows whose `column` is one of `keys` by `rows`, in one commit (copy-on-write): pyiceberg
+        skips the files whose statistics rule the keys out, reads the others, and rewrites only those that
+        hold one, without its rows; `rows` are appended as new files. The caller guarantees every other row
+        is unchanged."""
+        from pyiceberg.expressions import AlwaysFalse, In
+
+        schema = TABLES[name].schema
+        with warnings.catch_warnings(), self._writing(name):
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            table = self._writable(name)
+            slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
+            member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
+            _replace_in_slices(table, slices, member(column, keys) if keys else AlwaysFalse())
 
     def table_names(self) -> list[str]:
         if not self.exists():
@@ -219,19 +250,21 @@ class Catalog:
         return None if snapshot is None else int(snapshot.snapshot_id)
 
 
-def _replace_in_slices(table: Any, slices: Iterable[pa.Table]) -> None:
+def _replace_in_slices(table: Any, slices: Iterable[pa.Table], delete_filter: Any = None) -> None:
     """One delete and one append snapshot, however many slices. `Transaction.append` per slice would make
     a snapshot per slice, and pyiceberg re-applies every staged update (a deep copy of the table metadata,
     which holds every kept snapshot) each time the transaction's metadata is read: that grew with the
     table's history and was 13% of a 1M rebuild on a lake with ~250 snapshots per table. Passing a
     `RecordBatchReader` to `Transaction.overwrite` is not an option: in pyiceberg 0.12 its writer submits
     every file to a thread pool up front, which holds the whole table in memory.
-    `_dataframe_to_data_files` is what `Transaction.append` calls for each table (pyiceberg 0.12)."""
+    `_dataframe_to_data_files` is what `Transaction.append` calls for each table (pyiceberg 0.12).
+    With `delete_filter`, only the matching rows are deleted: pyiceberg drops the data files whose rows all
+    match, and rewrites those holding some without them (copy-on-write, no delete files)."""
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     with table.transaction() as tx:
-        tx.delete(AlwaysTrue())
+        tx.delete(AlwaysTrue() if delete_filter is None else delete_filter)
         metadata = tx.table_metadata  # fixed from here to the commit: read (and copied) once
         with tx.update_snapshot().fast_append() as append:
             counter = itertools.count()
@@ -247,13 +280,24 @@ def _local(path: str) -> str:
     return path.removeprefix("file://")
 
 
+# How long a catalog.db connection waits for another process's lock (a commit, or the rollback of a journal a
+# killed writer left) before failing with "database is locked". Python's default, 5 s, is within reach of a
+# commit's lock on a machine loaded far past its cores (a CI run on 2 cores failed `check` so once).
+SQLITE_BUSY_S = 60.0
+
+
+def sqlite_uri(db: Path) -> str:
+    """The SQLAlchemy URI of catalog.db, with `SQLITE_BUSY_S` as its busy timeout."""
+    return f"sqlite:///{db}?timeout={SQLITE_BUSY_S:g}"
+
+
 def recorded_tables(db: Path) -> dict[str, str]:
     """Each table's current metadata file as catalog.db records it ({} when it records none), read
     without opening the catalog (which would create its schema in an empty file)."""
     try:
         # mode=rw, not ro: never creates the file, yet can roll back the journal a writer killed mid-commit left
         # (a read-only connection cannot, and fails); on a write-protected file SQLite opens it read-only.
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True)) as con:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=SQLITE_BUSY_S)) as con:
             rows = con.execute(
                 "SELECT table_name, metadata_location FROM iceberg_tables"
                 " WHERE catalog_name = ? AND table_namespace = ?",

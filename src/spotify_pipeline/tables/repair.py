@@ -43,6 +43,7 @@ from .catalog import (
     newest_metadata,
     origin_of,
     recorded_tables,
+    sqlite_uri,
 )
 from .contract import TABLES
 
@@ -128,7 +129,7 @@ def _open(db: Path, warehouse: str) -> Any:
         warnings.simplefilter("ignore")
         from pyiceberg.catalog.sql import SqlCatalog
 
-    new = SqlCatalog(CATALOG_NAME, uri=f"sqlite:///{db}", warehouse=warehouse)
+    new = SqlCatalog(CATALOG_NAME, uri=sqlite_uri(db), warehouse=warehouse)
     new.create_namespace(NAMESPACE)
     return new
 

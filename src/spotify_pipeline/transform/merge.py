@@ -32,6 +32,9 @@ class ReplaceChildren:
     parent: tuple[str, ...]
     newer_by: str | None = None  # when set, replace only where the batch's parent is at least as new
     extra_columns: tuple[str, ...] = field(default=())
+    # A relation (parent..., newer_by) of parents observed with no children at all (a playlist emptied
+    # upstream): they replace their rows by none. Needs `newer_by`.
+    emptied: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "listens": Derived(LISTENS_SQL, inputs=("listen_events",)),
     "album_artists": ReplaceChildren(("album_id",)),
     "song_artists": ReplaceChildren(("song_id",)),
-    "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at"),
+    "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at", emptied="e_playlist_songs"),
     # What the top_artists report reads: a 1M-position join is ~300 ms per query, this lookup ~1 ms.
     "artist_stats": Derived(
         """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
@@ -122,10 +125,13 @@ def _replace_children_sql(rule: ReplaceChildren, columns: list[str], new: str, o
             f"UNION ALL\nSELECT {cols} FROM {new}"
         )
     by = rule.newer_by
+    batch = new
+    if rule.emptied:
+        batch = f"(SELECT {parent}, {by} FROM {new} UNION ALL SELECT {parent}, {by} FROM {rule.emptied})"
     match = " AND ".join(f"w.{c} = {{side}}.{c}" for c in rule.parent)
     winners = (
         f"(SELECT {', '.join(f'n.{c}' for c in rule.parent)} "
-        f"FROM (SELECT {parent}, max({by}) AS newest FROM {new} GROUP BY ALL) n "
+        f"FROM (SELECT {parent}, max({by}) AS newest FROM {batch} GROUP BY ALL) n "
         f"LEFT JOIN (SELECT {parent}, max({by}) AS newest FROM {old} GROUP BY ALL) o "
         f"ON {' AND '.join(f'o.{c} = n.{c}' for c in rule.parent)} "
         f"WHERE o.newest IS NULL OR n.newest >= o.newest)"

@@ -359,7 +359,7 @@ def _positions_sql(playlists: str, pages: str, current: bool) -> str:
                    WHEN o.obj.id IS NULL THEN 'unavailable'
                    ELSE 'track'
                END AS item_type,
-               o.filename, o.needs_deprecated
+               o.filename, o.needs_deprecated, o.has_items
         FROM objs o LEFT JOIN complete c USING (run_id, playlist_id)
         """
 
@@ -678,6 +678,12 @@ def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], f
         "SELECT header, fetched_at, run_id FROM batch_positions WHERE header.id IS NOT NULL",
         first,
     )
+    _accumulate(  # pages without items: how an emptied playlist's complete extraction is seen, and when
+        con,
+        "empty_pages",
+        "SELECT run_id, playlist_id, fetched_at FROM batch_positions WHERE NOT has_items",
+        first,
+    )
     _accumulate(
         con,
         "item_rows",
@@ -700,12 +706,29 @@ def _read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], f
 
 def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The `b_*` relations: one row per key, from the position rows and the partial aggregates."""
+    # Playlists whose latest complete extraction in the batch had no items (emptied upstream): no position
+    # row says so, yet their earlier positions must go (merge.py `ReplaceChildren.emptied`).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE e_playlist_songs AS
+        WITH empty AS (
+            SELECT c.playlist_id, max(h.fetched_at) AS extracted_at
+            FROM complete c JOIN empty_pages h ON h.run_id = c.run_id AND h.playlist_id = c.playlist_id
+            WHERE NOT EXISTS (SELECT 1 FROM item_rows i WHERE i.run_id = c.run_id AND i.playlist_id = c.playlist_id)
+            GROUP BY ALL
+        )
+        SELECT e.playlist_id, e.extracted_at FROM empty e
+        WHERE NOT EXISTS (SELECT 1 FROM item_rows i WHERE i.playlist_id = e.playlist_id
+                          AND i.fetched_at > e.extracted_at)
+        """
+    )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_playlist_songs AS
         SELECT playlist_id, position, item_type, song_id, item_uri, item_name, added_at, added_by, snapshot_id,
                fetched_at AS extracted_at, run_id
         FROM item_rows
+        WHERE playlist_id NOT IN (SELECT playlist_id FROM e_playlist_songs)
         -- each playlist's latest extraction by fetch time (run ids sort by their start second only, so two runs
         -- started in the same second may not), one row per position of it
         QUALIFY run_id = arg_max(run_id, fetched_at) OVER (PARTITION BY playlist_id)
@@ -798,7 +821,9 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
             SELECT header.id AS playlist_id, arg_max(header, fetched_at) AS h, max(fetched_at) AS extracted_at
             FROM headers GROUP BY header.id
         ),
-        items AS (SELECT playlist_id, max(extracted_at) AS items_extracted_at FROM b_playlist_songs GROUP BY ALL)
+        items AS (SELECT playlist_id, max(extracted_at) AS items_extracted_at
+                  FROM (SELECT playlist_id, extracted_at FROM b_playlist_songs
+                        UNION ALL SELECT playlist_id, extracted_at FROM e_playlist_songs) GROUP BY ALL)
         SELECT l.playlist_id, h.name AS name, h.description AS description, h.owner_id AS owner_id,
                h.owner_name AS owner_name, h.public AS public, h.collaborative AS collaborative,
                h.followers AS followers, h.snapshot_id AS snapshot_id, h.total_items AS total_items,

@@ -31,10 +31,10 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..quality.checks import CheckResult, failed_errors, results_rows, run_checks
 from ..reliability.crashpoints import crash_point
-from ..tables.catalog import Catalog
+from ..tables.catalog import CLUSTER_BY, MAX_REPLACED_KEYS, Catalog
 from ..tables.contract import DATA_TABLES, TABLES
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
-from .merge import MERGES, Derived, merge_sql
+from .merge import MERGES, Derived, ReplaceChildren, merge_sql
 from .normalize import RawFile, build_batch, build_changes, build_user_tables
 from .quarantine import Quarantine, Rejected
 from .relations import checked_step
@@ -115,8 +115,9 @@ def connect(remote: bool = False, memory_limit: str = "", spill_under: Path | No
 DEFAULT_BATCH_BYTES = DEFAULT_TRANSFORM_BATCH_BYTES
 # Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
 # publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
-# 200k-row slices: +178 MiB (docs/BENCHMARKS.md).
-PUBLISH_ROWS = 200_000
+# 200k-row slices: +178 MiB (docs/BENCHMARKS.md). Smaller files also make a run that changes a few keys
+# rewrite less: it rewrites every file holding one of them (catalog.py `CLUSTER_BY`).
+PUBLISH_ROWS = 50_000
 
 
 def _batch_bytes() -> int:
@@ -298,7 +299,9 @@ def transform(
                 changed[name] = rebuild or name not in base or any(changed.get(i, True) for i in rule.inputs)
             else:
                 result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
-                changed[name] = rebuild or name not in base or result.batch_rows[name] > 0
+                emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
+                emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
+                changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
             if name != "playlist_songs" and not (changed[name] and isinstance(rule, Derived)):
                 _register_base(con, catalog, name, base)
             with checked_step(con, f"stage_{name}"):
@@ -338,8 +341,12 @@ def transform(
             result.rows[name] = staged_rows[name]
             if not changed[name]:
                 continue
-            # Streamed from DuckDB in slices: the published rows are never all in Python's memory at once.
-            catalog.overwrite(name, con.sql(f"SELECT * FROM staged_{name}").to_arrow_reader(PUBLISH_ROWS))
+            if not _publish_changes(con, catalog, name, rebuild, base):
+                # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
+                # of the table's cluster column: the published rows are never all in Python's memory at once.
+                order = sort_order(name)
+                ordered = con.sql(f"SELECT * FROM staged_{name}" + (f" ORDER BY {order}" if order else ""))
+                catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else _processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
@@ -364,6 +371,70 @@ def transform(
         quarantine.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+# Whether a table whose merge changed some keys is published by replacing only their rows (False: the
+# layout before issue #20, every changed table overwritten whole; bench/steady_state.py --no-layout).
+FILTERED_PUBLISH = True
+
+
+def cluster_column(name: str) -> str:
+    """The column a table is sorted by when written, and whose values name the rows a run replaces."""
+    return CLUSTER_BY.get(name, TABLES[name].key[0])
+
+
+def sort_order(name: str) -> str:
+    """The cluster column, then the rest of the key: rows in key order compress 1-2% better (1M positions).
+    (Empty: no order, as tables were written before issue #20.)"""
+    column = cluster_column(name)
+    return ", ".join([column, *(k for k in TABLES[name].key if k != column)]) if column in TABLES[name].key else column
+
+
+def _changed_keys(name: str) -> str:
+    """A query of the `cluster_column` values whose rows the merge may have changed; every other value's
+    rows in `staged_<name>` are exactly those of `old_<name>`. A keyed merge changes only the keys its batch
+    holds (and a playlist emptied upstream, `ReplaceChildren.emptied`); a derived table is compared whole."""
+    rule, column = MERGES[name], cluster_column(name)
+    if isinstance(rule, Derived):
+        return (
+            f"SELECT {column} FROM (SELECT * FROM staged_{name} EXCEPT SELECT * FROM old_{name}) UNION "
+            f"SELECT {column} FROM (SELECT * FROM old_{name} EXCEPT SELECT * FROM staged_{name})"
+        )
+    emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
+    return f"SELECT {column} FROM b_{name}" + (f" UNION SELECT {column} FROM {emptied}" if emptied else "")
+
+
+def _literal(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.date):  # and datetimes: ISO-8601 with the offset, as pyiceberg parses them
+        return value.isoformat()
+    return str(value)
+
+
+def _publish_changes(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
+) -> bool:
+    """Publish only the rows of the keys this batch changed (`_changed_keys`): the merge takes every other
+    key's rows unchanged from `old_<name>`, the base snapshot, so the table needs only those rows replaced -
+    if it still is at the base snapshot. A transform redoing an interrupted publish that had already
+    committed this table finds it past its base and overwrites it whole, as before (transform/journal.py).
+    False, having written nothing: overwrite the whole table (a rebuild, a new table, too many keys)."""
+    if not FILTERED_PUBLISH or rebuild or base.get(name) is None or catalog.snapshot_id(name) != base[name]:
+        return False
+    column = cluster_column(name)
+    if isinstance(MERGES[name], Derived):  # compared with its rows as they stood
+        _register_base(con, catalog, name, base)
+    changed = _changed_keys(name)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE changed_{name} AS SELECT DISTINCT {column} FROM ({changed})")
+    # As ISO text: pyiceberg converts a string literal to the column's type (dates, timestamps) when binding.
+    keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
+    if len(keys) > MAX_REPLACED_KEYS or None in keys:  # no IN filter matches NULL: the whole table, then
+        return False
+    changed_rows = f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+    rows = con.sql(f"{changed_rows} ORDER BY {sort_order(name)}")
+    catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
+    return True
 
 
 def _check_raw_size(storage: Storage, run_id: str, entry: dict[str, Any]) -> None:

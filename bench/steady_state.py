@@ -1,0 +1,207 @@
+"""Steady state (issue #20): a lake of N playlist items, then hourly runs in which ~1% of playlists change,
+with `maintain` once a simulated day. Reports per run: wall time, bytes and files written, peak RSS; at the
+end the lake's bytes and files against its tables' (current snapshots) bytes; and a run with one changed
+playlist, against the time to start the CLI and open the lake (`query "select 1"`).
+
+    python -m bench.steady_state --items 100000 --runs 168 --out steady.json
+    python -m bench.steady_state --quick            # a few runs on a small lake (the smoke test)
+    python -m bench.steady_state --no-layout ...    # every changed table overwritten whole, unsorted (before #20)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.generate import catalog_for, write_run
+from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.maintenance import maintain, referenced_files
+from spotify_pipeline.transform import runner, transform
+
+
+class PeakRss:
+    """Peak resident memory of this process while in the block (sampled every 20 ms), in MiB."""
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def files(lake: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_size for p in (lake / "warehouse").rglob("*") if p.is_file()}
+
+
+def table_bytes(lake: Path) -> int:
+    """Bytes of the data files the tables' current snapshots read."""
+    catalog = Catalog(lake)
+    total = 0
+    for name in catalog.table_names():
+        for task in catalog.table(name).scan().plan_files():
+            total += task.file.file_size_in_bytes
+    return total
+
+
+def table_bytes_by_table(lake: Path) -> dict[str, int]:
+    catalog = Catalog(lake)
+    return {
+        name: sum(task.file.file_size_in_bytes for task in catalog.table(name).scan().plan_files())
+        for name in catalog.table_names()
+    }
+
+
+def measured_run(lake: Path) -> dict[str, Any]:
+    before = files(lake)
+    started = time.perf_counter()
+    with PeakRss() as rss:
+        result = transform(LocalStorage(lake), Catalog(lake))
+    wall = time.perf_counter() - started
+    after = files(lake)
+    new = {p: s for p, s in after.items() if before.get(p) != s}
+    data = [p for p in new if "/data/" in p]
+    by_table: dict[str, int] = {}
+    for p in data:
+        table = p.split("/warehouse/", 1)[1].split("/")[1]
+        by_table[table] = by_table.get(table, 0) + new[p]
+    return {
+        "wall_s": round(wall, 3),
+        "bytes_written": sum(new.values()),
+        "data_bytes_written": sum(new[p] for p in data),
+        "files_written": len(new),
+        "data_files_written": len(data),
+        "peak_rss_mib": round(rss.peak, 1),
+        "batch_rows": result.batch_rows.get("playlist_songs", 0),
+        "data_bytes_by_table": dict(sorted(by_table.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def cli_open_s(lake: Path) -> float:
+    """Wall time of `spotify-pipeline query "select 1"` on the lake: starting the CLI and opening the lake."""
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "spotify_pipeline", "query", "select 1", "--lake", str(lake)],
+            check=True,
+            capture_output=True,
+        )
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=168)
+    parser.add_argument("--change", type=float, default=0.01, help="share of playlists changed per run")
+    parser.add_argument("--maintain-every", type=int, default=24, help="runs between maintenance (0: never)")
+    parser.add_argument("--keep-runs", type=int, default=24, help="snapshots of this many runs kept by maintain")
+    parser.add_argument("--quick", action="store_true", help="3,000 items, 6 runs, maintenance every 3")
+    parser.add_argument("--no-layout", action="store_true", help="whole-table overwrites (the layout before #20)")
+    parser.add_argument("--file-rows", type=int, default=0, help="rows per data file (default: PUBLISH_ROWS)")
+    parser.add_argument("--lake", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="the lake exists (built by an earlier run): no build")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.quick:
+        args.items, args.runs, args.maintain_every, args.keep_runs = 3000, 6, 3, 2
+    if args.file_rows:
+        runner.PUBLISH_ROWS = args.file_rows
+    if args.no_layout:
+        runner.FILTERED_PUBLISH = False
+        runner.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before
+    lake = args.lake or Path(tempfile.mkdtemp(prefix="steady-"))
+    catalog = catalog_for(args.items)
+    rng = random.Random(7)
+    when = dt.datetime(2026, 11, 1, 0, tzinfo=dt.UTC)
+    everything = list(range(catalog.config.playlists))
+    started = time.perf_counter()
+    offset = 0
+    if args.reuse:  # carry on after the runs already in the lake (a finished transform first, if one was cut)
+        offset = len(list((lake / "raw" / "_manifests").rglob("*.json"))) + 1
+        rng.seed(offset)
+        build = measured_run(lake)
+    else:
+        write_run(lake, catalog, f"{when:%Y%m%dT%H%M%SZ}-000001", when, everything)
+        build = measured_run(lake)
+        print(f"built a lake of {args.items:,} items in {time.perf_counter() - started:.1f}s", flush=True)
+
+    def hourly(step: int, changed: list[int]) -> dict[str, Any]:
+        step += offset
+        at = when + dt.timedelta(hours=step)
+        catalog.mutate(changed)
+        unchanged = sorted(set(everything) - set(changed))
+        write_run(lake, catalog, f"{at:%Y%m%dT%H%M%SZ}-{step + 1:06d}", at, changed, checked=unchanged)
+        return measured_run(lake)
+
+    one_before = hourly(1, [rng.randrange(len(everything))])
+    print(f"one changed playlist: {one_before}", flush=True)
+    print(f"table bytes {table_bytes(lake):,}, cli open {cli_open_s(lake):.3f}s", flush=True)
+    runs, maintenance, run_started = [], [], []
+    per_run = max(1, round(len(everything) * args.change))
+    for step in range(2, args.runs + 2):
+        run_started.append(time.time())
+        runs.append(hourly(step, rng.sample(everything, per_run)))
+        if args.maintain_every and (step - 1) % args.maintain_every == 0:
+            kept_from = run_started[-args.keep_runs] if len(run_started) >= args.keep_runs else run_started[0]
+            keep_days = max(0.0, (time.time() - kept_from) / 86400)
+            m = maintain(LocalStorage(lake), Catalog(lake), keep_days, orphan_age=dt.timedelta(0))
+            maintenance.append({"after_run": step - 1, **m.as_dict()})
+        print(f"run {step - 1}/{args.runs}: {runs[-1]}", flush=True)
+    one_after = hourly(args.runs + 2, [rng.randrange(len(everything))])
+    end_files = files(lake)
+    tables = table_bytes(lake)
+    referenced = sum(len(referenced_files(Catalog(lake), n)) for n in Catalog(lake).table_names())
+    result = {
+        "items": args.items,
+        "layout": "whole-table overwrites" if args.no_layout else f"sorted, {runner.PUBLISH_ROWS}-row files",
+        "change": args.change,
+        "build": build,
+        "runs": runs,
+        "maintenance": maintenance,
+        "median_run": {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "data_bytes_by_table"},
+        "one_playlist_first": one_before,
+        "one_playlist_last": one_after,
+        "cli_open_s": round(cli_open_s(lake), 3),
+        "table_bytes": tables,
+        "table_bytes_by_table": table_bytes_by_table(lake),
+        "lake_bytes": sum(end_files.values()),
+        "lake_files": len(end_files),
+        "referenced_files": referenced,
+    }
+    result["lake_over_table_bytes"] = round(result["lake_bytes"] / max(1, tables), 2)
+    result["one_playlist_bytes_share"] = round(one_after["bytes_written"] / max(1, tables), 4)
+    summary = {k: v for k, v in result.items() if k not in ("runs", "maintenance")}
+    print(json.dumps(summary, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Lake maintenance (`spotify-pipeline maintain`): compact small files, expire old snapshots, delete orphans.
+
+Runs replace only the rows of the keys they change (transform/runner.py `_publish_changes`), so a table
+gains a small file per run (the changed rows, appended) and its rewritten files shrink a little; and
+every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
+transform's commit):
+
+1. compaction: per table, the small data files (under half of `PUBLISH_ROWS` rows) are rewritten together,
+   sorted by the table's cluster column, in files of `PUBLISH_ROWS` rows; one commit per table, a
+   copy-on-write rewrite with the same rows, so readers see the old files or the new ones;
+2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
+   (retention.py);
+3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
+   (left by a commit that died half-way, or by a dropped table), once older than `orphan_age`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import LakeError
+from ..lake.layout import WAREHOUSE_DIR
+from ..lake.storage import Storage
+from ..transform import runner
+from ..transform.journal import read_journal
+from .catalog import NAMESPACE, Catalog
+from .contract import TABLES
+from .retention import ExpiryResult, _files, expire_history
+
+log = logging.getLogger(__name__)
+ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
+COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
+
+
+@dataclass
+class MaintenanceResult:
+    tables_compacted: list[str] = field(default_factory=list)
+    files_compacted: int = 0  # data files replaced by compaction
+    files_written: int = 0  # data files it wrote
+    bytes_written: int = 0
+    expiry: ExpiryResult = field(default_factory=ExpiryResult)
+    orphans_deleted: int = 0
+    orphan_bytes_deleted: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tables_compacted": self.tables_compacted,
+            "files_compacted": self.files_compacted,
+            "files_written": self.files_written,
+            "bytes_written": self.bytes_written,
+            "snapshots_expired": self.expiry.snapshots,
+            "expired_files_deleted": self.expiry.files_deleted,
+            "expired_bytes_deleted": self.expiry.data_bytes_deleted,
+            "orphans_deleted": self.orphans_deleted,
+            "orphan_bytes_deleted": self.orphan_bytes_deleted,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def maintain(
+    storage: Storage,
+    catalog: Catalog,
+    keep_days: float,
+    *,
+    orphan_age: dt.timedelta = ORPHAN_AGE,
+    now: dt.datetime | None = None,
+) -> MaintenanceResult:
+    """Compact, expire, remove orphans (in that order: what compaction replaced is expired with its
+    snapshot later). The caller holds the lake lock. Nothing is done while a transform's publish is
+    unfinished: the next transform redoes it from the snapshots its journal records, which must stay."""
+    started = time.perf_counter()
+    result = MaintenanceResult()
+    if not catalog.exists():
+        return result
+    if read_journal(storage) is not None:
+        raise LakeError(
+            "a transform was interrupted while publishing; maintenance would expire the snapshots it is redone from",
+            hint="run `spotify-pipeline transform` first, then `maintain`",
+        )
+    for name in catalog.table_names():
+        compact(catalog, name, result)
+    result.expiry = expire_history(catalog, keep_days, now=now)
+    if not catalog.remote:
+        remove_orphans(catalog, orphan_age, result, now=now)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
+    """Rewrite a table's small data files together, sorted by its cluster column, in files of
+    `PUBLISH_ROWS` rows (one commit). Files of normal size are left as they are."""
+    import pyarrow.compute as pc
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+
+    table = catalog._writable(name)
+    if table.current_snapshot() is None:
+        return
+    small = [t for t in table.scan().plan_files() if t.file.record_count < runner.PUBLISH_ROWS // 2]
+    small.sort(key=lambda t: t.file.file_size_in_bytes)
+    total, tasks = 0, []
+    for task in small:  # the smallest first, up to the memory bound
+        total += task.file.file_size_in_bytes
+        if total > COMPACT_MAX_BYTES:
+            break
+        tasks.append(task)
+    if len(tasks) < 2:
+        return
+    rows = ArrowScan(
+        table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
+    ).to_table(tasks=tasks)
+    column = runner.cluster_column(name) if name in TABLES else None
+    if column in rows.column_names:
+        rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
+    with table.transaction() as tx, tx.update_snapshot().overwrite() as rewrite:
+        counter = itertools.count()
+        for task in tasks:
+            rewrite.delete_data_file(task.file)
+        for start in range(0, rows.num_rows, runner.PUBLISH_ROWS):
+            for data_file in _dataframe_to_data_files(
+                table_metadata=table.metadata,
+                df=rows.slice(start, runner.PUBLISH_ROWS),
+                io=table.io,
+                write_uuid=rewrite.commit_uuid,
+                counter=counter,
+            ):
+                rewrite.append_data_file(data_file)
+                result.files_written += 1
+                result.bytes_written += data_file.file_size_in_bytes
+    result.files_compacted += len(tasks)
+    result.tables_compacted.append(name)
+    log.info("table %s: compacted %d small files", name, len(tasks))
+
+
+def referenced_files(catalog: Catalog, name: str) -> set[str]:
+    """Every file a table's metadata references: its metadata files (current and logged), every kept
+    snapshot's manifest list, manifests and data files."""
+    table = catalog.table(name, create=False)
+    paths = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
+    paths.update(_files(table.metadata.snapshots, table.io, {}))
+    return {p.removeprefix("file://") for p in paths}
+
+
+def remove_orphans(
+    catalog: Catalog, orphan_age: dt.timedelta, result: MaintenanceResult, *, now: dt.datetime | None = None
+) -> None:
+    """Delete files in warehouse/<namespace>/<table>/ that no table references, older than `orphan_age`."""
+    cutoff = (now or dt.datetime.now(dt.UTC)).timestamp() - orphan_age.total_seconds()
+    tables = set(catalog.table_names())
+    root = catalog.root / WAREHOUSE_DIR / NAMESPACE
+    if not root.is_dir():
+        return
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = folder.name
+        keep = referenced_files(catalog, name) if name in tables else set()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if str(path) in keep or path.stat().st_mtime > cutoff:
+                continue
+            size = path.stat().st_size
+            path.unlink()
+            result.orphans_deleted += 1
+            result.orphan_bytes_deleted += size
+        _remove_empty_dirs(folder)
+
+
+def _remove_empty_dirs(folder: Path) -> None:
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(path.iterdir()):
+            path.rmdir()
