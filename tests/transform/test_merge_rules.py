@@ -26,6 +26,8 @@ def at(day: int) -> dt.datetime:
 @pytest.fixture
 def con() -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect()
+    # playlist_songs' merge also reads the playlists emptied upstream (none unless a test adds one)
+    con.execute("CREATE TABLE e_playlist_songs (playlist_id VARCHAR, extracted_at TIMESTAMPTZ)")
     yield con
     con.close()
 
@@ -114,6 +116,9 @@ def test_replace_children_by_the_parents_newest_time(con: duckdb.DuckDBPyConnect
     assert apply(member("p1", 0, "e", 3)) == [("p1", 0, "e"), ("p2", 0, "x")]
     # a tie: the batch wins (so re-applying the batch that made the table is a no-op)
     assert apply(member("p1", 0, "f", 2)) == [("p1", 0, "f"), ("p2", 0, "x")]
+    # a playlist emptied upstream (a complete extraction with no items) loses its rows, if newer than them
+    con.execute("INSERT INTO e_playlist_songs VALUES ('p2', ?), ('p1', ?)", [at(3), at(1)])
+    assert apply(member("p1", 0, "g", 2)) == [("p1", 0, "g")]
 
 
 def test_replace_children_without_a_time_replaces_every_parent_the_batch_mentions(

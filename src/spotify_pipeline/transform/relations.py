@@ -11,14 +11,15 @@ Steps, in the order the runner (transform/runner.py) calls them:
 
     load_runs            complete, complete_sources                       (runner: from the manifests)
     build_batch          raw_<entity>, item_rows, playlist_headers,        (normalize.py)
-                         *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums, b_album_artists,
-                         b_artists, b_playlists, b_song_popularity
+                         *_partials, e_playlist_songs, b_playlist_songs, b_songs, b_song_artists,
+                         b_albums, b_album_artists, b_artists, b_playlists, b_song_popularity
     register_<table>     old_<table>: the table as it stood when the transform began (runner)
     build_changes        b_playlist_changes                                (normalize.py)
     build_user_tables    b_saved_songs, b_plays, b_user_top                (normalize.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
     add_listened_songs   adds rows to b_songs                              (history/listens.py)
     stage_<table>        staged_<table>: the merged rows (merge.py), in DATA_TABLES order
+    publish_<table>      changed_<table>: the keys whose rows a filtered publish replaces (runner)
 
 `b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
 batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
@@ -34,6 +35,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
+from ..tables.catalog import CLUSTER_BY
 from ..tables.contract import DATA_TABLES, TABLES
 
 
@@ -115,6 +117,12 @@ _DECLARED: list[Relation] = [
     Relation("popularity_partials", "build_batch", ("song_id", "observed_date", "popularity", "observed_at")),
     Relation("album_partials", "build_batch", ("album_id", "album", "enriched", "last_seen_at", "first_seen_at")),
     Relation("artist_partials", "build_batch", ("artist_id", "artist", "enriched", "last_seen_at", "first_seen_at")),
+    Relation(
+        "e_playlist_songs",
+        "build_batch",
+        ("playlist_id", "extracted_at"),
+        note="playlists whose latest complete extraction had no items (emptied upstream): their rows go",
+    ),
     Relation("b_playlist_songs", "build_batch", _contract("playlist_songs")),
     Relation("b_songs", "build_batch", _contract("songs")),
     Relation("b_song_artists", "build_batch", _contract("song_artists", "last_seen_at")),
@@ -144,6 +152,10 @@ _DECLARED: list[Relation] = [
     Relation("b_listen_events", "build_listen_events", _contract("listen_events")),
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
     *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
+    *(
+        Relation(f"changed_{n}", f"publish_{n}", (CLUSTER_BY.get(n, TABLES[n].key[0]),), note="the keys replaced")
+        for n in DATA_TABLES
+    ),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
@@ -169,6 +181,7 @@ STEPS: dict[str, Step] = {
         Step("add_listened_songs", reads=("b_listen_events", "b_songs", "old_songs"), changes=("b_songs",)),
         *(Step(f"register_{n}") for n in DATA_TABLES),
         *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
+        *(Step(f"publish_{n}", reads=(f"staged_{n}",)) for n in DATA_TABLES),
     )
 }
 
