@@ -11,7 +11,7 @@ PACKAGE = ROOT / "src" / "spotify_pipeline"
 TESTS = ROOT / "tests"
 LIMIT = 430  # "~400 lines"
 # Over the limit, without a reason yet: being changed on other branches (issue #19 leaves them to those).
-NOT_SPLIT_YET = {"transform/normalize.py", "transform/runner.py"}
+NOT_SPLIT_YET = {"transform/runner.py"}
 
 
 def test_every_test_folder_mirrors_a_package() -> None:

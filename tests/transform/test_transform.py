@@ -19,7 +19,7 @@ from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
-from spotify_pipeline.transform import normalize, transform
+from spotify_pipeline.transform import partials, transform
 from spotify_pipeline.transform.runner import connect
 
 from ..conftest import SimulatorFactory, comparable_tables, expected_enrichment, rewrite_raw_part, settings_for
@@ -244,7 +244,7 @@ def test_rebuild_equals_the_incremental_path(
     assert len(result.raw_runs) == 3
     assert table_contents(tmp_path) == incremental
     # And with the partial aggregates folded as often as possible (normally only past 1M rows).
-    monkeypatch.setattr(normalize, "COMPACT_MIN_ROWS", 1)
+    monkeypatch.setattr(partials, "COMPACT_MIN_ROWS", 1)
     transform(storage, catalog, rebuild=True, batch_bytes=1)
     assert table_contents(tmp_path) == incremental
 
@@ -259,7 +259,7 @@ def test_folding_a_partial_table_keeps_the_newest_and_the_extremes() -> None:
             ('s2', {'name': 'only'}, TIMESTAMPTZ '2026-01-05', TIMESTAMPTZ '2026-01-05', NULL)
         ) t(song_id, song, last_seen_at, first_seen_at, song_added)"""
     )
-    fold = normalize.PartialCompactor(con, tables=("song_partials",), min_rows=2)
+    fold = partials.PartialCompactor(con, tables=("song_partials",), min_rows=2)
     fold()
     got = con.execute(
         "SELECT song_id, song.name, last_seen_at::DATE, first_seen_at::DATE, song_added::DATE"

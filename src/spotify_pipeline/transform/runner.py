@@ -33,11 +33,14 @@ from ..quality.checks import CheckResult, failed_errors, results_rows, run_check
 from ..reliability.crashpoints import crash_point
 from ..tables.catalog import CLUSTER_BY, MAX_REPLACED_KEYS, Catalog
 from ..tables.contract import DATA_TABLES, TABLES
+from .batch import build_batch
+from .changes import build_changes
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, ReplaceChildren, merge_sql
-from .normalize import RawFile, build_batch, build_changes, build_user_tables
 from .quarantine import Quarantine, Rejected
+from .raw import RawFile
 from .relations import checked_step
+from .user_tables import build_user_tables
 
 log = logging.getLogger(__name__)
 
