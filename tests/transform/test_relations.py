@@ -29,7 +29,7 @@ from spotify_pipeline.transform.relations import (
     temp_columns,
     verify,
 )
-from spotify_pipeline.transform.runner import connect
+from spotify_pipeline.transform.connection import connect
 
 from ..conftest import SimulatorFactory
 
@@ -128,7 +128,7 @@ CREATE = re.compile(
 )
 # Helpers whose relation name is wholly chosen by their caller; their callers' names are checked below.
 CALLER_NAMED = {"{table}", "{view}"}
-CALLERS = re.compile(r"(?<!\w)accumulate\(\s*con,\s*\"(\w+)\"|_register_base\(con, catalog, \"(\w+)\"")
+CALLERS = re.compile(r"(?<!\w)accumulate\(\s*con,\s*\"(\w+)\"|register_base\(con, catalog, \"(\w+)\"")
 
 
 def _matches(template: str) -> list[str]:

@@ -20,7 +20,7 @@ from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
 from spotify_pipeline.transform import partials, transform
-from spotify_pipeline.transform.runner import connect
+from spotify_pipeline.transform.connection import connect
 
 from ..conftest import SimulatorFactory, comparable_tables, expected_enrichment, rewrite_raw_part, settings_for
 
@@ -310,11 +310,11 @@ def test_a_lake_without_a_derived_table_gets_it_on_the_next_transform(lake_run: 
 def test_publishing_in_slices_gives_the_same_tables_in_one_commit(
     lake_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from spotify_pipeline.transform import runner
+    from spotify_pipeline.transform import publish
 
     catalog = Catalog(lake_run)
     before = table_contents(lake_run)
-    monkeypatch.setattr(runner, "PUBLISH_ROWS", 7)  # many slices per table
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 7)  # many slices per table
     commits = {name: len(catalog.table(name).metadata.metadata_log) for name in DATA_TABLES}
     snapshots = {name: len(catalog.table(name).metadata.snapshots) for name in DATA_TABLES}
     transform(LocalStorage(lake_run), catalog, rebuild=True)
