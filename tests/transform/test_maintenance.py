@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from spotify_pipeline.cli import main
+from spotify_pipeline.cli.main import main
 from spotify_pipeline.errors import LakeError
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables.catalog import Catalog

@@ -19,6 +19,7 @@ from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES
 from spotify_pipeline.transform import changes, raw, transform, user_tables
+from spotify_pipeline.transform.connection import connect
 from spotify_pipeline.transform.merge import MERGES, Derived
 from spotify_pipeline.transform.relations import (
     RAW_ENTITIES,
@@ -29,7 +30,6 @@ from spotify_pipeline.transform.relations import (
     temp_columns,
     verify,
 )
-from spotify_pipeline.transform.connection import connect
 
 from ..conftest import SimulatorFactory
 
@@ -77,6 +77,8 @@ def test_a_transform_builds_every_declared_relation_with_its_columns(small_raw_r
     for name, relation in lasting.items():
         if name in ("old_listens", "old_artist_stats"):
             continue  # derived tables recomputed on a first transform: their old rows are never read
+        if relation.step.startswith("publish_"):
+            continue  # built after the checks, and only when a table is published by its changed keys
         assert name in seen, f"{name} was not built"
         assert seen[name] == list(relation.columns), f"{name}: columns differ from the declaration"
     built_scratch = sorted(n for n in seen if n in RELATIONS and RELATIONS[n].scratch)

@@ -19,6 +19,8 @@ Steps, in the order the runner (transform/runner.py) calls them:
     build_listen_events  b_listen_events                                   (history/listens.py)
     add_listened_songs   adds rows to b_songs                              (history/listens.py)
     stage_<table>        staged_<table>: the merged rows (merge.py), in DATA_TABLES order
+    publish_<table>      changed_<table>: the cluster-column values whose rows are replaced (publish.py),
+                         after the quality checks, for a table published by its changed keys only
 
 `b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
 batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
@@ -34,6 +36,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
+from ..tables.catalog import CLUSTER_BY
 from ..tables.contract import DATA_TABLES, TABLES
 
 
@@ -123,6 +126,12 @@ _DECLARED: list[Relation] = [
     Relation("b_artists", "build_batch", _contract("artists")),
     Relation("b_playlists", "build_batch", _contract("playlists")),
     Relation("b_song_popularity", "build_batch", _contract("song_popularity")),
+    Relation(
+        "e_playlist_songs",
+        "build_batch",
+        ("playlist_id", "extracted_at"),
+        note="playlists whose latest complete extraction in the batch had no items (merge.py `ReplaceChildren`)",
+    ),
     *(
         Relation(name, "build_batch", scratch=True)
         for name in (
@@ -144,6 +153,10 @@ _DECLARED: list[Relation] = [
     Relation("b_listen_events", "build_listen_events", _contract("listen_events")),
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
     *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
+    *(
+        Relation(f"changed_{n}", f"publish_{n}", (CLUSTER_BY.get(n, TABLES[n].key[0]),), note="keys to replace")
+        for n in DATA_TABLES
+    ),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
@@ -169,6 +182,7 @@ STEPS: dict[str, Step] = {
         Step("add_listened_songs", reads=("b_listen_events", "b_songs", "old_songs"), changes=("b_songs",)),
         *(Step(f"register_{n}") for n in DATA_TABLES),
         *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
+        *(Step(f"publish_{n}", reads=(f"staged_{n}",)) for n in DATA_TABLES),
     )
 }
 
