@@ -12,8 +12,8 @@ Steps, in the order the runner (transform/runner.py) calls them:
     load_runs            complete, complete_sources                       (runner: from the manifests)
     build_batch          raw_<entity>, item_rows, playlist_headers,        (batch.py)
                          *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums, b_album_artists,
-                         b_artists, b_playlists, b_song_popularity
-    register_<table>     old_<table>: the table as it stood when the transform began (runner)
+                         b_artists, b_playlists, b_song_popularity, e_playlist_songs
+    register_<table>     old_<table>: the table as it stood when the transform began (publish.py)
     build_changes        b_playlist_changes                                (changes.py)
     build_user_tables    b_saved_songs, b_plays, b_user_top                (user_tables.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
