@@ -33,8 +33,8 @@ from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.simulator import FaultPlan, SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES
-from spotify_pipeline.transform.normalize import BODY_TYPES, CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
-from spotify_pipeline.transform.runner import connect
+from spotify_pipeline.transform.connection import connect
+from spotify_pipeline.transform.raw import BODY_TYPES, CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
 
 from .generate import catalog_for, write_run
 

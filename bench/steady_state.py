@@ -27,7 +27,7 @@ from bench.generate import catalog_for, write_run
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
-from spotify_pipeline.transform import runner, transform
+from spotify_pipeline.transform import publish, transform
 
 
 class PeakRss:
@@ -132,10 +132,10 @@ def main() -> None:
     if args.quick:
         args.items, args.runs, args.maintain_every, args.keep_runs = 3000, 6, 3, 2
     if args.file_rows:
-        runner.PUBLISH_ROWS = args.file_rows
+        publish.PUBLISH_ROWS = args.file_rows
     if args.no_layout:
-        runner.FILTERED_PUBLISH = False
-        runner.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before
+        publish.FILTERED_PUBLISH = False
+        publish.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before
     lake = args.lake or Path(tempfile.mkdtemp(prefix="steady-"))
     catalog = catalog_for(args.items)
     rng = random.Random(7)
@@ -180,7 +180,7 @@ def main() -> None:
     referenced = sum(len(referenced_files(Catalog(lake), n)) for n in Catalog(lake).table_names())
     result = {
         "items": args.items,
-        "layout": "whole-table overwrites" if args.no_layout else f"sorted, {runner.PUBLISH_ROWS}-row files",
+        "layout": "whole-table overwrites" if args.no_layout else f"sorted, {publish.PUBLISH_ROWS}-row files",
         "change": args.change,
         "build": build,
         "runs": runs,

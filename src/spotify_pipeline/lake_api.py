@@ -120,7 +120,7 @@ class Lake:
         a lake without tables is a LakeError (exit 6); a port in use is a ConfigError (exit 2)."""
         from .errors import ConfigError
         from .serve.dashboard import Dashboard
-        from .transform.runner import duckdb_size
+        from .transform.connection import duckdb_size
 
         if self.remote:
             raise ConfigError(
@@ -254,7 +254,7 @@ class Lake:
     def tables(self) -> list[TableInfo]:
         """Every table with its current row count and columns. A lake without tables is a LakeError (exit 6)."""
         from .tables.contract import TABLES
-        from .transform.runner import table_row_counts
+        from .transform.snapshots import table_row_counts
 
         counts = table_row_counts(self.catalog) if self.catalog.exists() else {}
         if not counts:

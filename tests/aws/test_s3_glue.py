@@ -126,11 +126,11 @@ def test_glue_tables_replace_only_the_files_holding_a_change_and_maintenance_run
     # scheduled maintenance Lambda handler compacting what the runs appended.
     from spotify_pipeline.aws import handlers
     from spotify_pipeline.tables.catalog import open_catalog
-    from spotify_pipeline.transform import runner
+    from spotify_pipeline.transform import publish
 
     from .test_handlers import SCHEDULED_EVENT, FakeLambdaContext
 
-    monkeypatch.setattr(runner, "PUBLISH_ROWS", 40)  # several files per table at this size
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)  # several files per table at this size
     server = make_simulator(playlists=6, items_per_playlist=30)
     remote = f"s3://{aws.bucket}/lake"
     settings = settings_for(server, remote)

@@ -10,7 +10,7 @@ import pytest
 
 from spotify_pipeline.quality.checks import CHECKS, COLLAPSE_MIN_ROWS, Check, failed_errors, run_checks
 from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
-from spotify_pipeline.transform.runner import connect
+from spotify_pipeline.transform.connection import connect
 
 NOW = "TIMESTAMPTZ '2026-01-02 03:04:05+00'"
 # One consistent row per table: every reference resolves, every value is valid.

@@ -19,7 +19,7 @@ from spotify_pipeline.serve.dashboard import Dashboard
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
-from spotify_pipeline.transform.runner import connect
+from spotify_pipeline.transform.connection import connect
 
 from ..conftest import cli, sim_env
 

@@ -12,7 +12,7 @@ import pytest
 
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables.catalog import Catalog
-from spotify_pipeline.transform import runner, transform
+from spotify_pipeline.transform import publish, transform
 
 from ..conftest import SimulatorFactory
 from .test_transform import extract_at, rows, table_contents
@@ -34,7 +34,7 @@ def day(n: int) -> dt.datetime:
 def test_a_changed_playlist_rewrites_only_the_files_holding_it(
     make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "PUBLISH_ROWS", 40)  # several files per table at this size
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)  # several files per table at this size
     server = make_simulator(playlists=8, items_per_playlist=30)
     storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
     extract_at(server, tmp_path, day(1))
@@ -67,8 +67,8 @@ def test_a_lake_made_before_the_layout_is_right_on_its_next_run(
     server = make_simulator(playlists=6, items_per_playlist=30)
     storage = LocalStorage(tmp_path)
     with monkeypatch.context() as old_code:  # before #20: every changed table overwritten whole, unsorted
-        old_code.setattr(runner, "FILTERED_PUBLISH", False)
-        old_code.setattr(runner, "sort_order", lambda name: "")
+        old_code.setattr(publish, "FILTERED_PUBLISH", False)
+        old_code.setattr(publish, "sort_order", lambda name: "")
         extract_at(server, tmp_path, day(1))
         transform(storage, Catalog(tmp_path))
     for step, changed in ((2, [2]), (3, [4, 0])):

@@ -18,7 +18,7 @@ from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
 from spotify_pipeline.transform import transform
 from spotify_pipeline.transform.journal import PublishJournal, write_journal
-from spotify_pipeline.transform.runner import current_snapshots
+from spotify_pipeline.transform.snapshots import current_snapshots
 
 from ..conftest import SimulatorFactory
 from .test_layout import data_files, day

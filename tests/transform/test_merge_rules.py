@@ -13,8 +13,8 @@ import pyarrow as pa
 import pytest
 
 from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
+from spotify_pipeline.transform.connection import connect
 from spotify_pipeline.transform.merge import MERGES, Derived, KeyedMerge, ReplaceChildren, merge_sql
-from spotify_pipeline.transform.runner import connect
 
 DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

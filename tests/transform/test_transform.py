@@ -19,8 +19,8 @@ from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
-from spotify_pipeline.transform import normalize, transform
-from spotify_pipeline.transform.runner import connect
+from spotify_pipeline.transform import partials, transform
+from spotify_pipeline.transform.connection import connect
 
 from ..conftest import SimulatorFactory, comparable_tables, expected_enrichment, rewrite_raw_part, settings_for
 
@@ -244,7 +244,7 @@ def test_rebuild_equals_the_incremental_path(
     assert len(result.raw_runs) == 3
     assert table_contents(tmp_path) == incremental
     # And with the partial aggregates folded as often as possible (normally only past 1M rows).
-    monkeypatch.setattr(normalize, "COMPACT_MIN_ROWS", 1)
+    monkeypatch.setattr(partials, "COMPACT_MIN_ROWS", 1)
     transform(storage, catalog, rebuild=True, batch_bytes=1)
     assert table_contents(tmp_path) == incremental
 
@@ -259,7 +259,7 @@ def test_folding_a_partial_table_keeps_the_newest_and_the_extremes() -> None:
             ('s2', {'name': 'only'}, TIMESTAMPTZ '2026-01-05', TIMESTAMPTZ '2026-01-05', NULL)
         ) t(song_id, song, last_seen_at, first_seen_at, song_added)"""
     )
-    fold = normalize.PartialCompactor(con, tables=("song_partials",), min_rows=2)
+    fold = partials.PartialCompactor(con, tables=("song_partials",), min_rows=2)
     fold()
     got = con.execute(
         "SELECT song_id, song.name, last_seen_at::DATE, first_seen_at::DATE, song_added::DATE"
@@ -310,11 +310,11 @@ def test_a_lake_without_a_derived_table_gets_it_on_the_next_transform(lake_run: 
 def test_publishing_in_slices_gives_the_same_tables_in_one_commit(
     lake_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from spotify_pipeline.transform import runner
+    from spotify_pipeline.transform import publish
 
     catalog = Catalog(lake_run)
     before = table_contents(lake_run)
-    monkeypatch.setattr(runner, "PUBLISH_ROWS", 7)  # many slices per table
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 7)  # many slices per table
     commits = {name: len(catalog.table(name).metadata.metadata_log) for name in DATA_TABLES}
     snapshots = {name: len(catalog.table(name).metadata.snapshots) for name in DATA_TABLES}
     transform(LocalStorage(lake_run), catalog, rebuild=True)

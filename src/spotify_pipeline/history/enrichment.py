@@ -8,7 +8,7 @@ from ..tables.catalog import Catalog
 
 def tracks_to_enrich(catalog: Catalog) -> list[str]:
     """Song IDs in `listens` whose `songs` row has no album or no artist, by plays (descending), then ID."""
-    from ..transform.runner import connect, register_table, spill_parent
+    from ..transform.connection import connect, register_table, spill_parent
 
     names = set(catalog.table_names())
     if not {"listens", "songs"} <= names:

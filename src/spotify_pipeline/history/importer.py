@@ -25,7 +25,7 @@ from ..lake.layout import manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
-from ..transform.runner import connect, spill_parent
+from ..transform.connection import connect, spill_parent
 from .listens import BODY_STRUCTURE
 from .parse import ParsedFile, parse_files, sql_quote, usernames
 from .raw_parts import COMPRESS_THREADS, PartBytes, gzip_part, line_prefix, part_lines

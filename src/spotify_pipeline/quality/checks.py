@@ -147,7 +147,7 @@ CHECKS: list[Check] = [
         # for metadata-only playlists (no items extracted, so no positions to count).
         # A warning: the error-level guarantee is upstream. The extractor marks a playlist complete only when
         # its pages agree on `total` and hold that many items, and the transform sets aside an extraction whose
-        # positions are not 0..n-1 for the n items read (normalize.py). So this fires only on a header whose
+        # positions are not 0..n-1 for the n items read (transform/positions.py). So this fires only on a header whose
         # own `total` is odd, which must not stop every other playlist from being published.
         "playlist_songs.positions_match_total",
         "playlist_songs",

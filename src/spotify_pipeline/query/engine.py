@@ -31,7 +31,7 @@ import duckdb
 from ..errors import LakeError, QueryError
 from ..tables.catalog import Catalog
 from ..tables.contract import TABLES
-from ..transform.runner import connect, duckdb_size, register_table, spill_parent
+from ..transform.connection import connect, duckdb_size, register_table, spill_parent
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}  # EXPLAIN [ANALYZE] only of a SELECT
 READ_ONLY_HINT = "tables change only through `spotify-pipeline run`/`transform`; use one SELECT"

@@ -27,7 +27,7 @@ import pyarrow as pa
 from ..errors import InputError
 from ..lake.storage import Storage
 from ..tables.catalog import Catalog
-from ..transform.runner import connect, register_table
+from ..transform.connection import connect, register_table
 from .evaluate import Evaluation, evaluate
 from .model import ModelParams, build, rank, title_tokens
 from .results import ModelInfo, Recommendation, Recommendations

@@ -41,7 +41,7 @@ TABLE_PROPERTIES = {
 }
 # How tables are laid out so that a run rewrites only the files holding what it changed (issue #20): every
 # table is unpartitioned and written sorted by one column (`CLUSTER_BY`, else its first key column) in
-# files of `transform.runner.PUBLISH_ROWS` rows, so each file holds a narrow range of that column and its
+# files of `transform.publish.PUBLISH_ROWS` rows, so each file holds a narrow range of that column and its
 # min/max statistics let `replace_rows` skip every file that cannot hold a changed key (docs/ARCHITECTURE.md,
 # docs/BENCHMARKS.md).
 # Time series are clustered by time: a run's new observations match no earlier file, so they are appended.

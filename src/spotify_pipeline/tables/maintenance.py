@@ -1,6 +1,6 @@
 """Lake maintenance (`spotify-pipeline maintain`): compact small files, expire old snapshots, delete orphans.
 
-Runs replace only the rows of the keys they change (transform/runner.py `_publish_changes`), so a table
+Runs replace only the rows of the keys they change (transform/publish.py `_publish_changes`), so a table
 gains a small file per run (the changed rows, appended) and its rewritten files shrink a little; and
 every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
 transform's commit):
@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import LakeError
 from ..lake.layout import WAREHOUSE_DIR
 from ..lake.storage import Storage
-from ..transform import runner
+from ..transform import publish
 from ..transform.journal import read_journal
 from .catalog import NAMESPACE, Catalog
 from .contract import TABLES
@@ -103,7 +103,7 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     table = catalog._writable(name)
     if table.current_snapshot() is None:
         return
-    small = [t for t in table.scan().plan_files() if t.file.record_count < runner.PUBLISH_ROWS // 2]
+    small = [t for t in table.scan().plan_files() if t.file.record_count < publish.PUBLISH_ROWS // 2]
     small.sort(key=lambda t: t.file.file_size_in_bytes)
     total, tasks = 0, []
     for task in small:  # the smallest first, up to the memory bound
@@ -116,17 +116,17 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     rows = ArrowScan(
         table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
     ).to_table(tasks=tasks)
-    column = runner.cluster_column(name) if name in TABLES else None
+    column = publish.cluster_column(name) if name in TABLES else None
     if column in rows.column_names:
         rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
     with table.transaction() as tx, tx.update_snapshot().overwrite() as rewrite:
         counter = itertools.count()
         for task in tasks:
             rewrite.delete_data_file(task.file)
-        for start in range(0, rows.num_rows, runner.PUBLISH_ROWS):
+        for start in range(0, rows.num_rows, publish.PUBLISH_ROWS):
             for data_file in _dataframe_to_data_files(
                 table_metadata=table.metadata,
-                df=rows.slice(start, runner.PUBLISH_ROWS),
+                df=rows.slice(start, publish.PUBLISH_ROWS),
                 io=table.io,
                 write_uuid=rewrite.commit_uuid,
                 counter=counter,

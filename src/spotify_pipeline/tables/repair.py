@@ -157,7 +157,8 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
     files = [_local(io.map(task.file.file_path)) for task in old.scan().plan_files()]
     if not files:
         return
-    from ..transform.runner import PUBLISH_ROWS, connect
+    from ..transform.connection import connect
+    from ..transform.publish import PUBLISH_ROWS
 
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     with contextlib.closing(connect()) as con, warnings.catch_warnings():

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from .normalize import BODY_TYPES, META, RawFile, Shape, raw_relation
+from .raw import BODY_TYPES, META, RawFile, Shape, raw_relation
 
 # What a failed typed read raises: the errors worth screening a batch's files for.
 READ_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException)

@@ -10,16 +10,17 @@ relations must be gone. The check is one `information_schema` query (microsecond
 Steps, in the order the runner (transform/runner.py) calls them:
 
     load_runs            complete, complete_sources                       (runner: from the manifests)
-    build_batch          raw_<entity>, item_rows, playlist_headers,        (normalize.py)
-                         *_partials, e_playlist_songs, b_playlist_songs, b_songs, b_song_artists,
-                         b_albums, b_album_artists, b_artists, b_playlists, b_song_popularity
-    register_<table>     old_<table>: the table as it stood when the transform began (runner)
-    build_changes        b_playlist_changes                                (normalize.py)
-    build_user_tables    b_saved_songs, b_plays, b_user_top                (normalize.py)
+    build_batch          raw_<entity>, item_rows, playlist_headers,        (batch.py)
+                         *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums, b_album_artists,
+                         b_artists, b_playlists, b_song_popularity, e_playlist_songs
+    register_<table>     old_<table>: the table as it stood when the transform began (publish.py)
+    build_changes        b_playlist_changes                                (changes.py)
+    build_user_tables    b_saved_songs, b_plays, b_user_top                (user_tables.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
     add_listened_songs   adds rows to b_songs                              (history/listens.py)
     stage_<table>        staged_<table>: the merged rows (merge.py), in DATA_TABLES order
-    publish_<table>      changed_<table>: the keys whose rows a filtered publish replaces (runner)
+    publish_<table>      changed_<table>: the cluster-column values whose rows are replaced (publish.py),
+                         after the quality checks, for a table published by its changed keys only
 
 `b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
 batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
@@ -117,12 +118,6 @@ _DECLARED: list[Relation] = [
     Relation("popularity_partials", "build_batch", ("song_id", "observed_date", "popularity", "observed_at")),
     Relation("album_partials", "build_batch", ("album_id", "album", "enriched", "last_seen_at", "first_seen_at")),
     Relation("artist_partials", "build_batch", ("artist_id", "artist", "enriched", "last_seen_at", "first_seen_at")),
-    Relation(
-        "e_playlist_songs",
-        "build_batch",
-        ("playlist_id", "extracted_at"),
-        note="playlists whose latest complete extraction had no items (emptied upstream): their rows go",
-    ),
     Relation("b_playlist_songs", "build_batch", _contract("playlist_songs")),
     Relation("b_songs", "build_batch", _contract("songs")),
     Relation("b_song_artists", "build_batch", _contract("song_artists", "last_seen_at")),
@@ -131,6 +126,12 @@ _DECLARED: list[Relation] = [
     Relation("b_artists", "build_batch", _contract("artists")),
     Relation("b_playlists", "build_batch", _contract("playlists")),
     Relation("b_song_popularity", "build_batch", _contract("song_popularity")),
+    Relation(
+        "e_playlist_songs",
+        "build_batch",
+        ("playlist_id", "extracted_at"),
+        note="playlists whose latest complete extraction in the batch had no items (merge.py `ReplaceChildren`)",
+    ),
     *(
         Relation(name, "build_batch", scratch=True)
         for name in (
@@ -153,7 +154,7 @@ _DECLARED: list[Relation] = [
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
     *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
     *(
-        Relation(f"changed_{n}", f"publish_{n}", (CLUSTER_BY.get(n, TABLES[n].key[0]),), note="the keys replaced")
+        Relation(f"changed_{n}", f"publish_{n}", (CLUSTER_BY.get(n, TABLES[n].key[0]),), note="keys to replace")
         for n in DATA_TABLES
     ),
 ]

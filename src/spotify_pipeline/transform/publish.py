@@ -1,0 +1,187 @@
+"""Publishing the staged tables: each table's base (`old_<name>`), the rows of only the keys a run changed
+replaced in sorted files (or the table overwritten whole), and the bookkeeping tables written beside them
+(`rejected_records`, `listening_gaps`); refused up front when the disk cannot hold the staged rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import LakeError
+from ..tables.catalog import CLUSTER_BY, MAX_REPLACED_KEYS, Catalog
+from ..tables.contract import TABLES
+from .connection import register_empty, register_table
+from .merge import MERGES, Derived, ReplaceChildren
+from .quarantine import Rejected
+from .relations import checked_step
+
+# Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
+# publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
+# 200k-row slices: +178 MiB (docs/BENCHMARKS.md). Smaller files also make a run that changes a few keys
+# rewrite less: it rewrites every file holding one of them (catalog.py `CLUSTER_BY`).
+PUBLISH_ROWS = 50_000
+
+
+def register_base(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, base: dict[str, int | None]) -> None:
+    """`old_<name>`: the table as it stood when this transform (or the interrupted one it redoes) began."""
+    with checked_step(con, f"register_{name}"):
+        if base.get(name) is None:
+            register_empty(con, f"old_{name}", TABLES[name].schema)
+        else:
+            register_table(con, catalog, name, f"old_{name}", base[name])
+
+
+# Whether a table whose merge changed some keys is published by replacing only their rows (False: the
+# layout before issue #20, every changed table overwritten whole; bench/steady_state.py --no-layout).
+FILTERED_PUBLISH = True
+
+
+def cluster_column(name: str) -> str:
+    """The column a table is sorted by when written, and whose values name the rows a run replaces."""
+    return CLUSTER_BY.get(name, TABLES[name].key[0])
+
+
+def sort_order(name: str) -> str:
+    """The cluster column, then the rest of the key: rows in key order compress 1-2% better (1M positions).
+    (Empty: no order, as tables were written before issue #20.)"""
+    column = cluster_column(name)
+    return ", ".join([column, *(k for k in TABLES[name].key if k != column)]) if column in TABLES[name].key else column
+
+
+def _changed_keys(name: str) -> str:
+    """A query of the `cluster_column` values whose rows the merge may have changed; every other value's
+    rows in `staged_<name>` are exactly those of `old_<name>`. A keyed merge changes only the keys its batch
+    holds (and a playlist emptied upstream, `ReplaceChildren.emptied`); a derived table is compared whole."""
+    rule, column = MERGES[name], cluster_column(name)
+    if isinstance(rule, Derived):
+        return (
+            f"SELECT {column} FROM (SELECT * FROM staged_{name} EXCEPT SELECT * FROM old_{name}) UNION "
+            f"SELECT {column} FROM (SELECT * FROM old_{name} EXCEPT SELECT * FROM staged_{name})"
+        )
+    emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
+    return f"SELECT {column} FROM b_{name}" + (f" UNION SELECT {column} FROM {emptied}" if emptied else "")
+
+
+def _literal(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dt.date):  # and datetimes: ISO-8601 with the offset, as pyiceberg parses them
+        return value.isoformat()
+    return str(value)
+
+
+def _publish_changes(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
+) -> bool:
+    """Publish only the rows of the keys this batch changed (`_changed_keys`): the merge takes every other
+    key's rows unchanged from `old_<name>`, the base snapshot, so the table needs only those rows replaced -
+    if it still is at the base snapshot. A transform redoing an interrupted publish that had already
+    committed this table finds it past its base and overwrites it whole, as before (transform/journal.py).
+    False, having written nothing: overwrite the whole table (a rebuild, a new table, too many keys)."""
+    if not FILTERED_PUBLISH or rebuild or base.get(name) is None or catalog.snapshot_id(name) != base[name]:
+        return False
+    column = cluster_column(name)
+    if isinstance(MERGES[name], Derived):  # compared with its rows as they stood
+        register_base(con, catalog, name, base)
+    changed = _changed_keys(name)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE changed_{name} AS SELECT DISTINCT {column} FROM ({changed})")
+    # As ISO text: pyiceberg converts a string literal to the column's type (dates, timestamps) when binding.
+    keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
+    if len(keys) > MAX_REPLACED_KEYS or None in keys:  # no IN filter matches NULL: the whole table, then
+        return False
+    changed_rows = f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+    rows = con.sql(f"{changed_rows} ORDER BY {sort_order(name)}")
+    catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
+    return True
+
+
+def publish_table(
+    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
+) -> None:
+    """Commit `staged_<name>`: only the changed keys' rows when it can (`_publish_changes`), else the whole table."""
+    if not _publish_changes(con, catalog, name, rebuild, base):
+        # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
+        # of the table's cluster column: the published rows are never all in Python's memory at once.
+        order = sort_order(name)
+        ordered = con.sql(f"SELECT * FROM staged_{name}" + (f" ORDER BY {order}" if order else ""))
+        catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
+
+
+def ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:
+    """Refuse to start publishing when the staged rows clearly cannot fit (a full disk mid-publish would
+    leave some tables new and some old until the next run re-applies the same raw runs). The estimate,
+    16 bytes per value, is above what the compressed Parquet files take (about 2-4 bytes per value)."""
+    needed = sum(rows * len(TABLES[name].schema) * 16 for name, rows in staged_rows.items()) + 256 * 1024
+    free = catalog.free_bytes()
+    if free < needed:
+        raise LakeError(
+            f"not enough free space in {catalog.location} to publish ({free // 1024} KiB free, about "
+            f"{needed // 1024} KiB needed)",
+            hint="the disk is full: free space and re-run; nothing was published and the raw zone is intact",
+        )
+
+
+def record_rejected(
+    catalog: Catalog,
+    rejected: list[Rejected],
+    manifests: list[dict[str, Any]],
+    rebuild: bool,
+    by_run_id: str,
+    now: dt.datetime,
+) -> int:
+    """Replace the `rejected_records` of the raw runs just read by what this transform set aside (a rebuild:
+    the whole table), so re-reading a run never duplicates its rows and a record that now reads is gone.
+    Written before the tables are published: a publish that fails re-reads the same runs and converges.
+    Returns the table's rows afterwards."""
+    name = "rejected_records"
+    exists = name in catalog.table_names()
+    old = catalog.read(name) if exists and not rebuild else TABLES[name].schema.empty_table()
+    runs = {m["run_id"] for m in manifests}
+    run_of = {entry["key"]: m["run_id"] for m in manifests for entry in m["files"]}
+    kept = old.filter(pc.invert(pc.is_in(old.column("raw_run_id"), pa.array(sorted(runs), pa.string()))))
+    new = pa.Table.from_pylist(
+        [
+            {
+                "raw_run_id": run_of.get(r.raw_key, r.run_id),
+                "raw_file": r.raw_key,
+                "line_number": r.line_number,
+                "entity": r.entity,
+                "playlist_id": r.playlist_id,
+                "user_id": r.user_id,
+                "field": r.field,
+                "error": r.error,
+                "rejected_at": now,
+                "by_run_id": by_run_id,
+            }
+            for r in rejected
+        ],
+        schema=TABLES[name].schema,
+    )
+    if new.num_rows or kept.num_rows != old.num_rows or (rebuild and exists):
+        catalog.overwrite(name, pa.concat_tables([kept, new]))
+    return int(kept.num_rows + new.num_rows)
+
+
+def record_gaps(catalog: Catalog, manifests: list[dict[str, Any]], rebuild: bool) -> None:
+    """`listening_gaps` from the manifests' recently-played gaps, so the raw zone alone rebuilds it (a rebuild
+    replaces the table). A run whose gaps are already there is skipped: a publish redone after a crash
+    never records a gap twice."""
+    name = "listening_gaps"
+    exists = name in catalog.table_names()
+    done = set() if rebuild or not exists else set(catalog.read(name).column("run_id").to_pylist())
+    times = ("from_played_at", "to_played_at", "detected_at")
+    rows = [
+        {**gap, **{k: dt.datetime.fromisoformat(gap[k]) for k in times}, "run_id": m["run_id"]}
+        for m in manifests
+        if m["run_id"] not in done
+        for gap in m.get("gaps") or ()
+    ]
+    table = pa.Table.from_pylist(rows, schema=TABLES[name].schema)
+    if rebuild and exists:
+        catalog.overwrite(name, table)
+    else:
+        catalog.append(name, table)
