@@ -54,3 +54,85 @@ def test_a_playlist_filled_again_after_being_emptied_has_its_new_positions(
     extract_at(server, tmp_path, day(3))
     transform(storage, catalog)  # all three in one batch
     assert positions(tmp_path, playlist) == server.catalog.playlist_size(2) > 0
+
+
+def changes(lake: Path, playlist_id: str) -> list[tuple[object, ...]]:
+    return rows(
+        lake,
+        "SELECT change, item_uri, song_id, item_name, run_id, previous_run_id, snapshot_id, previous_snapshot_id"
+        f" FROM playlist_changes WHERE playlist_id = '{playlist_id}' ORDER BY ALL",
+    )
+
+
+def test_an_emptied_playlist_shows_every_song_it_lost_as_removed(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    server = make_simulator(playlists=5, items_per_playlist=20)
+    storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
+    emptied = server.catalog.id_of("playlist", 2)
+    extract_at(server, tmp_path, day(1))
+    transform(storage, catalog)
+    former = rows(
+        tmp_path,
+        "SELECT DISTINCT item_uri, song_id, item_name, run_id, snapshot_id FROM playlist_songs"
+        f" WHERE playlist_id = '{emptied}' AND item_type IN ('track', 'episode')",
+    )
+    assert former
+    assert changes(tmp_path, emptied) == []
+    server.catalog.empty([2])
+    extract_at(server, tmp_path, day(2))
+    transform(storage, catalog)
+    found = changes(tmp_path, emptied)
+    assert {c[0] for c in found} == {"removed"}
+    assert sorted((uri, song, name) for _, uri, song, name, *_ in found) == sorted(f[:3] for f in former)
+    ((previous_run, previous_snapshot),) = {(f[3], f[4]) for f in former}
+    ((run, snapshot),) = {(c[4], c[6]) for c in found}
+    assert run != previous_run and snapshot == server.catalog.snapshot_id(2) != previous_snapshot
+    assert {(c[5], c[7]) for c in found} == {(previous_run, previous_snapshot)}
+    incremental = table_contents(tmp_path)
+    transform(storage, catalog)  # nothing new: nothing changes
+    assert table_contents(tmp_path) == incremental
+    transform(storage, catalog, rebuild=True)  # both extractions in one batch
+    assert table_contents(tmp_path) == incremental
+
+
+def test_an_empty_extraction_between_two_full_ones_is_diffed_in_a_rebuild_as_run_by_run(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    server = make_simulator(playlists=5, items_per_playlist=20)
+    storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
+    playlist = server.catalog.id_of("playlist", 2)
+    extract_at(server, tmp_path, day(1))
+    transform(storage, catalog)
+    server.catalog.empty([2])
+    extract_at(server, tmp_path, day(2))
+    transform(storage, catalog)
+    server.catalog._emptied.discard(2)  # refilled: its items are back
+    server.catalog.mutate([2])
+    extract_at(server, tmp_path, day(3))
+    transform(storage, catalog)
+    found = changes(tmp_path, playlist)
+    assert {c[0] for c in found} == {"added", "removed"}
+    incremental = table_contents(tmp_path)
+    transform(storage, catalog, rebuild=True)  # all three in one batch
+    assert table_contents(tmp_path) == incremental
+
+
+def test_a_playlist_empty_when_first_extracted_records_no_changes_when_filled(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    server = make_simulator(playlists=5, items_per_playlist=20)
+    storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
+    playlist = server.catalog.id_of("playlist", 2)
+    server.catalog.empty([2])
+    extract_at(server, tmp_path, day(1))
+    transform(storage, catalog)
+    server.catalog._emptied.discard(2)  # filled: nothing earlier to compare with
+    server.catalog.mutate([2])
+    extract_at(server, tmp_path, day(2))
+    transform(storage, catalog)
+    assert positions(tmp_path, playlist) > 0
+    assert changes(tmp_path, playlist) == []
+    incremental = table_contents(tmp_path)
+    transform(storage, catalog, rebuild=True)
+    assert table_contents(tmp_path) == incremental

@@ -11,9 +11,10 @@ Steps, in the order the runner (transform/runner.py) calls them:
 
     load_runs            complete, complete_sources                       (runner: from the manifests)
     build_batch          raw_<entity>, item_rows, playlist_headers,        (batch.py)
-                         *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums, b_album_artists,
-                         b_artists, b_playlists, b_song_popularity, e_playlist_songs
+                         empty_pages, *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums,
+                         b_album_artists, b_artists, b_playlists, b_song_popularity, e_playlist_songs
     register_<table>     old_<table>: the table as it stood when the transform began (publish.py)
+                         (old_playlist_songs and old_playlist_changes before build_changes)
     build_changes        b_playlist_changes                                (changes.py)
     build_user_tables    b_saved_songs, b_plays, b_user_top                (user_tables.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
@@ -114,6 +115,12 @@ _DECLARED: list[Relation] = [
         note="every position of every complete extraction",
     ),
     Relation("playlist_headers", "build_batch", ("header", "fetched_at", "run_id"), note="playlist objects"),
+    Relation(
+        "empty_pages",
+        "build_batch",
+        ("run_id", "playlist_id", "fetched_at"),
+        note="pages without items: an emptied playlist's complete extraction",
+    ),
     Relation("song_partials", "build_batch", ("song_id", "song", "last_seen_at", "first_seen_at", "song_added")),
     Relation("popularity_partials", "build_batch", ("song_id", "observed_date", "popularity", "observed_at")),
     Relation("album_partials", "build_batch", ("album_id", "album", "enriched", "last_seen_at", "first_seen_at")),
@@ -174,7 +181,10 @@ STEPS: dict[str, Step] = {
     for s in (
         Step("load_runs"),
         Step("build_batch", reads=("complete", "complete_sources")),
-        Step("build_changes", reads=("item_rows", "old_playlist_songs")),
+        Step(
+            "build_changes",
+            reads=("item_rows", "complete", "empty_pages", "old_playlist_songs", "old_playlist_changes"),
+        ),
         Step(
             "build_user_tables", reads=("raw_saved_tracks", "raw_recently_played", "raw_top_items", "complete_sources")
         ),

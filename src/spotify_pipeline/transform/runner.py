@@ -198,6 +198,7 @@ def transform(
         result.item_types = dict(con.execute("SELECT item_type, count(*) FROM b_playlist_songs GROUP BY 1").fetchall())
         # Write: stage every table's merged rows.
         register_base(con, catalog, "playlist_songs", base)
+        register_base(con, catalog, "playlist_changes", base)  # an emptied playlist's last run is only there
         build_changes(con)
         build_user_tables(con)
         parsed_uris = {
@@ -228,7 +229,7 @@ def transform(
                 emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
                 emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
                 changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
-            if name != "playlist_songs" and not (changed[name] and isinstance(rule, Derived)):
+            if name not in ("playlist_songs", "playlist_changes") and not (changed[name] and isinstance(rule, Derived)):
                 register_base(con, catalog, name, base)
             with checked_step(con, f"stage_{name}"):
                 if changed[name]:
