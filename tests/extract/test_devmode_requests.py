@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spotify_pipeline.cli.console import extract_lines
 from spotify_pipeline.config import Secret
 from spotify_pipeline.extract import Extractor, SpotifyClient
 from spotify_pipeline.extract.auth import StaticTokenAuth
 from spotify_pipeline.extract.extractor import ExtractOptions, ExtractSummary
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.query.engine import QueryEngine
+from spotify_pipeline.results import ExtractResult
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import transform
@@ -65,6 +67,11 @@ def test_development_mode_skips_refused_batches_and_tracks_the_items_carry(
     assert looked_up.isdisjoint(in_items) and set(elsewhere) <= looked_up
     assert summary.enrichment_skipped == {"batch_probes": 1, "tracks_in_items": 5}
     assert summary.batch_refused == ["albums", "artists", "tracks"]
+    # The run summary says so, in text and in `--format json`.
+    result = ExtractResult.of(summary)
+    assert result.requests.saved == 6 and result.as_dict()["requests"]["saved"] == 6
+    line = next(x for x in extract_lines(summary) if x.startswith("requests:"))
+    assert line.endswith("; saved 6 (batch_probes 1, tracks_in_items 5)"), line
 
 
 def test_development_mode_tables_are_the_same_with_fewer_requests(
