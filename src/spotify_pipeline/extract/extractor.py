@@ -214,7 +214,10 @@ class Extractor(UserSources):
         self._items_path = "items"  # switches to the deprecated "tracks" if a server only has that
         self._batch_refused: set[str] = set()
         self._refs: dict[str, set[str]] = {"artists": set(), "albums": set()}
-        self._seen_tracks: set[str] = set()  # full track objects this run's items and sources carried
+        # Listened songs (options.tracks) this run's items and sources carried as full track objects; only
+        # those are remembered, so a large run's memory does not grow with every song it sees.
+        self._listened = frozenset(self.options.tracks)
+        self._seen_tracks: set[str] = set()
         self._skipped: collections.Counter[str] = collections.Counter()
         self._kinds: collections.Counter[str] = collections.Counter()
         self._warned: set[str] = set()
@@ -511,7 +514,7 @@ class Extractor(UserSources):
                 continue
             if isinstance(obj, dict):
                 _track_refs(obj, artists, albums)
-                if _is_full_track(obj):
+                if self._listened and _is_full_track(obj) and obj["id"] in self._listened:
                     tracks.add(obj["id"])
         with self._lock:
             self._kinds.update(kinds)
@@ -528,7 +531,7 @@ class Extractor(UserSources):
         with self._lock:
             self._refs["artists"] |= artists
             self._refs["albums"] |= albums
-            if _is_full_track(track):
+            if self._listened and _is_full_track(track) and track["id"] in self._listened:
                 self._seen_tracks.add(track["id"])
 
     def _notice_drift(self, kind: str, obj: dict[str, Any]) -> None:
