@@ -94,3 +94,19 @@ def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
     # keys it touches at random, songs and the like, are rewritten nearly whole: docs/BENCHMARKS.md).
     written = result["one_playlist_last"]["data_bytes_by_table"]["playlist_songs"]
     assert written < result["table_bytes_by_table"]["playlist_songs"] / 3
+
+
+def test_devmode_requests_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.devmode_requests", "--playlists", "8", "--items", "30", "--listened", "6"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    before, after = result["before"], result["after"]
+    assert after["enrichment_skipped"]["tracks_in_items"] == 3
+    assert result["saved"] == before["requests"] - after["requests"] >= 1 + 3  # >= 1 refused probe, 3 tracks
+    assert result["added_fields"]["track"]["kept"] == [] and "external_ids" in result["added_fields"]["album"]["kept"]

@@ -36,6 +36,7 @@ class RequestCounts:
     total: int = 0
     retries: int = 0
     rate_limited: int = 0  # answered 429
+    saved: int = 0  # lookups left out because they would add nothing the tables keep (summary.enrichment_skipped)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,10 @@ class ExtractResult:
                 dict(summary.failed),
             ),
             requests=RequestCounts(
-                int(counts.get("total_requests", 0)), int(counts.get("retries", 0)), int(counts.get("rate_limited", 0))
+                int(counts.get("total_requests", 0)),
+                int(counts.get("retries", 0)),
+                int(counts.get("rate_limited", 0)),
+                sum(summary.enrichment_skipped.values()),
             ),
             items=summary.items,
             bytes_written=summary.bytes_written,

@@ -41,7 +41,8 @@ def numbers_are_numbers(value: Any) -> None:
     """No count hides in a string: every value under a key naming a count is an int."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in {"total", "retries", "rate_limited", "checked", "changed", "unchanged", "failed", "items"}:
+            counts = {"total", "retries", "rate_limited", "saved", "checked", "changed", "unchanged", "failed", "items"}
+            if key in counts:
                 assert isinstance(item, int) and not isinstance(item, bool), (key, item)
             numbers_are_numbers(item)
     elif isinstance(value, list):

@@ -180,7 +180,9 @@ def test_development_mode_user_token_gets_own_items_and_single_id_enrichment(
     assert summary.items == sum(server.catalog.playlist_size(i) for i in readable)
     artists, albums = expected_enrichment(server, readable)
     assert summary.batch_refused == ["albums", "artists"]
-    assert server.stats.by_route["artists"] == 1 and server.stats.by_route["albums"] == 1  # one refusal each
+    # one refusal in all: once artists were refused, albums are not probed (Development Mode refuses every batch)
+    assert server.stats.by_route["artists"] == 1 and server.stats.by_route.get("albums", 0) == 0
+    assert summary.enrichment_skipped == {"batch_probes": 1}
     for route, wanted in (("artist", artists), ("album", albums)):
         counts = server.stats.ids_by_route[route]
         assert set(counts) == wanted

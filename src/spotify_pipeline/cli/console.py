@@ -150,6 +150,13 @@ def _progress_seconds() -> float:
     return seconds
 
 
+def _saved(skipped: dict[str, int]) -> str:
+    """`; saved N (why n, ...)`: lookups left out because they would add nothing the tables keep."""
+    if not skipped:
+        return ""
+    return f"; saved {sum(skipped.values())} ({', '.join(f'{k} {v}' for k, v in sorted(skipped.items()))})"
+
+
 def extract_lines(summary: ExtractSummary) -> list[str]:
     req = summary.requests
     by_endpoint = ", ".join(f"{k} {v}" for k, v in sorted(req.get("requests", {}).items()))
@@ -163,7 +170,7 @@ def extract_lines(summary: ExtractSummary) -> list[str]:
         f"enriched: {summary.artists_enriched} artists, {summary.albums_enriched} albums"
         + (f" (one at a time: batch {', '.join(summary.batch_refused)} refused)" if summary.batch_refused else ""),
         f"requests: {req.get('total_requests', 0)} ({by_endpoint or 'none'}); retries {req.get('retries', 0)}, "
-        f"429s {req.get('rate_limited', 0)}",
+        f"429s {req.get('rate_limited', 0)}" + _saved(summary.enrichment_skipped),
         f"raw zone: {summary.files_written} file{'s' if summary.files_written != 1 else ''}, "
         f"{_bytes(summary.bytes_written)}",
     ]

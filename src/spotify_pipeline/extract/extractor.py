@@ -137,6 +137,10 @@ class ExtractSummary:
     tracks_stopped: str | None = None  # why the optional `/tracks` step stopped early (a long Retry-After)
     enrichment_missing: dict[str, int] = field(default_factory=dict)  # kind -> IDs that answered 404 or null
     batch_refused: list[str] = field(default_factory=list)
+    # Lookups not sent because they would add nothing the tables keep: `batch_probes` (a batch lookup of one
+    # more kind once one was refused: Development Mode refuses them all) and `tracks_in_items` (listened songs
+    # this run's items already carried as full track objects).
+    enrichment_skipped: dict[str, int] = field(default_factory=dict)
     requests: dict[str, Any] = field(default_factory=dict)
     bytes_written: int = 0
     files_written: int = 0
@@ -185,6 +189,10 @@ def item_kind(playlist_item: dict[str, Any]) -> str:
 
 
 class Extractor(UserSources):
+    # Leave out lookups that would add nothing the tables keep (Development Mode): see `enrichment_skipped`.
+    # False only to measure what they cost (bench/devmode_requests.py) and to prove the tables are the same.
+    skip_needless = True
+
     def __init__(
         self,
         client: SpotifyClient,
@@ -206,6 +214,11 @@ class Extractor(UserSources):
         self._items_path = "items"  # switches to the deprecated "tracks" if a server only has that
         self._batch_refused: set[str] = set()
         self._refs: dict[str, set[str]] = {"artists": set(), "albums": set()}
+        # Listened songs (options.tracks) this run's items and sources carried as full track objects; only
+        # those are remembered, so a large run's memory does not grow with every song it sees.
+        self._listened = frozenset(self.options.tracks)
+        self._seen_tracks: set[str] = set()
+        self._skipped: collections.Counter[str] = collections.Counter()
         self._kinds: collections.Counter[str] = collections.Counter()
         self._warned: set[str] = set()
 
@@ -265,6 +278,7 @@ class Extractor(UserSources):
             summary.items = sum(self._kinds.values())
             summary.item_kinds = dict(self._kinds)
             summary.batch_refused = sorted(self._batch_refused)
+            summary.enrichment_skipped = dict(self._skipped)
             summary.requests = self.client.stats.as_dict()
             if interrupted is not None:
                 summary.status, summary.stop_reason = "interrupted", interruption_reason(interrupted)
@@ -479,6 +493,7 @@ class Extractor(UserSources):
         kinds: collections.Counter[str] = collections.Counter()
         artists: set[str] = set()
         albums: set[str] = set()
+        tracks: set[str] = set()
         for entry in items:
             if not isinstance(entry, dict):
                 kinds["unavailable"] += 1
@@ -499,10 +514,13 @@ class Extractor(UserSources):
                 continue
             if isinstance(obj, dict):
                 _track_refs(obj, artists, albums)
+                if self._listened and _is_full_track(obj) and obj["id"] in self._listened:
+                    tracks.add(obj["id"])
         with self._lock:
             self._kinds.update(kinds)
             self._refs["artists"] |= artists
             self._refs["albums"] |= albums
+            self._seen_tracks |= tracks
         self.progress.update(pages=1, items=len(items))
         return len(items)
 
@@ -513,6 +531,8 @@ class Extractor(UserSources):
         with self._lock:
             self._refs["artists"] |= artists
             self._refs["albums"] |= albums
+            if self._listened and _is_full_track(track) and track["id"] in self._listened:
+                self._seen_tracks.add(track["id"])
 
     def _notice_drift(self, kind: str, obj: dict[str, Any]) -> None:
         unknown = obj.keys() - KNOWN_FIELDS[kind]
@@ -537,10 +557,19 @@ class Extractor(UserSources):
             wanted = sorted(i for i in self._refs[kind] if not state.is_fresh(kind, i, self.options.enrich_ttl, now))
             size = BATCH_SIZES[kind]
             batches = [wanted[i : i + size] for i in range(0, len(wanted), size)]
-            futures = [pool.submit(self._enrich_batch, kind, batch, writer) for batch in batches]
+            futures: list[Future[tuple[list[str], list[str]] | None]] = []
+            if batches and not self._batch_refused and self.skip_needless:
+                # One batch lookup first, alone: refused (Development Mode), no other kind is probed and no
+                # concurrent batch lookup is sent only to be refused too.
+                probe = pool.submit(self._batch_lookup, kind, batches[0], writer)
+                wait([probe])
+                if probe.exception() is not None or probe.result() is not None:
+                    futures.append(probe)  # answered (or failed: reported below like any batch)
+                    batches = batches[1:]
+            futures += [pool.submit(self._enrich_batch, kind, batch, writer) for batch in batches]
             for future in futures:
                 try:
-                    fetched, missing = future.result()
+                    fetched, missing = future.result() or ([], [])
                 except FATAL as exc:
                     self._stop.set()
                     for other in futures:
@@ -563,7 +592,16 @@ class Extractor(UserSources):
 
     def _enrich_batch(self, kind: str, ids: list[str], writer: RawZoneWriter) -> tuple[list[str], list[str]]:
         """Fetch these IDs: (the IDs found, the IDs that answered 404 or `null`)."""
+        answered = self._batch_lookup(kind, ids, writer)
+        return answered if answered is not None else self._one_at_a_time(kind, ids, writer)
+
+    def _batch_lookup(self, kind: str, ids: list[str], writer: RawZoneWriter) -> tuple[list[str], list[str]] | None:
+        """One batch lookup: (found, missing), or None when batch lookups are refused (Development Mode)."""
         self._check_stop()
+        with self._lock:
+            if self._batch_refused and kind not in self._batch_refused and self.skip_needless:
+                self._batch_refused.add(kind)  # Development Mode refuses every batch lookup: not probed again
+                self._skipped["batch_probes"] += 1
         if kind not in self._batch_refused:
             try:
                 response = self.client.get(kind, {"ids": ",".join(ids)})
@@ -578,7 +616,11 @@ class Extractor(UserSources):
                 self._store(writer, kind, response)
                 found = [o["id"] for o in response.data.get(kind) or [] if isinstance(o, dict) and o.get("id")]
                 return found, sorted(set(ids) - set(found))
-        fetched, missing = [], []
+        return None
+
+    def _one_at_a_time(self, kind: str, ids: list[str], writer: RawZoneWriter) -> tuple[list[str], list[str]]:
+        fetched: list[str] = []
+        missing: list[str] = []
         for entity_id in ids:
             self._check_stop()
             try:
@@ -605,6 +647,12 @@ class Extractor(UserSources):
         budget = self.options.track_budget
         if self._batch_refused:
             self._batch_refused.add("tracks")  # Development Mode: a batch probe would only be refused
+            # One at a time, `/tracks/{id}` of a song this run's items carried in full returns the same object
+            # (Development Mode serves no popularity to observe): asked for, it would add nothing.
+            carried = [t for t in wanted if t in self._seen_tracks] if self.skip_needless else []
+            if carried:
+                self._skipped["tracks_in_items"] += len(carried)
+                wanted = [t for t in wanted if t not in self._seen_tracks]
         if "tracks" not in self._batch_refused and wanted:
             # One batch probe; refused (403) it costs nothing from the budget and switches to one ID at a time.
             done = 0
@@ -703,6 +751,11 @@ def _track_refs(track: dict[str, Any], artists: set[str], albums: set[str]) -> N
     if isinstance(album, dict) and album.get("id"):
         albums.add(album["id"])
         artists.update(a["id"] for a in album.get("artists") or [] if isinstance(a, dict) and a.get("id"))
+
+
+def _is_full_track(track: dict[str, Any]) -> bool:
+    """A full track object with an ID (album and artists embedded): a `/tracks/{id}` lookup would repeat it."""
+    return bool(track.get("id")) and track.get("type") == "track" and isinstance(track.get("album"), dict)
 
 
 class _Stopped(Exception):
