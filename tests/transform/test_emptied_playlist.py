@@ -18,6 +18,13 @@ def day(n: int) -> dt.datetime:
     return dt.datetime(2026, 10, n, 12, tzinfo=dt.UTC)
 
 
+def assert_rebuild_matches(storage: LocalStorage, catalog: Catalog, lake: Path) -> None:
+    """A rebuild from the raw zone (every extraction in one batch) gives the tables run-by-run gave."""
+    incremental = table_contents(lake)
+    transform(storage, catalog, rebuild=True)
+    assert table_contents(lake) == incremental
+
+
 def positions(lake: Path, playlist_id: str) -> int:
     return int(rows(lake, f"SELECT count(*) FROM playlist_songs WHERE playlist_id = '{playlist_id}'")[0][0])
 
@@ -35,9 +42,7 @@ def test_an_emptied_playlist_keeps_no_positions(make_simulator: SimulatorFactory
     transform(storage, catalog)
     assert positions(tmp_path, emptied) == 0
     assert positions(tmp_path, kept) == kept_before
-    incremental = table_contents(tmp_path)
-    transform(storage, catalog, rebuild=True)  # both extractions in one batch: the empty one is the latest
-    assert table_contents(tmp_path) == incremental
+    assert_rebuild_matches(storage, catalog, tmp_path)  # the empty extraction is the latest
 
 
 def test_a_playlist_filled_again_after_being_emptied_has_its_new_positions(
@@ -49,8 +54,7 @@ def test_a_playlist_filled_again_after_being_emptied_has_its_new_positions(
     extract_at(server, tmp_path, day(1))
     server.catalog.empty([2])
     extract_at(server, tmp_path, day(2))
-    server.catalog._emptied.discard(2)  # refilled: its items are back
-    server.catalog.mutate([2])
+    server.catalog.refill([2])  # refilled: its items are back
     extract_at(server, tmp_path, day(3))
     transform(storage, catalog)  # all three in one batch
     assert positions(tmp_path, playlist) == server.catalog.playlist_size(2) > 0
@@ -92,8 +96,7 @@ def test_an_emptied_playlist_shows_every_song_it_lost_as_removed(
     incremental = table_contents(tmp_path)
     transform(storage, catalog)  # nothing new: nothing changes
     assert table_contents(tmp_path) == incremental
-    transform(storage, catalog, rebuild=True)  # both extractions in one batch
-    assert table_contents(tmp_path) == incremental
+    assert_rebuild_matches(storage, catalog, tmp_path)
 
 
 def test_an_empty_extraction_between_two_full_ones_is_diffed_in_a_rebuild_as_run_by_run(
@@ -107,15 +110,12 @@ def test_an_empty_extraction_between_two_full_ones_is_diffed_in_a_rebuild_as_run
     server.catalog.empty([2])
     extract_at(server, tmp_path, day(2))
     transform(storage, catalog)
-    server.catalog._emptied.discard(2)  # refilled: its items are back
-    server.catalog.mutate([2])
+    server.catalog.refill([2])  # refilled: its items are back
     extract_at(server, tmp_path, day(3))
     transform(storage, catalog)
     found = changes(tmp_path, playlist)
     assert {c[0] for c in found} == {"added", "removed"}
-    incremental = table_contents(tmp_path)
-    transform(storage, catalog, rebuild=True)  # all three in one batch
-    assert table_contents(tmp_path) == incremental
+    assert_rebuild_matches(storage, catalog, tmp_path)
 
 
 def test_a_playlist_empty_when_first_extracted_records_no_changes_when_filled(
@@ -127,12 +127,9 @@ def test_a_playlist_empty_when_first_extracted_records_no_changes_when_filled(
     server.catalog.empty([2])
     extract_at(server, tmp_path, day(1))
     transform(storage, catalog)
-    server.catalog._emptied.discard(2)  # filled: nothing earlier to compare with
-    server.catalog.mutate([2])
+    server.catalog.refill([2])  # filled: nothing earlier to compare with
     extract_at(server, tmp_path, day(2))
     transform(storage, catalog)
     assert positions(tmp_path, playlist) > 0
     assert changes(tmp_path, playlist) == []
-    incremental = table_contents(tmp_path)
-    transform(storage, catalog, rebuild=True)
-    assert table_contents(tmp_path) == incremental
+    assert_rebuild_matches(storage, catalog, tmp_path)

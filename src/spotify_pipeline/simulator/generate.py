@@ -192,6 +192,12 @@ class CatalogData:
                 self._emptied.add(index)
                 self._versions[index] = self._versions.get(index, 0) + 1
 
+    def refill(self, playlists: list[int]) -> None:
+        """Give emptied playlists items again (a new snapshot; popularity moves on, as with `mutate`)."""
+        with self._lock:
+            self._emptied.difference_update(playlists)
+        self.mutate(playlists)
+
     def snapshot_id(self, playlist: int) -> str:
         seed = self.config.seed
         return encode_id(seed, f"snapshot:{playlist}", self.version(playlist)) + "AAAAAAAAAA"

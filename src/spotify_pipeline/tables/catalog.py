@@ -55,6 +55,13 @@ CLUSTER_BY: dict[str, str] = {
 # (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values; beyond that it reads
 # every file, though it still rewrites only those holding a changed key.)
 MAX_REPLACED_KEYS = 10_000
+
+
+def cluster_column(name: str) -> str:
+    """The column a table is sorted by when written, and whose values name the rows a run replaces."""
+    return CLUSTER_BY.get(name, TABLES[name].key[0])
+
+
 log = logging.getLogger(__name__)
 
 

@@ -29,7 +29,7 @@ from ..lake.layout import WAREHOUSE_DIR
 from ..lake.storage import Storage
 from ..transform import publish
 from ..transform.journal import read_journal
-from .catalog import NAMESPACE, Catalog
+from .catalog import NAMESPACE, Catalog, cluster_column
 from .contract import TABLES
 from .retention import ExpiryResult, _files, expire_history
 
@@ -116,7 +116,7 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     rows = ArrowScan(
         table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
     ).to_table(tasks=tasks)
-    column = publish.cluster_column(name) if name in TABLES else None
+    column = cluster_column(name) if name in TABLES else None
     if column in rows.column_names:
         rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
     with table.transaction() as tx, tx.update_snapshot().overwrite() as rewrite:

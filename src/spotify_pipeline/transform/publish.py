@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import LakeError
-from ..tables.catalog import CLUSTER_BY, MAX_REPLACED_KEYS, Catalog
+from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
 from .connection import register_empty, register_table
 from .merge import MERGES, Derived, ReplaceChildren
@@ -38,11 +38,6 @@ def register_base(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, b
 # Whether a table whose merge changed some keys is published by replacing only their rows (False: the
 # layout before issue #20, every changed table overwritten whole; bench/steady_state.py --no-layout).
 FILTERED_PUBLISH = True
-
-
-def cluster_column(name: str) -> str:
-    """The column a table is sorted by when written, and whose values name the rows a run replaces."""
-    return CLUSTER_BY.get(name, TABLES[name].key[0])
 
 
 def sort_order(name: str) -> str:

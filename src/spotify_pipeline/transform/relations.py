@@ -37,7 +37,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
-from ..tables.catalog import CLUSTER_BY
+from ..tables.catalog import cluster_column
 from ..tables.contract import DATA_TABLES, TABLES
 
 
@@ -160,10 +160,7 @@ _DECLARED: list[Relation] = [
     Relation("b_listen_events", "build_listen_events", _contract("listen_events")),
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
     *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
-    *(
-        Relation(f"changed_{n}", f"publish_{n}", (CLUSTER_BY.get(n, TABLES[n].key[0]),), note="keys to replace")
-        for n in DATA_TABLES
-    ),
+    *(Relation(f"changed_{n}", f"publish_{n}", (cluster_column(n),), note="keys to replace") for n in DATA_TABLES),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
