@@ -84,9 +84,7 @@ class QueryEngine:
                 self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}_files")
                 self.con.execute(f"DROP VIEW _{name}_files")
             else:
-                register_table(self.con, catalog, name, name)
-                if name in catalog.table_names():
-                    readable += catalog.data_files(name)
+                readable += register_table(self.con, catalog, name, name).readable()
         self._lock_down(readable, list(writable), limit)
 
     def _lock_down(self, readable: list[str], writable: list[str], memory_limit: str | None) -> None:

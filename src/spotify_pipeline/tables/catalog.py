@@ -1,7 +1,8 @@
 """Tables by name: an embedded Iceberg catalog (SQLite + a warehouse folder inside the lake).
 
-Every table write is one Iceberg commit (copy-on-write overwrite or append), so readers always see either
-the previous snapshot or the new one, never a half-written table.
+Every table write is one Iceberg commit (an overwrite, an append, or a keyed replace that marks the replaced
+rows deleted by position: replace.py), so readers always see either the previous snapshot or the new one,
+never a half-written table.
 
 Iceberg records absolute paths (catalog.db -> metadata file -> manifest list -> manifests -> data files),
 so a copied or moved lake still points at the folder it came from. Before anything is read or written,
@@ -29,6 +30,9 @@ from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
 from ..lake.storage import os_error_hint
 from .contract import TABLES
+from .deletes import supports_deletes
+from .files import TableFiles
+from .replace import replace_by_deletes
 
 NAMESPACE = "spotify"
 CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
@@ -173,10 +177,11 @@ class Catalog:
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
 
     def replace_rows(self, name: str, column: str, keys: list[Any], rows: Iterable[pa.RecordBatch]) -> None:
-        """Replace the rows whose `column` is one of `keys` by `rows`, in one commit (copy-on-write): pyiceberg
-        skips the files whose statistics rule the keys out, reads the others, and rewrites only those that
-        hold one, without its rows; `rows` are appended as new files. The caller guarantees every other row
-        is unchanged."""
+        """Replace the rows whose `column` is one of `keys` by `rows`, in one commit. The replaced rows are
+        marked deleted by position (merge-on-read, replace.py): only the new rows and one small delete file
+        are written. A v1 table (no delete files) is copy-on-write: pyiceberg skips the files whose
+        statistics rule the keys out and rewrites those that hold one, without its rows. `rows` are
+        appended as new files. The caller guarantees every other row is unchanged."""
         from pyiceberg.expressions import AlwaysFalse, In
 
         schema = TABLES[name].schema
@@ -184,6 +189,9 @@ class Catalog:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             table = self._writable(name)
             slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
+            if keys and table.current_snapshot() is not None and supports_deletes(table):
+                replace_by_deletes(self, table, name, column, keys, slices)
+                return
             member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
             _replace_in_slices(table, slices, member(column, keys) if keys else AlwaysFalse())
 
@@ -193,22 +201,34 @@ class Catalog:
         return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
 
     def data_files(self, name: str, snapshot_id: int | None = None) -> list[str]:
-        """Parquet files of the table's current snapshot, or of `snapshot_id` (copy-on-write: no delete files
-        to apply)."""
+        """Parquet data files of the table's current snapshot, or of `snapshot_id` (rows some of them hold may
+        be deleted by delete files: read through `files()` to see the table's rows)."""
+        return self.files(name, snapshot_id).data
+
+    def files(self, name: str, snapshot_id: int | None = None) -> TableFiles:
+        """The data and position delete files of the table's current snapshot, or of `snapshot_id`, as DuckDB
+        reads them (`TableFiles.sql()`). Every one must lie inside this lake."""
         table = self.table(name)
         if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
             raise LakeError(
                 f"snapshot {snapshot_id} of table {name} no longer exists",
                 hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
             )
-        paths = []
-        for task in table.scan(snapshot_id=snapshot_id).plan_files():
-            if task.delete_files:
-                raise LakeError(f"table {name} has delete files; only copy-on-write tables are supported")
-            if not self.owns(task.file.file_path):
-                raise LakeError(f"table {name} lists a file outside the lake: {task.file.file_path}")
-            paths.append(_local(task.file.file_path))
-        return paths
+        return self.task_files(name, table.scan(snapshot_id=snapshot_id).plan_files())
+
+    def task_files(self, name: str, tasks: Iterable[Any]) -> TableFiles:
+        """`TableFiles` of pyiceberg scan tasks (a data file each, with the delete files that apply to it)."""
+        files = TableFiles()
+        deletes: dict[str, None] = {}
+        for task in tasks:
+            for path in [task.file.file_path, *(d.file_path for d in task.delete_files)]:
+                if not self.owns(path):
+                    raise LakeError(f"table {name} lists a file outside the lake: {path}")
+            files.recorded.append(task.file.file_path)
+            files.data.append(_local(task.file.file_path))
+            deletes.update((_local(d.file_path), None) for d in sorted(task.delete_files, key=lambda d: d.file_path))
+        files.deletes.extend(deletes)
+        return files
 
     def read(self, name: str) -> pa.Table:
         return self.table(name).scan().to_arrow()

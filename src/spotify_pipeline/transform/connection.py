@@ -14,6 +14,7 @@ import pyarrow as pa
 from ..config import parse_memory_limit
 from ..tables.catalog import Catalog
 from ..tables.contract import TABLES
+from ..tables.files import TableFiles
 
 
 def duckdb_size(value: str, name: str) -> str:
@@ -63,16 +64,17 @@ def connect(remote: bool = False, memory_limit: str = "", spill_under: Path | No
 
 def register_table(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, view: str, snapshot_id: int | None = None
-) -> None:
+) -> TableFiles:
     """Expose a table's current snapshot (or `snapshot_id`) to DuckDB as `view` (Parquet files read in
-    place); a table that does not exist yet, or has no rows, is an empty view with the contract's columns."""
-    files = catalog.data_files(name, snapshot_id) if name in catalog.table_names() else []
-    if files:
-        file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({file_list})")
-        return
+    place, minus the rows its delete files mark deleted); a table that does not exist yet, or has no rows,
+    is an empty view with the contract's columns. Returns the files the view reads."""
+    files = catalog.files(name, snapshot_id) if name in catalog.table_names() else TableFiles()
+    if files.data:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {files.sql()}")
+        return files
     schema = TABLES[name].schema if name in TABLES else catalog.table(name).schema().as_arrow()
     register_empty(con, view, schema)
+    return files
 
 
 def register_empty(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema) -> None:

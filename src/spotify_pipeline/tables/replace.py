@@ -1,0 +1,113 @@
+"""A keyed replace by merge-on-read: the replaced rows are marked deleted by position, not rewritten.
+
+`Catalog.replace_rows` (catalog.py) replaces every row whose key column holds one of a run's changed keys.
+Copy-on-write rewrites each data file that holds one, whole: a changed playlist's ~100 songs lie in every
+file of `songs`, so a run rewrote most of the lake (docs/BENCHMARKS.md). Here, in one commit:
+
+1. pyiceberg's scan planning lists the data files whose statistics may hold a key (an `In` filter);
+2. DuckDB reads their key column (with each row's position, minus rows already deleted) to find the rows
+   that do, and how many live rows each file has;
+3. per file: none -> untouched; all -> the file is dropped; more than `REWRITE_SHARE` of its rows -> it is
+   rewritten without them (copy-on-write: a file mostly deleted would cost every reader more than it saves
+   the writer); else its positions go into the commit's ONE position delete file (deletes.py);
+4. the new rows (and rewritten files' surviving rows) are appended as data files.
+
+`maintain` (maintenance.py) later rewrites the files that have deletes and drops the delete files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+
+from .contract import TABLES
+from .deletes import row_delta, write_position_deletes
+from .files import FILE_COLUMN, POS_COLUMN
+
+log = logging.getLogger(__name__)
+
+# A file with more than this share of its live rows replaced is rewritten rather than given deletes
+# (docs/BENCHMARKS.md, "Merge-on-read").
+REWRITE_SHARE = 1 / 3
+
+
+def replace_by_deletes(
+    catalog: Any, table: Any, name: str, column: str, keys: list[Any], slices: Iterable[pa.Table]
+) -> None:
+    """Replace the rows whose `column` is one of `keys` (non-empty; ISO text for dates and timestamps, as
+    pyiceberg takes them) by `slices`, in one snapshot, writing position deletes (module docstring)."""
+    from pyiceberg.expressions import In
+    from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+    from ..transform.connection import connect
+
+    member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
+    tasks = list(table.scan(row_filter=member(column, keys)).plan_files())
+    schema = TABLES[name].schema
+    key_values = pa.table({"k": pa.array(sorted({str(k) for k in keys}), pa.string()).cast(schema.field(column).type)})
+    drop: list[Any] = []
+    rewrite: list[Any] = []
+    positions = pa.table({"file_path": pa.array([], pa.string()), "pos": pa.array([], pa.int64())})
+    with contextlib.closing(connect(remote=catalog.remote)) as con:
+        if tasks:
+            files = catalog.task_files(name, tasks)
+            con.register("_keys", key_values)
+            con.execute(f"CREATE TEMP VIEW _rows AS {files.sql(positions=True)}")
+            counts = con.execute(
+                f"SELECT {FILE_COLUMN}, count(*) AS live, count(k.k) AS hit FROM _rows r "
+                f'LEFT JOIN _keys k ON r."{column}" = k.k GROUP BY ALL'
+            ).fetchall()
+            by_path = {task.file.file_path: task.file for task in tasks}
+            marked: list[str] = []
+            for path, live, hit in counts:
+                if hit == 0:
+                    continue
+                if hit == live:
+                    drop.append(by_path[path])
+                elif hit > live * REWRITE_SHARE:
+                    rewrite.append(by_path[path])
+                else:
+                    marked.append(path)
+            if marked:
+                con.register("_marked", pa.table({"p": pa.array(marked, pa.string())}))
+                positions = con.sql(
+                    f"SELECT {FILE_COLUMN} AS file_path, {POS_COLUMN} AS pos FROM _rows r "
+                    f'SEMI JOIN _keys k ON r."{column}" = k.k WHERE {FILE_COLUMN} IN (SELECT p FROM _marked)'
+                ).to_arrow_table()
+        with table.transaction() as tx, row_delta(tx) as delta:
+            metadata = tx.table_metadata
+            counter = itertools.count()
+            for data_file in drop + rewrite:
+                delta.delete_data_file(data_file)
+            if positions.num_rows:
+                delta.append_data_file(write_position_deletes(table, positions, delta.commit_uuid))
+            for rows in itertools.chain(_survivors(con, rewrite, column, schema), slices):
+                if rows.num_rows:
+                    for data_file in _dataframe_to_data_files(
+                        table_metadata=metadata, df=rows, io=table.io, write_uuid=delta.commit_uuid, counter=counter
+                    ):
+                        delta.append_data_file(data_file)
+    log.debug(
+        "table %s: %d positions deleted, %d files dropped, %d rewritten",
+        name,
+        positions.num_rows,
+        len(drop),
+        len(rewrite),
+    )
+
+
+def _survivors(con: Any, rewrite: list[Any], column: str, schema: pa.Schema) -> Iterable[pa.Table]:
+    """The rows of the files to rewrite that are neither deleted nor replaced, file by file in their order."""
+    for data_file in rewrite:
+        con.register("_rewrite", pa.table({"p": pa.array([data_file.file_path], pa.string())}))
+        rows = con.sql(  # one data file's rows: at most `publish.PUBLISH_ROWS`
+            f"SELECT * EXCLUDE ({FILE_COLUMN}, {POS_COLUMN}) FROM _rows r "
+            f'ANTI JOIN _keys k ON r."{column}" = k.k WHERE {FILE_COLUMN} IN (SELECT p FROM _rewrite) '
+            f"ORDER BY {POS_COLUMN}"
+        ).to_arrow_table()
+        yield rows.cast(schema)

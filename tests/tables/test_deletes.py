@@ -1,0 +1,109 @@
+"""Merge-on-read replaces (replace.py, deletes.py, files.py) on real Iceberg tables in tmp_path: the replaced
+rows become position delete files, and our DuckDB view of a table with deletes holds exactly the rows
+pyiceberg's own scan does (the spec check)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spotify_pipeline.tables import replace
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import TABLES
+from spotify_pipeline.tables.deletes import FILE_PATH_ID, POS_ID
+from spotify_pipeline.transform.connection import connect, register_table
+
+TABLE = "processed_raw_runs"  # raw_run_id (the key), processed_at, by_run_id
+WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def runs(ids: list[str], by: str = "first") -> pa.Table:
+    rows = [{"raw_run_id": i, "processed_at": WHEN, "by_run_id": by} for i in ids]
+    return pa.Table.from_pylist(rows, schema=TABLES[TABLE].schema)
+
+
+def duckdb_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
+    con = connect()
+    register_table(con, catalog, TABLE, "t", snapshot_id)
+    return sorted(con.execute("SELECT raw_run_id, processed_at, by_run_id FROM t").fetchall())
+
+
+def iceberg_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
+    table = catalog.table(TABLE).scan(snapshot_id=snapshot_id).to_arrow()
+    return sorted(tuple(r.values()) for r in table.to_pylist())
+
+
+def delete_files(catalog: Catalog) -> list[str]:
+    return catalog.files(TABLE).deletes
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    """A table of 3 files of 30 rows each (keys r000-r089), sorted by key."""
+    catalog = Catalog(tmp_path / "my lake")  # a space in the path: file:// URIs vs local paths
+    ids = [f"r{i:03d}" for i in range(90)]
+    catalog.overwrite(TABLE, (b for s in range(0, 90, 30) for b in runs(ids[s : s + 30]).to_batches()))
+    assert len(catalog.data_files(TABLE)) == 3
+    return catalog
+
+
+def test_a_keyed_replace_writes_one_delete_file_and_readers_agree_with_pyiceberg(catalog: Catalog) -> None:
+    before = catalog.snapshot_id(TABLE)
+    changed = ["r001", "r031", "r032", "r089"]  # a few rows of every file
+    catalog.replace_rows(TABLE, "raw_run_id", changed, runs(changed, by="second").to_batches())
+    files = catalog.files(TABLE)
+    assert len(files.deletes) == 1
+    assert len(files.data) == 4  # the 3 files untouched, plus the new rows
+    # The delete file follows the spec: field ids, sorted by file_path then pos, paths as the metadata records them.
+    deletes = pq.read_table(files.deletes[0])
+    schema = pq.read_schema(files.deletes[0])
+    assert [f.metadata[b"PARQUET:field_id"] for f in schema] == [str(FILE_PATH_ID).encode(), str(POS_ID).encode()]
+    pairs = list(zip(deletes.column("file_path").to_pylist(), deletes.column("pos").to_pylist(), strict=True))
+    assert pairs == sorted(pairs) and len(pairs) == 4
+    assert {p for p, _ in pairs} <= set(files.recorded) and all(p.startswith("file://") for p, _ in pairs)
+    # What pyiceberg's own scan sees is what our DuckDB view sees: each changed key once, with its new row.
+    ours = duckdb_rows(catalog)
+    assert ours == iceberg_rows(catalog)
+    assert len(ours) == 90
+    assert sorted(r[0] for r in ours if r[2] == "second") == changed
+    # The snapshot before the replace still reads as it was (time travel).
+    assert duckdb_rows(catalog, before) == iceberg_rows(catalog, before)
+    assert all(r[2] == "first" for r in duckdb_rows(catalog, before))
+
+
+def test_replaces_accumulate_deletes_and_a_rewrite_past_the_share(catalog: Catalog) -> None:
+    originals = catalog.data_files(TABLE)
+    for round_, changed in enumerate((["r005", "r040"], ["r005", "r006", "r070"], ["r040", "r041"])):
+        catalog.replace_rows(TABLE, "raw_run_id", changed, runs(changed, by=f"round{round_}").to_batches())
+        assert duckdb_rows(catalog) == iceberg_rows(catalog)
+    assert len(delete_files(catalog)) == 3
+    latest = dict((r[0], r[2]) for r in duckdb_rows(catalog))
+    assert latest["r005"] == "round1" and latest["r040"] == "round2" and latest["r070"] == "round1"
+    assert len(latest) == 90
+    # Most of the first file replaced: it is rewritten (no positions), its other rows kept.
+    first = [f"r{i:03d}" for i in range(0, 25)]
+    catalog.replace_rows(TABLE, "raw_run_id", first, runs(first, by="bulk").to_batches())
+    assert duckdb_rows(catalog) == iceberg_rows(catalog)
+    assert len(set(originals) & set(catalog.data_files(TABLE))) == 2  # the first file is gone
+    rows = duckdb_rows(catalog)
+    assert len(rows) == 90 and sum(r[2] == "bulk" for r in rows) == 25
+
+
+def test_a_whole_file_replaced_is_dropped_not_marked(catalog: Catalog) -> None:
+    ids = [f"r{i:03d}" for i in range(30, 60)]
+    catalog.replace_rows(TABLE, "raw_run_id", ids, runs(ids, by="again").to_batches())
+    assert delete_files(catalog) == []
+    assert len(catalog.data_files(TABLE)) == 3
+    assert duckdb_rows(catalog) == iceberg_rows(catalog)
+
+
+def test_the_share_decides_between_deletes_and_rewrites(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replace, "REWRITE_SHARE", 0.0)  # every touched file rewritten: copy-on-write
+    catalog.replace_rows(TABLE, "raw_run_id", ["r001"], runs(["r001"], by="cow").to_batches())
+    assert delete_files(catalog) == []
+    assert duckdb_rows(catalog) == iceberg_rows(catalog)
+    assert len(duckdb_rows(catalog)) == 90
