@@ -190,3 +190,27 @@ def test_repairing_an_incomplete_copy_is_refused_and_changes_no_catalog(lake: Pa
     assert (copy / "catalog.db").read_bytes() == catalog
     assert not (copy / "catalog.db.repair").exists()
     refused(cli("tables", "--lake", str(copy)), "moved", "repair")
+
+
+def test_a_copy_whose_tables_have_delete_files_repairs_to_the_same_rows(
+    lake: Path, server: SimulatedSpotify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    from spotify_pipeline.lake import LocalStorage
+    from spotify_pipeline.tables import replace
+    from spotify_pipeline.tables.catalog import Catalog
+    from spotify_pipeline.transform import transform
+    from tests.transform.test_transform import extract_at
+
+    monkeypatch.setattr(replace, "REWRITE_SHARE", 1.0)  # small tables: mark rows deleted, never rewrite
+    server.mutate([0])
+    extract_at(server, lake, dt.datetime.now(dt.UTC))
+    transform(LocalStorage(lake), Catalog(lake))
+    assert Catalog(lake).files("songs").deletes  # the delete files name the original's data files
+    tables, runs = comparable_tables(lake), history(lake)
+    copy = lake.parent.parent / "copy" / "lake"
+    shutil.copytree(lake, copy)
+    ok(cli("repair", "--lake", str(copy)))
+    assert comparable_tables(copy) == tables and history(copy) == runs
+    assert all(path.startswith(copy.as_uri() + "/") for path in files_of(copy))

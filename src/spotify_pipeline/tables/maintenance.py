@@ -5,9 +5,11 @@ gains a small file per run (the changed rows, appended) and its rewritten files 
 every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
 transform's commit):
 
-1. compaction: per table, the small data files (under half of `PUBLISH_ROWS` rows) are rewritten together,
-   sorted by the table's cluster column, in files of `PUBLISH_ROWS` rows; one commit per table, a
-   copy-on-write rewrite with the same rows, so readers see the old files or the new ones;
+1. compaction: per table, the small data files (under half of `PUBLISH_ROWS` rows) and every data file with
+   rows deleted by a position delete file (replace.py) are rewritten together, their deletes applied,
+   sorted by the table's cluster column, in files of `PUBLISH_ROWS` rows, and the delete files no data
+   file needs any more are dropped; one commit per table, with the same rows, so readers see the old
+   files or the new ones;
 2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
    (retention.py);
 3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
@@ -30,6 +32,7 @@ from ..lake.storage import Storage
 from ..transform import publish
 from ..transform.journal import read_journal
 from .catalog import NAMESPACE, Catalog, cluster_column
+from .deletes import row_delta
 from .contract import TABLES
 from .retention import ExpiryResult, _files, expire_history
 
@@ -42,6 +45,7 @@ COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most 
 class MaintenanceResult:
     tables_compacted: list[str] = field(default_factory=list)
     files_compacted: int = 0  # data files replaced by compaction
+    delete_files_dropped: int = 0  # position delete files no data file needs any more
     files_written: int = 0  # data files it wrote
     bytes_written: int = 0
     expiry: ExpiryResult = field(default_factory=ExpiryResult)
@@ -53,6 +57,7 @@ class MaintenanceResult:
         return {
             "tables_compacted": self.tables_compacted,
             "files_compacted": self.files_compacted,
+            "delete_files_dropped": self.delete_files_dropped,
             "files_written": self.files_written,
             "bytes_written": self.bytes_written,
             "snapshots_expired": self.expiry.snapshots,
@@ -94,8 +99,9 @@ def maintain(
 
 
 def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
-    """Rewrite a table's small data files together, sorted by its cluster column, in files of
-    `PUBLISH_ROWS` rows (one commit). Files of normal size are left as they are."""
+    """Rewrite a table's small data files and those with deleted rows together (their deletes applied),
+    sorted by its cluster column, in files of `PUBLISH_ROWS` rows, and drop the delete files no remaining
+    data file needs (one commit). Files of normal size without deletes are left as they are."""
     import pyarrow.compute as pc
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
@@ -103,26 +109,36 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     table = catalog._writable(name)
     if table.current_snapshot() is None:
         return
-    small = [t for t in table.scan().plan_files() if t.file.record_count < publish.PUBLISH_ROWS // 2]
+    planned = list(table.scan().plan_files())
+    marked = [t for t in planned if t.delete_files]  # always rewritten: deletes must not live forever
+    small = [t for t in planned if not t.delete_files and t.file.record_count < publish.PUBLISH_ROWS // 2]
     small.sort(key=lambda t: t.file.file_size_in_bytes)
     total, tasks = 0, []
-    for task in small:  # the smallest first, up to the memory bound
+    for task in marked + small:  # the files with deletes, then the smallest first, up to the memory bound
         total += task.file.file_size_in_bytes
-        if total > COMPACT_MAX_BYTES:
+        if total > COMPACT_MAX_BYTES and tasks:
             break
         tasks.append(task)
-    if len(tasks) < 2:
+    rewritten = {t.file.file_path for t in tasks}
+    # A delete file can go once no data file it applies to stays (plan_files lists only live data files).
+    needed = {d.file_path for t in planned if t.file.file_path not in rewritten for d in t.delete_files}
+    obsolete = [d for d in _delete_files(table) if d.file_path not in needed]
+    if len(tasks) < 2 and not marked and not obsolete:
         return
-    rows = ArrowScan(
-        table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
-    ).to_table(tasks=tasks)
+    rows = (
+        ArrowScan(
+            table_metadata=table.metadata, io=table.io, projected_schema=table.schema(), row_filter=AlwaysTrue()
+        ).to_table(tasks=tasks)
+        if tasks
+        else table.schema().as_arrow().empty_table()
+    )
     column = cluster_column(name) if name in TABLES else None
     if column in rows.column_names:
         rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
-    with table.transaction() as tx, tx.update_snapshot().overwrite() as rewrite:
+    with table.transaction() as tx, row_delta(tx) as rewrite:
         counter = itertools.count()
-        for task in tasks:
-            rewrite.delete_data_file(task.file)
+        for removed in [t.file for t in tasks] + obsolete:
+            rewrite.delete_data_file(removed)
         for start in range(0, rows.num_rows, publish.PUBLISH_ROWS):
             for data_file in _dataframe_to_data_files(
                 table_metadata=table.metadata,
@@ -135,8 +151,21 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
                 result.files_written += 1
                 result.bytes_written += data_file.file_size_in_bytes
     result.files_compacted += len(tasks)
+    result.delete_files_dropped += len(obsolete)
     result.tables_compacted.append(name)
-    log.info("table %s: compacted %d small files", name, len(tasks))
+    log.info("table %s: compacted %d files, dropped %d delete files", name, len(tasks), len(obsolete))
+
+
+def _delete_files(table: Any) -> list[Any]:
+    """The live delete files of a table's current snapshot."""
+    from pyiceberg.manifest import ManifestContent
+
+    return [
+        entry.data_file
+        for manifest in table.current_snapshot().manifests(table.io)
+        if manifest.content == ManifestContent.DELETES
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    ]
 
 
 def referenced_files(catalog: Catalog, name: str) -> set[str]:

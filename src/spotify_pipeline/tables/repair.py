@@ -154,8 +154,16 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
         identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=TABLE_PROPERTIES
     )
     result.rewritten[name] = 0
-    files = [_local(io.map(task.file.file_path)) for task in old.scan().plan_files()]
+    tasks = list(old.scan().plan_files())
+    files = [_local(io.map(task.file.file_path)) for task in tasks]
     if not files:
+        return
+    if any(task.delete_files for task in tasks):  # pyiceberg applies them; their paths are the old lake's
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            batches = old.scan().to_arrow_batch_reader()
+            slices = (pa.Table.from_batches([b]).select(schema.names).cast(schema) for b in batches)
+            _replace_in_slices(table, _counted(slices, result, name))
         return
     from ..transform.connection import connect
     from ..transform.publish import PUBLISH_ROWS
