@@ -32,8 +32,8 @@ from ..lake.storage import Storage
 from ..transform import publish
 from ..transform.journal import read_journal
 from .catalog import NAMESPACE, Catalog, cluster_column
-from .deletes import row_delta
 from .contract import TABLES
+from .deletes import row_delta
 from .retention import ExpiryResult, _files, expire_history
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     marked = [t for t in planned if t.delete_files]  # always rewritten: deletes must not live forever
     small = [t for t in planned if not t.delete_files and t.file.record_count < publish.PUBLISH_ROWS // 2]
     small.sort(key=lambda t: t.file.file_size_in_bytes)
-    total, tasks = 0, []
+    total, tasks = 0, list[Any]()
     for task in marked + small:  # the files with deletes, then the smallest first, up to the memory bound
         total += task.file.file_size_in_bytes
         if total > COMPACT_MAX_BYTES and tasks:
