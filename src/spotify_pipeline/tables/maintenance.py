@@ -113,7 +113,8 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     marked = [t for t in planned if t.delete_files]  # always rewritten: deletes must not live forever
     small = [t for t in planned if not t.delete_files and t.file.record_count < publish.PUBLISH_ROWS // 2]
     small.sort(key=lambda t: t.file.file_size_in_bytes)
-    total, tasks = 0, list[Any]()
+    tasks: list[Any] = []
+    total = 0
     for task in marked + small:  # the files with deletes, then the smallest first, up to the memory bound
         total += task.file.file_size_in_bytes
         if total > COMPACT_MAX_BYTES and tasks:
