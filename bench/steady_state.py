@@ -59,21 +59,20 @@ def files(lake: Path) -> dict[str, int]:
 
 
 def table_bytes(lake: Path) -> int:
-    """Bytes of the data files the tables' current snapshots read."""
-    catalog = Catalog(lake)
-    total = 0
-    for name in catalog.table_names():
-        for task in catalog.table(name).scan().plan_files():
-            total += task.file.file_size_in_bytes
-    return total
+    """Bytes of the data and delete files the tables' current snapshots read."""
+    return sum(table_bytes_by_table(lake).values())
 
 
 def table_bytes_by_table(lake: Path) -> dict[str, int]:
     catalog = Catalog(lake)
-    return {
-        name: sum(task.file.file_size_in_bytes for task in catalog.table(name).scan().plan_files())
-        for name in catalog.table_names()
-    }
+    sizes: dict[str, int] = {}
+    for name in catalog.table_names():
+        files: dict[str, int] = {}
+        for task in catalog.table(name).scan().plan_files():
+            for f in (task.file, *task.delete_files):
+                files[f.file_path] = f.file_size_in_bytes
+        sizes[name] = sum(files.values())
+    return sizes
 
 
 def measured_run(lake: Path) -> dict[str, Any]:
@@ -93,6 +92,8 @@ def measured_run(lake: Path) -> dict[str, Any]:
         "wall_s": round(wall, 3),
         "bytes_written": sum(new.values()),
         "data_bytes_written": sum(new[p] for p in data),
+        "metadata_bytes_written": sum(s for p, s in new.items() if "/metadata/" in p),
+        "delete_files_written": sum("-deletes.parquet" in p for p in data),
         "files_written": len(new),
         "data_files_written": len(data),
         "peak_rss_mib": round(rss.peak, 1),

@@ -22,6 +22,15 @@ def data_files(catalog: Catalog, name: str) -> set[str]:
     return set(catalog.data_files(name))
 
 
+def deleted_positions(catalog: Catalog, name: str) -> dict[str, set[int]]:
+    """The rows of each data file that the table's position delete files mark deleted."""
+    deleted: dict[str, set[int]] = {}
+    for path in catalog.files(name).deletes:
+        for row in pq.read_table(path).to_pylist():
+            deleted.setdefault(row["file_path"].removeprefix("file://"), set()).add(row["pos"])
+    return deleted
+
+
 def holding(paths: set[str], column: str, value: str) -> set[str]:
     """The files among `paths` with a row whose `column` is `value`."""
     return {p for p in paths if value in pq.read_table(p, columns=[column]).column(column).to_pylist()}
@@ -50,12 +59,20 @@ def test_a_changed_playlist_rewrites_only_the_files_holding_it(
     assert result.batch_rows["playlist_songs"] > 0
     after = {name: data_files(catalog, name) for name in before}
     assert after["playlist_songs"] >= before["playlist_songs"] - touched  # every other file kept as it was
-    assert not (after["playlist_songs"] & touched)
+    # A touched file is rewritten, or keeps its other rows with the playlist's marked deleted (merge-on-read).
+    deleted = deleted_positions(catalog, "playlist_songs")
+    assert deleted.keys() <= touched
+    for path in after["playlist_songs"] & touched:
+        ids = pq.read_table(path, columns=["playlist_id"]).column("playlist_id").to_pylist()
+        assert deleted[path] == {pos for pos, pid in enumerate(ids) if pid == changed}
     assert after["song_popularity"] > before["song_popularity"]  # a new day of popularity: appended
     # A song file is rewritten only if it holds a song the batch saw again (its last_seen_at moves on).
     seen = {s for (s,) in rows(tmp_path, f"SELECT song_id FROM playlist_songs WHERE playlist_id = '{changed}'")}
     for path in before["songs"] - after["songs"]:
         assert seen & set(pq.read_table(path, columns=["song_id"]).column("song_id").to_pylist()), path
+    for path, positions in deleted_positions(catalog, "songs").items():
+        ids = pq.read_table(path, columns=["song_id"]).column("song_id").to_pylist()
+        assert {ids[pos] for pos in positions} <= seen, path
     incremental = table_contents(tmp_path)
     transform(storage, catalog, rebuild=True)
     assert table_contents(tmp_path) == incremental
