@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from spotify_pipeline.lake import LocalStorage
@@ -61,4 +62,28 @@ def test_runs_with_changed_playlists_write_deletes_and_equal_a_rebuild(
     incremental = table_contents(tmp_path)
     transform(storage, Catalog(tmp_path), rebuild=True)
     assert delete_files(Catalog(tmp_path)) == {}
+    assert table_contents(tmp_path) == incremental
+
+
+def test_a_second_run_on_the_same_day_replaces_only_the_popularity_of_the_songs_it_saw(
+    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(replace, "REWRITE_SHARE", 1.0)
+    server = make_simulator(playlists=8, items_per_playlist=40)
+    storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
+    extract_at(server, tmp_path, dt.datetime(2026, 10, 1, 9, tzinfo=dt.UTC))
+    transform(storage, catalog)
+    before = set(Catalog(tmp_path).data_files("song_popularity"))
+    total = len(table_contents(tmp_path)["song_popularity"])
+    server.mutate([3])
+    extract_at(server, tmp_path, dt.datetime(2026, 10, 1, 10, tzinfo=dt.UTC))  # the same observed_date
+    transform(storage, catalog)
+    catalog = Catalog(tmp_path)
+    # Replaced by (song_id, observed_date): the day's file stays, only the seen songs' rows are marked.
+    assert before <= set(catalog.data_files("song_popularity"))
+    (deletes,) = catalog.files("song_popularity").deletes
+    marked = pq.read_table(deletes).num_rows
+    assert 0 < marked < total
+    incremental = table_contents(tmp_path)
+    transform(storage, catalog, rebuild=True)
     assert table_contents(tmp_path) == incremental

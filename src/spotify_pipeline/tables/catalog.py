@@ -176,12 +176,26 @@ class Catalog:
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
 
-    def replace_rows(self, name: str, column: str, keys: list[Any], rows: Iterable[pa.RecordBatch]) -> None:
+    def merges_on_read(self, name: str) -> bool:
+        """Whether `replace_rows` marks the replaced rows deleted (an Iceberg v2 table with rows) rather
+        than rewriting the files holding them (copy-on-write)."""
+        table = self.table(name)
+        return table.current_snapshot() is not None and supports_deletes(table)
+
+    def replace_rows(
+        self,
+        name: str,
+        column: str,
+        keys: list[Any],
+        rows: Iterable[pa.RecordBatch],
+        key_rows: pa.Table | None = None,
+    ) -> None:
         """Replace the rows whose `column` is one of `keys` by `rows`, in one commit. The replaced rows are
         marked deleted by position (merge-on-read, replace.py): only the new rows and one small delete file
         are written. A v1 table (no delete files) is copy-on-write: pyiceberg skips the files whose
         statistics rule the keys out and rewrites those that hold one, without its rows. `rows` are
-        appended as new files. The caller guarantees every other row is unchanged."""
+        appended as new files. The caller guarantees every other row is unchanged. `key_rows` (only when
+        `merges_on_read`) narrows the replaced rows to those matching one of its rows (replace.py)."""
         from pyiceberg.expressions import AlwaysFalse, In
 
         schema = TABLES[name].schema
@@ -190,8 +204,10 @@ class Catalog:
             table = self._writable(name)
             slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
             if keys and table.current_snapshot() is not None and supports_deletes(table):
-                replace_by_deletes(self, table, name, column, keys, slices)
+                replace_by_deletes(self, table, name, column, keys, slices, key_rows)
                 return
+            if key_rows is not None:
+                raise LakeError(f"table {name} cannot mark rows deleted (Iceberg format v1 or no rows)")
             member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
             _replace_in_slices(table, slices, member(column, keys) if keys else AlwaysFalse())
 

@@ -37,10 +37,19 @@ REWRITE_SHARE = 1 / 3
 
 
 def replace_by_deletes(
-    catalog: Any, table: Any, name: str, column: str, keys: list[Any], slices: Iterable[pa.Table]
+    catalog: Any,
+    table: Any,
+    name: str,
+    column: str,
+    keys: list[Any],
+    slices: Iterable[pa.Table],
+    key_rows: pa.Table | None = None,
 ) -> None:
     """Replace the rows whose `column` is one of `keys` (non-empty; ISO text for dates and timestamps, as
-    pyiceberg takes them) by `slices`, in one snapshot, writing position deletes (module docstring)."""
+    pyiceberg takes them) by `slices`, in one snapshot, writing position deletes (module docstring).
+    With `key_rows` (columns of the table, no NULLs), only the rows whose values of those columns are one
+    of its rows are replaced: `keys` then only narrow the files searched (e.g. a day of `song_popularity`,
+    of which a run replaces the songs it saw)."""
     from pyiceberg.expressions import In
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
@@ -49,7 +58,11 @@ def replace_by_deletes(
     member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
     tasks = list(table.scan(row_filter=member(column, keys)).plan_files())
     schema = TABLES[name].schema
-    key_values = pa.table({"k": pa.array(sorted({str(k) for k in keys}), pa.string()).cast(schema.field(column).type)})
+    if key_rows is None:
+        key_rows = pa.table({column: pa.array(sorted({str(k) for k in keys}), pa.string())})
+    key_values = key_rows.cast(pa.schema([schema.field(c) for c in key_rows.column_names]))
+    match = " AND ".join(f'r."{c}" = k."{c}"' for c in key_rows.column_names)
+    first = key_rows.column_names[0]
     drop: list[Any] = []
     rewrite: list[Any] = []
     positions = pa.table({"file_path": pa.array([], pa.string()), "pos": pa.array([], pa.int64())})
@@ -59,8 +72,8 @@ def replace_by_deletes(
             con.register("_keys", key_values)
             con.execute(f"CREATE TEMP VIEW _rows AS {files.sql(positions=True)}")
             counts = con.execute(
-                f"SELECT {FILE_COLUMN}, count(*) AS live, count(k.k) AS hit FROM _rows r "
-                f'LEFT JOIN _keys k ON r."{column}" = k.k GROUP BY ALL'
+                f'SELECT {FILE_COLUMN}, count(*) AS live, count(k."{first}") AS hit FROM _rows r '
+                f"LEFT JOIN _keys k ON {match} GROUP BY ALL"
             ).fetchall()
             by_path = {task.file.file_path: task.file for task in tasks}
             marked: list[str] = []
@@ -77,7 +90,7 @@ def replace_by_deletes(
                 con.register("_marked", pa.table({"p": pa.array(marked, pa.string())}))
                 positions = con.sql(
                     f"SELECT {FILE_COLUMN} AS file_path, {POS_COLUMN} AS pos FROM _rows r "
-                    f'SEMI JOIN _keys k ON r."{column}" = k.k WHERE {FILE_COLUMN} IN (SELECT p FROM _marked)'
+                    f"SEMI JOIN _keys k ON {match} WHERE {FILE_COLUMN} IN (SELECT p FROM _marked)"
                 ).to_arrow_table()
         with table.transaction() as tx, row_delta(tx) as delta:
             metadata = tx.table_metadata
@@ -86,7 +99,7 @@ def replace_by_deletes(
                 delta.delete_data_file(data_file)
             if positions.num_rows:
                 delta.append_data_file(write_position_deletes(table, positions, delta.commit_uuid))
-            for rows in itertools.chain(_survivors(con, rewrite, column, schema), slices):
+            for rows in itertools.chain(_survivors(con, rewrite, match, schema), slices):
                 if rows.num_rows:
                     for data_file in _dataframe_to_data_files(
                         table_metadata=metadata, df=rows, io=table.io, write_uuid=delta.commit_uuid, counter=counter
@@ -101,13 +114,13 @@ def replace_by_deletes(
     )
 
 
-def _survivors(con: Any, rewrite: list[Any], column: str, schema: pa.Schema) -> Iterable[pa.Table]:
+def _survivors(con: Any, rewrite: list[Any], match: str, schema: pa.Schema) -> Iterable[pa.Table]:
     """The rows of the files to rewrite that are neither deleted nor replaced, file by file in their order."""
     for data_file in rewrite:
         con.register("_rewrite", pa.table({"p": pa.array([data_file.file_path], pa.string())}))
         rows = con.sql(  # one data file's rows: at most `publish.PUBLISH_ROWS`
             f"SELECT * EXCLUDE ({FILE_COLUMN}, {POS_COLUMN}) FROM _rows r "
-            f'ANTI JOIN _keys k ON r."{column}" = k.k WHERE {FILE_COLUMN} IN (SELECT p FROM _rewrite) '
+            f"ANTI JOIN _keys k ON {match} WHERE {FILE_COLUMN} IN (SELECT p FROM _rewrite) "
             f"ORDER BY {POS_COLUMN}"
         ).to_arrow_table()
         yield rows.cast(schema)

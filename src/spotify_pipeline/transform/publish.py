@@ -15,7 +15,7 @@ from ..errors import LakeError
 from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
 from .connection import register_empty, register_table
-from .merge import MERGES, Derived, ReplaceChildren
+from .merge import MERGES, Derived, KeyedMerge, ReplaceChildren
 from .quarantine import Rejected
 from .relations import checked_step
 
@@ -89,9 +89,27 @@ def _publish_changes(
     if len(keys) > MAX_REPLACED_KEYS or None in keys:  # no IN filter matches NULL: the whole table, then
         return False
     changed_rows = f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+    key_rows = None
+    if _by_whole_key(con, catalog, name):  # e.g. a day of song_popularity: only the songs the batch saw
+        key = ", ".join(TABLES[name].key)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_keys_{name} AS SELECT DISTINCT {key} FROM b_{name}")
+        key_rows = con.sql(f"SELECT * FROM changed_keys_{name}").to_arrow_table()
+        changed_rows = f"SELECT * FROM staged_{name} SEMI JOIN changed_keys_{name} USING ({key})"
     rows = con.sql(f"{changed_rows} ORDER BY {sort_order(name)}")
-    catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
+    catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS), key_rows)
     return True
+
+
+def _by_whole_key(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -> bool:
+    """Whether a keyed merge's changes are replaced by its whole key rather than by its cluster column:
+    when the key has more columns (a time series clustered by day replaces only the keys its batch holds,
+    not the whole day) and the table marks replaced rows deleted (a copy-on-write replace could only drop
+    whole cluster values). Not with a NULL in a key column, which no join matches."""
+    key = TABLES[name].key
+    if not isinstance(MERGES[name], KeyedMerge) or key == (cluster_column(name),) or not catalog.merges_on_read(name):
+        return False
+    nulls = " OR ".join(f"{k} IS NULL" for k in key)
+    return not con.execute(f"SELECT count(*) FROM b_{name} WHERE {nulls}").fetchall()[0][0]
 
 
 def publish_table(
