@@ -1,6 +1,8 @@
 """After `bench.steady_state` (issue #20): on its lake, the reports' p50 latency after the week of runs,
-then a full rebuild (timed, against DuckDB only parsing the item pages), then the reports' p50 again on
-the freshly written tables: the week's files against the layout a rebuild writes. Ratios in one run.
+then (when tables have position delete files) again after `maintain` folded them into the data files (what
+deletes cost readers), then a full rebuild (timed, against DuckDB only parsing the item pages), then the
+reports' p50 again on the freshly written tables: the week's files against the layout a rebuild writes.
+Ratios in one run.
 
     python -m bench.steady_reports --lake /tmp/steady-lake --out reports.json
 """
@@ -19,6 +21,7 @@ from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.reports import REPORT_ORDER, run_report
 from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.maintenance import maintain
 from spotify_pipeline.transform import transform
 
 
@@ -36,6 +39,11 @@ def data_files(lake: Path) -> int:
     return sum(len(catalog.data_files(name)) for name in catalog.table_names())
 
 
+def delete_files(lake: Path) -> int:
+    catalog = Catalog(lake)
+    return sum(len(catalog.files(name).deletes) for name in catalog.table_names())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake", type=Path, required=True)
@@ -44,7 +52,16 @@ def main() -> None:
     args = parser.parse_args()
     lake = args.lake
     result: dict[str, Any] = {"after_runs": {"data_files": data_files(lake), "table_bytes": table_bytes(lake)}}
+    result["after_runs"]["delete_files"] = delete_files(lake)
     result["after_runs"]["report_p50_s"] = report_p50(lake, args.repeat)
+    if result["after_runs"]["delete_files"]:  # the same rows with the deletes folded in: what they cost readers
+        maintain(LocalStorage(lake), Catalog(lake), keep_days=365)
+        result["maintained"] = {"data_files": data_files(lake), "delete_files": delete_files(lake)}
+        result["maintained"]["report_p50_s"] = report_p50(lake, args.repeat)
+        with_deletes, folded = result["after_runs"]["report_p50_s"], result["maintained"]["report_p50_s"]
+        result["report_p50_with_deletes_over_maintained"] = {
+            n: round(with_deletes[n] / max(folded[n], 1e-9), 2) for n in with_deletes
+        }
     floor, _ = timed(lambda: parse_floor(lake, everything=False), 1)
     started = time.perf_counter()
     transform(LocalStorage(lake), Catalog(lake), rebuild=True)
