@@ -74,7 +74,7 @@ def test_old_table_snapshots_expire_on_s3(aws: Aws, make_simulator: Any, monkeyp
     bound = {**TABLE_PROPERTIES, "write.metadata.previous-versions-max": "1"}
     monkeypatch.setattr(catalog_module, "TABLE_PROPERTIES", bound)
     report = pipeline.run(settings, server.playlist_ids())
-    assert report.history is not None and report.history.snapshots >= len(DATA_TABLES)
+    assert report.history is not None and report.history.snapshots > 0  # all but each current one (below)
     assert report.history.files_deleted > 0
     catalog = open_catalog(remote)
     for name in catalog.table_names():
@@ -148,3 +148,32 @@ def test_glue_tables_replace_only_the_files_holding_a_change_and_maintenance_run
     assert result["tables_compacted"] and result["files_compacted"] > result["files_written"]
     assert comparable_tables(remote) == rows
     assert not any(k == "_state/run.lock" for k in S3Storage(remote).list("_state/")), "the S3 lock is released"
+
+
+def test_delete_files_on_s3_are_read_and_folded_by_maintain(
+    aws: Aws, make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Merge-on-read on S3: the delete files name s3:// data files, DuckDB reads them through fsspec, and
+    # the rows equal a local lake's given the same runs (and pyiceberg's own scan).
+    from spotify_pipeline.lake.storage import open_storage
+    from spotify_pipeline.tables import replace
+    from spotify_pipeline.tables.catalog import open_catalog
+    from spotify_pipeline.tables.maintenance import maintain
+
+    monkeypatch.setattr(replace, "REWRITE_SHARE", 1.0)  # small tables: mark rows deleted, never rewrite
+    server = make_simulator(playlists=4, items_per_playlist=30)
+    remote = f"s3://{aws.bucket}/lake"
+    for lake in (remote, str(tmp_path)):
+        pipeline.run(settings_for(server, lake), server.playlist_ids())
+    server.mutate([1])
+    for lake in (remote, str(tmp_path)):
+        pipeline.run(settings_for(server, lake), server.playlist_ids())
+    catalog = open_catalog(remote)
+    deletes = catalog.files("songs").deletes
+    assert deletes and all(path.startswith(f"{remote}/warehouse/") for path in deletes)
+    tables = comparable_tables(remote)
+    assert tables == comparable_tables(str(tmp_path))
+    assert catalog.read("songs").num_rows == len(tables["songs"])
+    maintain(open_storage(remote), catalog, keep_days=365)
+    assert open_catalog(remote).files("songs").deletes == []
+    assert comparable_tables(remote) == tables
