@@ -243,6 +243,8 @@ class Catalog:
             files.recorded.append(task.file.file_path)
             files.data.append(_local(task.file.file_path))
             deletes.update((_local(d.file_path), None) for d in sorted(task.delete_files, key=lambda d: d.file_path))
+            if task.delete_files:
+                files.marked.add(files.data[-1])
         files.deletes.extend(deletes)
         return files
 

@@ -18,11 +18,13 @@ POS_COLUMN = "file_row_number"  # its 0-based row in that file: DuckDB's name, a
 @dataclass(frozen=True)
 class TableFiles:
     """`data`: the paths DuckDB opens; `recorded`: the same files as the table metadata records them (the
-    form delete files name them in: `file://` URIs, `s3://` keys); `deletes`: position delete files."""
+    form delete files name them in: `file://` URIs, `s3://` keys); `deletes`: position delete files;
+    `marked`: the data files (paths DuckDB opens) some delete file applies to."""
 
     data: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
+    marked: set[str] = field(default_factory=set)
 
     def readable(self) -> list[str]:
         """Every file a reader opens (a sandbox's allow-list)."""
@@ -30,22 +32,39 @@ class TableFiles:
 
     def sql(self, *, positions: bool = False) -> str:
         """A SELECT of the table's live rows; with `positions`, also `FILE_COLUMN` (the recorded path) and
-        `POS_COLUMN` of each row (what a delete file names). Empty `data` is refused by the caller."""
-        data = _list(self.data)
-        if not self.deletes and not positions:
-            return f"SELECT * FROM read_parquet({data})"
-        paths = ", ".join(f"({_quote(r)}, {_quote(p)})" for r, p in zip(self.recorded, self.data, strict=True))
-        rows = (
-            f"SELECT d.* EXCLUDE (_read_path), m.recorded AS {FILE_COLUMN} FROM read_parquet({data}, "
-            f"filename = '_read_path', file_row_number = true) d JOIN (VALUES {paths}) m(recorded, path) "
-            "ON m.path = d._read_path"
-        )
-        if self.deletes:
+        `POS_COLUMN` of each row (what a delete file names). Empty `data` is refused by the caller.
+        Only the files some delete file applies to pay for the anti-join; the others are read as they are."""
+        if positions:
+            paths = self._paths(self.data)
             rows = (
-                f"SELECT * FROM ({rows}) r ANTI JOIN read_parquet({_list(self.deletes)}) x "
-                f"ON x.file_path = r.{FILE_COLUMN} AND x.pos = r.{POS_COLUMN}"
+                f"SELECT d.* EXCLUDE (_read_path), m.recorded AS {FILE_COLUMN} FROM read_parquet({_list(self.data)}, "
+                f"filename = '_read_path', file_row_number = true) d JOIN (VALUES {paths}) m(recorded, path) "
+                "ON m.path = d._read_path"
             )
-        return rows if positions else f"SELECT * EXCLUDE ({FILE_COLUMN}, {POS_COLUMN}) FROM ({rows})"
+            if self.deletes:
+                rows = (
+                    f"SELECT * FROM ({rows}) r ANTI JOIN read_parquet({_list(self.deletes)}) x "
+                    f"ON x.file_path = r.{FILE_COLUMN} AND x.pos = r.{POS_COLUMN}"
+                )
+            return rows
+        marked = [p for p in self.data if p in self.marked]
+        plain = [p for p in self.data if p not in self.marked]
+        if not marked:
+            return f"SELECT * FROM read_parquet({_list(plain)})"
+        deleted = (  # the deleted positions, by the path DuckDB reads each data file from
+            f"SELECT m.path, x.pos FROM read_parquet({_list(self.deletes)}) x "
+            f"JOIN (VALUES {self._paths(marked)}) m(recorded, path) ON x.file_path = m.recorded"
+        )
+        live = (
+            f"SELECT * EXCLUDE (_read_path, {POS_COLUMN}) FROM read_parquet({_list(marked)}, "
+            f"filename = '_read_path', file_row_number = true) d ANTI JOIN ({deleted}) g "
+            f"ON g.path = d._read_path AND g.pos = d.{POS_COLUMN}"
+        )
+        return live + (f" UNION ALL BY NAME SELECT * FROM read_parquet({_list(plain)})" if plain else "")
+
+    def _paths(self, data: list[str]) -> str:
+        recorded = dict(zip(self.data, self.recorded, strict=True))
+        return ", ".join(f"({_quote(recorded[p])}, {_quote(p)})" for p in data)
 
 
 def _quote(text: str) -> str:
