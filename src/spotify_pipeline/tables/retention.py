@@ -1,7 +1,7 @@
 """Table history retention: expire table snapshots older than a number of days, then delete the files that
 only those snapshots used.
 
-Every transform rewrites each table it publishes (copy-on-write), and Iceberg keeps every earlier snapshot
+Every transform commits a new snapshot of each table it publishes, and Iceberg keeps every earlier snapshot
 for time travel and rollback, so without expiry the warehouse holds one full copy of the tables per run,
 forever. The current snapshot is never expired, and the raw zone is never touched: any table can still be
 rebuilt from it.
