@@ -1,8 +1,7 @@
 """Tables by name: an embedded Iceberg catalog (SQLite + a warehouse folder inside the lake).
 
-Every table write is one Iceberg commit (an overwrite, an append, or a keyed replace that marks the replaced
-rows deleted by position: replace.py), so readers always see either the previous snapshot or the new one,
-never a half-written table.
+Every table write is one Iceberg commit (an overwrite, an append, or a keyed replace marking rows deleted:
+replace.py), so readers always see either the previous snapshot or the new one, never a half-written table.
 
 Iceberg records absolute paths (catalog.db -> metadata file -> manifest list -> manifests -> data files),
 so a copied or moved lake still points at the folder it came from. Before anything is read or written,
@@ -30,8 +29,8 @@ from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
 from ..lake.storage import os_error_hint
 from .contract import TABLES
-from .deletes import supports_deletes
-from .files import TableFiles
+from .deletes import merges_on_read
+from .files import TableFiles, files_of_tasks
 from .replace import replace_by_deletes
 
 NAMESPACE = "spotify"
@@ -176,12 +175,6 @@ class Catalog:
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
 
-    def merges_on_read(self, name: str) -> bool:
-        """Whether `replace_rows` marks the replaced rows deleted (an Iceberg v2 table with rows) rather
-        than rewriting the files holding them (copy-on-write)."""
-        table = self.table(name)
-        return table.current_snapshot() is not None and supports_deletes(table)
-
     def replace_rows(
         self,
         name: str,
@@ -190,12 +183,9 @@ class Catalog:
         rows: Iterable[pa.RecordBatch],
         key_rows: pa.Table | None = None,
     ) -> None:
-        """Replace the rows whose `column` is one of `keys` by `rows`, in one commit. The replaced rows are
-        marked deleted by position (merge-on-read, replace.py): only the new rows and one small delete file
-        are written. A v1 table (no delete files) is copy-on-write: pyiceberg skips the files whose
-        statistics rule the keys out and rewrites those that hold one, without its rows. `rows` are
-        appended as new files. The caller guarantees every other row is unchanged. `key_rows` (only when
-        `merges_on_read`) narrows the replaced rows to those matching one of its rows (replace.py)."""
+        """Replace the rows whose `column` is one of `keys` by `rows` (appended), in one commit: marked deleted
+        by position (replace.py; `key_rows` narrows them to its rows), or in a v1 table copy-on-write
+        (pyiceberg rewrites the files holding a key without its rows). Every other row is unchanged."""
         from pyiceberg.expressions import AlwaysFalse, In
 
         schema = TABLES[name].schema
@@ -203,7 +193,7 @@ class Catalog:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             table = self._writable(name)
             slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
-            if keys and table.current_snapshot() is not None and supports_deletes(table):
+            if keys and merges_on_read(table):
                 replace_by_deletes(self, table, name, column, keys, slices, key_rows)
                 return
             if key_rows is not None:
@@ -217,36 +207,18 @@ class Catalog:
         return sorted(ident[-1] for ident in self.iceberg.list_tables(self.namespace))
 
     def data_files(self, name: str, snapshot_id: int | None = None) -> list[str]:
-        """Parquet data files of the table's current snapshot, or of `snapshot_id` (rows some of them hold may
-        be deleted by delete files: read through `files()` to see the table's rows)."""
+        """Parquet data files of the table's snapshot (some rows may be deleted: `files()` reads its rows)."""
         return self.files(name, snapshot_id).data
 
     def files(self, name: str, snapshot_id: int | None = None) -> TableFiles:
-        """The data and position delete files of the table's current snapshot, or of `snapshot_id`, as DuckDB
-        reads them (`TableFiles.sql()`). Every one must lie inside this lake."""
+        """The data and delete files of the current snapshot, or of `snapshot_id`, as DuckDB reads them."""
         table = self.table(name)
         if snapshot_id is not None and table.snapshot_by_id(snapshot_id) is None:
             raise LakeError(
                 f"snapshot {snapshot_id} of table {name} no longer exists",
                 hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
             )
-        return self.task_files(name, table.scan(snapshot_id=snapshot_id).plan_files())
-
-    def task_files(self, name: str, tasks: Iterable[Any]) -> TableFiles:
-        """`TableFiles` of pyiceberg scan tasks (a data file each, with the delete files that apply to it)."""
-        files = TableFiles()
-        deletes: dict[str, None] = {}
-        for task in tasks:
-            for path in [task.file.file_path, *(d.file_path for d in task.delete_files)]:
-                if not self.owns(path):
-                    raise LakeError(f"table {name} lists a file outside the lake: {path}")
-            files.recorded.append(task.file.file_path)
-            files.data.append(_local(task.file.file_path))
-            deletes.update((_local(d.file_path), None) for d in sorted(task.delete_files, key=lambda d: d.file_path))
-            if task.delete_files:
-                files.marked.add(files.data[-1])
-        files.deletes.extend(deletes)
-        return files
+        return files_of_tasks(name, table.scan(snapshot_id=snapshot_id).plan_files(), self.owns)
 
     def read(self, name: str) -> pa.Table:
         return self.table(name).scan().to_arrow()

@@ -34,9 +34,10 @@ POSITION_DELETES = pa.schema(
 )
 
 
-def supports_deletes(table: Any) -> bool:
-    """Position deletes exist from Iceberg format v2 on (our tables are v2: pyiceberg's default)."""
-    return int(table.metadata.format_version) >= 2
+def merges_on_read(table: Any) -> bool:
+    """Whether a keyed replace can mark rows deleted: position deletes exist from Iceberg format v2 on (our
+    tables are v2, pyiceberg's default), and there must be rows to mark."""
+    return table.current_snapshot() is not None and int(table.metadata.format_version) >= 2
 
 
 def write_position_deletes(table: Any, positions: pa.Table, commit_uuid: uuid.UUID) -> Any:

@@ -9,7 +9,11 @@ row's file and position and anti-joined with the deleted positions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import LakeError
 
 FILE_COLUMN = "_iceberg_file"  # the data file a row came from (as the metadata records it), in `sql(positions=True)`
 POS_COLUMN = "file_row_number"  # its 0-based row in that file: DuckDB's name, and Iceberg's `pos`
@@ -65,6 +69,29 @@ class TableFiles:
     def _paths(self, data: list[str]) -> str:
         recorded = dict(zip(self.data, self.recorded, strict=True))
         return ", ".join(f"({_quote(recorded[p])}, {_quote(p)})" for p in data)
+
+
+def files_of_tasks(name: str, tasks: Iterable[Any], owns: Callable[[str], bool]) -> TableFiles:
+    """The files of table `name`'s pyiceberg scan tasks (a data file each, with the delete files that apply
+    to it); every one must lie inside the lake (`owns`)."""
+    files = TableFiles()
+    deletes: dict[str, None] = {}
+    for task in tasks:
+        for path in [task.file.file_path, *(d.file_path for d in task.delete_files)]:
+            if not owns(path):
+                raise LakeError(f"table {name} lists a file outside the lake: {path}")
+        files.recorded.append(task.file.file_path)
+        files.data.append(_local(task.file.file_path))
+        deletes.update((_local(d.file_path), None) for d in sorted(task.delete_files, key=lambda d: d.file_path))
+        if task.delete_files:
+            files.marked.add(files.data[-1])
+    files.deletes.extend(deletes)
+    return files
+
+
+def _local(path: str) -> str:
+    """The path DuckDB opens for a recorded one: a local path for `file://`, as is for `s3://`."""
+    return path.removeprefix("file://")
 
 
 def _quote(text: str) -> str:

@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from .contract import TABLES
 from .deletes import row_delta, write_position_deletes
-from .files import FILE_COLUMN, POS_COLUMN
+from .files import FILE_COLUMN, POS_COLUMN, files_of_tasks
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def replace_by_deletes(
     positions = pa.table({"file_path": pa.array([], pa.string()), "pos": pa.array([], pa.int64())})
     with contextlib.closing(connect(remote=catalog.remote)) as con:
         if tasks:
-            files = catalog.task_files(name, tasks)
+            files = files_of_tasks(name, tasks, catalog.owns)
             con.register("_keys", key_values)
             con.execute(f"CREATE TEMP VIEW _rows AS {files.sql(positions=True)}")
             counts = con.execute(

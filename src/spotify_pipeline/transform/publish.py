@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from ..errors import LakeError
 from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
+from ..tables.deletes import merges_on_read
 from .connection import register_empty, register_table
 from .merge import MERGES, Derived, KeyedMerge, ReplaceChildren
 from .quarantine import Rejected
@@ -106,7 +107,11 @@ def _by_whole_key(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -
     not the whole day) and the table marks replaced rows deleted (a copy-on-write replace could only drop
     whole cluster values). Not with a NULL in a key column, which no join matches."""
     key = TABLES[name].key
-    if not isinstance(MERGES[name], KeyedMerge) or key == (cluster_column(name),) or not catalog.merges_on_read(name):
+    if (
+        not isinstance(MERGES[name], KeyedMerge)
+        or key == (cluster_column(name),)
+        or not merges_on_read(catalog.table(name))
+    ):
         return False
     nulls = " OR ".join(f"{k} IS NULL" for k in key)
     return not con.execute(f"SELECT count(*) FROM b_{name} WHERE {nulls}").fetchall()[0][0]
