@@ -107,3 +107,13 @@ def test_the_share_decides_between_deletes_and_rewrites(catalog: Catalog, monkey
     assert delete_files(catalog) == []
     assert duckdb_rows(catalog) == iceberg_rows(catalog)
     assert len(duckdb_rows(catalog)) == 90
+
+
+def test_a_replace_of_more_keys_than_pyiceberg_prunes_by(catalog: Catalog) -> None:
+    present = [f"r{i:03d}" for i in range(0, 90, 3)]  # a third of every file: marked, not rewritten
+    keys = present + [f"absent{i}" for i in range(replace.IN_PRUNING_LIMIT)]
+    catalog.replace_rows(TABLE, "raw_run_id", keys, runs(present, by="many").to_batches())
+    assert len(delete_files(catalog)) == 1
+    rows = duckdb_rows(catalog)
+    assert rows == iceberg_rows(catalog) and len(rows) == 90
+    assert sorted(r[0] for r in rows if r[2] == "many") == present

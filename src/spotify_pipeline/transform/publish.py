@@ -93,9 +93,8 @@ def _publish_changes(
     key_rows = None
     if _by_whole_key(con, catalog, name):  # e.g. a day of song_popularity: only the songs the batch saw
         key = ", ".join(TABLES[name].key)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_keys_{name} AS SELECT DISTINCT {key} FROM b_{name}")
-        key_rows = con.sql(f"SELECT * FROM changed_keys_{name}").to_arrow_table()
-        changed_rows = f"SELECT * FROM staged_{name} SEMI JOIN changed_keys_{name} USING ({key})"
+        key_rows = con.sql(f"SELECT DISTINCT {key} FROM b_{name}").to_arrow_table()
+        changed_rows = f"SELECT * FROM staged_{name} SEMI JOIN (SELECT DISTINCT {key} FROM b_{name}) USING ({key})"
     rows = con.sql(f"{changed_rows} ORDER BY {sort_order(name)}")
     catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS), key_rows)
     return True
