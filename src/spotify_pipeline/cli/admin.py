@@ -106,15 +106,16 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
 )
 @handle_errors
 def maintain(lake: str | None, keep_days: float | None, fmt: str) -> None:
-    """Compact small table files, expire old snapshots and delete orphan files (under the lake lock).
-    Run it daily, or after many runs: each run leaves files and snapshots behind."""
+    """Compact small table files (folding deleted rows in), expire old snapshots and delete orphan files.
+    Under the lake lock. Run it daily, or after many runs: each run leaves files and snapshots behind."""
     result = open_lake(lake=lake).maintain(keep_days=keep_days)
     if fmt == "json":
         echo_json(result.as_dict())
         return
     click.echo(
         f"compacted {result.files_compacted} files into {result.files_written} "
-        f"({', '.join(result.tables_compacted) or 'no table'}); expired {result.expiry.snapshots} snapshots "
+        f"({', '.join(result.tables_compacted) or 'no table'}), dropping {result.delete_files_dropped} delete files; "
+        f"expired {result.expiry.snapshots} snapshots "
         f"({result.expiry.files_deleted} files, {result.expiry.data_bytes_deleted:,} data bytes); deleted "
         f"{result.orphans_deleted} orphan files ({result.orphan_bytes_deleted:,} bytes) in {result.seconds:.1f}s"
     )
