@@ -82,3 +82,19 @@ def test_maintain_on_s3_keeps_files_of_a_folder_whose_table_lives_elsewhere(
     now = last_modified(second, songs) + 2 * maintenance.ORPHAN_AGE
     result = maintain(second, open_catalog(second.root_uri), keep_days=365, now=now)
     assert second.exists(songs) and result.orphans_deleted == 0
+
+
+def test_listing_reads_every_page_and_deletes_go_in_requests_of_at_most_1000_keys(aws: Aws) -> None:
+    # S3 returns at most 1,000 keys per ListObjectsV2 page and takes at most 1,000 per DeleteObjects.
+    from spotify_pipeline.lake.s3 import S3_DELETE_MAX
+
+    storage = S3Storage(f"s3://{aws.bucket}/lake")
+    keys = [f"warehouse/x/{i:05d}" for i in range(S3_DELETE_MAX + 1)]
+    for key in keys:
+        storage.write_atomic(key, b"")
+    listed = [o.key for o in storage.list_objects("warehouse/")]
+    assert listed == keys
+    with pytest.raises(ValueError, match="at most 1000 keys"):
+        storage.delete_many(keys)
+    assert storage.delete_many(keys[:S3_DELETE_MAX]) == set() and storage.delete_many(keys[S3_DELETE_MAX:]) == set()
+    assert list(storage.list_objects("warehouse/")) == []
