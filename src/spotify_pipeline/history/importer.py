@@ -10,6 +10,7 @@ a download writes no raw run, and the tables get no new snapshot.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import secrets
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from ..config import Settings
 from ..errors import InputError
 from ..lake.layout import manifest_key, new_run_id, raw_part_key
@@ -26,10 +29,11 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
-from .listens import BODY_STRUCTURE
-from .parse import ParsedFile, parse_files, sql_quote, usernames
-from .raw_parts import COMPRESS_THREADS, PartBytes, gzip_part, line_prefix, part_lines
+from .formats import HistoryFormat
+from .parse import ParsedFile, begin, check_file, usernames
+from .raw_parts import PART_SUFFIX, write_checked_part, write_typed_part
 from .reader import ExportFile, open_export, remove_workdir
+from .strict import strict_plays
 
 log = logging.getLogger(__name__)
 ENTITY = "history_export"
@@ -101,6 +105,7 @@ def import_history(
     workdir = Path(tempfile.mkdtemp(prefix="spotify-history-"))
     # spills to disk (under the lake's _state/) rather than grow past the limit
     con = connect(memory_limit=IMPORT_MEMORY_LIMIT, spill_under=spill_parent(catalog))
+    con.execute("SET preserve_insertion_order = true")  # raw parts in element order, elements numbered in it
     try:
         contents = open_export(path, workdir)
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),
@@ -117,33 +122,71 @@ def import_history(
                 else:
                     new_files.append(source)
                     seen.add(source.sha256)
-            # All or nothing: every new file is read and checked before anything is written.
-            todo = list(enumerate(parse_files(con, new_files)))
-            for _, p in todo:  # reported once: by the import that writes them
+            # All or nothing: every new file is read, checked and made into its raw part (in the scratch
+            # folder) before anything is written to the lake.
+            now = dt.datetime.now(dt.UTC)
+            run_id = new_run_id(now, secrets.token_hex(3))
+            parsed = _parse_to_parts(
+                con, new_files, {"run_id": run_id, "fetched_at": now.isoformat(), "user_id": user_id}, workdir
+            )
+            for p in parsed:  # reported once: by the import that writes them
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
-            parsed = workdir / "parsed.parquet"
-            if todo:
-                result.run_id, fetched_at = _write_raw_run(con, storage, user_id, todo, contents.skipped)
-                result.files = [_file_entry(p) for _, p in todo]
-                if run_transform:
-                    _write_parsed(
-                        con, todo, {"run_id": result.run_id, "fetched_at": fetched_at, "user_id": user_id}, parsed
-                    )
-            con.close()  # the parsed plays (about 600 MB per 1M) are freed before the transform needs memory
+            con.close()  # DuckDB's memory is freed before the transform needs its own
+            if parsed:
+                _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
+                result.run_id = run_id
+                result.files = [_file_entry(p) for p in parsed]
             if run_transform and result.run_id:
+                # The transform reads the parts just written: the same files `transform --rebuild` reads.
                 result.transform = transform(
-                    storage,
-                    catalog,
-                    by_run_id=result.run_id,
-                    memory_limit=IMPORT_MEMORY_LIMIT,
-                    parsed_history=(result.run_id, parsed),
+                    storage, catalog, by_run_id=result.run_id, memory_limit=IMPORT_MEMORY_LIMIT
                 )
                 _expire_history(catalog, settings.table_history_days)
         return result
     finally:
         con.close()
         remove_workdir(workdir)
+
+
+def _parse_to_parts(
+    con: duckdb.DuckDBPyConnection, files: list[ExportFile], meta: dict[str, str], workdir: Path
+) -> list[ParsedFile]:
+    """Check every file and write its raw part into `workdir`; raise InputError on the first bad file.
+
+    A file the strict check accepts (strict.py, on a thread of its own, running ahead: msgspec holds the
+    GIL, DuckDB releases it, so the two cores check file k+1 while DuckDB writes file k) is read once more by
+    DuckDB's typed reader straight into its part. Any other file goes through the checked parse (parse.py),
+    which names the problem or accepts it (unknown fields), and its part is written from that parse."""
+    begin(con)
+    parsed: list[ParsedFile] = []
+    with ThreadPoolExecutor(1) as pool:
+        checks = [pool.submit(strict_plays, f.path, f.fmt) if f.fmt is not None else None for f in files]
+        try:
+            for idx, (source, check) in enumerate(zip(files, checks, strict=True)):
+                part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+                plays = check.result() if check is not None else None
+                if plays is not None and source.fmt is not None:
+                    try:
+                        write_typed_part(con, source.path, source.fmt, _meta(meta, source.name, source.fmt), part)
+                        parsed.append(ParsedFile(source, source.fmt, plays, [], part))
+                        continue
+                    except duckdb.Error:  # a time that does not parse: the checked parse names it
+                        part.unlink(missing_ok=True)
+                p = check_file(con, idx, source)
+                write_checked_part(con, idx, p.fmt, _meta(meta, source.name, p.fmt), part)
+                con.execute("DELETE FROM export_plays WHERE file_idx = ?", [idx])
+                p.part = part
+                parsed.append(p)
+        finally:
+            for check in checks:
+                if check is not None:
+                    check.cancel()
+    return parsed
+
+
+def _meta(meta: dict[str, str], file: str, fmt: HistoryFormat) -> dict[str, str]:
+    return meta | {"file": file, "format": fmt.name}
 
 
 def _file_entry(p: ParsedFile) -> dict[str, Any]:
@@ -158,47 +201,25 @@ def _file_entry(p: ParsedFile) -> dict[str, Any]:
 
 
 def _write_raw_run(
-    con: Any, storage: Storage, user_id: str, todo: list[tuple[int, ParsedFile]], skipped: list[str]
-) -> tuple[str, str]:
-    """One part file per history file (one element per line: `{"meta": {...}, "body": <element>}`), then the
-    manifest. DuckDB builds each part's lines while the previous parts are compressed and written on other
-    threads (raw_parts.py); every part goes through the storage's atomic write, the manifest last."""
-    now = dt.datetime.now(dt.UTC)
-    run_id = new_run_id(now, secrets.token_hex(3))
-
-    def write(key: str, lines: Any) -> PartBytes:
-        part = gzip_part(lines)
-        storage.write_atomic(key, part.data)
-        return part
-
-    pending = []
-    with ThreadPoolExecutor(COMPRESS_THREADS) as pool:
-        for part, (idx, p) in enumerate((t for t in todo if t[1].plays), start=1):
-            key = raw_part_key(ENTITY, now.date(), run_id, part)
-            meta = {
-                "run_id": run_id,
-                "entity": ENTITY,
-                "fetched_at": now.isoformat(),
-                "user_id": user_id,
-                "file": p.source.name,
-                "format": p.fmt.name,
-            }
-            lines = part_lines(con, line_prefix(meta), f"file_idx = {int(idx)}")
-            pending.append((key, p.plays, pool.submit(write, key, lines)))
-            if len(pending) > COMPRESS_THREADS:  # bounded: at most a few parts' lines in memory at once
-                pending[-COMPRESS_THREADS - 1][2].result()
-        entries = [
+    storage: Storage, run_id: str, now: dt.datetime, user_id: str, parsed: list[ParsedFile], skipped: list[str]
+) -> None:
+    """The run's parts (one per history file with plays, each through the storage's atomic write), then its
+    manifest, last: a run without one was never complete and is never read."""
+    entries = []
+    written = [(p, p.part) for p in parsed if p.plays and p.part is not None]
+    for number, (p, part) in enumerate(written, start=1):
+        key = raw_part_key(ENTITY, now.date(), run_id, number, suffix=PART_SUFFIX)
+        data = part.read_bytes()
+        storage.write_atomic(key, data)
+        entries.append(
             {
                 "key": key,
                 "entity": ENTITY,
-                "records": plays,
-                "bytes": len(done.data),
-                "raw_bytes": done.raw_bytes,
-                "sha256": done.sha256,
+                "records": p.plays,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
             }
-            for key, plays, future in pending
-            for done in [future.result()]
-        ]
+        )
     manifest = {
         "run_id": run_id,
         "extracted_date": now.date().isoformat(),
@@ -206,27 +227,10 @@ def _write_raw_run(
         "kind": "history_import",
         "status": "complete",
         "user_id": user_id,
-        "history_files": [_file_entry(p) for _, p in todo],
+        "history_files": [_file_entry(p) for p in parsed],
         "skipped_files": skipped,
     }
     storage.write_atomic(manifest_key(now.date(), run_id), json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    return run_id, now.isoformat()
-
-
-def _write_parsed(con: Any, todo: list[tuple[int, ParsedFile]], meta: dict[str, str], path: Path) -> None:
-    """The run's records as `(meta, body)` rows with the body typed as the transform types a raw part's
-    (`BODY_STRUCTURE`), in a Parquet file the transform reads instead of parsing the raw parts again."""
-    files = " UNION ALL ".join(
-        f"SELECT {int(idx)} AS file_idx, {sql_quote(p.source.name)} AS file, {sql_quote(p.fmt.name)} AS format"
-        for idx, p in todo
-    )
-    fixed = ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items())
-    con.execute(
-        f"""COPY (SELECT {{{fixed}, 'file': f.file, 'format': f.format}} AS meta,
-                        json_transform(e.j, {sql_quote(BODY_STRUCTURE)}) AS body
-                 FROM export_plays e JOIN ({files}) f USING (file_idx))
-            TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION uncompressed)"""
-    )
 
 
 def import_lines(result: ImportResult) -> list[str]:

@@ -49,9 +49,6 @@ BODY_TYPES: dict[str, str] = {
     **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
 }
 _BODY = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
-# The same typed body as a `json_transform` structure: an import types the elements it has just parsed with it
-# (history/importer.py), so the rows it builds are the ones a rebuild reading the raw parts builds.
-BODY_STRUCTURE = "{" + ", ".join(f'"{f}": "{t}"' for f, t in BODY_TYPES.items()) + "}"
 _META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
 
 
@@ -59,19 +56,22 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _export_rows(uris: Sequence[str], parsed: Sequence[str] = ()) -> str:
-    """`(meta, body)` of every play record: from the raw part files `uris`, and from the Parquet files
-    `parsed`, which hold the same `(meta, body)` rows for parts an import has just parsed."""
+def _export_rows(uris: Sequence[str]) -> str:
+    """`(meta, body)` of every play record in the raw part files `uris`: Parquet parts (history/raw_parts.py,
+    every import since they exist) and gzipped NDJSON parts (imports of lakes written before)."""
     selects = [f"SELECT NULL::{_META} AS meta, NULL::{_BODY} AS body LIMIT 0"]
-    if uris:
-        files = "[" + ", ".join(_quote(u) for u in uris) + "]"
+    ndjson = [u for u in uris if not u.endswith(".parquet")]
+    parquet = [u for u in uris if u.endswith(".parquet")]
+    if ndjson:
+        files = "[" + ", ".join(_quote(u) for u in ndjson) + "]"
         selects.append(
             f"SELECT meta, body FROM read_json({files}, format='newline_delimited', compression='gzip',"
             f" columns={{'meta': '{_META}', 'body': '{_BODY}'}})"
         )
-    if parsed:
-        files = "[" + ", ".join(_quote(p) for p in parsed) + "]"
-        selects.append(f"SELECT meta::{_META} AS meta, body::{_BODY} AS body FROM read_parquet({files})")
+    if parquet:
+        files = "[" + ", ".join(_quote(p) for p in parquet) + "]"
+        body = "{" + ", ".join(f"'{f}': body.\"{f}\"" for f in BODY_TYPES) + "}"
+        selects.append(f"SELECT meta::{_META} AS meta, {body}::{_BODY} AS body FROM read_parquet({files})")
     return "(" + " UNION ALL ".join(f"({s})" for s in selects) + ")"
 
 
@@ -80,10 +80,8 @@ def _listen_id(fmt: str) -> str:
     return f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
 
 
-def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str], parsed: Sequence[str] = ()) -> None:
-    """`b_listen_events` from the batch's `history_export` part files (or, for an import's own run, the
-    `parsed` Parquet files holding the same records already typed: the JSON is not parsed twice) and its
-    `raw_recently_played` view."""
+def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str]) -> None:
+    """`b_listen_events` from the batch's `history_export` part files and its `raw_recently_played` view."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE listen_rows AS
@@ -112,7 +110,7 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
                body.platform AS platform, body.conn_country AS country, 'export' AS source,
                CASE WHEN meta.format LIKE 'account%' THEN 'account' ELSE meta.format END AS source_format,
                meta.fetched_at::TIMESTAMPTZ AS imported_at
-        FROM {_export_rows(export_uris, parsed)}
+        FROM {_export_rows(export_uris)}
         UNION ALL
         SELECT meta.user_id, p.played_at::TIMESTAMPTZ, NULL::BIGINT, coalesce(p.track.type, 'track'),
                CASE WHEN coalesce(p.track.type, 'track') = 'track' THEN p.track.id END, p.track.uri, p.track.name,
