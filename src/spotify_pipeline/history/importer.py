@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ ENTITY = "history_export"
 # spills past this. 1M plays: peak RSS 952 MiB with 400MB, 1,007-1,100 MiB with 500MB, about 2 GiB without
 # (docs/BENCHMARKS.md); the time did not suffer.
 IMPORT_MEMORY_LIMIT = "400MB"
+# Files checked and written at once: one per core (the machine this was measured on has two).
+PARSE_THREADS = 2
 
 
 @dataclass
@@ -154,34 +157,45 @@ def _parse_to_parts(
 ) -> list[ParsedFile]:
     """Check every file and write its raw part into `workdir`; raise InputError on the first bad file.
 
-    A file the strict check accepts (strict.py, on a thread of its own, running ahead: msgspec holds the
-    GIL, DuckDB releases it, so the two cores check file k+1 while DuckDB writes file k) is read once more by
-    DuckDB's typed reader straight into its part. Any other file goes through the checked parse (parse.py),
-    which names the problem or accepts it (unknown fields), and its part is written from that parse."""
+    First, on `PARSE_THREADS` threads, each file the strict check accepts (strict.py) is read once more by
+    DuckDB's typed reader straight into its part, on a cursor of the thread's own: msgspec holds the GIL,
+    DuckDB releases it and reads one JSON array on one core, so two threads keep both cores busy. Then, in
+    file order, every other file goes through the checked parse (parse.py), which names the first problem or
+    accepts the file (unknown fields), and its part is written from that parse."""
+    local = threading.local()
+    cursors: list[duckdb.DuckDBPyConnection] = []
+    lock = threading.Lock()
+
+    def typed(idx: int, source: ExportFile) -> ParsedFile | None:
+        if source.fmt is None or (plays := strict_plays(source.path, source.fmt)) is None:
+            return None
+        if not hasattr(local, "cursor"):
+            with lock:
+                local.cursor = con.cursor()
+                cursors.append(local.cursor)
+        part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+        try:
+            write_typed_part(local.cursor, source.path, source.fmt, _meta(meta, source.name, source.fmt), part)
+        except duckdb.Error:  # a time that does not parse: the checked parse names it
+            part.unlink(missing_ok=True)
+            return None
+        return ParsedFile(source, source.fmt, plays, [], part)
+
+    try:
+        with ThreadPoolExecutor(PARSE_THREADS) as pool:
+            fast = list(pool.map(typed, range(len(files)), files))
+    finally:
+        for cursor in cursors:
+            cursor.close()
     begin(con)
     parsed: list[ParsedFile] = []
-    with ThreadPoolExecutor(1) as pool:
-        checks = [pool.submit(strict_plays, f.path, f.fmt) if f.fmt is not None else None for f in files]
-        try:
-            for idx, (source, check) in enumerate(zip(files, checks, strict=True)):
-                part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
-                plays = check.result() if check is not None else None
-                if plays is not None and source.fmt is not None:
-                    try:
-                        write_typed_part(con, source.path, source.fmt, _meta(meta, source.name, source.fmt), part)
-                        parsed.append(ParsedFile(source, source.fmt, plays, [], part))
-                        continue
-                    except duckdb.Error:  # a time that does not parse: the checked parse names it
-                        part.unlink(missing_ok=True)
-                p = check_file(con, idx, source)
-                write_checked_part(con, idx, p.fmt, _meta(meta, source.name, p.fmt), part)
-                con.execute("DELETE FROM export_plays WHERE file_idx = ?", [idx])
-                p.part = part
-                parsed.append(p)
-        finally:
-            for check in checks:
-                if check is not None:
-                    check.cancel()
+    for idx, (source, done) in enumerate(zip(files, fast, strict=True)):
+        if done is None:
+            done = check_file(con, idx, source)
+            done.part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+            write_checked_part(con, idx, done.fmt, _meta(meta, source.name, done.fmt), done.part)
+            con.execute("DELETE FROM export_plays WHERE file_idx = ?", [idx])
+        parsed.append(done)
     return parsed
 
 

@@ -84,7 +84,7 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
     """`b_listen_events` from the batch's `history_export` part files and its `raw_recently_played` view."""
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE listen_rows AS
+        CREATE OR REPLACE TEMP VIEW listen_rows AS
         SELECT meta.user_id AS user_id,
                CASE WHEN meta.format LIKE 'account%'
                     THEN strptime(body.endTime, '%Y-%m-%d %H:%M')::TIMESTAMP AT TIME ZONE 'UTC'
@@ -120,36 +120,66 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
         WHERE p.played_at IS NOT NULL AND meta.user_id IS NOT NULL
         """
     )
+    # Rows and keys in one pass (`listen_rows` is a view); then the same record seen twice in the batch (two
+    # files, two imports, two polls) is kept once, the first imported. Most batches have no such repeat, and
+    # the window over every wide row was most of this step (3.3 of 5.3 CPU s at 1M plays): it runs only
+    # over the rows whose key repeats.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE b_listen_events AS
         SELECT {_listen_id("source_format")} AS listen_id, * EXCLUDE (imported_at), imported_at FROM listen_rows
-        QUALIFY row_number() OVER (PARTITION BY listen_id ORDER BY imported_at) = 1
         """
     )
-    con.execute("DROP TABLE listen_rows")
+    con.execute("DROP VIEW listen_rows")
+    con.execute(
+        """
+        DELETE FROM b_listen_events WHERE rowid IN (
+            SELECT rowid FROM b_listen_events
+            WHERE listen_id IN (SELECT listen_id FROM b_listen_events GROUP BY listen_id HAVING count(*) > 1)
+            QUALIFY row_number() OVER (PARTITION BY listen_id ORDER BY imported_at) > 1)
+        """
+    )
 
 
 # The `listens` rule (a Derived merge): recomputed from every event by each transform; see the docstring.
+# Written as "every event but those another record of the same listen outranks" (`dropped`): the rules work
+# on narrow columns, detailed records are ranked only where their (user, item, end) repeats, and the wide
+# rows are copied once. Ranking every wide row in windows cost 4.3-5.4 CPU s at 1M plays, this 1.9
+# (docs/BENCHMARKS.md, Round 3); tests/history/test_listens_rule.py checks it against that plain form.
 LISTENS_SQL = f"""
-WITH ev AS (
-    SELECT *, coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))
-              AS item_key
+WITH ev AS NOT MATERIALIZED (
+    SELECT listen_id, user_id, ended_at, ms_played, item_type, item_uri, track_name, artist_name, source_format,
+           coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))
+               AS item_key
     FROM staged_listen_events
 ),
-detailed AS (
-    SELECT * FROM ev WHERE source_format IN ('extended', 'legacy')
-    QUALIFY row_number() OVER (PARTITION BY user_id, item_key, ended_at
-                               ORDER BY source_format = 'extended' DESC, ms_played DESC, listen_id) = 1
+repeated AS (
+    SELECT user_id, item_key, ended_at FROM ev WHERE source_format IN ('extended', 'legacy')
+    GROUP BY ALL HAVING count(*) > 1
 ),
-api AS (
-    SELECT a.* FROM ev a WHERE a.source_format = 'api' AND NOT EXISTS (
+outranked AS (
+    SELECT listen_id FROM (
+        SELECT e.* FROM ev e
+        SEMI JOIN repeated r ON r.user_id = e.user_id AND r.item_key = e.item_key AND r.ended_at = e.ended_at
+        WHERE e.source_format IN ('extended', 'legacy'))
+    QUALIFY row_number() OVER (PARTITION BY user_id, item_key, ended_at
+                               ORDER BY source_format = 'extended' DESC, ms_played DESC, listen_id) > 1
+),
+detailed AS NOT MATERIALIZED (
+    SELECT * FROM ev
+    WHERE source_format IN ('extended', 'legacy') AND listen_id NOT IN (SELECT listen_id FROM outranked)
+),
+api AS (SELECT * FROM ev WHERE source_format = 'api'),
+api_matched AS (
+    SELECT a.listen_id FROM api a WHERE EXISTS (
         SELECT 1 FROM detailed d
         WHERE d.user_id = a.user_id AND d.item_uri = a.item_uri
           AND (abs(epoch(a.ended_at) - epoch(d.ended_at)) <= {API_TOLERANCE_S}
                OR abs(epoch(a.ended_at) - (epoch(d.ended_at) - d.ms_played / 1000.0)) <= {API_TOLERANCE_S}))
 ),
-exact AS (SELECT * FROM detailed UNION ALL SELECT * FROM api),
+exact AS NOT MATERIALIZED (
+    SELECT * FROM detailed UNION ALL SELECT * FROM api WHERE listen_id NOT IN (SELECT listen_id FROM api_matched)
+),
 account AS (SELECT * FROM ev WHERE source_format = 'account'),
 minutes AS (
     SELECT user_id, item_type, track_name, artist_name,
@@ -162,10 +192,12 @@ matched AS (
     SELECT DISTINCT c.listen_id FROM account c JOIN minutes m
       ON m.user_id = c.user_id AND m.item_type = c.item_type AND m.track_name = c.track_name
      AND m.artist_name IS NOT DISTINCT FROM c.artist_name AND m.minute = c.ended_at
+),
+dropped AS (
+    SELECT listen_id FROM outranked UNION ALL SELECT listen_id FROM api_matched UNION ALL SELECT listen_id FROM matched
 )
-SELECT {LISTEN_COLUMNS} FROM exact
-UNION ALL
-SELECT {LISTEN_COLUMNS} FROM account WHERE listen_id NOT IN (SELECT listen_id FROM matched)
+SELECT {LISTEN_COLUMNS}
+FROM staged_listen_events WHERE listen_id NOT IN (SELECT listen_id FROM dropped)
 """
 
 
