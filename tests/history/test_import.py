@@ -404,3 +404,6 @@ def test_benchmark_smoke_run() -> None:
     out = json.loads(done.stdout)
     assert out["listens"] == 500 and out["reimport_new_plays"] == 0
     assert out["floor_plays"] == 500  # the floor parsed the same plays
+    # where the time went, phase by phase, each with wall and CPU seconds
+    assert list(out["phases"]) == ["read_and_hash", "check_and_write_parts", "raw_run", "stage", "publish"]
+    assert all(set(p) == {"wall_s", "cpu_s"} for p in out["phases"].values())

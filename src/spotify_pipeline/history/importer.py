@@ -1,8 +1,9 @@
 """`import-history`: a Spotify data download -> raw run (`history_export`) -> transform -> `listens`.
 
-All or nothing: every file is read and checked before anything is written; then, under the lake's lock,
-the raw part files are written (one per history file, private fields already gone) and the manifest last,
-and the normal transform builds the tables from the raw zone (so `transform --rebuild` recreates them).
+All or nothing: every file is read, checked and made into its raw part (Parquet, typed, private fields
+already gone: raw_parts.py) in a scratch folder before anything is written; then, under the lake's lock,
+the parts are written to the raw zone and the manifest last, and the normal transform builds the tables
+from those same parts (so `transform --rebuild` reads exactly what the import's own transform read).
 A history file whose sha256 some earlier import of the same user already holds is skipped: re-importing
 a download writes no raw run, and the tables get no new snapshot.
 """
@@ -16,6 +17,7 @@ import logging
 import secrets
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,25 @@ IMPORT_MEMORY_LIMIT = "400MB"
 PARSE_THREADS = 2
 
 
+@dataclass(frozen=True)
+class PhaseTime:
+    wall_s: float
+    cpu_s: float  # of the whole process, every thread (DuckDB's, the checks')
+
+
+class _Clock:
+    """Laps of wall and process CPU time, so a slow import says which phase was slow."""
+
+    def __init__(self, phases: dict[str, PhaseTime]) -> None:
+        self.phases = phases
+        self.mark = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.phases[name] = PhaseTime(now[0] - self.mark[0], now[1] - self.mark[1])
+        self.mark = now
+
+
 @dataclass
 class ImportResult:
     user_id: str
@@ -55,6 +76,7 @@ class ImportResult:
     skipped: list[str] = field(default_factory=list)  # not history files
     unknown_fields: dict[str, int] = field(default_factory=dict)  # field kept but not read -> files with it
     transform: TransformResult | None = None
+    phases: dict[str, PhaseTime] = field(default_factory=dict)  # where the time went, in order (bench/history.py)
 
     @property
     def plays(self) -> int:
@@ -109,12 +131,15 @@ def import_history(
     # spills to disk (under the lake's _state/) rather than grow past the limit
     con = connect(memory_limit=IMPORT_MEMORY_LIMIT, spill_under=spill_parent(catalog))
     con.execute("SET preserve_insertion_order = true")  # raw parts in element order, elements numbered in it
+    phases: dict[str, PhaseTime] = {}
+    clock = _Clock(phases)
     try:
         contents = open_export(path, workdir)
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),
         # else the saved login. Known before any file is parsed, so files already imported are never parsed.
         user_id = resolve_user(user, usernames(con, contents.files) if not user else [], settings)
-        result = ImportResult(user_id, skipped=contents.skipped)
+        result = ImportResult(user_id, skipped=contents.skipped, phases=phases)
+        clock.lap("read_and_hash")
         with lake_lock(storage, catalog, "import-history"):
             done = imported_hashes(storage, user_id)
             new_files: list[ExportFile] = []
@@ -136,16 +161,23 @@ def import_history(
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
             con.close()  # DuckDB's memory is freed before the transform needs its own
+            clock.lap("check_and_write_parts")
             if parsed:
                 _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
                 result.run_id = run_id
                 result.files = [_file_entry(p) for p in parsed]
+            clock.lap("raw_run")
             if run_transform and result.run_id:
                 # The transform reads the parts just written: the same files `transform --rebuild` reads.
                 result.transform = transform(
-                    storage, catalog, by_run_id=result.run_id, memory_limit=IMPORT_MEMORY_LIMIT
+                    storage,
+                    catalog,
+                    by_run_id=result.run_id,
+                    memory_limit=IMPORT_MEMORY_LIMIT,
+                    on_publish=lambda: clock.lap("stage"),  # staged and checked: the commits begin
                 )
                 _expire_history(catalog, settings.table_history_days)
+                clock.lap("publish")
         return result
     finally:
         con.close()
