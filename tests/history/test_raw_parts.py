@@ -17,7 +17,7 @@ import pytest
 
 from spotify_pipeline import Lake
 from spotify_pipeline.config import load_settings
-from spotify_pipeline.errors import InputError
+from spotify_pipeline.errors import InputError, LakeError
 from spotify_pipeline.lake.layout import manifest_key
 from spotify_pipeline.lake.raw import verify_part
 from spotify_pipeline.lake.storage import LocalStorage
@@ -149,3 +149,14 @@ def test_older_ndjson_history_parts_are_still_read_and_checked(tmp_path: Path) -
         (None, 0, False),
         ("東京 🎧 \\ back\\slash", 9, True),
     ]
+
+
+def test_a_transform_names_a_parquet_part_it_cannot_read(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    lake.import_history(_write(tmp_path / "Streaming_History_Audio_2024.json", ELEMENTS), user="u")
+    (part,) = _parts(tmp_path)
+    data = part.read_bytes()
+    part.chmod(0o644)
+    part.write_bytes(data[:-4] + b"XXXX")  # same size: only reading it can tell
+    with pytest.raises(LakeError, match=r"corrupted raw file .*part-00001\.parquet: content differs from the manifest"):
+        lake.transform(rebuild=True)

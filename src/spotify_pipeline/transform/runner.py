@@ -199,7 +199,10 @@ def transform(
         build_changes(con)
         build_user_tables(con)
         with checked_step(con, "build_listen_events"):
-            build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+            try:
+                build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+            except duckdb.Error as exc:  # history parts are read here, not in build_batch
+                raise _raw_zone_error(exc, storage, todo) from exc
         register_base(con, catalog, "songs", base)
         with checked_step(con, "add_listened_songs"):
             add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
