@@ -169,7 +169,7 @@ def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, 
 def usernames(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[str]:
     """The usernames in the legacy files (and in files recognised by their keys), reading only that field:
     who the history belongs to is known before any file is parsed whole. A file that does not read here is
-    left to `parse_files`, which names what is wrong with it."""
+    left to the checks (strict.py, then `check_file`), which name what is wrong with it."""
     names: set[str] = set()
     for source in files:
         if source.fmt is not None and source.fmt.name != "legacy":
