@@ -160,3 +160,54 @@ def test_a_transform_names_a_parquet_part_it_cannot_read(tmp_path: Path) -> None
     part.write_bytes(data[:-4] + b"XXXX")  # same size: only reading it can tell
     with pytest.raises(LakeError, match=r"corrupted raw file .*part-00001\.parquet: content differs from the manifest"):
         lake.transform(rebuild=True)
+
+
+def test_the_strict_path_and_the_checked_path_write_the_same_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every format, every kind of value (names with quotes, escapes and emoji, nulls, flags, the unchecked
+    `offline_timestamp` and `user_agent`): the part the strict check lets DuckDB's typed reader write is the
+    part the checked parse writes."""
+    from spotify_pipeline.history import importer
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+    from spotify_pipeline.simulator.history import write_export
+
+    export = write_export(
+        SimCatalog(CatalogConfig(playlists=3, items_per_playlist=20)),
+        "alice",
+        tmp_path / "export",
+        plays=60,
+        per_file=25,
+        form="folder",
+        formats=("extended", "legacy", "account"),
+    ).path
+    extra = tmp_path / "export" / "Streaming_History_Audio_odd.json"
+    _write(extra, [e | {"offline_timestamp": {"odd": [1, None]}} for e in ELEMENTS])
+
+    def parts(lake: str) -> list[tuple[Any, ...]]:
+        files = sorted(str(p) for p in (tmp_path / lake / "raw" / "history_export").rglob("*.parquet"))
+        assert files
+        return (
+            duckdb.connect()
+            .execute(f"SELECT meta.file, meta.format, meta.user_id, body FROM read_parquet({files}) ORDER BY ALL")
+            .fetchall()
+        )
+
+    real = importer.strict_plays
+    accepted: list[int | None] = []
+    checked_paths: list[str] = []
+
+    def spy(path: Path, fmt: Any) -> int | None:
+        accepted.append(real(path, fmt))
+        return accepted[-1]
+
+    monkeypatch.setattr(importer, "strict_plays", spy)
+    monkeypatch.setattr(importer, "check_file", None)  # the checked parse must not run at all
+    Lake.open(settings=load_settings({"lake": str(tmp_path / "strict")}, env={})).import_history(export, user="u")
+    assert len(accepted) >= 6 and None not in accepted  # every file went the strict way the first time
+    monkeypatch.undo()
+    monkeypatch.setattr(importer, "strict_plays", lambda path, fmt: checked_paths.append(path.name))  # None
+    Lake.open(settings=load_settings({"lake": str(tmp_path / "checked")}, env={})).import_history(export, user="u")
+    assert len(checked_paths) >= 6  # every file went the checked way the second time
+    assert parts("strict") == parts("checked")
