@@ -358,8 +358,8 @@ def test_rebuild_gives_the_same_listens(sim_catalog: SimCatalog, tmp_path: Path)
 
 
 def test_the_import_builds_exactly_the_rows_a_rebuild_from_raw_builds(sim_catalog: SimCatalog, tmp_path: Path) -> None:
-    """The import builds `listen_events` from its own parse, not by re-reading the raw zone; the raw zone must
-    still give the same rows, every column (names, nulls, non-ASCII, flags, imported_at), in every format."""
+    """The import's transform reads the parts it has just written, and a rebuild reads them again: the same
+    rows, every column (names, nulls, non-ASCII, flags, imported_at), in every format."""
     lake = tmp_path / "lake"
     export = write_export(
         sim_catalog, USER, tmp_path / "d.zip", plays=80, per_file=15, formats=("extended", "legacy", "account")
