@@ -116,11 +116,21 @@ def _by_whole_key(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -
     return not con.execute(f"SELECT count(*) FROM b_{name} WHERE {nulls}").fetchall()[0][0]
 
 
+def _drop_changed(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS changed_{name}")  # scratch: it lives only inside the publish step
+
+
 def publish_table(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
 ) -> None:
-    """Commit `staged_<name>`: only the changed keys' rows when it can (`_publish_changes`), else the whole table."""
-    if not _publish_changes(con, catalog, name, rebuild, base):
+    """Commit `staged_<name>`: only the changed keys' rows when it can (`_publish_changes`), else the whole
+    table. The step `publish_<name>` (relations.py): its inputs checked before, its scratch gone after."""
+    with checked_step(con, f"publish_{name}"):
+        try:
+            if _publish_changes(con, catalog, name, rebuild, base):
+                return
+        finally:
+            _drop_changed(con, name)
         # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
         # of the table's cluster column: the published rows are never all in Python's memory at once.
         order = sort_order(name)

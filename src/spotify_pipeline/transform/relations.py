@@ -20,8 +20,9 @@ Steps, in the order the runner (transform/runner.py) calls them:
     build_listen_events  b_listen_events                                   (history/listens.py)
     add_listened_songs   adds rows to b_songs                              (history/listens.py)
     stage_<table>        staged_<table>: the merged rows (merge.py), in DATA_TABLES order
-    publish_<table>      changed_<table>: the cluster-column values whose rows are replaced (publish.py),
-                         after the quality checks, for a table published by its changed keys only
+    publish_<table>      commits staged_<table> (publish.py), after the quality checks; scratch
+                         changed_<table>: the cluster-column values whose rows are replaced, for a
+                         table published by its changed keys only
 
 `b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
 batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
@@ -37,8 +38,8 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
-from ..tables.catalog import cluster_column
 from ..tables.contract import DATA_TABLES, TABLES
+from .merge import MERGES, Derived, ReplaceChildren
 
 
 class RelationError(RuntimeError):
@@ -160,7 +161,7 @@ _DECLARED: list[Relation] = [
     Relation("b_listen_events", "build_listen_events", _contract("listen_events")),
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
     *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
-    *(Relation(f"changed_{n}", f"publish_{n}", (cluster_column(n),), note="keys to replace") for n in DATA_TABLES),
+    *(Relation(f"changed_{n}", f"publish_{n}", scratch=True, note="keys to replace") for n in DATA_TABLES),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
@@ -171,6 +172,17 @@ def _stage_reads(table: str) -> tuple[str, ...]:
     if table in inputs:
         return tuple(f"staged_{i}" for i in inputs[table])
     return (f"b_{table}", f"old_{table}")
+
+
+def _publish_reads(table: str) -> tuple[str, ...]:
+    """What publishing reads: the staged rows, and for a keyed table the batch whose keys it replaces
+    (publish.py `_changed_keys`; a derived table compares its staged rows with `old_<table>`, which the
+    publish registers itself, as the runner does not for a derived table it recomputes)."""
+    rule = MERGES[table]
+    if isinstance(rule, Derived):
+        return (f"staged_{table}",)
+    emptied = (rule.emptied,) if isinstance(rule, ReplaceChildren) and rule.emptied else ()
+    return (f"staged_{table}", f"b_{table}", *emptied)
 
 
 STEPS: dict[str, Step] = {
@@ -189,7 +201,7 @@ STEPS: dict[str, Step] = {
         Step("add_listened_songs", reads=("b_listen_events", "b_songs", "old_songs"), changes=("b_songs",)),
         *(Step(f"register_{n}") for n in DATA_TABLES),
         *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
-        *(Step(f"publish_{n}", reads=(f"staged_{n}",)) for n in DATA_TABLES),
+        *(Step(f"publish_{n}", reads=_publish_reads(n)) for n in DATA_TABLES),
     )
 }
 
