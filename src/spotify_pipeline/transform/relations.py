@@ -29,6 +29,8 @@ batch columns are listed below. Scratch relations live only inside their step (d
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,9 @@ import duckdb
 
 from ..tables.catalog import cluster_column
 from ..tables.contract import DATA_TABLES, TABLES
+
+
+log = logging.getLogger(__name__)
 
 
 class RelationError(RuntimeError):
@@ -249,10 +254,22 @@ def built_by(step: str) -> list[str]:
 
 @contextmanager
 def checked_step(con: duckdb.DuckDBPyConnection, step: str) -> Iterator[None]:
-    """Run the body as `step`: its inputs checked before, what it built or changed checked after."""
+    """Run the body as `step`: its inputs checked before, what it built or changed checked after. Its wall
+    time is logged at debug level (`bench/small_run.py` collects it: where a small run's time goes)."""
     require(con, step)
+    started = time.perf_counter()
     yield
+    log.debug("step %s: %.4f s", step, time.perf_counter() - started)
     verify(con, [*built_by(step), *STEPS[step].changes])
+
+
+@contextmanager
+def timed(phase: str) -> Iterator[None]:
+    """A part of the transform that builds no temp relation (reading the catalog, the checks, a commit),
+    timed like a step."""
+    started = time.perf_counter()
+    yield
+    log.debug("step %s: %.4f s", phase, time.perf_counter() - started)
 
 
 P = ParamSpec("P")

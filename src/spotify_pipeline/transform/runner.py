@@ -39,7 +39,7 @@ from .merge import MERGES, Derived, ReplaceChildren, merge_sql
 from .publish import ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
 from .raw import RawFile
-from .relations import checked_step
+from .relations import checked_step, timed
 from .snapshots import current_snapshots, processed_runs, table_row_counts
 from .user_tables import build_user_tables
 
@@ -105,7 +105,8 @@ def transform(
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
-    manifests = reader.manifests()
+    with timed("open.manifests"):
+        manifests = reader.manifests()
     journal = read_journal(storage)
     if journal is not None:
         log.warning(
@@ -117,10 +118,12 @@ def transform(
     # Where each table stands before this transform: every merge reads these snapshots, not the current ones,
     # which differ only after an interrupted publish.
     base: dict[str, int | None] = {}
-    if not rebuild:
-        base = journal.snapshots if journal is not None else current_snapshots(catalog)
-    previous_counts = table_row_counts(catalog, base)
-    processed = processed_runs(catalog, base.get("processed_raw_runs"))
+    with timed("open.snapshots"):
+        if not rebuild:
+            base = journal.snapshots if journal is not None else current_snapshots(catalog)
+        previous_counts = table_row_counts(catalog, base)
+    with timed("open.processed_runs"):
+        processed = processed_runs(catalog, base.get("processed_raw_runs"))
     todo = [m for m in manifests if m["run_id"] not in processed]
     # A lake written before a derived table existed gets it on the next transform, even with no new data.
     derived_missing = bool(previous_counts) and any(
@@ -181,7 +184,8 @@ def transform(
             con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
             con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
-            build_batch(con, files, batch_bytes, quarantine)
+            with timed("build_batch"):
+                build_batch(con, files, batch_bytes, quarantine)
         except duckdb.Error as exc:
             raise _raw_zone_error(exc, storage, todo) from exc
         result.rejected = len(quarantine.rejected)
@@ -244,11 +248,15 @@ def transform(
         }
         ensure_space(catalog, staged_rows)
         now = dt.datetime.now(dt.UTC)
-        result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, previous_counts)
-        catalog.append(
-            "quality_results",
-            pa.Table.from_pylist(results_rows(result.checks, by_run_id, now), schema=TABLES["quality_results"].schema),
-        )
+        with timed("checks"):
+            result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, previous_counts)
+        with timed("commit.quality_results"):
+            catalog.append(
+                "quality_results",
+                pa.Table.from_pylist(
+                    results_rows(result.checks, by_run_id, now), schema=TABLES["quality_results"].schema
+                ),
+            )
         failures = failed_errors(result.checks)
         if failures:
             names = ", ".join(f"{r.check.name} ({r.failing_rows} rows)" for r in failures)
@@ -257,7 +265,10 @@ def transform(
                 checks=[r.check.name for r in failures],
                 hint="the previous tables stay current; see the quality_results table",
             )
-        result.rows["rejected_records"] = record_rejected(catalog, quarantine.rejected, todo, rebuild, by_run_id, now)
+        with timed("commit.rejected_records"):
+            result.rows["rejected_records"] = record_rejected(
+                catalog, quarantine.rejected, todo, rebuild, by_run_id, now
+            )
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
@@ -268,7 +279,8 @@ def transform(
             result.rows[name] = staged_rows[name]
             if not changed[name]:
                 continue
-            publish_table(con, catalog, name, rebuild, base)
+            with timed(f"commit.{name}"):
+                publish_table(con, catalog, name, rebuild, base)
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
@@ -280,11 +292,12 @@ def transform(
             ],
             schema=TABLES["processed_raw_runs"].schema,
         )
-        record_gaps(catalog, todo, rebuild)
-        if rebuild:
-            catalog.overwrite("processed_raw_runs", processed_rows)
-        else:
-            catalog.append("processed_raw_runs", processed_rows)
+        with timed("commit.bookkeeping"):
+            record_gaps(catalog, todo, rebuild)
+            if rebuild:
+                catalog.overwrite("processed_raw_runs", processed_rows)
+            else:
+                catalog.append("processed_raw_runs", processed_rows)
         crash_point("transform.tables_committed")
         clear_journal(storage)
         crash_point("transform.published")
