@@ -42,7 +42,6 @@ import duckdb
 from ..tables.catalog import cluster_column
 from ..tables.contract import DATA_TABLES, TABLES
 
-
 log = logging.getLogger(__name__)
 
 
