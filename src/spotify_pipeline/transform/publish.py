@@ -15,9 +15,10 @@ from ..errors import LakeError
 from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
 from .connection import register_empty, register_table
-from .merge import MERGES, Derived, ReplaceChildren
+from .merge import MERGES, Derived
 from .quarantine import Rejected
 from .relations import checked_step
+from .scope import changed_keys_sql
 
 # Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
 # publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
@@ -57,8 +58,7 @@ def _changed_keys(name: str) -> str:
             f"SELECT {column} FROM (SELECT * FROM staged_{name} EXCEPT SELECT * FROM old_{name}) UNION "
             f"SELECT {column} FROM (SELECT * FROM old_{name} EXCEPT SELECT * FROM staged_{name})"
         )
-    emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
-    return f"SELECT {column} FROM b_{name}" + (f" UNION SELECT {column} FROM {emptied}" if emptied else "")
+    return changed_keys_sql(name)
 
 
 def _literal(value: Any) -> str | None:
@@ -95,15 +95,31 @@ def _publish_changes(
 
 
 def publish_table(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    name: str,
+    rebuild: bool,
+    base: dict[str, int | None],
+    scoped: bool = False,
 ) -> None:
-    """Commit `staged_<name>`: only the changed keys' rows when it can (`_publish_changes`), else the whole table."""
-    if not _publish_changes(con, catalog, name, rebuild, base):
-        # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
-        # of the table's cluster column: the published rows are never all in Python's memory at once.
-        order = sort_order(name)
-        ordered = con.sql(f"SELECT * FROM staged_{name}" + (f" ORDER BY {order}" if order else ""))
-        catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
+    """Commit the merged rows: only the changed keys' rows when it can, else the whole table. `scoped`: the
+    table was merged by its changed keys (scope.py), `staged_<name>` holds just their rows."""
+    source = f"staged_{name}"
+    if scoped:
+        if catalog.snapshot_id(name) == base[name]:
+            column = cluster_column(name)
+            keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
+            rows = con.sql(f"SELECT * FROM staged_{name} ORDER BY {sort_order(name)}")
+            catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
+            return
+        source = f"new_{name}"  # redoing an interrupted publish that committed this table already: whole
+    elif _publish_changes(con, catalog, name, rebuild, base):
+        return
+    # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
+    # of the table's cluster column: the published rows are never all in Python's memory at once.
+    order = sort_order(name)
+    ordered = con.sql(f"SELECT * FROM {source}" + (f" ORDER BY {order}" if order else ""))
+    catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
 
 
 def ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:

@@ -19,9 +19,11 @@ Steps, in the order the runner (transform/runner.py) calls them:
     build_user_tables    b_saved_songs, b_plays, b_user_top                (user_tables.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
     add_listened_songs   adds rows to b_songs                              (history/listens.py)
-    stage_<table>        staged_<table>: the merged rows (merge.py), in DATA_TABLES order
-    publish_<table>      changed_<table>: the cluster-column values whose rows are replaced (publish.py),
-                         after the quality checks, for a table published by its changed keys only
+    scope_<table>        changed_<table>: the cluster-column values the batch can change; touched_<table>:
+                         the old rows holding them (scope.py; all of old_<table> when merged whole)
+    stage_<table>        staged_<table>: the merged rows of those values (merge.py), in DATA_TABLES order;
+                         new_<table>: the whole table after the merge (a view)
+    publish_listens      changed_listens: the keys whose rows a derived table merged whole replaces
 
 `b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
 batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
@@ -163,18 +165,49 @@ _DECLARED: list[Relation] = [
     Relation("listen_rows", "build_listen_events", scratch=True),
     Relation("b_listen_events", "build_listen_events", _contract("listen_events")),
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
-    *(Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows to publish") for n in DATA_TABLES),
-    *(Relation(f"changed_{n}", f"publish_{n}", (cluster_column(n),), note="keys to replace") for n in DATA_TABLES),
+    *(
+        Relation(
+            f"changed_{n}",
+            "publish_listens" if n == "listens" else f"scope_{n}",
+            (cluster_column(n),),
+            note="the cluster-column values whose rows the merge may change (scope.py)",
+        )
+        for n in DATA_TABLES
+    ),
+    *(
+        Relation(f"touched_{n}", f"scope_{n}", _contract(n), note="old rows of the changed keys (scope.py)")
+        for n in DATA_TABLES
+        if n != "listens"
+    ),
+    *(
+        Relation(f"staged_{n}", f"stage_{n}", _contract(n), note="the merged rows (of the changed keys) to publish")
+        for n in DATA_TABLES
+    ),
+    *(Relation(f"new_{n}", f"stage_{n}", _contract(n), note="the whole table after the merge") for n in DATA_TABLES),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
 
 def _stage_reads(table: str) -> tuple[str, ...]:
-    """What `merge.merge_sql(table)` reads: the batch and the old rows, or a derived table's staged inputs."""
-    inputs = {"listens": ("listen_events",), "artist_stats": ("playlist_songs", "song_artists")}
-    if table in inputs:
-        return tuple(f"staged_{i}" for i in inputs[table])
-    return (f"b_{table}", f"old_{table}")
+    """What `merge.merge_sql(table)` reads: the batch and the old rows of its keys, or a derived table's
+    inputs after their merge (history/listens.py reads `staged_listen_events`, always merged whole)."""
+    if table == "listens":
+        return ("staged_listen_events",)
+    if table == "artist_stats":
+        return ("new_playlist_songs", "new_song_artists")
+    return (f"b_{table}", f"touched_{table}")
+
+
+def _scope_reads(table: str) -> tuple[str, ...]:
+    """What `scope.scope(table)` reads: the batch's keys and the old rows, or the inputs' changed rows."""
+    if table == "artist_stats":
+        return (
+            *(f"{r}_{i}" for i in ("playlist_songs", "song_artists") for r in ("touched", "staged")),
+            "old_song_artists",
+            "new_song_artists",
+        )
+    emptied = ("e_playlist_songs",) if table == "playlist_songs" else ()
+    return (f"b_{table}", f"old_{table}", *emptied)
 
 
 STEPS: dict[str, Step] = {
@@ -192,6 +225,7 @@ STEPS: dict[str, Step] = {
         Step("build_listen_events", reads=("raw_recently_played",)),
         Step("add_listened_songs", reads=("b_listen_events", "b_songs", "old_songs"), changes=("b_songs",)),
         *(Step(f"register_{n}") for n in DATA_TABLES),
+        *(Step(f"scope_{n}", reads=_scope_reads(n)) for n in DATA_TABLES if n != "listens"),
         *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
         *(Step(f"publish_{n}", reads=(f"staged_{n}",)) for n in DATA_TABLES),
     )

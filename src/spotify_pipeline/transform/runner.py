@@ -27,10 +27,11 @@ from ..history.listens import add_listened_songs, build_listen_events
 from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
-from ..quality.checks import CheckResult, failed_errors, results_rows, run_checks
+from ..quality.checks import Changes, CheckResult, failed_errors, results_rows, run_checks
 from ..reliability.crashpoints import crash_point
 from ..tables.catalog import Catalog
 from ..tables.contract import DATA_TABLES, TABLES
+from . import publish
 from .batch import build_batch
 from .changes import build_changes
 from .connection import connect, spill_parent
@@ -40,6 +41,7 @@ from .publish import ensure_space, publish_table, record_gaps, record_rejected, 
 from .quarantine import Quarantine
 from .raw import RawFile
 from .relations import checked_step, timed
+from .scope import differs, gone_sql, kept_sql, rows_after, scope, whole_table
 from .snapshots import current_snapshots, processed_runs, table_row_counts
 from .user_tables import build_user_tables
 
@@ -220,36 +222,65 @@ def transform(
         register_base(con, catalog, "songs", base)
         with checked_step(con, "add_listened_songs"):
             add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
-        # A table whose merge cannot change it (no batch rows, or a derived table whose inputs are unchanged)
-        # is staged as its current rows and not published again: a whole-table overwrite that changes nothing
-        # is waste, and its snapshot stays the one the journal records.
+        # Stage: each table's merged rows. A small run merges only the rows of the keys its batch holds
+        # (scope.py: `staged_<t>` holds those keys' rows, `new_<t>` is the whole table after the merge); a
+        # rebuild, a new table or a batch naming too many keys merges the whole table. A table whose merge
+        # changed no row (no batch rows, the same rows seen again, a derived table whose inputs did not
+        # change) is not published again: a commit that changes nothing is waste, and its snapshot stays the
+        # one the journal records.
         changed: dict[str, bool] = {}
+        scoped: dict[str, bool] = {}
         for name in DATA_TABLES:
             rule = MERGES[name]
+            incremental = publish.FILTERED_PUBLISH and not rebuild and base.get(name) is not None
             if isinstance(rule, Derived):
                 changed[name] = rebuild or name not in base or any(changed.get(i, True) for i in rule.inputs)
-            else:
-                result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
-                emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
-                emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
-                changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
-            if name not in ("playlist_songs", "playlist_changes") and not (changed[name] and isinstance(rule, Derived)):
+                scoped[name] = False
+                if rule.changed_sql and incremental and all(scoped.get(i) for i in rule.inputs):
+                    register_base(con, catalog, name, base)
+                    scoped[name] = scope(con, name, allowed=True, nothing=not changed[name])
+                elif not changed[name]:
+                    register_base(con, catalog, name, base)
+                with checked_step(con, f"stage_{name}"):
+                    if scoped[name]:
+                        con.execute(f"CREATE TEMP TABLE staged_{name} AS {rule.changed_rows_sql}")
+                    elif changed[name]:
+                        con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                    else:
+                        con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
+                    whole_table(con, name, scoped[name])
+                continue
+            result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
+            emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
+            emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
+            changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
+            if name not in ("playlist_songs", "playlist_changes"):
                 register_base(con, catalog, name, base)
+            scoped[name] = scope(con, name, allowed=incremental)
             with checked_step(con, f"stage_{name}"):
-                if changed[name]:
-                    con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                if changed[name] or scoped[name]:
+                    con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name, f'touched_{name}')}")
                 else:
                     con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
+                whole_table(con, name, scoped[name])
+            if scoped[name]:
+                changed[name] = differs(con, name)
         if stage_hook is not None:
             stage_hook(con)
-        # Audit: the checks run on the staged rows; an error keeps every table as it was.
-        staged_rows = {
-            name: con.execute(f"SELECT count(*) FROM staged_{name}").fetchall()[0][0] for name in DATA_TABLES
-        }
+            changed.update({n: differs(con, n) for n in DATA_TABLES if scoped[n]})  # as tampered
+        # Audit: the checks run on the staged rows (of a small run: on its changed rows, scope.py); an error
+        # keeps every table as it was.
+        staged_rows = {name: rows_after(con, name, scoped[name]) for name in DATA_TABLES}
         ensure_space(catalog, staged_rows)
         now = dt.datetime.now(dt.UTC)
         with timed("checks"):
-            result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, previous_counts)
+            result.checks = run_checks(
+                con,
+                {n: f"new_{n}" for n in DATA_TABLES},
+                previous_counts,
+                changes={n: Changes(f"staged_{n}", kept_sql(n), gone_sql(n)) for n in DATA_TABLES if scoped[n]},
+                rows=staged_rows,
+            )
         with timed("commit.quality_results"):
             catalog.append(
                 "quality_results",
@@ -280,7 +311,7 @@ def transform(
             if not changed[name]:
                 continue
             with timed(f"commit.{name}"):
-                publish_table(con, catalog, name, rebuild, base)
+                publish_table(con, catalog, name, rebuild, base, scoped[name])
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
