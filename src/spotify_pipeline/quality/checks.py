@@ -9,6 +9,8 @@ current (write-audit-publish); a warning is recorded and reported only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +20,7 @@ import duckdb
 from ..history.listens import LISTENED_ONLY_SEEN_AT
 from ..tables.contract import DATA_TABLES, TABLES
 
+log = logging.getLogger(__name__)
 Severity = Literal["error", "warning"]
 COLLAPSE_MIN_ROWS = 100  # below this a table is too small for "lost more than half its rows" to mean much
 COLLAPSE_RATIO = 0.5
@@ -92,20 +95,24 @@ def _foreign_key(child: str, column: str, parent: str, parent_column: str | None
     )
 
 
-def references_sql(references: tuple[Reference, ...]) -> str:
+def references_sql(references: tuple[Reference, ...], changed_rows: bool) -> str:
     """Rows of the child whose reference does not resolve, counted where it can change: the child's merged
-    rows (`{d_child}`) against the parent after the merge, looked up only for the keys they name (pruned
-    like a merge's old rows), plus the child rows kept as they were (`{k_child}`) that name a parent key the
-    merge removed (`{g_parent}`: none, unless a merge drops keys). Checking a whole table, `{d_child}` is
-    the table and the other two are empty, which is the plain anti-join."""
+    rows (`{d_child}`) against the parent after the merge, plus the child rows kept as they were
+    (`{k_child}`) that name a parent key the merge removed (`{g_parent}`: none, unless a merge drops keys).
+    With `changed_rows` (the child's merged rows are a run's changed keys only) the parent is read only
+    for the keys they name, pruned like a merge's old rows; checking a whole table, `{d_child}` is the
+    table and the other two are empty: the plain anti-join."""
     child = references[0].child
-    found = ", ".join(
-        f"p{i} AS (SELECT {r.parent_column} AS k FROM {{{r.parent}}} "
-        f"WHERE {r.parent_column} IN (SELECT {r.column} FROM {{d_{child}}}))"
-        for i, r in enumerate(references)
-    )
+    lookup = [
+        f"(SELECT {r.parent_column} AS k FROM {{{r.parent}}} WHERE {r.parent_column} IN "
+        f"(SELECT {r.column} FROM {{d_{child}}}))"
+        if changed_rows
+        else f"(SELECT {r.parent_column} AS k FROM {{{r.parent}}})"
+        for r in references
+    ]
+    found = ", ".join(f"p{i} AS {sql}" for i, sql in enumerate(lookup))
     missing = " OR ".join(
-        f"(({r.when}) AND c.{r.column} IS NOT NULL AND c.{r.column} NOT IN (SELECT k FROM p{i}))"
+        f"(({r.when}) AND c.{r.column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM p{i} WHERE p{i}.k = c.{r.column}))"
         for i, r in enumerate(references)
     )
     removed = " OR ".join(f"(({r.when}) AND c.{r.column} IN (SELECT k FROM {{g_{r.parent}}}))" for r in references)
@@ -280,12 +287,14 @@ def run_checks(
     results = []
     for check in CHECKS:
         if check.references:
-            sql = references_sql(check.references).format(**placeholders)
+            sql = references_sql(check.references, check.table in changes).format(**placeholders)
         elif check.scope == "rows" and check.table in changes:
             sql = check.sql.format(**{**relations, check.table: changes[check.table].delta})
         else:
             sql = check.sql.format(**relations)
+        started = time.perf_counter()
         results.append(CheckResult(check, int(con.execute(sql).fetchall()[0][0])))
+        log.debug("step %s: %.4f s", f"check.{check.name}", time.perf_counter() - started)
     for table, before in (previous_counts or {}).items():
         if table not in DATA_TABLES or before < COLLAPSE_MIN_ROWS:
             continue

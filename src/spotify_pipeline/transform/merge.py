@@ -82,9 +82,9 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
         changed_sql="""WITH moved AS (
                 SELECT song_id FROM touched_playlist_songs UNION SELECT song_id FROM staged_playlist_songs
                 UNION SELECT song_id FROM touched_song_artists UNION SELECT song_id FROM staged_song_artists)
-            SELECT DISTINCT artist_id FROM (
+            SELECT DISTINCT artist_id FROM (  -- a moved song's credits after the merge: old ones, or staged
                 SELECT artist_id FROM old_song_artists WHERE song_id IN (SELECT song_id FROM moved)
-                UNION ALL SELECT artist_id FROM new_song_artists WHERE song_id IN (SELECT song_id FROM moved))
+                UNION ALL SELECT artist_id FROM staged_song_artists WHERE song_id IN (SELECT song_id FROM moved))
             WHERE artist_id IS NOT NULL""",
         changed_rows_sql=_ARTIST_STATS.format(
             where="WHERE sa.artist_id IN (SELECT artist_id FROM changed_artist_stats)"

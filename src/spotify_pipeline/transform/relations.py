@@ -5,7 +5,7 @@ earlier step built. Written down only as call order, that interface broke silent
 relation not built yet, or built with a column renamed). Here it is data, and `checked_step` enforces it:
 before a step runs, every relation it reads must exist (else `RelationError` naming it and its builder);
 after, every relation it builds or changes must have exactly the declared columns, in order, and its scratch
-relations must be gone. The check is one `information_schema` query (microseconds), so it always runs.
+relations must be gone. The check is one `duckdb_columns()` query (about 1 ms), so it always runs.
 
 Steps, in the order the runner (transform/runner.py) calls them:
 
@@ -204,7 +204,6 @@ def _scope_reads(table: str) -> tuple[str, ...]:
         return (
             *(f"{r}_{i}" for i in ("playlist_songs", "song_artists") for r in ("touched", "staged")),
             "old_song_artists",
-            "new_song_artists",
         )
     emptied = ("e_playlist_songs",) if table == "playlist_songs" else ()
     return (f"b_{table}", f"old_{table}", *emptied)
@@ -234,13 +233,15 @@ STEPS: dict[str, Step] = {
 
 def temp_columns(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None = None) -> dict[str, list[str]]:
     """The connection's temp relations (all, or those of `names` that exist) and their columns in order."""
-    sql = "SELECT table_name, column_name FROM information_schema.columns WHERE table_catalog = 'temp'"
+    # duckdb_columns(), not information_schema.columns (a view over it and more): 0.9 ms a call against 1.6
+    # ms, and the transform makes about a hundred.
+    sql = "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = 'temp'"
     params: list[object] = []
     if names is not None:
         sql += " AND list_contains(?, table_name)"
         params.append(list(names))
     found: dict[str, list[str]] = {}
-    for table, column in con.execute(sql + " ORDER BY table_name, ordinal_position", params).fetchall():
+    for table, column in con.execute(sql + " ORDER BY table_name, column_index", params).fetchall():
         found.setdefault(table, []).append(column)
     return found
 

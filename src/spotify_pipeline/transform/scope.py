@@ -24,7 +24,8 @@ from __future__ import annotations
 import duckdb
 
 from ..tables.catalog import MAX_REPLACED_KEYS, cluster_column
-from .merge import MERGES, Derived, ReplaceChildren
+from ..tables.contract import TABLES
+from .merge import MERGES, Derived, KeyedMerge, ReplaceChildren
 from .relations import checked_step
 
 # Read whole by a derived table's SQL as `staged_<t>` (history/listens.py), or derived from such a table.
@@ -70,8 +71,17 @@ def whole_table(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> None
 
 def differs(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the merge changed any row of a table merged by its changed keys: if not, there is nothing to
-    commit (the batch saw the same rows again)."""
+    commit (the batch saw the same rows again). A keyed merge passes every old row whose key the batch
+    lacks through as it was, so with as many rows staged as touched only the batch's keys are compared
+    (`song_popularity` touches a whole day's rows for a few songs observed again)."""
     touched, staged = f"touched_{name}", f"staged_{name}"
+    if rows(con, touched) != rows(con, staged):
+        return True
+    rule = MERGES[name]
+    if isinstance(rule, KeyedMerge):
+        on = " AND ".join(f"b.{k} = x.{k}" for k in TABLES[name].key)
+        touched = f"(SELECT * FROM {touched} x WHERE EXISTS (SELECT 1 FROM b_{name} b WHERE {on}))"
+        staged = f"(SELECT * FROM {staged} x WHERE EXISTS (SELECT 1 FROM b_{name} b WHERE {on}))"
     sql = (
         f"SELECT EXISTS (SELECT * FROM {staged} EXCEPT ALL SELECT * FROM {touched})"
         f" OR EXISTS (SELECT * FROM {touched} EXCEPT ALL SELECT * FROM {staged})"
@@ -79,15 +89,15 @@ def differs(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute(sql).fetchall()[0][0])
 
 
+def rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+
+
 def rows_after(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> int:
     """Rows of `name` after the merge, without reading the rows it kept: the old count (Parquet footers),
     less the touched rows, plus the staged ones."""
-    staged = int(con.execute(f"SELECT count(*) FROM staged_{name}").fetchall()[0][0])
-    if not scoped:
-        return staged
-    old = int(con.execute(f"SELECT count(*) FROM old_{name}").fetchall()[0][0])
-    touched = int(con.execute(f"SELECT count(*) FROM touched_{name}").fetchall()[0][0])
-    return old - touched + staged
+    staged = rows(con, f"staged_{name}")
+    return rows(con, f"old_{name}") - rows(con, f"touched_{name}") + staged if scoped else staged
 
 
 def kept_sql(name: str) -> str:
