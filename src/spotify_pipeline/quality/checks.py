@@ -56,9 +56,12 @@ class Reference:
 @dataclass(frozen=True)
 class Changes:
     """A table a run merged by its changed keys only (transform/scope.py): `delta`, the merged rows of those
-    keys; `kept`, the old rows the merge kept as they were; `gone`, the keys left with no row (column `k`)."""
+    keys; `fresh`, those of them the merge may have changed (a keyed merge passes the others through);
+    `kept`, the old rows outside `fresh`; `gone`, the keys left with no row (column `k`). Relation names or
+    subqueries."""
 
     delta: str
+    fresh: str
     kept: str
     gone: str
 
@@ -95,17 +98,17 @@ def _foreign_key(child: str, column: str, parent: str, parent_column: str | None
     )
 
 
-def references_sql(references: tuple[Reference, ...], changed_rows: bool) -> str:
-    """Rows of the child whose reference does not resolve, counted where it can change: the child's merged
-    rows (`{d_child}`) against the parent after the merge, plus the child rows kept as they were
-    (`{k_child}`) that name a parent key the merge removed (`{g_parent}`: none, unless a merge drops keys).
-    With `changed_rows` (the child's merged rows are a run's changed keys only) the parent is read only
-    for the keys they name, pruned like a merge's old rows; checking a whole table, `{d_child}` is the
-    table and the other two are empty: the plain anti-join."""
+def references_sql(references: tuple[Reference, ...], changed_rows: bool, keys_removed: bool) -> str:
+    """Rows of the child whose reference does not resolve, counted where it can change: the child's rows the
+    merge may have changed (`{f_child}`) against the parent after the merge, plus, if a merge removed parent
+    keys (`keys_removed`; none unless a merge drops keys), the other child rows (`{k_child}`) that name one
+    (`{g_parent}`). With `changed_rows` (a run's changed rows only) the parent is read only for the keys
+    they name, pruned like a merge's old rows; checking a whole table, `{f_child}` is the table and the
+    others are empty: the plain anti-join."""
     child = references[0].child
     lookup = [
         f"(SELECT {r.parent_column} AS k FROM {{{r.parent}}} WHERE {r.parent_column} IN "
-        f"(SELECT {r.column} FROM {{d_{child}}}))"
+        f"(SELECT {r.column} FROM {{f_{child}}}))"
         if changed_rows
         else f"(SELECT {r.parent_column} AS k FROM {{{r.parent}}})"
         for r in references
@@ -115,11 +118,11 @@ def references_sql(references: tuple[Reference, ...], changed_rows: bool) -> str
         f"(({r.when}) AND c.{r.column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM p{i} WHERE p{i}.k = c.{r.column}))"
         for i, r in enumerate(references)
     )
-    removed = " OR ".join(f"(({r.when}) AND c.{r.column} IN (SELECT k FROM {{g_{r.parent}}}))" for r in references)
-    return (
-        f"WITH {found} SELECT (SELECT count(*) FROM {{d_{child}}} c WHERE {missing})"
-        f" + (SELECT count(*) FROM {{k_{child}}} c WHERE {removed})"
-    )
+    sql = f"WITH {found} SELECT (SELECT count(*) FROM {{f_{child}}} c WHERE {missing})"
+    if keys_removed:
+        removed = " OR ".join(f"(({r.when}) AND c.{r.column} IN (SELECT k FROM {{g_{r.parent}}}))" for r in references)
+        sql += f" + (SELECT count(*) FROM {{k_{child}}} c WHERE {removed})"
+    return sql
 
 
 def _popularity(table: str) -> Check:
@@ -275,7 +278,7 @@ def run_checks(
     table's rows, when known without counting them."""
     changes = changes or {}
     whole = {name: relations[name] for name in DATA_TABLES}
-    delta = {f"d_{n}": changes[n].delta if n in changes else whole[n] for n in DATA_TABLES}
+    fresh = {f"f_{n}": changes[n].fresh if n in changes else whole[n] for n in DATA_TABLES}
     kept = {
         f"k_{n}": changes[n].kept if n in changes else f"(SELECT * FROM {whole[n]} WHERE false)" for n in DATA_TABLES
     }
@@ -283,11 +286,15 @@ def run_checks(
         f"g_{n}": changes[n].gone if n in changes else f"(SELECT {TABLES[n].key[0]} AS k FROM {whole[n]} WHERE false)"
         for n in DATA_TABLES
     }
-    placeholders = {**relations, **delta, **kept, **gone}
+    placeholders = {**relations, **fresh, **kept, **gone}
+    # Parent keys a merge left without a row: none, unless a merge drops keys; then the untouched child rows
+    # are read for them too.
+    removed = {n for n, c in changes.items() if con.execute(f"SELECT count(*) FROM {c.gone}").fetchall()[0][0]}
     results = []
     for check in CHECKS:
         if check.references:
-            sql = references_sql(check.references, check.table in changes).format(**placeholders)
+            parents_lost = any(r.parent in removed for r in check.references)
+            sql = references_sql(check.references, check.table in changes, parents_lost).format(**placeholders)
         elif check.scope == "rows" and check.table in changes:
             sql = check.sql.format(**{**relations, check.table: changes[check.table].delta})
         else:

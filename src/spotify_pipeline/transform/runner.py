@@ -41,7 +41,7 @@ from .publish import ensure_space, publish_table, record_gaps, record_rejected, 
 from .quarantine import Quarantine
 from .raw import RawFile
 from .relations import checked_step, timed
-from .scope import differs, gone_sql, kept_sql, rows_after, scope, whole_table
+from .scope import differs, fresh_sql, gone_sql, kept_sql, rows_after, scope, whole_table
 from .snapshots import current_snapshots, processed_runs, table_row_counts
 from .user_tables import build_user_tables
 
@@ -278,7 +278,9 @@ def transform(
                 con,
                 {n: f"new_{n}" for n in DATA_TABLES},
                 previous_counts,
-                changes={n: Changes(f"staged_{n}", kept_sql(n), gone_sql(n)) for n in DATA_TABLES if scoped[n]},
+                changes={
+                    n: Changes(f"staged_{n}", fresh_sql(n), kept_sql(n), gone_sql(n)) for n in DATA_TABLES if scoped[n]
+                },
                 rows=staged_rows,
             )
         with timed("commit.quality_results"):

@@ -77,11 +77,9 @@ def differs(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     touched, staged = f"touched_{name}", f"staged_{name}"
     if rows(con, touched) != rows(con, staged):
         return True
-    rule = MERGES[name]
-    if isinstance(rule, KeyedMerge):
-        on = " AND ".join(f"b.{k} = x.{k}" for k in TABLES[name].key)
-        touched = f"(SELECT * FROM {touched} x WHERE EXISTS (SELECT 1 FROM b_{name} b WHERE {on}))"
-        staged = f"(SELECT * FROM {staged} x WHERE EXISTS (SELECT 1 FROM b_{name} b WHERE {on}))"
+    if isinstance(MERGES[name], KeyedMerge):
+        touched = f"(SELECT * FROM {touched} x WHERE {_batch_key(name)})"
+        staged = fresh_sql(name)
     sql = (
         f"SELECT EXISTS (SELECT * FROM {staged} EXCEPT ALL SELECT * FROM {touched})"
         f" OR EXISTS (SELECT * FROM {touched} EXCEPT ALL SELECT * FROM {staged})"
@@ -100,8 +98,24 @@ def rows_after(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> int:
     return rows(con, f"old_{name}") - rows(con, f"touched_{name}") + staged if scoped else staged
 
 
+def _batch_key(name: str) -> str:
+    on = " AND ".join(f"b.{k} = x.{k}" for k in TABLES[name].key)
+    return f"EXISTS (SELECT 1 FROM b_{name} b WHERE {on})"
+
+
+def fresh_sql(name: str) -> str:
+    """The staged rows a scoped merge may have changed (a subquery): a keyed merge's rows of the batch's
+    keys (it passes the other touched rows through: `song_popularity` touches a whole day for a few songs);
+    every staged row otherwise."""
+    if isinstance(MERGES[name], KeyedMerge):
+        return f"(SELECT * FROM staged_{name} x WHERE {_batch_key(name)})"
+    return f"staged_{name}"
+
+
 def kept_sql(name: str) -> str:
-    """The old rows a scoped merge kept as they were (a subquery)."""
+    """The old rows a scoped merge kept as they were, outside `fresh_sql` (a subquery)."""
+    if isinstance(MERGES[name], KeyedMerge):
+        return f"(SELECT * FROM old_{name} x WHERE NOT {_batch_key(name)})"
     column = cluster_column(name)
     return f"(SELECT * FROM old_{name} WHERE {column} NOT IN (SELECT {column} FROM changed_{name}))"
 
