@@ -185,7 +185,9 @@ def main() -> None:
         "build": build,
         "runs": runs,
         "maintenance": maintenance,
-        "median_run": {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "data_bytes_by_table"},
+        "median_run": {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "data_bytes_by_table"}
+        if runs
+        else {},
         "one_playlist_first": one_before,
         "one_playlist_last": one_after,
         "cli_open_s": round(cli_open_s(lake), 3),

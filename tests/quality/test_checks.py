@@ -127,3 +127,13 @@ def test_a_collapsing_table_fails_only_when_it_was_big_enough(con: duckdb.DuckDB
         f"INSERT INTO songs BY NAME SELECT 's' || i AS song_id FROM range(2, {COLLAPSE_MIN_ROWS // 2 + 2}) t(i)"
     )
     assert _results(con, {"songs": COLLAPSE_MIN_ROWS})["songs.row_count_not_collapsing"] == ("error", 0)
+
+
+def test_positions_not_starting_at_zero_fail_even_when_the_last_is_n_minus_1(con: duckdb.DuckDBPyConnection) -> None:
+    # Two rows at positions -1 and 1: the last position is count - 1 and the key is unique, so only the
+    # `min(position) <> 0` half of the check can see that the playlist does not start at 0.
+    con.execute("UPDATE playlist_songs SET position = -1")
+    con.execute("INSERT INTO playlist_songs SELECT * REPLACE (1 AS position) FROM playlist_songs")
+    con.execute("UPDATE playlists SET total_items = 2")
+    failing = {name: rows for name, (_, rows) in _results(con).items() if rows}
+    assert failing == {"playlist_songs.positions_contiguous": 1}

@@ -181,3 +181,32 @@ def test_applying_the_same_batch_twice_changes_nothing(con: duckdb.DuckDBPyConne
     earliest = rule.earliest if isinstance(rule, KeyedMerge) else ()
     expected = {c: (_row(table, 2, 2) if c in earliest else _row(table, 2, 5))[c] for c in names}
     assert dict(zip(names, once[1], strict=True)) == expected
+
+
+TIMED_REPLACE = [n for n, r in MERGES.items() if isinstance(r, ReplaceChildren) and r.newer_by]
+
+
+@pytest.mark.parametrize("table", TIMED_REPLACE)
+def test_replace_children_a_tie_goes_to_the_batch(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A batch whose parent is exactly as new as the table's rows replaces them (`>=`, not `>`): re-applying
+    the batch that made the table is then a no-op, and an extraction at the same instant is not lost."""
+    rule = MERGES[table]
+    assert isinstance(rule, ReplaceChildren) and rule.newer_by
+    schema, key = TABLES[table].schema, TABLES[table].key
+    child = [k for k in key if k not in rule.parent]
+
+    def row(variant: int, day: int) -> dict[str, Any]:
+        values = {c: _value(schema.field(c).type, c, 1) for c in rule.parent}
+        return {**values, **{c: _value(schema.field(c).type, c, variant) for c in child}, rule.newer_by: at(day)}
+
+    def children(*batch: dict[str, Any]) -> set[tuple[Any, ...]]:
+        load(con, f"b_{table}", table, list(batch))
+        return set(merged(con, table, *child))
+
+    load(con, f"old_{table}", table, [row(1, 2), row(2, 2)])
+    old = {(_value(schema.field(c).type, c, v),) for c in child for v in (1, 2)}
+    assert children(row(3, 1)) == old  # an older batch changes nothing
+    assert children(row(3, 2)) == {(_value(schema.field(c).type, c, 3),) for c in child}  # a tie: the batch
+    if rule.emptied:  # emptied upstream at the same instant as the table's rows: they go
+        con.execute(f"INSERT INTO {rule.emptied} SELECT {', '.join(rule.parent)}, ? FROM old_{table}", [at(2)])
+        assert children() == set()

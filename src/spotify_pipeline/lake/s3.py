@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import LakeError
+
+log = logging.getLogger(__name__)
+S3_DELETE_MAX = 1000  # keys per DeleteObjects request (the S3 limit)
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One listed object: its key (relative to the lake's prefix), size and LastModified (aware UTC)."""
+
+    key: str
+    size: int
+    last_modified: dt.datetime
 
 
 def aws_endpoint() -> str | None:
@@ -96,6 +112,44 @@ class S3Storage:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
             keys += [obj["Key"][cut:] for obj in page.get("Contents", [])]
         return sorted(keys)
+
+    def list_objects(self, prefix: str) -> Iterator[S3Object]:
+        """Every object under `prefix` with its size and LastModified, in key order, page by page
+        (ListObjectsV2), so a large warehouse is never held in memory at once."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    yield S3Object(obj["Key"][cut:], int(obj["Size"]), obj["LastModified"])
+        except (ClientError, BotoCoreError) as exc:
+            raise LakeError(f"cannot list s3://{self.bucket}/{self._key(prefix)}: {exc}") from exc
+
+    def delete_many(self, keys: Sequence[str]) -> set[str]:
+        """Delete up to 1,000 keys in one DeleteObjects request; the keys S3 could not delete (with a
+        warning each), so a caller counts only what went."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not keys:
+            return set()
+        if len(keys) > S3_DELETE_MAX:
+            raise ValueError(f"DeleteObjects takes at most {S3_DELETE_MAX} keys, not {len(keys)}")
+        request = {"Objects": [{"Key": self._key(k)} for k in keys], "Quiet": True}
+        try:
+            response = self.client.delete_objects(Bucket=self.bucket, Delete=request)
+        except (ClientError, BotoCoreError) as exc:
+            raise LakeError(
+                f"cannot delete objects under s3://{self.bucket}/{self.prefix}: {exc}",
+                hint="check the IAM permissions (s3:DeleteObject)",
+            ) from exc
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        failed = set()
+        for error in response.get("Errors", []):
+            log.warning("cannot delete s3://%s/%s: %s", self.bucket, error.get("Key"), error.get("Code"))
+            failed.add(str(error.get("Key", ""))[cut:])
+        return failed
 
     def local_path(self, key: str) -> Path | None:
         return None

@@ -11,7 +11,8 @@ transform's commit):
 2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
    (retention.py);
 3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
-   (left by a commit that died half-way, or by a dropped table), once older than `orphan_age`.
+   (left by a commit that died half-way, or by a dropped table), once older than `orphan_age`; on S3 the
+   same under warehouse/<database>.db/<table>/, by LastModified, in DeleteObjects batches.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LakeError
 from ..lake.layout import WAREHOUSE_DIR
@@ -33,9 +34,13 @@ from .catalog import NAMESPACE, Catalog, cluster_column
 from .contract import TABLES
 from .retention import ExpiryResult, _files, expire_history
 
+if TYPE_CHECKING:
+    from ..lake.s3 import S3Object, S3Storage
+
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
 COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
+S3_DELETE_BATCH = 1000  # orphan keys per DeleteObjects request (S3's maximum)
 
 
 @dataclass
@@ -87,7 +92,9 @@ def maintain(
     for name in catalog.table_names():
         compact(catalog, name, result)
     result.expiry = expire_history(catalog, keep_days, now=now)
-    if not catalog.remote:
+    if catalog.remote:
+        remove_s3_orphans(storage, catalog, orphan_age, result, now=now)
+    else:
         remove_orphans(catalog, orphan_age, result, now=now)
     result.seconds = time.perf_counter() - started
     return result
@@ -168,6 +175,52 @@ def remove_orphans(
             result.orphans_deleted += 1
             result.orphan_bytes_deleted += size
         _remove_empty_dirs(folder)
+
+
+def remove_s3_orphans(
+    storage: Storage,
+    catalog: Catalog,
+    orphan_age: dt.timedelta,
+    result: MaintenanceResult,
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """The same rule on S3: objects under warehouse/<database>.db/<table>/ (where the Glue catalog puts
+    tables) that no table references, last modified before `orphan_age` ago, deleted in batches. A folder
+    whose name is a table living elsewhere (another lake sharing the Glue database) is left alone: that
+    table's metadata says nothing about this folder's files."""
+    from ..lake.s3 import S3Storage
+
+    if not isinstance(storage, S3Storage):
+        raise LakeError(f"tables on S3 but the lake is not: {storage}", hint="open the lake by its s3:// URI")
+    cutoff = (now or dt.datetime.now(dt.UTC)).timestamp() - orphan_age.total_seconds()
+    tables = set(catalog.table_names())
+    root = f"{WAREHOUSE_DIR}/{getattr(catalog, 'namespace', NAMESPACE)}.db/"
+    doomed: list[S3Object] = []
+    objects = storage.list_objects(root)  # in key order: one table folder after another
+    for name, group in itertools.groupby(objects, key=lambda o: o.key[len(root) :].partition("/")[0]):
+        keep: set[str] = set()
+        if name in tables:
+            location = catalog.table(name, create=False).metadata.location.rstrip("/")
+            if location != storage.uri(root + name):
+                log.warning("table %s lives at %s, not in this lake: its folder here is left alone", name, location)
+                continue
+            keep = referenced_files(catalog, name)
+        for obj in group:
+            if storage.uri(obj.key) in keep or obj.last_modified.timestamp() > cutoff:
+                continue
+            doomed.append(obj)
+            if len(doomed) == S3_DELETE_BATCH:
+                _delete_s3_orphans(storage, doomed, result)
+    _delete_s3_orphans(storage, doomed, result)
+
+
+def _delete_s3_orphans(storage: S3Storage, doomed: list[S3Object], result: MaintenanceResult) -> None:
+    failed = storage.delete_many([o.key for o in doomed])
+    gone = [o for o in doomed if o.key not in failed]
+    result.orphans_deleted += len(gone)
+    result.orphan_bytes_deleted += sum(o.size for o in gone)
+    doomed.clear()
 
 
 def _remove_empty_dirs(folder: Path) -> None:

@@ -42,7 +42,7 @@ class Derived:
     """Recomputed from other tables' merged rows (`new_<table>`, the whole table after the merge): a summary,
     not observations. With `changed_sql`, a small run recomputes only the keys whose rows its inputs' changes
     can move (transform/scope.py): `changed_sql` selects those keys from the inputs' `touched_` (old) and
-    `staged_` (new) rows of the changed keys, `changed_rows_sql` recomputes them, reading `changed_<table>`."""
+    `staged_` (new) rows of the changed keys, `changed_rows_sql` recomputes them, reading `keys_<table>`."""
 
     sql: str
     inputs: tuple[str, ...] = ()  # the tables it is computed from: unchanged inputs, unchanged table
@@ -86,9 +86,7 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
                 SELECT artist_id FROM old_song_artists WHERE song_id IN (SELECT song_id FROM moved)
                 UNION ALL SELECT artist_id FROM staged_song_artists WHERE song_id IN (SELECT song_id FROM moved))
             WHERE artist_id IS NOT NULL""",
-        changed_rows_sql=_ARTIST_STATS.format(
-            where="WHERE sa.artist_id IN (SELECT artist_id FROM changed_artist_stats)"
-        ),
+        changed_rows_sql=_ARTIST_STATS.format(where="WHERE sa.artist_id IN (SELECT artist_id FROM keys_artist_stats)"),
     ),
 }
 

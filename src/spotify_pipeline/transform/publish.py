@@ -94,6 +94,10 @@ def _publish_changes(
     return True
 
 
+def _drop_changed(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS changed_{name}")  # scratch: it lives only inside the publish step
+
+
 def publish_table(
     con: duckdb.DuckDBPyConnection,
     catalog: Catalog,
@@ -103,23 +107,29 @@ def publish_table(
     scoped: bool = False,
 ) -> None:
     """Commit the merged rows: only the changed keys' rows when it can, else the whole table. `scoped`: the
-    table was merged by its changed keys (scope.py), `staged_<name>` holds just their rows."""
-    source = f"staged_{name}"
-    if scoped:
-        if catalog.snapshot_id(name) == base[name]:
-            column = cluster_column(name)
-            keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
-            rows = con.sql(f"SELECT * FROM staged_{name} ORDER BY {sort_order(name)}")
-            catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
-            return
-        source = f"new_{name}"  # redoing an interrupted publish that committed this table already: whole
-    elif _publish_changes(con, catalog, name, rebuild, base):
-        return
-    # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
-    # of the table's cluster column: the published rows are never all in Python's memory at once.
-    order = sort_order(name)
-    ordered = con.sql(f"SELECT * FROM {source}" + (f" ORDER BY {order}" if order else ""))
-    catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
+    table was merged by its changed keys (scope.py: `staged_<name>` holds just their rows, `keys_<name>`
+    names them). The step `publish_<name>` (relations.py): its inputs checked before, its scratch gone after."""
+    with checked_step(con, f"publish_{name}"):
+        source = f"staged_{name}"
+        if scoped:
+            if catalog.snapshot_id(name) == base[name]:
+                column = cluster_column(name)
+                keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM keys_{name}").fetchall()]
+                rows = con.sql(f"SELECT * FROM staged_{name} ORDER BY {sort_order(name)}")
+                catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS))
+                return
+            source = f"new_{name}"  # redoing an interrupted publish that committed this table already: whole
+        else:
+            try:
+                if _publish_changes(con, catalog, name, rebuild, base):
+                    return
+            finally:
+                _drop_changed(con, name)
+        # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
+        # of the table's cluster column: the published rows are never all in Python's memory at once.
+        order = sort_order(name)
+        ordered = con.sql(f"SELECT * FROM {source}" + (f" ORDER BY {order}" if order else ""))
+        catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
 
 
 def ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:

@@ -19,11 +19,13 @@ Steps, in the order the runner (transform/runner.py) calls them:
     build_user_tables    b_saved_songs, b_plays, b_user_top                (user_tables.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
     add_listened_songs   adds rows to b_songs                              (history/listens.py)
-    scope_<table>        changed_<table>: the cluster-column values the batch can change; touched_<table>:
-                         the old rows holding them (scope.py; all of old_<table> when merged whole)
+    scope_<table>        keys_<table>: the cluster-column values the batch can change; touched_<table>: the
+                         old rows holding them (scope.py; all of old_<table> when merged whole)
     stage_<table>        staged_<table>: the merged rows of those values (merge.py), in DATA_TABLES order;
                          new_<table>: the whole table after the merge (a view)
-    publish_listens      changed_listens: the keys whose rows a derived table merged whole replaces
+    publish_<table>      commits staged_<table> (publish.py), after the quality checks; scratch
+                         changed_<table>: the cluster-column values whose rows are replaced, for a
+                         table merged whole but published by its changed keys only
 
 `b_<table>` and `old_<table>` / `staged_<table>` have the table contract's columns (tables.py); the few extra
 batch columns are listed below. Scratch relations live only inside their step (dropped before it returns).
@@ -43,6 +45,7 @@ import duckdb
 
 from ..tables.catalog import cluster_column
 from ..tables.contract import DATA_TABLES, TABLES
+from .merge import MERGES, Derived, ReplaceChildren
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +170,13 @@ _DECLARED: list[Relation] = [
     *(Relation(f"old_{n}", f"register_{n}", _contract(n), note="the table before this transform") for n in DATA_TABLES),
     *(
         Relation(
-            f"changed_{n}",
-            "publish_listens" if n == "listens" else f"scope_{n}",
+            f"keys_{n}",
+            f"scope_{n}",
             (cluster_column(n),),
             note="the cluster-column values whose rows the merge may change (scope.py)",
         )
         for n in DATA_TABLES
+        if n != "listens"
     ),
     *(
         Relation(f"touched_{n}", f"scope_{n}", _contract(n), note="old rows of the changed keys (scope.py)")
@@ -184,6 +188,7 @@ _DECLARED: list[Relation] = [
         for n in DATA_TABLES
     ),
     *(Relation(f"new_{n}", f"stage_{n}", _contract(n), note="the whole table after the merge") for n in DATA_TABLES),
+    *(Relation(f"changed_{n}", f"publish_{n}", scratch=True, note="keys to replace") for n in DATA_TABLES),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
@@ -209,6 +214,17 @@ def _scope_reads(table: str) -> tuple[str, ...]:
     return (f"b_{table}", f"old_{table}", *emptied)
 
 
+def _publish_reads(table: str) -> tuple[str, ...]:
+    """What publishing reads: the staged rows, and for a keyed table the batch whose keys it replaces
+    (publish.py `_changed_keys`; a derived table compares its staged rows with `old_<table>`, which the
+    publish registers itself, as the runner does not for a derived table it recomputes)."""
+    rule = MERGES[table]
+    if isinstance(rule, Derived):
+        return (f"staged_{table}",)
+    emptied = (rule.emptied,) if isinstance(rule, ReplaceChildren) and rule.emptied else ()
+    return (f"staged_{table}", f"b_{table}", *emptied)
+
+
 STEPS: dict[str, Step] = {
     s.name: s
     for s in (
@@ -226,7 +242,7 @@ STEPS: dict[str, Step] = {
         *(Step(f"register_{n}") for n in DATA_TABLES),
         *(Step(f"scope_{n}", reads=_scope_reads(n)) for n in DATA_TABLES if n != "listens"),
         *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
-        *(Step(f"publish_{n}", reads=(f"staged_{n}",)) for n in DATA_TABLES),
+        *(Step(f"publish_{n}", reads=_publish_reads(n)) for n in DATA_TABLES),
     )
 }
 

@@ -15,7 +15,6 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -25,7 +24,7 @@ from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes
 from ..errors import LakeError, QualityError
 from ..history.listens import add_listened_songs, build_listen_events
 from ..lake.layout import manifest_key
-from ..lake.raw import RawZoneReader
+from ..lake.raw import RawZoneReader, verify_part
 from ..lake.storage import Storage
 from ..quality.checks import Changes, CheckResult, failed_errors, results_rows, run_checks
 from ..reliability.crashpoints import crash_point
@@ -90,7 +89,6 @@ def transform(
     batch_bytes: int | None = None,
     memory_limit: str = "",
     on_publish: Callable[[], None] | None = None,
-    parsed_history: tuple[str, Path] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -102,8 +100,7 @@ def transform(
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
     rows to prove the gate holds. `on_publish` is called when the checks have passed and the commits begin
-    (the progress bar's `publish` phase). `parsed_history` is (run id, Parquet file) from `import-history`: the
-    history records of that run as its import already parsed and typed them, read instead of its raw parts.
+    (the progress bar's `publish` phase).
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -207,18 +204,11 @@ def transform(
         register_base(con, catalog, "playlist_changes", base)  # an emptied playlist's last run is only there
         build_changes(con)
         build_user_tables(con)
-        parsed_uris = {
-            storage.uri(e["key"])
-            for m in todo
-            if parsed_history and m["run_id"] == parsed_history[0]
-            for e in m["files"]
-        }
         with checked_step(con, "build_listen_events"):
-            build_listen_events(
-                con,
-                [f.uri for f in files.get("history_export", []) if f.uri not in parsed_uris],
-                [str(parsed_history[1])] if parsed_history and parsed_uris else [],
-            )
+            try:
+                build_listen_events(con, [f.uri for f in files.get("history_export", [])])
+            except duckdb.Error as exc:  # history parts are read here, not in build_batch
+                raise _raw_zone_error(exc, storage, todo) from exc
         register_base(con, catalog, "songs", base)
         with checked_step(con, "add_listened_songs"):
             add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
@@ -364,6 +354,14 @@ def _raw_zone_error(exc: duckdb.Error, storage: Storage, manifests: list[dict[st
     """Name the raw file DuckDB could not read (checked one by one, only on this failure path)."""
     for manifest in manifests:
         for entry in manifest["files"]:
+            if entry["key"].endswith(".parquet"):  # a history import's columnar part
+                problem = verify_part(entry, storage.read(entry["key"]))
+                if problem is not None:
+                    return LakeError(
+                        f"corrupted raw file {storage.uri(entry['key'])}: {problem}",
+                        hint="restore it from a backup or move it aside; no table was changed",
+                    )
+                continue
             try:
                 for line in gzip.decompress(storage.read(entry["key"])).splitlines():
                     if line.strip():

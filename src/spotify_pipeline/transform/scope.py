@@ -4,7 +4,7 @@ A merge (merge.py) changes only the rows whose cluster column (tables/catalog.py
 column of every table) takes a value its batch holds; every other row stays exactly as it was. So a run
 whose batch names a few keys merges, checks and publishes only those keys' rows:
 
-    changed_<t>   the cluster-column values the batch holds (and the playlists emptied upstream)
+    keys_<t>      the cluster-column values the batch holds (and the playlists emptied upstream)
     touched_<t>   the old rows holding one of them: `old_<t>` filtered by a semi-join, which DuckDB pushes
                   into the Parquet scan as a dynamic filter (an IN list, min/max, a Bloom filter), so row
                   groups whose statistics rule every changed value out are never read (tables are sorted
@@ -43,16 +43,16 @@ def changed_keys_sql(name: str) -> str:
 
 
 def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: bool = False) -> bool:
-    """The step `scope_<name>`: `changed_<name>` and `touched_<name>`. True when the table is merged by its
+    """The step `scope_<name>`: `keys_<name>` and `touched_<name>`. True when the table is merged by its
     changed keys only; False (`allowed` false, too many keys, a NULL key): merged whole. `nothing`: no key
     can change (a derived table whose inputs did not change)."""
     column = cluster_column(name)
     keys_sql = f"SELECT {column} FROM old_{name} WHERE false" if nothing else changed_keys_sql(name)
     with checked_step(con, f"scope_{name}"):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
-        keys, nulls = con.execute(f"SELECT count(*), count(*) - count({column}) FROM changed_{name}").fetchall()[0]
+        con.execute(f"CREATE OR REPLACE TEMP TABLE keys_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
+        keys, nulls = con.execute(f"SELECT count(*), count(*) - count({column}) FROM keys_{name}").fetchall()[0]
         scoped = allowed and name not in WHOLE and keys <= MAX_REPLACED_KEYS and not nulls
-        where = f" WHERE {column} IN (SELECT {column} FROM changed_{name})" if scoped else ""
+        where = f" WHERE {column} IN (SELECT {column} FROM keys_{name})" if scoped else ""
         con.execute(f"CREATE OR REPLACE TEMP VIEW touched_{name} AS SELECT * FROM old_{name}{where}")
     return scoped
 
@@ -63,7 +63,7 @@ def whole_table(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> None
     if scoped:
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM old_{name} WHERE {column} NOT IN "
-            f"(SELECT {column} FROM changed_{name}) UNION ALL SELECT * FROM staged_{name}"
+            f"(SELECT {column} FROM keys_{name}) UNION ALL SELECT * FROM staged_{name}"
         )
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM staged_{name}")
@@ -117,7 +117,7 @@ def kept_sql(name: str) -> str:
     if isinstance(MERGES[name], KeyedMerge):
         return f"(SELECT * FROM old_{name} x WHERE NOT {_batch_key(name)})"
     column = cluster_column(name)
-    return f"(SELECT * FROM old_{name} WHERE {column} NOT IN (SELECT {column} FROM changed_{name}))"
+    return f"(SELECT * FROM old_{name} WHERE {column} NOT IN (SELECT {column} FROM keys_{name}))"
 
 
 def gone_sql(name: str) -> str:
