@@ -110,3 +110,24 @@ def test_devmode_requests_benchmark_runs() -> None:
     assert after["enrichment_skipped"]["tracks_in_items"] == 3
     assert result["saved"] == before["requests"] - after["requests"] >= 1 + 3  # >= 1 refused probe, 3 tracks
     assert result["added_fields"]["track"]["kept"] == [] and "external_ids" in result["added_fields"]["album"]["kept"]
+
+
+def test_small_run_profile_runs(tmp_path: Path) -> None:
+    """bench/small_run.py on a small lake: a one-playlist run timed step by step, against `query "select 1"`."""
+    lake = tmp_path / "lake"
+    build = [sys.executable, "-m", "bench.steady_state", "--items", "2000", "--runs", "1", "--maintain-every", "0"]
+    done = subprocess.run([*build, "--lake", str(lake)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.small_run", "--lake", str(lake), "--items", "2000", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run, fixed, summary = (json.loads(line) for line in done.stdout.splitlines())
+    assert run["batch_rows"] > 0 and {"build_batch", "scope_playlist_songs", "checks"} <= set(run["steps_s"])
+    assert fixed["fixed_costs"]["one_append_commit_s"] > 0
+    wall, cli = summary["transform_wall_s"], summary["cli_open_s"]
+    assert cli > 0 and abs(summary["ratio"] - wall / cli) < 0.02

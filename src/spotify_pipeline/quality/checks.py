@@ -9,6 +9,8 @@ current (write-audit-publish); a warning is recorded and reported only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +20,7 @@ import duckdb
 from ..history.listens import LISTENED_ONLY_SEEN_AT
 from ..tables.contract import DATA_TABLES, TABLES
 
+log = logging.getLogger(__name__)
 Severity = Literal["error", "warning"]
 COLLAPSE_MIN_ROWS = 100  # below this a table is too small for "lost more than half its rows" to mean much
 COLLAPSE_RATIO = 0.5
@@ -31,6 +34,36 @@ class Check:
     severity: Severity
     sql: str  # {table} placeholders are replaced by relation names; returns one count
     description: str
+    # "rows": an error counted over the table's rows, or over groups of rows sharing its cluster column
+    # (tables/catalog.py), so a run that changed some keys' rows needs only those rows checked: the others
+    # passed when they were published. "table": counted over the whole table (a warning, whose offending
+    # rows may have been published, or a count across keys). References have their own rule (`Reference`).
+    scope: Literal["rows", "table"] = "table"
+    references: tuple[Reference, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`child.column` must be a `parent.parent_column` (the parent's key) where `when` holds."""
+
+    child: str
+    column: str
+    parent: str
+    parent_column: str
+    when: str = "true"
+
+
+@dataclass(frozen=True)
+class Changes:
+    """A table a run merged by its changed keys only (transform/scope.py): `delta`, the merged rows of those
+    keys; `fresh`, those of them the merge may have changed (a keyed merge passes the others through);
+    `kept`, the old rows outside `fresh`; `gone`, the keys left with no row (column `k`). Relation names or
+    subqueries."""
+
+    delta: str
+    fresh: str
+    kept: str
+    gone: str
 
 
 def _primary_keys() -> list[Check]:
@@ -47,6 +80,7 @@ def _primary_keys() -> list[Check]:
                 f"SELECT (SELECT count(*) FROM {{{name}}} WHERE {nulls})"
                 f" + (SELECT count(*) FROM (SELECT {cols} FROM {{{name}}} GROUP BY ALL HAVING count(*) > 1))",
                 f"({cols}) is unique and never null",
+                scope="rows",
             )
         )
     return checks
@@ -58,10 +92,37 @@ def _foreign_key(child: str, column: str, parent: str, parent_column: str | None
         f"{child}.{column}_resolves",
         child,
         "error",
-        f"SELECT count(*) FROM {{{child}}} c WHERE c.{column} IS NOT NULL AND NOT EXISTS "
-        f"(SELECT 1 FROM {{{parent}}} p WHERE p.{parent_column} = c.{column})",
+        "",
         f"every {child}.{column} is a {parent}.{parent_column}",
+        references=(Reference(child, column, parent, parent_column),),
     )
+
+
+def references_sql(references: tuple[Reference, ...], changed_rows: bool, keys_removed: bool) -> str:
+    """Rows of the child whose reference does not resolve, counted where it can change: the child's rows the
+    merge may have changed (`{f_child}`) against the parent after the merge, plus, if a merge removed parent
+    keys (`keys_removed`; none unless a merge drops keys), the other child rows (`{k_child}`) that name one
+    (`{g_parent}`). With `changed_rows` (a run's changed rows only) the parent is read only for the keys
+    they name, pruned like a merge's old rows; checking a whole table, `{f_child}` is the table and the
+    others are empty: the plain anti-join."""
+    child = references[0].child
+    lookup = [
+        f"(SELECT {r.parent_column} AS k FROM {{{r.parent}}} WHERE {r.parent_column} IN "
+        f"(SELECT {r.column} FROM {{f_{child}}}))"
+        if changed_rows
+        else f"(SELECT {r.parent_column} AS k FROM {{{r.parent}}})"
+        for r in references
+    ]
+    found = ", ".join(f"p{i} AS {sql}" for i, sql in enumerate(lookup))
+    missing = " OR ".join(
+        f"(({r.when}) AND c.{r.column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM p{i} WHERE p{i}.k = c.{r.column}))"
+        for i, r in enumerate(references)
+    )
+    sql = f"WITH {found} SELECT (SELECT count(*) FROM {{f_{child}}} c WHERE {missing})"
+    if keys_removed:
+        removed = " OR ".join(f"(({r.when}) AND c.{r.column} IN (SELECT k FROM {{g_{r.parent}}}))" for r in references)
+        sql += f" + (SELECT count(*) FROM {{k_{child}}} c WHERE {removed})"
+    return sql
 
 
 def _popularity(table: str) -> Check:
@@ -71,6 +132,7 @@ def _popularity(table: str) -> Check:
         "error",
         f"SELECT count(*) FROM {{{table}}} WHERE popularity IS NOT NULL AND popularity NOT BETWEEN 0 AND 100",
         "popularity is within 0..100 or null",
+        scope="rows",
     )
 
 
@@ -93,10 +155,12 @@ CHECKS: list[Check] = [
         "user_top.item_resolves",
         "user_top",
         "error",
-        "SELECT count(*) FROM {user_top} t WHERE (t.item_type = 'track' AND NOT EXISTS "
-        "(SELECT 1 FROM {songs} s WHERE s.song_id = t.item_id)) OR (t.item_type = 'artist' AND NOT EXISTS "
-        "(SELECT 1 FROM {artists} a WHERE a.artist_id = t.item_id))",
+        "",
         "every top track is a song and every top artist an artist",
+        references=(
+            Reference("user_top", "item_id", "songs", "song_id", "c.item_type = 'track'"),
+            Reference("user_top", "item_id", "artists", "artist_id", "c.item_type = 'artist'"),
+        ),
     ),
     *(_popularity(t) for t in ("songs", "artists", "albums", "song_popularity")),
     Check(
@@ -119,6 +183,7 @@ CHECKS: list[Check] = [
             " OR item_type NOT IN ('track', 'episode', 'audiobook', 'unknown') OR source NOT IN ('export', 'api')"
             " OR (song_id IS NOT NULL AND item_type <> 'track')",
             "ms_played >= 0; user, end time, kind and source set; song_id only for tracks",
+            scope="rows",
         )
         for t in ("listen_events", "listens")
     ),
@@ -131,6 +196,7 @@ CHECKS: list[Check] = [
               OR (release_date_precision = 'month' AND strftime(release_date, '%Y-%m') = release_date_raw)
               OR (release_date_precision = 'day' AND strftime(release_date, '%Y-%m-%d') = release_date_raw))""",
         "release_date is release_date_raw read at its precision",
+        scope="rows",
     ),
     Check(
         "playlist_songs.positions_contiguous",
@@ -139,6 +205,7 @@ CHECKS: list[Check] = [
         """SELECT count(*) FROM (SELECT playlist_id FROM {playlist_songs} GROUP BY playlist_id
              HAVING min(position) <> 0 OR max(position) <> count(*) - 1)""",
         "each playlist's positions are 0..n-1",
+        scope="rows",
     ),
     Check(
         # Positions lost on the way (a raw line gone, a page dropped) would otherwise publish a shorter
@@ -166,6 +233,7 @@ CHECKS: list[Check] = [
         "error",
         "SELECT count(*) FROM {playlist_songs} WHERE (item_type = 'track') <> (song_id IS NOT NULL)",
         "song_id is set exactly for items of type track",
+        scope="rows",
     ),
     # Dates that cannot be facts. Normalize stores Spotify's epoch placeholder as NULL and the simulator
     # never dates the future, so these warn only if such dates arrive some other way.
@@ -200,16 +268,47 @@ def run_checks(
     con: duckdb.DuckDBPyConnection,
     relations: Mapping[str, str],
     previous_counts: Mapping[str, int] | None = None,
+    *,
+    changes: Mapping[str, Changes] | None = None,
+    rows: Mapping[str, int] | None = None,
 ) -> list[CheckResult]:
-    """Run every check; `previous_counts` (rows per table before this change) enables the collapse check."""
+    """Run every check on the tables `relations` names; `previous_counts` (rows per table before this
+    change) enables the collapse check. `changes`: the tables a run merged by their changed keys only,
+    whose "rows" checks and references are counted on those keys' rows (`Check.scope`); `rows`: each
+    table's rows, when known without counting them."""
+    changes = changes or {}
+    whole = {name: relations[name] for name in DATA_TABLES}
+    fresh = {f"f_{n}": changes[n].fresh if n in changes else whole[n] for n in DATA_TABLES}
+    kept = {
+        f"k_{n}": changes[n].kept if n in changes else f"(SELECT * FROM {whole[n]} WHERE false)" for n in DATA_TABLES
+    }
+    gone = {
+        f"g_{n}": changes[n].gone if n in changes else f"(SELECT {TABLES[n].key[0]} AS k FROM {whole[n]} WHERE false)"
+        for n in DATA_TABLES
+    }
+    placeholders = {**relations, **fresh, **kept, **gone}
+    # Parent keys a merge left without a row: none, unless a merge drops keys; then the untouched child rows
+    # are read for them too.
+    removed = {n for n, c in changes.items() if con.execute(f"SELECT count(*) FROM {c.gone}").fetchall()[0][0]}
     results = []
     for check in CHECKS:
-        sql = check.sql.format(**relations)
+        if check.references:
+            parents_lost = any(r.parent in removed for r in check.references)
+            sql = references_sql(check.references, check.table in changes, parents_lost).format(**placeholders)
+        elif check.scope == "rows" and check.table in changes:
+            sql = check.sql.format(**{**relations, check.table: changes[check.table].delta})
+        else:
+            sql = check.sql.format(**relations)
+        started = time.perf_counter()
         results.append(CheckResult(check, int(con.execute(sql).fetchall()[0][0])))
+        log.debug("step %s: %.4f s", f"check.{check.name}", time.perf_counter() - started)
     for table, before in (previous_counts or {}).items():
         if table not in DATA_TABLES or before < COLLAPSE_MIN_ROWS:
             continue
-        after = int(con.execute(f"SELECT count(*) FROM {relations[table]}").fetchall()[0][0])
+        if rows is not None and table in rows:
+            after = rows[table]
+        else:
+            after = int(con.execute(f"SELECT count(*) FROM {relations[table]}").fetchall()[0][0])
         check = Check(
             f"{table}.row_count_not_collapsing",
             table,

@@ -45,7 +45,7 @@ from .catalog import (
     recorded_tables,
     sqlite_uri,
 )
-from .contract import TABLES
+from .contract import DATA_TABLES, TABLES
 
 log = logging.getLogger(__name__)
 STAGING_SUFFIX = ".repair"  # catalog.db.repair: the new catalog until it is swapped in
@@ -166,12 +166,16 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
             _replace_in_slices(table, _counted(slices, result, name))
         return
     from ..transform.connection import connect
-    from ..transform.publish import PUBLISH_ROWS
+    from ..transform.publish import PUBLISH_ROWS, sort_order
 
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    # In the table's sort order, as the transform writes it: unordered, every file of a copied lake spanned
+    # the whole key range, and a one-playlist run read and rewrote every file (issue #20).
+    order = f" ORDER BY {sort_order(name)}" if name in DATA_TABLES else ""
     with contextlib.closing(connect()) as con, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        reader = con.sql(f"SELECT * FROM read_parquet({listed}, union_by_name = true)").to_arrow_reader(PUBLISH_ROWS)
+        query = f"SELECT * FROM read_parquet({listed}, union_by_name = true){order}"
+        reader = con.sql(query).to_arrow_reader(PUBLISH_ROWS)
         slices = (pa.Table.from_batches([batch]).select(schema.names).cast(schema) for batch in reader)
         _replace_in_slices(table, _counted(slices, result, name))
 

@@ -17,13 +17,17 @@ def build_changes(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE b_playlist_changes AS
-        WITH members AS (
+        WITH ours AS (  -- only the batch's playlists can change: the old rows of no other are read
+            SELECT DISTINCT playlist_id FROM complete
+        ),
+        members AS (
             SELECT playlist_id, run_id, max(fetched_at) OVER (PARTITION BY playlist_id, run_id) AS seen, snapshot_id,
                    item_uri, song_id, item_name
             FROM item_rows WHERE item_type IN ('track', 'episode')
             UNION ALL
             SELECT playlist_id, run_id, extracted_at, snapshot_id, item_uri, song_id, item_name
-            FROM old_playlist_songs WHERE item_type IN ('track', 'episode')
+            FROM old_playlist_songs
+            WHERE item_type IN ('track', 'episode') AND playlist_id IN (SELECT playlist_id FROM ours)
         ),
         batch_emptied AS (  -- complete extractions in the batch without items
             SELECT c.playlist_id, c.run_id, max(e.fetched_at) AS seen, any_value(c.snapshot_id) AS snapshot_id
@@ -34,7 +38,7 @@ def build_changes(con: duckdb.DuckDBPyConnection) -> None:
         old_emptied AS (  -- a removal newer than the playlist's stored membership: it was emptied since then
             SELECT playlist_id, run_id, changed_at AS seen, any_value(snapshot_id) AS snapshot_id
             FROM old_playlist_changes x
-            WHERE change = 'removed' AND changed_at > coalesce(
+            WHERE change = 'removed' AND playlist_id IN (SELECT playlist_id FROM ours) AND changed_at > coalesce(
                 (SELECT max(o.extracted_at) FROM old_playlist_songs o WHERE o.playlist_id = x.playlist_id),
                 '-infinity'::TIMESTAMPTZ)
             GROUP BY playlist_id, run_id, changed_at

@@ -39,11 +39,21 @@ class ReplaceChildren:
 
 @dataclass(frozen=True)
 class Derived:
-    """Recomputed in full from other tables' merged rows (`staged_<table>`): a summary, not observations."""
+    """Recomputed from other tables' merged rows (`new_<table>`, the whole table after the merge): a summary,
+    not observations. With `changed_sql`, a small run recomputes only the keys whose rows its inputs' changes
+    can move (transform/scope.py): `changed_sql` selects those keys from the inputs' `touched_` (old) and
+    `staged_` (new) rows of the changed keys, `changed_rows_sql` recomputes them, reading `keys_<table>`."""
 
     sql: str
     inputs: tuple[str, ...] = ()  # the tables it is computed from: unchanged inputs, unchanged table
+    changed_sql: str = ""
+    changed_rows_sql: str = ""
 
+
+_ARTIST_STATS = """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
+                  count(DISTINCT ps.song_id) AS songs
+           FROM new_playlist_songs ps JOIN new_song_artists sa ON sa.song_id = ps.song_id {where}
+           GROUP BY sa.artist_id"""
 
 MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "artists": KeyedMerge("last_seen_at", sticky=("genres", "followers", "popularity", "image_url", "enriched_at")),
@@ -65,23 +75,31 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at", emptied="e_playlist_songs"),
     # What the top_artists report reads: a 1M-position join is ~300 ms per query, this lookup ~1 ms.
     "artist_stats": Derived(
-        """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
-                  count(DISTINCT ps.song_id) AS songs
-           FROM staged_playlist_songs ps JOIN staged_song_artists sa ON sa.song_id = ps.song_id
-           GROUP BY sa.artist_id""",
+        _ARTIST_STATS.format(where=""),
         inputs=("playlist_songs", "song_artists"),
+        # An artist's counts move only if one of its songs gained or lost a position or an artist credit:
+        # the artists credited, before or after, on the songs of the changed positions and credits.
+        changed_sql="""WITH moved AS (
+                SELECT song_id FROM touched_playlist_songs UNION SELECT song_id FROM staged_playlist_songs
+                UNION SELECT song_id FROM touched_song_artists UNION SELECT song_id FROM staged_song_artists)
+            SELECT DISTINCT artist_id FROM (  -- a moved song's credits after the merge: old ones, or staged
+                SELECT artist_id FROM old_song_artists WHERE song_id IN (SELECT song_id FROM moved)
+                UNION ALL SELECT artist_id FROM staged_song_artists WHERE song_id IN (SELECT song_id FROM moved))
+            WHERE artist_id IS NOT NULL""",
+        changed_rows_sql=_ARTIST_STATS.format(where="WHERE sa.artist_id IN (SELECT artist_id FROM keys_artist_stats)"),
     ),
 }
 
 
-def merge_sql(table: str) -> str:
-    """SELECT producing the merged rows of `table` from `b_<table>` and `old_<table>`."""
+def merge_sql(table: str, old: str = "") -> str:
+    """SELECT producing the merged rows of `table` from `b_<table>` and `old` (default `old_<table>`; the
+    transform passes `touched_<table>`, the old rows of the keys the batch holds: transform/scope.py)."""
     rule = MERGES[table]
     if isinstance(rule, Derived):
         return rule.sql
     spec = TABLES[table]
     columns = spec.schema.names
-    new, old = f"b_{table}", f"old_{table}"
+    new, old = f"b_{table}", old or f"old_{table}"
     if isinstance(rule, ReplaceChildren):
         return _replace_children_sql(rule, columns, new, old)
 

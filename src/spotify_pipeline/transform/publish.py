@@ -16,9 +16,10 @@ from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
 from ..tables.deletes import merges_on_read
 from .connection import register_empty, register_table
-from .merge import MERGES, Derived, KeyedMerge, ReplaceChildren
+from .merge import MERGES, Derived, KeyedMerge
 from .quarantine import Rejected
 from .relations import checked_step
+from .scope import changed_keys_sql
 
 # Rows per slice written to a table (one Parquet file each). In a 10M-item rebuild with DuckDB capped at 1 GB,
 # publishing 500k-row slices of `songs` (Arrow slice, its cast, the Parquet writer) set the peak RSS: +475 MiB;
@@ -58,8 +59,7 @@ def _changed_keys(name: str) -> str:
             f"SELECT {column} FROM (SELECT * FROM staged_{name} EXCEPT SELECT * FROM old_{name}) UNION "
             f"SELECT {column} FROM (SELECT * FROM old_{name} EXCEPT SELECT * FROM staged_{name})"
         )
-    emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
-    return f"SELECT {column} FROM b_{name}" + (f" UNION SELECT {column} FROM {emptied}" if emptied else "")
+    return changed_keys_sql(name)
 
 
 def _literal(value: Any) -> str | None:
@@ -89,15 +89,22 @@ def _publish_changes(
     keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
     if len(keys) > MAX_REPLACED_KEYS or None in keys:  # no IN filter matches NULL: the whole table, then
         return False
-    changed_rows = f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+    _replace(
+        con, catalog, name, keys, f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+    )
+    return True
+
+
+def _replace(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, keys: list[Any], changed_rows: str) -> None:
+    """Replace the rows of the cluster values `keys` by `changed_rows` (`Catalog.replace_rows`), or, for a
+    time series that marks rows deleted, only the rows of the whole keys the batch holds (`_by_whole_key`)."""
     key_rows = None
     if _by_whole_key(con, catalog, name):  # e.g. a day of song_popularity: only the songs the batch saw
         key = ", ".join(TABLES[name].key)
         key_rows = con.sql(f"SELECT DISTINCT {key} FROM b_{name}").to_arrow_table()
         changed_rows = f"SELECT * FROM staged_{name} SEMI JOIN (SELECT DISTINCT {key} FROM b_{name}) USING ({key})"
     rows = con.sql(f"{changed_rows} ORDER BY {sort_order(name)}")
-    catalog.replace_rows(name, column, keys, rows.to_arrow_reader(PUBLISH_ROWS), key_rows)
-    return True
+    catalog.replace_rows(name, cluster_column(name), keys, rows.to_arrow_reader(PUBLISH_ROWS), key_rows)
 
 
 def _by_whole_key(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -> bool:
@@ -121,20 +128,35 @@ def _drop_changed(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 def publish_table(
-    con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, rebuild: bool, base: dict[str, int | None]
+    con: duckdb.DuckDBPyConnection,
+    catalog: Catalog,
+    name: str,
+    rebuild: bool,
+    base: dict[str, int | None],
+    scoped: bool = False,
 ) -> None:
-    """Commit `staged_<name>`: only the changed keys' rows when it can (`_publish_changes`), else the whole
-    table. The step `publish_<name>` (relations.py): its inputs checked before, its scratch gone after."""
+    """Commit the merged rows: only the changed keys' rows when it can, else the whole table. `scoped`: the
+    table was merged by its changed keys (scope.py: `staged_<name>` holds just their rows, `keys_<name>`
+    names them). The step `publish_<name>` (relations.py): its inputs checked before, its scratch gone after."""
     with checked_step(con, f"publish_{name}"):
-        try:
-            if _publish_changes(con, catalog, name, rebuild, base):
+        source = f"staged_{name}"
+        if scoped:
+            if catalog.snapshot_id(name) == base[name]:
+                column = cluster_column(name)
+                keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM keys_{name}").fetchall()]
+                _replace(con, catalog, name, keys, f"SELECT * FROM staged_{name}")
                 return
-        finally:
-            _drop_changed(con, name)
+            source = f"new_{name}"  # redoing an interrupted publish that committed this table already: whole
+        else:
+            try:
+                if _publish_changes(con, catalog, name, rebuild, base):
+                    return
+            finally:
+                _drop_changed(con, name)
         # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
         # of the table's cluster column: the published rows are never all in Python's memory at once.
         order = sort_order(name)
-        ordered = con.sql(f"SELECT * FROM staged_{name}" + (f" ORDER BY {order}" if order else ""))
+        ordered = con.sql(f"SELECT * FROM {source}" + (f" ORDER BY {order}" if order else ""))
         catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
 
 

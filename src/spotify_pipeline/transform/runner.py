@@ -26,10 +26,11 @@ from ..history.listens import add_listened_songs, build_listen_events
 from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader, verify_part
 from ..lake.storage import Storage
-from ..quality.checks import CheckResult, failed_errors, results_rows, run_checks
+from ..quality.checks import Changes, CheckResult, failed_errors, results_rows, run_checks
 from ..reliability.crashpoints import crash_point
 from ..tables.catalog import Catalog
 from ..tables.contract import DATA_TABLES, TABLES
+from . import publish
 from .batch import build_batch
 from .changes import build_changes
 from .connection import connect, spill_parent
@@ -38,7 +39,8 @@ from .merge import MERGES, Derived, ReplaceChildren, merge_sql
 from .publish import ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
 from .raw import RawFile
-from .relations import checked_step
+from .relations import checked_step, timed
+from .scope import differs, fresh_sql, gone_sql, kept_sql, rows_after, scope, whole_table
 from .snapshots import current_snapshots, processed_runs, table_row_counts
 from .user_tables import build_user_tables
 
@@ -102,7 +104,8 @@ def transform(
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
-    manifests = reader.manifests()
+    with timed("open.manifests"):
+        manifests = reader.manifests()
     journal = read_journal(storage)
     if journal is not None:
         log.warning(
@@ -114,10 +117,12 @@ def transform(
     # Where each table stands before this transform: every merge reads these snapshots, not the current ones,
     # which differ only after an interrupted publish.
     base: dict[str, int | None] = {}
-    if not rebuild:
-        base = journal.snapshots if journal is not None else current_snapshots(catalog)
-    previous_counts = table_row_counts(catalog, base)
-    processed = processed_runs(catalog, base.get("processed_raw_runs"))
+    with timed("open.snapshots"):
+        if not rebuild:
+            base = journal.snapshots if journal is not None else current_snapshots(catalog)
+        previous_counts = table_row_counts(catalog, base)
+    with timed("open.processed_runs"):
+        processed = processed_runs(catalog, base.get("processed_raw_runs"))
     todo = [m for m in manifests if m["run_id"] not in processed]
     # A lake written before a derived table existed gets it on the next transform, even with no new data.
     derived_missing = bool(previous_counts) and any(
@@ -178,7 +183,8 @@ def transform(
             con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
             con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
-            build_batch(con, files, batch_bytes, quarantine)
+            with timed("build_batch"):
+                build_batch(con, files, batch_bytes, quarantine)
         except duckdb.Error as exc:
             raise _raw_zone_error(exc, storage, todo) from exc
         result.rejected = len(quarantine.rejected)
@@ -206,39 +212,74 @@ def transform(
         register_base(con, catalog, "songs", base)
         with checked_step(con, "add_listened_songs"):
             add_listened_songs(con)  # listened tracks become songs (album and artist filled in by `run` later)
-        # A table whose merge cannot change it (no batch rows, or a derived table whose inputs are unchanged)
-        # is staged as its current rows and not published again: a whole-table overwrite that changes nothing
-        # is waste, and its snapshot stays the one the journal records.
+        # Stage: each table's merged rows. A small run merges only the rows of the keys its batch holds
+        # (scope.py: `staged_<t>` holds those keys' rows, `new_<t>` is the whole table after the merge); a
+        # rebuild, a new table or a batch naming too many keys merges the whole table. A table whose merge
+        # changed no row (no batch rows, the same rows seen again, a derived table whose inputs did not
+        # change) is not published again: a commit that changes nothing is waste, and its snapshot stays the
+        # one the journal records.
         changed: dict[str, bool] = {}
+        scoped: dict[str, bool] = {}
         for name in DATA_TABLES:
             rule = MERGES[name]
+            incremental = publish.FILTERED_PUBLISH and not rebuild and base.get(name) is not None
             if isinstance(rule, Derived):
                 changed[name] = rebuild or name not in base or any(changed.get(i, True) for i in rule.inputs)
-            else:
-                result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
-                emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
-                emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
-                changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
-            if name not in ("playlist_songs", "playlist_changes") and not (changed[name] and isinstance(rule, Derived)):
+                scoped[name] = False
+                if rule.changed_sql and incremental and all(scoped.get(i) for i in rule.inputs):
+                    register_base(con, catalog, name, base)
+                    scoped[name] = scope(con, name, allowed=True, nothing=not changed[name])
+                elif not changed[name]:
+                    register_base(con, catalog, name, base)
+                with checked_step(con, f"stage_{name}"):
+                    if scoped[name]:
+                        con.execute(f"CREATE TEMP TABLE staged_{name} AS {rule.changed_rows_sql}")
+                    elif changed[name]:
+                        con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                    else:
+                        con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
+                    whole_table(con, name, scoped[name])
+                continue
+            result.batch_rows[name] = con.execute(f"SELECT count(*) FROM b_{name}").fetchall()[0][0]
+            emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
+            emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
+            changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
+            if name not in ("playlist_songs", "playlist_changes"):
                 register_base(con, catalog, name, base)
+            scoped[name] = scope(con, name, allowed=incremental)
             with checked_step(con, f"stage_{name}"):
-                if changed[name]:
-                    con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                if changed[name] or scoped[name]:
+                    con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name, f'touched_{name}')}")
                 else:
                     con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
+                whole_table(con, name, scoped[name])
+            if scoped[name]:
+                changed[name] = differs(con, name)
         if stage_hook is not None:
             stage_hook(con)
-        # Audit: the checks run on the staged rows; an error keeps every table as it was.
-        staged_rows = {
-            name: con.execute(f"SELECT count(*) FROM staged_{name}").fetchall()[0][0] for name in DATA_TABLES
-        }
+            changed.update({n: differs(con, n) for n in DATA_TABLES if scoped[n]})  # as tampered
+        # Audit: the checks run on the staged rows (of a small run: on its changed rows, scope.py); an error
+        # keeps every table as it was.
+        staged_rows = {name: rows_after(con, name, scoped[name]) for name in DATA_TABLES}
         ensure_space(catalog, staged_rows)
         now = dt.datetime.now(dt.UTC)
-        result.checks = run_checks(con, {n: f"staged_{n}" for n in DATA_TABLES}, previous_counts)
-        catalog.append(
-            "quality_results",
-            pa.Table.from_pylist(results_rows(result.checks, by_run_id, now), schema=TABLES["quality_results"].schema),
-        )
+        with timed("checks"):
+            result.checks = run_checks(
+                con,
+                {n: f"new_{n}" for n in DATA_TABLES},
+                previous_counts,
+                changes={
+                    n: Changes(f"staged_{n}", fresh_sql(n), kept_sql(n), gone_sql(n)) for n in DATA_TABLES if scoped[n]
+                },
+                rows=staged_rows,
+            )
+        with timed("commit.quality_results"):
+            catalog.append(
+                "quality_results",
+                pa.Table.from_pylist(
+                    results_rows(result.checks, by_run_id, now), schema=TABLES["quality_results"].schema
+                ),
+            )
         failures = failed_errors(result.checks)
         if failures:
             names = ", ".join(f"{r.check.name} ({r.failing_rows} rows)" for r in failures)
@@ -247,7 +288,10 @@ def transform(
                 checks=[r.check.name for r in failures],
                 hint="the previous tables stay current; see the quality_results table",
             )
-        result.rows["rejected_records"] = record_rejected(catalog, quarantine.rejected, todo, rebuild, by_run_id, now)
+        with timed("commit.rejected_records"):
+            result.rows["rejected_records"] = record_rejected(
+                catalog, quarantine.rejected, todo, rebuild, by_run_id, now
+            )
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
@@ -258,7 +302,8 @@ def transform(
             result.rows[name] = staged_rows[name]
             if not changed[name]:
                 continue
-            publish_table(con, catalog, name, rebuild, base)
+            with timed(f"commit.{name}"):
+                publish_table(con, catalog, name, rebuild, base, scoped[name])
             crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
@@ -270,11 +315,12 @@ def transform(
             ],
             schema=TABLES["processed_raw_runs"].schema,
         )
-        record_gaps(catalog, todo, rebuild)
-        if rebuild:
-            catalog.overwrite("processed_raw_runs", processed_rows)
-        else:
-            catalog.append("processed_raw_runs", processed_rows)
+        with timed("commit.bookkeeping"):
+            record_gaps(catalog, todo, rebuild)
+            if rebuild:
+                catalog.overwrite("processed_raw_runs", processed_rows)
+            else:
+                catalog.append("processed_raw_runs", processed_rows)
         crash_point("transform.tables_committed")
         clear_journal(storage)
         crash_point("transform.published")

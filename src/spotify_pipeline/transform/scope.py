@@ -1,0 +1,126 @@
+"""A run costs what changed (issue #20): the keys a batch changes, and the only old rows its merge reads.
+
+A merge (merge.py) changes only the rows whose cluster column (tables/catalog.py `cluster_column`, a key
+column of every table) takes a value its batch holds; every other row stays exactly as it was. So a run
+whose batch names a few keys merges, checks and publishes only those keys' rows:
+
+    keys_<t>      the cluster-column values the batch holds (and the playlists emptied upstream)
+    touched_<t>   the old rows holding one of them: `old_<t>` filtered by a semi-join, which DuckDB pushes
+                  into the Parquet scan as a dynamic filter (an IN list, min/max, a Bloom filter), so row
+                  groups whose statistics rule every changed value out are never read (tables are sorted
+                  by that column in files of `PUBLISH_ROWS` rows)
+    staged_<t>    the merged rows of those values only (merge.py reading `touched_<t>` as the old rows)
+    new_<t>       the whole table after the merge, a view: `old_<t>` but for the changed values, then
+                  `staged_<t>`; what a derived table, a whole-table check and a whole-table publish read
+
+A table is merged whole instead (`touched_<t>` is then all of `old_<t>`, `staged_<t>` the whole table and
+`new_<t>` a view of it) on a rebuild, for a table with no rows yet, when the batch holds more keys than
+one filtered replace can name (`MAX_REPLACED_KEYS`) or a NULL one, and for `listen_events`, which
+history/listens.py reads whole as `staged_listen_events`.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ..tables.catalog import MAX_REPLACED_KEYS, cluster_column
+from ..tables.contract import TABLES
+from .merge import MERGES, Derived, KeyedMerge, ReplaceChildren
+from .relations import checked_step
+
+# Read whole by a derived table's SQL as `staged_<t>` (history/listens.py), or derived from such a table.
+WHOLE = ("listen_events", "listens")
+
+
+def changed_keys_sql(name: str) -> str:
+    """The cluster-column values of `name` whose rows the batch can change (`b_<name>`, and a playlist
+    emptied upstream: `ReplaceChildren.emptied`)."""
+    rule, column = MERGES[name], cluster_column(name)
+    if isinstance(rule, Derived):
+        return rule.changed_sql
+    emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
+    return f"SELECT {column} FROM b_{name}" + (f" UNION SELECT {column} FROM {emptied}" if emptied else "")
+
+
+def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: bool = False) -> bool:
+    """The step `scope_<name>`: `keys_<name>` and `touched_<name>`. True when the table is merged by its
+    changed keys only; False (`allowed` false, too many keys, a NULL key): merged whole. `nothing`: no key
+    can change (a derived table whose inputs did not change)."""
+    column = cluster_column(name)
+    keys_sql = f"SELECT {column} FROM old_{name} WHERE false" if nothing else changed_keys_sql(name)
+    with checked_step(con, f"scope_{name}"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE keys_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
+        keys, nulls = con.execute(f"SELECT count(*), count(*) - count({column}) FROM keys_{name}").fetchall()[0]
+        scoped = allowed and name not in WHOLE and keys <= MAX_REPLACED_KEYS and not nulls
+        where = f" WHERE {column} IN (SELECT {column} FROM keys_{name})" if scoped else ""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW touched_{name} AS SELECT * FROM old_{name}{where}")
+    return scoped
+
+
+def whole_table(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> None:
+    """`new_<name>`: the table after the merge. Built inside the step `stage_<name>`."""
+    column = cluster_column(name)
+    if scoped:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM old_{name} WHERE {column} NOT IN "
+            f"(SELECT {column} FROM keys_{name}) UNION ALL SELECT * FROM staged_{name}"
+        )
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM staged_{name}")
+
+
+def differs(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the merge changed any row of a table merged by its changed keys: if not, there is nothing to
+    commit (the batch saw the same rows again). A keyed merge passes every old row whose key the batch
+    lacks through as it was, so with as many rows staged as touched only the batch's keys are compared
+    (`song_popularity` touches a whole day's rows for a few songs observed again)."""
+    touched, staged = f"touched_{name}", f"staged_{name}"
+    if rows(con, touched) != rows(con, staged):
+        return True
+    if isinstance(MERGES[name], KeyedMerge):
+        touched = f"(SELECT * FROM {touched} x WHERE {_batch_key(name)})"
+        staged = fresh_sql(name)
+    sql = (
+        f"SELECT EXISTS (SELECT * FROM {staged} EXCEPT ALL SELECT * FROM {touched})"
+        f" OR EXISTS (SELECT * FROM {touched} EXCEPT ALL SELECT * FROM {staged})"
+    )
+    return bool(con.execute(sql).fetchall()[0][0])
+
+
+def rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+
+
+def rows_after(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> int:
+    """Rows of `name` after the merge, without reading the rows it kept: the old count (Parquet footers),
+    less the touched rows, plus the staged ones."""
+    staged = rows(con, f"staged_{name}")
+    return rows(con, f"old_{name}") - rows(con, f"touched_{name}") + staged if scoped else staged
+
+
+def _batch_key(name: str) -> str:
+    on = " AND ".join(f"b.{k} = x.{k}" for k in TABLES[name].key)
+    return f"EXISTS (SELECT 1 FROM b_{name} b WHERE {on})"
+
+
+def fresh_sql(name: str) -> str:
+    """The staged rows a scoped merge may have changed (a subquery): a keyed merge's rows of the batch's
+    keys (it passes the other touched rows through: `song_popularity` touches a whole day for a few songs);
+    every staged row otherwise."""
+    if isinstance(MERGES[name], KeyedMerge):
+        return f"(SELECT * FROM staged_{name} x WHERE {_batch_key(name)})"
+    return f"staged_{name}"
+
+
+def kept_sql(name: str) -> str:
+    """The old rows a scoped merge kept as they were, outside `fresh_sql` (a subquery)."""
+    if isinstance(MERGES[name], KeyedMerge):
+        return f"(SELECT * FROM old_{name} x WHERE NOT {_batch_key(name)})"
+    column = cluster_column(name)
+    return f"(SELECT * FROM old_{name} WHERE {column} NOT IN (SELECT {column} FROM keys_{name}))"
+
+
+def gone_sql(name: str) -> str:
+    """The cluster-column values a scoped merge left with no row (a subquery of one column, `k`)."""
+    column = cluster_column(name)
+    return f"(SELECT {column} AS k FROM touched_{name} EXCEPT SELECT {column} FROM staged_{name})"

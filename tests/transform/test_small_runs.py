@@ -1,0 +1,115 @@
+"""A small run costs what changed (issue #20): the merges read only the old rows of the keys the batch holds
+(row groups of the tables' sorted files pruned by their statistics), stage only those keys' rows, check
+them, and commit only the tables whose rows really changed; the result is still exactly a rebuild's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from spotify_pipeline.errors import QualityError
+from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
+from spotify_pipeline.transform import publish, transform
+
+from ..conftest import SimulatorFactory
+from .test_layout import day
+from .test_transform import extract_at, rows, table_contents
+
+
+def row_groups_scanned(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[int, int]:
+    """(row groups read, row groups in the files) when DuckDB reads `relation`'s Parquet files, from the
+    query profile (its text form: the JSON one leaves the row groups out). A scan's lines start at the
+    column of its box, which other operators' boxes may share the lines with."""
+    lines = con.execute(f"EXPLAIN ANALYZE SELECT * FROM {relation}").fetchall()[0][1].splitlines()
+    read = total = 0
+    for i, line in enumerate(lines):
+        column = line.find("Function: READ_PARQUET")
+        if column < 0:
+            continue
+        label = "Row Groups Scanned: "
+        found = next(x for x in lines[i:] if x[column : column + len(label)] == label)
+        scanned, of = re.match(r"(\d+) / (\d+)", found[column + len(label) :]).groups()  # type: ignore[union-attr]
+        read, total = read + int(scanned), total + int(of)
+    return read, total
+
+
+@pytest.fixture
+def lake(make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A lake of 8 playlists of 30 items in 40-row files, then one playlist changed upstream and extracted."""
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)
+    server = make_simulator(playlists=8, items_per_playlist=30)
+    extract_at(server, tmp_path, day(1))
+    transform(LocalStorage(tmp_path), Catalog(tmp_path))
+    server.mutate([3])
+    extract_at(server, tmp_path, day(2))  # the others: snapshot checks
+    return server, tmp_path
+
+
+def test_a_small_run_reads_and_stages_only_the_changed_keys_rows(lake: Any) -> None:
+    server, path = lake
+    changed = server.catalog.id_of("playlist", 3)
+    seen: dict[str, Any] = {}
+
+    def inspect(con: duckdb.DuckDBPyConnection) -> None:
+        seen["scanned"] = row_groups_scanned(con, "touched_playlist_songs")
+        seen["whole"] = row_groups_scanned(con, "old_playlist_songs")
+        seen["staged"] = con.execute("SELECT DISTINCT playlist_id FROM staged_playlist_songs").fetchall()
+        seen["staged_songs"] = con.execute("SELECT count(*) FROM staged_songs").fetchall()[0][0]
+        seen["batch_songs"] = con.execute("SELECT count(DISTINCT song_id) FROM b_songs").fetchall()[0][0]
+
+    catalog = Catalog(path)
+    before = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
+    result = transform(LocalStorage(path), catalog, stage_hook=inspect)
+    read, total = seen["scanned"]
+    assert seen["whole"][1] == total >= 5  # the table's files hold several row groups...
+    assert 1 <= read <= 2 < total  # ...and the merge read only those that can hold the changed playlist
+    assert seen["staged"] == [(changed,)]  # staged: the changed playlist's rows, not the table
+    assert seen["staged_songs"] == seen["batch_songs"]
+    # Committed only where rows changed: the batch's albums' artists are what the table holds already.
+    after = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
+    assert after["album_artists"] == before["album_artists"]
+    assert after["playlist_songs"] != before["playlist_songs"]
+    assert result.rows["playlist_songs"] == rows(path, "SELECT count(*) FROM playlist_songs")[0][0]
+    incremental = table_contents(path)
+    transform(LocalStorage(path), catalog, rebuild=True)
+    assert table_contents(path) == incremental
+
+
+def test_a_song_dropped_from_the_staged_rows_fails_the_references_of_untouched_rows(lake: Any) -> None:
+    """The checks of a small run look at the changed rows, and at the untouched rows that point to a key the
+    run removed: a song referenced by a playlist the run did not touch is still caught."""
+    server, path = lake
+    other = server.catalog.id_of("playlist", 5)
+    shared = rows(
+        path,
+        "SELECT p.song_id, count(*) FROM playlist_songs p WHERE p.playlist_id = '"
+        + other
+        + "' AND p.song_id IN (SELECT song_id FROM playlist_songs WHERE playlist_id = '"
+        + server.catalog.id_of("playlist", 3)
+        + "') GROUP BY 1 ORDER BY 1 LIMIT 1",
+    )
+    if not shared:
+        pytest.skip("the simulator's playlists 3 and 5 share no song")
+    (song, references), *_ = shared
+    catalog = Catalog(path)
+    before = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
+
+    def drop_song(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("DELETE FROM staged_songs WHERE song_id = ?", [song])
+
+    with pytest.raises(QualityError, match=r"playlist_songs\.song_id_resolves"):
+        transform(LocalStorage(path), catalog, stage_hook=drop_song)
+    assert {name: catalog.snapshot_id(name) for name in DATA_TABLES} == before
+    (failing,) = rows(
+        path,
+        "SELECT failing_rows FROM quality_results WHERE check_name = 'playlist_songs.song_id_resolves'"
+        " ORDER BY checked_at DESC LIMIT 1",
+    )
+    total = rows(path, f"SELECT count(*) FROM playlist_songs WHERE song_id = '{song}'")[0][0]
+    assert failing[0] == total >= references  # the changed playlist's rows and the untouched ones
