@@ -3,7 +3,10 @@ imported end to end (read, check, privacy filter, raw run, transform, publish) i
 same download again. Prints plays/s, the importing process's peak RSS, and the floor measured in the same
 run: the seconds DuckDB's fastest reader takes only to parse the same files (what bounds the import).
 
-    python -m bench.history --plays 1000000 [--export DIR]
+    python -m bench.history --plays 1000000 [--export DIR] [--then 1000]
+
+`--then N` then imports a later download of N newer plays into that lake and reports the table data files
+it wrote (what a table's cluster order saves: catalog.py `CLUSTER_BY`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PER_FILE = 16_000
 # The fields the tables read from an extended-history element, typed (the floor reads only these).
@@ -33,13 +37,14 @@ FLOOR_COLUMNS = {
 }
 
 
-def generate(folder: Path, plays: int, seed: int = 1) -> None:
-    """Extended-history files with realistic fields and sizes (a few thousand distinct tracks)."""
+def generate(folder: Path, plays: int, seed: int = 1, after: int = 0) -> None:
+    """Extended-history files with realistic fields and sizes (a few thousand distinct tracks); `after`: the
+    plays continue a download of that many plays (a later download's new plays, all newer)."""
     rng = random.Random(seed)
     start = 1_600_000_000
-    for k, first in enumerate(range(0, plays, PER_FILE)):
+    for k, first in enumerate(range(after, after + plays, PER_FILE)):
         elements = []
-        for n in range(first, min(plays, first + PER_FILE)):
+        for n in range(first, min(after + plays, first + PER_FILE)):
             track = rng.randrange(5000)
             ended = start + n * 200 + rng.randrange(60)
             elements.append(
@@ -109,7 +114,32 @@ def floor(path: str) -> None:
     print(json.dumps({"seconds": seconds, "rows": rows, "cpu_s": usage.ru_utime + usage.ru_stime}))
 
 
-def measure(path: Path, lake: Path | None = None) -> dict[str, float]:
+def table_files(lake: Path) -> dict[str, int]:
+    """Every Parquet data file of the lake's tables, with its size in bytes."""
+    return {str(p): p.stat().st_size for p in lake.glob("warehouse/*/*/data/*.parquet")}
+
+
+def written_by(lake: Path, export: Path) -> dict[str, Any]:
+    """Import `export` into `lake` and say which table data files it wrote: bytes and files per table."""
+    before = table_files(lake)
+    run = measure(export, lake)
+    new = {p: size for p, size in table_files(lake).items() if p not in before}
+    per_table: dict[str, dict[str, int]] = {}
+    for path, size in new.items():
+        table = per_table.setdefault(Path(path).parent.parent.name, {"files": 0, "bytes": 0})
+        table["files"] += 1
+        table["bytes"] += size
+    return {
+        "plays": run["plays"],
+        "cpu_s": round(run["cpu_s"], 2),
+        "seconds": round(run["seconds"], 2),
+        "publish_cpu_s": round(run["phases"]["publish"]["cpu_s"], 2),
+        "written": dict(sorted(per_table.items())),
+        "lake_data_bytes_before": sum(before.values()),
+    }
+
+
+def measure(path: Path, lake: Path | None = None) -> dict[str, Any]:
     child_args = ["--child", str(path), str(lake)] if lake is not None else ["--floor", str(path)]
     done = subprocess.run(
         [sys.executable, "-m", "bench.history", *child_args],
@@ -124,6 +154,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plays", type=int, default=1_000_000)
     parser.add_argument("--export", type=Path, help="import this folder of generated files (made if empty)")
+    parser.add_argument(
+        "--then",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then import a later download of N newer plays into the same lake and report the bytes it wrote",
+    )
     parser.add_argument("--child", nargs=2, metavar=("PATH", "LAKE"), help=argparse.SUPPRESS)
     parser.add_argument("--floor", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,6 +180,12 @@ def main() -> None:
         least = measure(export)
         first = measure(export, Path(tmp) / "lake")
         again = measure(export, Path(tmp) / "lake")
+        later = None
+        if args.then:
+            newer = Path(tmp) / "later"
+            newer.mkdir()
+            generate(newer, args.then, seed=2, after=first["plays"])
+            later = written_by(Path(tmp) / "lake", newer)
     out = {
         "plays": first["plays"],
         "export_mib": round(size / 2**20, 1),
@@ -166,6 +209,8 @@ def main() -> None:
             for name, p in first["phases"].items()
         },
     }
+    if later is not None:
+        out["later_import"] = later  # a later download's new plays into the lake just made (--then)
     print(json.dumps(out, indent=2))
 
 

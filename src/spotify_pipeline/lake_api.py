@@ -252,7 +252,9 @@ class Lake:
 
     # -- reading --
     def tables(self) -> list[TableInfo]:
-        """Every table with its current row count and columns. A lake without tables is a LakeError (exit 6)."""
+        """Every table with its current row count and columns: every table of the contract, one not created yet
+        with 0 rows (an import creates only the tables it fills; queries read such a table as empty).
+        A lake without tables is a LakeError (exit 6)."""
         from .tables.contract import TABLES
         from .transform.snapshots import table_row_counts
 
@@ -265,10 +267,10 @@ class Lake:
         return [
             TableInfo(
                 name,
-                counts[name],
+                counts.get(name, 0),
                 [ColumnInfo(f.name, str(f.type)) for f in TABLES[name].schema] if name in TABLES else [],
             )
-            for name in sorted(counts)
+            for name in sorted(set(counts) | set(TABLES))
         ]
 
     def query(
@@ -362,7 +364,7 @@ class Lake:
         if (playlist is None) == (not for_user):
             raise InputError("give exactly one of playlist=... or for_user=True", hint="Lake.recommend")
         ref = None if for_user else parse_playlist_ref(playlist or "")  # bad input first, lake or not
-        self._need_tables("playlist_songs")
+        self._need_tables()
         with self.lock("recommend"):
             if ref is None:
                 found = rec.recommend_for_user(self.storage, self.catalog, user, n, rebuild=rebuild)
@@ -375,11 +377,12 @@ class Lake:
         """The held-out evaluation of the model against a popularity baseline (`recommend --evaluate`)."""
         from . import recommend as rec
 
-        self._need_tables("playlist_songs")
+        self._need_tables()
         return rec.evaluate_lake(self.catalog, seed=seed)
 
-    def _need_tables(self, *names: str) -> None:
-        if not self.catalog.exists() or not set(names) <= set(self.catalog.table_names()):
+    def _need_tables(self) -> None:
+        """Refuse a lake with no tables; a table not created yet reads as empty (`tables`)."""
+        if not self.catalog.exists() or not self.catalog.table_names():
             raise LakeError(
                 f"no tables in the lake at {self.catalog.location}",
                 hint="run `spotify-pipeline run` (or `spotify-pipeline demo`) first",

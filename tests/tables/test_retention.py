@@ -114,7 +114,10 @@ def test_earlier_metadata_files_are_bounded_also_for_tables_created_before_the_s
     for _ in range(4):
         transform(LocalStorage(tmp_path), Catalog(tmp_path), rebuild=True)
     catalog = Catalog(tmp_path)
-    for name in DATA_TABLES:  # every table a transform writes (pipeline_runs is written by `run`)
+    # Every table a transform writes (pipeline_runs is written by `run`; a table no run filled is not created).
+    written = [name for name in DATA_TABLES if name in catalog.table_names()]
+    assert {"songs", "playlist_songs", "listens"} <= set(written)
+    for name in written:
         table = catalog.table(name)
         assert table.properties.items() >= TABLE_PROPERTIES.items(), name
         on_disk = {p.as_uri() for p in (tmp_path / "warehouse").rglob(f"{name}/metadata/*.metadata.json")}

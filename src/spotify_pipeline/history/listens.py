@@ -201,6 +201,22 @@ FROM staged_listen_events WHERE listen_id NOT IN (SELECT listen_id FROM dropped)
 """
 
 
+def listens_changed(column: str) -> str:
+    """A query of the `column` values of the `listens` rows a transform changed, for publishing only those
+    (publish.py `_changed_keys`). A `listens` row is a copy of its `listen_events` row, and an event whose
+    `listen_id` is not in the batch is unchanged (the keyed merge keeps it as it was), so rows are compared in
+    full only where their `listen_id` is in `b_listen_events`; elsewhere a listen added or dropped by the rule
+    is found on `listen_id` alone. Comparing every wide row both ways (`EXCEPT`, what a derived table gets)
+    took ~4.8 CPU s on a 1M lake for a batch of 2,000 new plays, this ~0.5 (docs/BENCHMARKS.md, Round 4)."""
+    return f"""
+    SELECT {column} FROM staged_listens ANTI JOIN old_listens USING (listen_id)
+    UNION SELECT {column} FROM old_listens ANTI JOIN staged_listens USING (listen_id)
+    UNION SELECT {column} FROM (
+        SELECT * FROM staged_listens SEMI JOIN b_listen_events USING (listen_id)
+        EXCEPT SELECT * FROM old_listens SEMI JOIN b_listen_events USING (listen_id))
+    """
+
+
 # `last_seen_at` of a song known only from listening history: older than any observation from the API, so the
 # songs merge (newer observation wins) always lets a playlist, library or `/tracks` observation replace it.
 LISTENED_ONLY_SEEN_AT = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"

@@ -219,6 +219,8 @@ def _publish_reads(table: str) -> tuple[str, ...]:
     (publish.py `_changed_keys`; a derived table compares its staged rows with `old_<table>`, which the
     publish registers itself, as the runner does not for a derived table it recomputes)."""
     rule = MERGES[table]
+    if table == "listens":  # its changed rows are found from the batch of events (history/listens.py)
+        return ("staged_listens", "b_listen_events")
     if isinstance(rule, Derived):
         return (f"staged_{table}",)
     emptied = (rule.emptied,) if isinstance(rule, ReplaceChildren) and rule.emptied else ()
