@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ..tables.contract import TABLES
 from .partials import (
     PARTIALS,
     PartialCompactor,
@@ -18,7 +19,7 @@ from .partials import (
 )
 from .positions import playlist_header, read_playlist_batch, set_aside_inconsistent_positions
 from .raw import ALBUM, ARTIST, BODY_TYPES, PLAYABLE, RawFile, file_batches, pick, raw_relation, uris
-from .relations import step
+from .relations import checked_step, step
 
 if TYPE_CHECKING:
     from .quarantine import Quarantine
@@ -279,15 +280,37 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE b_playlists AS
+        CREATE OR REPLACE TEMP TABLE playlist_observations AS
         WITH headers AS (
-            SELECT header, fetched_at FROM playlist_headers
+            SELECT header, fetched_at, true AS fetched FROM playlist_headers
             UNION ALL
-            SELECT {playlist_header("body")}, fetched_at FROM raw_playlist_checks WHERE body.id IS NOT NULL
-        ),
-        latest AS (
-            SELECT header.id AS playlist_id, arg_max(header, fetched_at) AS h, max(fetched_at) AS extracted_at
-            FROM headers GROUP BY header.id
+            SELECT {playlist_header("body")}, fetched_at, false FROM raw_playlist_checks WHERE body.id IS NOT NULL
+        )
+        SELECT header.id AS playlist_id, header, fetched_at, fetched,
+               lag(header) OVER (PARTITION BY header.id ORDER BY fetched_at, NOT fetched) AS previous
+        FROM headers
+        """
+    )
+    # A playlist's `extracted_at` is when the pipeline last found something new for it: a full fetch, or a
+    # snapshot check whose metadata differed from the observation before it. A check that finds the
+    # playlist as it was changes nothing (every run checks every unchanged playlist: moving a time on each
+    # row would rewrite the whole table every run). The batch's first observation counts here; whether it
+    # differs from the stored row is known once the table is registered (`drop_rechecked_playlists`).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE rechecked_playlists AS
+        SELECT playlist_id FROM playlist_observations GROUP BY playlist_id
+        HAVING count(*) FILTER (WHERE fetched OR (previous IS NOT NULL AND header IS DISTINCT FROM previous)) = 0
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE b_playlists AS
+        WITH latest AS (
+            SELECT playlist_id, arg_max(header, fetched_at) AS h,
+                   max(fetched_at) FILTER (WHERE fetched OR previous IS NULL OR header IS DISTINCT FROM previous)
+                       AS extracted_at
+            FROM playlist_observations GROUP BY playlist_id
         ),
         items AS (SELECT playlist_id, max(extracted_at) AS items_extracted_at
                   FROM (SELECT playlist_id, extracted_at FROM b_playlist_songs
@@ -299,4 +322,22 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
         FROM latest l LEFT JOIN items i USING (playlist_id)
         """
     )
+    con.execute("DROP TABLE playlist_observations")
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_song_popularity AS {PARTIALS['popularity_partials']}")
+
+
+def drop_rechecked_playlists(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop from `b_playlists` the playlists this batch only checked and found as `old_playlists` holds them
+    (the same metadata): the stored row, and its `extracted_at`, stay as they are. A rebuild has no old rows,
+    so there the first observation counts, as it did when it was new."""
+    same = " AND ".join(
+        f"o.{c} IS NOT DISTINCT FROM b_playlists.{c}"
+        for c in TABLES["playlists"].schema.names
+        if c not in ("playlist_id", "extracted_at", "items_extracted_at")
+    )
+    with checked_step(con, "drop_rechecked_playlists"):
+        con.execute(
+            f"""DELETE FROM b_playlists
+            WHERE playlist_id IN (SELECT playlist_id FROM rechecked_playlists)
+              AND EXISTS (SELECT 1 FROM old_playlists o WHERE o.playlist_id = b_playlists.playlist_id AND {same})"""
+        )

@@ -12,9 +12,11 @@ Steps, in the order the runner (transform/runner.py) calls them:
     load_runs            complete, complete_sources                       (runner: from the manifests)
     build_batch          raw_<entity>, item_rows, playlist_headers,        (batch.py)
                          empty_pages, *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums,
-                         b_album_artists, b_artists, b_playlists, b_song_popularity, e_playlist_songs
+                         b_album_artists, b_artists, b_playlists, b_song_popularity, e_playlist_songs,
+                         rechecked_playlists
     register_<table>     old_<table>: the table as it stood when the transform began (publish.py)
                          (old_playlist_songs and old_playlist_changes before build_changes)
+    drop_rechecked_playlists  drops from b_playlists the playlists only checked and found as stored (batch.py)
     build_changes        b_playlist_changes                                (changes.py)
     build_user_tables    b_saved_songs, b_plays, b_user_top                (user_tables.py)
     build_listen_events  b_listen_events                                   (history/listens.py)
@@ -141,6 +143,12 @@ _DECLARED: list[Relation] = [
     Relation("b_album_artists", "build_batch", _contract("album_artists", "last_seen_at")),
     Relation("b_artists", "build_batch", _contract("artists")),
     Relation("b_playlists", "build_batch", _contract("playlists")),
+    Relation(
+        "rechecked_playlists",
+        "build_batch",
+        ("playlist_id",),
+        note="playlists the batch only checked, each check the same as the one before (batch.py)",
+    ),
     Relation("b_song_popularity", "build_batch", _contract("song_popularity")),
     Relation(
         "e_playlist_songs",
@@ -156,6 +164,7 @@ _DECLARED: list[Relation] = [
             "track_obs",  # the track observations being folded into the partials
             "album_obs",  # the album observations being folded
             "b_songs_full",
+            "playlist_observations",  # every header and snapshot check of the batch, with the one before
             "b_albums_full",
             "_screened",  # quarantine.py: a trial read of suspect files
             *(f"{p}_folded" for p in ("song_partials", "popularity_partials", "album_partials", "artist_partials")),
@@ -242,6 +251,11 @@ STEPS: dict[str, Step] = {
         Step("build_listen_events", reads=("raw_recently_played",)),
         Step("add_listened_songs", reads=("b_listen_events", "b_songs", "old_songs"), changes=("b_songs",)),
         *(Step(f"register_{n}") for n in DATA_TABLES),
+        Step(
+            "drop_rechecked_playlists",
+            reads=("b_playlists", "old_playlists", "rechecked_playlists"),
+            changes=("b_playlists",),
+        ),
         *(Step(f"scope_{n}", reads=_scope_reads(n)) for n in DATA_TABLES if n != "listens"),
         *(Step(f"stage_{n}", reads=_stage_reads(n)) for n in DATA_TABLES),
         *(Step(f"publish_{n}", reads=_publish_reads(n)) for n in DATA_TABLES),

@@ -31,7 +31,7 @@ from ..reliability.crashpoints import crash_point
 from ..tables.catalog import Catalog
 from ..tables.contract import DATA_TABLES, TABLES
 from . import publish
-from .batch import build_batch
+from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
 from .connection import connect, spill_parent
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
@@ -202,6 +202,8 @@ def transform(
         # Write: stage every table's merged rows.
         register_base(con, catalog, "playlist_songs", base)
         register_base(con, catalog, "playlist_changes", base)  # an emptied playlist's last run is only there
+        register_base(con, catalog, "playlists", base)
+        drop_rechecked_playlists(con)  # a check finding a playlist as stored changes no row
         build_changes(con)
         build_user_tables(con)
         with checked_step(con, "build_listen_events"):
@@ -244,7 +246,7 @@ def transform(
             emptied = rule.emptied if isinstance(rule, ReplaceChildren) else None
             emptied_rows = con.execute(f"SELECT count(*) FROM {emptied}").fetchall()[0][0] if emptied else 0
             changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
-            if name not in ("playlist_songs", "playlist_changes"):
+            if name not in ("playlist_songs", "playlist_changes", "playlists"):
                 register_base(con, catalog, name, base)
             scoped[name] = scope(con, name, allowed=incremental)
             with checked_step(con, f"stage_{name}"):
