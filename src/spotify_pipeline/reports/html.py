@@ -128,7 +128,12 @@ def summary(engine: QueryEngine, playlist: str | None) -> dict[str, Any]:
         "SELECT count(DISTINCT sa.artist_id) FROM playlist_songs ps JOIN song_artists sa USING (song_id)"
         + where.replace("playlist_id", "ps.playlist_id")
     ).rows[0][0]
-    fresh = engine.execute("SELECT max(extracted_at) FROM playlists").rows[0][0]
+    # The newest playlist change, or the last run that checked the playlists and found them unchanged (a
+    # check that finds nothing new moves no playlist's `extracted_at`).
+    fresh = engine.execute(
+        "SELECT greatest((SELECT max(extracted_at) FROM playlists), (SELECT max(finished_at) FROM pipeline_runs "
+        "WHERE playlists_checked > 0 AND status IN ('succeeded', 'partial')))"
+    ).rows[0][0]
     last = engine.execute("SELECT run_id, status, finished_at FROM pipeline_runs ORDER BY started_at DESC LIMIT 1").rows
     name = None
     if playlist:
