@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pyarrow as pa
+
 from ..tables.catalog import Catalog
 
 
@@ -23,5 +27,26 @@ def table_row_counts(catalog: Catalog, snapshots: dict[str, int | None] | None =
     counts = {}
     for name, snapshot_id in (current_snapshots(catalog) if snapshots is None else snapshots).items():
         snapshot = None if snapshot_id is None else catalog.table(name).snapshot_by_id(snapshot_id)
-        counts[name] = int(snapshot.summary["total-records"]) if snapshot and snapshot.summary else 0
+        counts[name] = _live_records(catalog, name, snapshot) if snapshot and snapshot.summary else 0
     return counts
+
+
+def _live_records(catalog: Catalog, name: str, snapshot: Any) -> int:
+    """Rows a snapshot reads: its data files' records, less the rows its position delete files mark deleted
+    in them (merge-on-read, tables/replace.py). Without delete files, the summary's count (no planning);
+    with some, the delete files' `file_path` column is read, counting only positions in live data files (a
+    delete file outlives a data file it marked when a later commit drops or rewrites that file)."""
+    if not int(snapshot.summary.get("total-position-deletes") or 0):
+        return int(snapshot.summary["total-records"])
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    tasks = list(catalog.table(name).scan(snapshot_id=snapshot.snapshot_id).plan_files())
+    live = pa.array(sorted({t.file.file_path for t in tasks}), pa.string())
+    deletes = {d.file_path for t in tasks for d in t.delete_files}
+    deleted = 0
+    for path in sorted(deletes):
+        with catalog.table(name).io.new_input(path).open() as f:
+            marked = pq.read_table(f, columns=["file_path"]).column("file_path")
+        deleted += int(pc.sum(pc.is_in(marked, value_set=live)).as_py() or 0)
+    return int(sum(t.file.record_count for t in tasks)) - deleted
