@@ -40,6 +40,8 @@ FLOOR_COLUMNS = {
 def generate(folder: Path, plays: int, seed: int = 1, after: int = 0) -> None:
     """Extended-history files with realistic fields and sizes (a few thousand distinct tracks); `after`: the
     plays continue a download of that many plays (a later download's new plays, all newer)."""
+    from spotify_pipeline.simulator.history import track_play  # here: the child process times its own imports
+
     rng = random.Random(seed)
     start = 1_600_000_000
     for k, first in enumerate(range(after, after + plays, PER_FILE)):
@@ -48,31 +50,15 @@ def generate(folder: Path, plays: int, seed: int = 1, after: int = 0) -> None:
             track = rng.randrange(5000)
             ended = start + n * 200 + rng.randrange(60)
             elements.append(
-                {
-                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended)),
-                    "platform": "android",
-                    "ms_played": rng.randrange(0, 300_000),
-                    "conn_country": "DE",
-                    "ip_addr": f"198.51.100.{n % 250}",
-                    "master_metadata_track_name": f"Track {track}",
-                    "master_metadata_album_artist_name": f"Artist {track % 700}",
-                    "master_metadata_album_album_name": f"Album {track // 8}",
-                    "spotify_track_uri": f"spotify:track:{track:022d}",
-                    "episode_name": None,
-                    "episode_show_name": None,
-                    "spotify_episode_uri": None,
-                    "audiobook_title": None,
-                    "audiobook_uri": None,
-                    "audiobook_chapter_uri": None,
-                    "audiobook_chapter_title": None,
-                    "reason_start": "trackdone",
-                    "reason_end": "trackdone",
-                    "shuffle": n % 3 == 0,
-                    "skipped": False,
-                    "offline": False,
-                    "offline_timestamp": None,
-                    "incognito_mode": False,
-                }
+                track_play(
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ended)),
+                    track,
+                    rng.randrange(0, 300_000),
+                    artist=f"Artist {track % 700}",
+                    album=f"Album {track // 8}",
+                    ip=f"198.51.100.{n % 250}",
+                    shuffle=n % 3 == 0,
+                )
             )
         (folder / f"Streaming_History_Audio_{k}.json").write_text(json.dumps(elements, indent=2))
 

@@ -18,6 +18,7 @@ from spotify_pipeline import Lake
 from spotify_pipeline.config import load_settings
 from spotify_pipeline.history.listens import LISTENS_SQL
 from spotify_pipeline.serve.dashboard import Dashboard
+from spotify_pipeline.simulator.history import track_play
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import TABLES
 from spotify_pipeline.transform import publish
@@ -32,31 +33,8 @@ START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 def _extended(n: int) -> dict[str, Any]:
     """Play `n`: one every 10 minutes, of one of 7 tracks."""
     track = n % 7
-    return {
-        "ts": (START + dt.timedelta(minutes=10 * n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "platform": "android",
-        "ms_played": 120_000 + n,
-        "conn_country": "DE",
-        "ip_addr": "198.51.100.1",
-        "master_metadata_track_name": f"Track {track}",
-        "master_metadata_album_artist_name": f"Artist {track}",
-        "master_metadata_album_album_name": f"Album {track}",
-        "spotify_track_uri": f"spotify:track:{track:022d}",
-        "episode_name": None,
-        "episode_show_name": None,
-        "spotify_episode_uri": None,
-        "audiobook_title": None,
-        "audiobook_uri": None,
-        "audiobook_chapter_uri": None,
-        "audiobook_chapter_title": None,
-        "reason_start": "trackdone",
-        "reason_end": "trackdone",
-        "shuffle": False,
-        "skipped": False,
-        "offline": False,
-        "offline_timestamp": None,
-        "incognito_mode": False,
-    }
+    ts = (START + dt.timedelta(minutes=10 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return track_play(ts, track, 120_000 + n, artist=f"Artist {track}", album=f"Album {track}")
 
 
 def _account(n: int) -> dict[str, Any]:

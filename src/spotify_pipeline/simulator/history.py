@@ -111,6 +111,35 @@ def extended_plays(catalog: Catalog, user: str, numbers: range) -> list[dict[str
     return out
 
 
+def track_play(
+    ts: str, track: int, ms_played: int, *, artist: str, album: str, ip: str = "198.51.100.1", shuffle: bool = False
+) -> dict[str, Any]:
+    """One extended-history element of synthetic track number `track` (its URI and name from the number),
+    every other field as a plain finished play has it: what the benchmark and tests generate by the million."""
+    return {
+        "ts": ts,
+        "platform": "android",
+        "ms_played": ms_played,
+        "conn_country": "DE",
+        "ip_addr": ip,
+        "master_metadata_track_name": f"Track {track}",
+        "master_metadata_album_artist_name": artist,
+        "master_metadata_album_album_name": album,
+        "spotify_track_uri": f"spotify:track:{track:022d}",
+        **dict.fromkeys(
+            """episode_name episode_show_name spotify_episode_uri audiobook_title audiobook_uri audiobook_chapter_uri
+            audiobook_chapter_title""".split()
+        ),
+        "reason_start": "trackdone",
+        "reason_end": "trackdone",
+        "shuffle": shuffle,
+        "skipped": False,
+        "offline": False,
+        "offline_timestamp": None,
+        "incognito_mode": False,
+    }
+
+
 def _track_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return {
         "master_metadata_track_name": obj["name"],
