@@ -46,8 +46,7 @@ TABLE_PROPERTIES = {
 # table is unpartitioned and written sorted by one column (`CLUSTER_BY`, else its first key column) in
 # files of `transform.publish.PUBLISH_ROWS` rows, so each file holds a narrow range of that column and its
 # min/max statistics let `replace_rows` skip every file that cannot hold a changed key (docs/ARCHITECTURE.md,
-# docs/BENCHMARKS.md).
-# Time series are clustered by time: a run's new observations match no earlier file, so they are appended.
+# docs/BENCHMARKS.md). Time series are clustered by time: a run's new observations are appended.
 CLUSTER_BY: dict[str, str] = {
     "playlist_changes": "run_id",
     "song_popularity": "observed_date",
@@ -58,9 +57,8 @@ CLUSTER_BY: dict[str, str] = {
     "listen_events": "ended_at",
     "listens": "ended_at",
 }
-# `replace_rows` names every changed key in one delete filter; past this many, a whole-table overwrite.
-# (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values; beyond that it reads
-# every file, though it still rewrites only those holding a changed key.)
+# `replace_rows` names every changed key in one delete filter; past this many, a whole-table overwrite
+# (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values: replace.py).
 MAX_REPLACED_KEYS = 10_000
 
 
