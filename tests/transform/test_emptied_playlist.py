@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import transform
 
@@ -16,6 +17,12 @@ from .test_transform import extract_at, rows, table_contents
 
 def day(n: int) -> dt.datetime:
     return dt.datetime(2026, 10, n, 12, tzinfo=dt.UTC)
+
+
+def run_on(server: SimulatedSpotify, lake: Path, when: dt.datetime) -> None:
+    """Extract every playlist as of `when`, then transform the lake incrementally."""
+    extract_at(server, lake, when)
+    transform(LocalStorage(lake), Catalog(lake))
 
 
 def assert_rebuild_matches(storage: LocalStorage, catalog: Catalog, lake: Path) -> None:
@@ -33,13 +40,11 @@ def test_an_emptied_playlist_keeps_no_positions(make_simulator: SimulatorFactory
     server = make_simulator(playlists=5, items_per_playlist=20)
     storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
     emptied, kept = server.catalog.id_of("playlist", 2), server.catalog.id_of("playlist", 3)
-    extract_at(server, tmp_path, day(1))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(1))
     assert positions(tmp_path, emptied) > 0
     kept_before = positions(tmp_path, kept)
     server.catalog.empty([2])
-    extract_at(server, tmp_path, day(2))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(2))
     assert positions(tmp_path, emptied) == 0
     assert positions(tmp_path, kept) == kept_before
     assert_rebuild_matches(storage, catalog, tmp_path)  # the empty extraction is the latest
@@ -74,8 +79,7 @@ def test_an_emptied_playlist_shows_every_song_it_lost_as_removed(
     server = make_simulator(playlists=5, items_per_playlist=20)
     storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
     emptied = server.catalog.id_of("playlist", 2)
-    extract_at(server, tmp_path, day(1))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(1))
     former = rows(
         tmp_path,
         "SELECT DISTINCT item_uri, song_id, item_name, run_id, snapshot_id FROM playlist_songs"
@@ -84,8 +88,7 @@ def test_an_emptied_playlist_shows_every_song_it_lost_as_removed(
     assert former
     assert changes(tmp_path, emptied) == []
     server.catalog.empty([2])
-    extract_at(server, tmp_path, day(2))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(2))
     found = changes(tmp_path, emptied)
     assert {c[0] for c in found} == {"removed"}
     assert sorted((uri, song, name) for _, uri, song, name, *_ in found) == sorted(f[:3] for f in former)
@@ -105,14 +108,11 @@ def test_an_empty_extraction_between_two_full_ones_is_diffed_in_a_rebuild_as_run
     server = make_simulator(playlists=5, items_per_playlist=20)
     storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
     playlist = server.catalog.id_of("playlist", 2)
-    extract_at(server, tmp_path, day(1))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(1))
     server.catalog.empty([2])
-    extract_at(server, tmp_path, day(2))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(2))
     server.catalog.refill([2])  # refilled: its items are back
-    extract_at(server, tmp_path, day(3))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(3))
     found = changes(tmp_path, playlist)
     assert {c[0] for c in found} == {"added", "removed"}
     assert_rebuild_matches(storage, catalog, tmp_path)
@@ -125,11 +125,9 @@ def test_a_playlist_empty_when_first_extracted_records_no_changes_when_filled(
     storage, catalog = LocalStorage(tmp_path), Catalog(tmp_path)
     playlist = server.catalog.id_of("playlist", 2)
     server.catalog.empty([2])
-    extract_at(server, tmp_path, day(1))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(1))
     server.catalog.refill([2])  # filled: nothing earlier to compare with
-    extract_at(server, tmp_path, day(2))
-    transform(storage, catalog)
+    run_on(server, tmp_path, day(2))
     assert positions(tmp_path, playlist) > 0
     assert changes(tmp_path, playlist) == []
     assert_rebuild_matches(storage, catalog, tmp_path)
