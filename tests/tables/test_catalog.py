@@ -121,3 +121,19 @@ def test_a_catalog_that_lists_no_tables_is_refused(lake: Path, tmp_path: Path) -
 def test_a_lake_path_iceberg_cannot_hold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LakeError, match=re.escape("contains # or ?")):
         Catalog(tmp_path / "lake#1").check()
+
+
+def test_key_range_orders_keys_as_the_values_they_stand_for() -> None:
+    """Keys reach `replace_rows` as text: numbers must not be ranged as text ("10" < "9"), nor times."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+    from spotify_pipeline.tables.catalog import key_range
+
+    assert key_range("n", pa.int64(), ["9", "10", "100"]) == And(
+        GreaterThanOrEqual("n", "9"), LessThanOrEqual("n", "100")
+    )
+    times = ["2024-01-01T00:00:00.500000+00:00", "2024-01-01T00:00:00+00:00", "2023-12-31T23:00:00-02:00"]
+    assert key_range("t", pa.timestamp("us", tz="UTC"), times) == And(
+        GreaterThanOrEqual("t", times[1]), LessThanOrEqual("t", times[2])
+    )
+    assert key_range("n", pa.int64(), []) is None and key_range("f", pa.float64(), ["1.5"]) is None
