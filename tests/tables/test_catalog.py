@@ -137,3 +137,23 @@ def test_key_range_orders_keys_as_the_values_they_stand_for() -> None:
         GreaterThanOrEqual("t", times[1]), LessThanOrEqual("t", times[2])
     )
     assert key_range("n", pa.int64(), []) is None and key_range("f", pa.float64(), ["1.5"]) is None
+
+
+def test_slices_written_in_parallel_come_back_in_order_and_a_failure_is_raised() -> None:
+    """`_in_parallel` (catalog.py): the data files of slices encoded on several threads are committed in the
+    slices' order, and a slice that cannot be written fails the whole write."""
+    import time
+
+    from spotify_pipeline.tables.catalog import _in_parallel
+
+    def write(rows: pa.Table) -> list[int]:
+        n = rows.column("n")[0].as_py()
+        time.sleep(0.01 * (n % 3))  # finish out of order
+        if n == 5:
+            raise OSError("disk full")
+        return [n, -n]
+
+    slices = [pa.table({"n": [n]}) for n in range(9)]
+    assert list(_in_parallel(write, slices[:5])) == [v for n in range(5) for v in (n, -n)]
+    with pytest.raises(OSError, match="disk full"):
+        list(_in_parallel(write, slices))

@@ -12,6 +12,7 @@ warehouse holds tables: recreating it would silently hide every table's history.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import itertools
@@ -19,7 +20,8 @@ import logging
 import shutil
 import sqlite3
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -318,12 +320,40 @@ def _replace_in_slices(table: Any, slices: Iterable[pa.Table], delete_filter: An
         metadata = tx.table_metadata  # fixed from here to the commit: read (and copied) once
         with tx.update_snapshot().fast_append() as append:
             counter = itertools.count()
-            for rows in slices:
-                if rows.num_rows:
-                    for data_file in _dataframe_to_data_files(
+
+            def write(rows: pa.Table) -> list[Any]:
+                return list(
+                    _dataframe_to_data_files(
                         table_metadata=metadata, df=rows, io=table.io, write_uuid=append.commit_uuid, counter=counter
-                    ):
-                        append.append_data_file(data_file)
+                    )
+                )
+
+            for data_file in _in_parallel(write, (rows for rows in slices if rows.num_rows)):
+                append.append_data_file(data_file)
+
+
+# Slices encoded at once: Parquet encoding releases the GIL, so while one slice is encoded the next is
+# encoded on the other core and DuckDB computes the one after (publishing 1M listens: ~1.3 s of encoding
+# per table on one core otherwise). Each slice in flight is one `PUBLISH_ROWS` Arrow table in memory.
+WRITE_THREADS = 2
+
+
+def _in_parallel(write: Callable[[pa.Table], list[Any]], slices: Iterable[pa.Table]) -> Iterator[Any]:
+    """`write(slice)` for each slice, `WRITE_THREADS` at a time, their results in the slices' order; at most
+    `WRITE_THREADS + 1` slices are held besides the one being read. The first failure is raised (the files
+    already written are never committed)."""
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        pending: collections.deque[Future[list[Any]]] = collections.deque()
+        try:
+            for rows in slices:
+                pending.append(pool.submit(write, rows))
+                if len(pending) > WRITE_THREADS:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _local(path: str) -> str:
