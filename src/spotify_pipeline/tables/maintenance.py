@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from ..errors import LakeError
 from ..lake.layout import WAREHOUSE_DIR
 from ..lake.storage import Storage
@@ -34,7 +36,7 @@ from ..transform import publish
 from ..transform.journal import read_journal
 from .catalog import NAMESPACE, Catalog, cluster_column
 from .contract import TABLES
-from .deletes import row_delta
+from .deletes import POSITION_DELETES, row_delta, write_position_deletes
 from .retention import ExpiryResult, _files, expire_history
 
 if TYPE_CHECKING:
@@ -43,6 +45,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
 COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
+# A data file is rewritten once more than this share of its rows is deleted (docs/BENCHMARKS.md, "A week
+# within 1.5x"): under it, rewriting writes the whole file to drop a few rows, and keeps the old copy as
+# long as the retention keeps a snapshot reading it; readers pay for a file's deletes (an anti-join on its
+# positions) whatever their share, so fewer, larger rewrites cost them little.
+COMPACT_DELETED_SHARE = 0.1
+# Each commit adds a manifest or two (~5 KB each, mostly the Avro header) that later commits carry over:
+# past this many, `maintain` lists the table's files in one manifest per content (data, deletes).
+MERGE_MANIFESTS_OVER = 8
 S3_DELETE_BATCH = 1000  # orphan keys per DeleteObjects request (S3's maximum)
 
 
@@ -106,9 +116,11 @@ def maintain(
 
 
 def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
-    """Rewrite a table's small data files and those with deleted rows together (their deletes applied),
-    sorted by its cluster column, in files of `PUBLISH_ROWS` rows, and drop the delete files no remaining
-    data file needs (one commit). Files of normal size without deletes are left as they are."""
+    """Rewrite, together, a table's data files with more than `COMPACT_DELETED_SHARE` of their rows deleted
+    and its small files (their deletes applied, sorted by the cluster column, in `PUBLISH_ROWS`-row files);
+    gather the deletes of the files left in place into one delete file; list every file in one manifest
+    per content. One commit, the same rows. A file under the share keeps its deletes: rewriting it would
+    write (and, while kept snapshots read the old copy, keep) the whole file for a few rows."""
     import pyarrow.compute as pc
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
@@ -117,21 +129,30 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     if table.current_snapshot() is None:
         return
     planned = list(table.scan().plan_files())
-    marked = [t for t in planned if t.delete_files]  # always rewritten: deletes must not live forever
-    small = [t for t in planned if not t.delete_files and t.file.record_count < publish.PUBLISH_ROWS // 2]
+    live_deletes = _delete_files(table)
+    positions = _positions(table, live_deletes)
+    counts = positions.group_by("file_path").aggregate([("pos", "count_distinct")])
+    deleted = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+    heavy = [t for t in planned if deleted.get(t.file.file_path, 0) > t.file.record_count * COMPACT_DELETED_SHARE]
+    small = [t for t in planned if t not in heavy and t.file.record_count < publish.PUBLISH_ROWS // 2]
+    if len(small) < 2 and not heavy:
+        small = []  # one small file has nothing to be merged with
     small.sort(key=lambda t: t.file.file_size_in_bytes)
     tasks: list[Any] = []
     total = 0
-    for task in marked + small:  # the files with deletes, then the smallest first, up to the memory bound
+    for task in heavy + small:  # the files past the share, then the smallest first, up to the memory bound
         total += task.file.file_size_in_bytes
         if total > COMPACT_MAX_BYTES and tasks:
             break
         tasks.append(task)
     rewritten = {t.file.file_path for t in tasks}
-    # A delete file can go once no data file it applies to stays (plan_files lists only live data files).
-    needed = {d.file_path for t in planned if t.file.file_path not in rewritten for d in t.delete_files}
-    obsolete = [d for d in _delete_files(table) if d.file_path not in needed]
-    if len(tasks) < 2 and not marked and not obsolete:
+    kept = {t.file.file_path for t in planned} - rewritten
+    marked = positions.filter(pc.is_in(positions.column("file_path"), pa.array(sorted(kept), pa.string())))
+    # The live delete files are replaced by one holding the positions in the files left in place, unless
+    # that one file is already all there is.
+    regather = len(live_deletes) > 1 or marked.num_rows < positions.num_rows
+    manifests = len(table.current_snapshot().manifests(table.io))
+    if not tasks and not regather and manifests <= MERGE_MANIFESTS_OVER:
         return
     rows = (
         ArrowScan(
@@ -143,10 +164,12 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     column = cluster_column(name) if name in TABLES else None
     if column in rows.column_names:
         rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
-    with table.transaction() as tx, row_delta(tx) as rewrite:
+    with table.transaction() as tx, row_delta(tx, merge_manifests=True) as rewrite:
         counter = itertools.count()
-        for removed in [t.file for t in tasks] + obsolete:
+        for removed in [t.file for t in tasks] + (live_deletes if regather else []):
             rewrite.delete_data_file(removed)
+        if regather and marked.num_rows:
+            rewrite.append_data_file(write_position_deletes(table, marked, rewrite.commit_uuid))
         for start in range(0, rows.num_rows, publish.PUBLISH_ROWS):
             for data_file in _dataframe_to_data_files(
                 table_metadata=table.metadata,
@@ -158,10 +181,22 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
                 rewrite.append_data_file(data_file)
                 result.files_written += 1
                 result.bytes_written += data_file.file_size_in_bytes
+    dropped = len(live_deletes) if regather else 0
     result.files_compacted += len(tasks)
-    result.delete_files_dropped += len(obsolete)
+    result.delete_files_dropped += dropped
     result.tables_compacted.append(name)
-    log.info("table %s: compacted %d files, dropped %d delete files", name, len(tasks), len(obsolete))
+    log.info("table %s: compacted %d files, replaced %d delete files", name, len(tasks), dropped)
+
+
+def _positions(table: Any, delete_files: list[Any]) -> pa.Table:
+    """The (file_path, pos) rows of position delete files (each a few KB: one per run since the last pass)."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for delete_file in delete_files:
+        with table.io.new_input(delete_file.file_path).open() as stream:
+            parts.append(pq.read_table(stream, columns=["file_path", "pos"]).cast(POSITION_DELETES))
+    return pa.concat_tables(parts) if parts else POSITION_DELETES.empty_table()
 
 
 def _delete_files(table: Any) -> list[Any]:

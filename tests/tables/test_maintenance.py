@@ -1,0 +1,137 @@
+"""`maintain` rewrites only what needs it (issue #20, "a lake within 1.5x its tables"): a data file once its
+deleted share passes `COMPACT_DELETED_SHARE` (or when small), the rest left in place with their deletes
+gathered into one delete file; the manifests of the table's current snapshot merged; the earlier
+metadata files bounded, also for tables made before the bound. Real Iceberg tables in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.tables import catalog as catalog_module
+from spotify_pipeline.tables import maintenance
+from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
+from spotify_pipeline.tables.contract import TABLES
+from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain, referenced_files
+from spotify_pipeline.transform import publish
+from spotify_pipeline.transform.connection import connect, register_table
+
+from ..conftest import kept_metadata_files
+
+TABLE = "processed_raw_runs"  # raw_run_id (the key), processed_at, by_run_id
+WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def runs(ids: list[str], by: str = "first") -> pa.Table:
+    rows = [{"raw_run_id": i, "processed_at": WHEN, "by_run_id": by} for i in ids]
+    return pa.Table.from_pylist(rows, schema=TABLES[TABLE].schema)
+
+
+def duckdb_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
+    con = connect()
+    register_table(con, catalog, TABLE, "t", snapshot_id)
+    return sorted(con.execute("SELECT raw_run_id, processed_at, by_run_id FROM t").fetchall())
+
+
+def iceberg_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
+    table = catalog.table(TABLE).scan(snapshot_id=snapshot_id).to_arrow()
+    return sorted(tuple(r.values()) for r in table.to_pylist())
+
+
+def replace(catalog: Catalog, keys: list[str], by: str) -> None:
+    catalog.replace_rows(TABLE, "raw_run_id", keys, runs(keys, by=by).to_batches())
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Catalog:
+    """A table of 3 files of 30 rows each (keys r000-r089), sorted by key; compaction writes 30-row files."""
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 30)
+    catalog = Catalog(tmp_path)
+    ids = [f"r{i:03d}" for i in range(90)]
+    catalog.overwrite(TABLE, (b for s in range(0, 90, 30) for b in runs(ids[s : s + 30]).to_batches()))
+    assert len(catalog.data_files(TABLE)) == 3
+    return catalog
+
+
+def test_only_files_past_the_deleted_share_are_rewritten_and_their_deletes_gathered(catalog: Catalog) -> None:
+    first, second, third = sorted(catalog.data_files(TABLE))
+    assert 2 / 30 < maintenance.COMPACT_DELETED_SHARE < 5 / 30  # what the cases below rely on
+    replace(catalog, [f"r{i:03d}" for i in range(5)], "a")  # 5 of 30 rows (17%): marked, past the share
+    replace(catalog, ["r031"], "b")  # 1 of 30: marked, under the share
+    replace(catalog, ["r032"], "c")  # 2 of 30 now: still under it
+    files = catalog.files(TABLE)
+    assert len(files.deletes) == 3 and len(files.data) == 6  # the 3 files, and 3 small files of new rows
+    before = iceberg_rows(catalog)
+    snapshot_before = catalog.snapshot_id(TABLE)
+
+    result = MaintenanceResult()
+    compact(catalog, TABLE, result)
+
+    files = catalog.files(TABLE)
+    assert first not in files.data, "17% deleted: rewritten"
+    assert second in files.data and third in files.data, "2 of 30 deleted, and none: left as they were"
+    assert result.files_compacted == 4  # the first file and the 3 small ones
+    assert len(files.deletes) == 1, "the deletes of the files left in place, gathered into one file"
+    deletes = pq.read_table(files.deletes[0])
+    assert sorted(deletes.column("pos").to_pylist()) == [1, 2]  # r031, r032 of the second file
+    assert set(deletes.column("file_path").to_pylist()) == {"file://" + second}
+    assert result.delete_files_dropped == 3
+    assert iceberg_rows(catalog) == duckdb_rows(catalog) == before
+    assert duckdb_rows(catalog, snapshot_before) == before  # the snapshot before reads as it did
+    # Nothing left to do: a second pass writes nothing.
+    again = MaintenanceResult()
+    compact(catalog, TABLE, again)
+    assert again.files_written == again.files_compacted == again.delete_files_dropped == 0
+    assert catalog.files(TABLE).deletes == files.deletes
+
+
+def test_a_file_with_deletes_under_the_share_is_left_with_them(catalog: Catalog) -> None:
+    replace(catalog, ["r031"], "b")
+    data = set(catalog.data_files(TABLE))
+    snapshot = catalog.snapshot_id(TABLE)
+    result = MaintenanceResult()
+    compact(catalog, TABLE, result)
+    # One delete file and one small file: nothing to merge, nothing past the share.
+    assert result.files_written == result.files_compacted == 0
+    assert set(catalog.data_files(TABLE)) == data and catalog.snapshot_id(TABLE) == snapshot
+
+
+def test_maintain_merges_the_manifests_of_the_current_snapshot(catalog: Catalog, tmp_path: Path) -> None:
+    for n in range(6):
+        replace(catalog, [f"r{n:03d}", f"r{30 + n:03d}"], f"run{n}")
+    table = catalog.table(TABLE)
+    assert len(table.current_snapshot().manifests(table.io)) >= 10  # each replace added two
+    before = iceberg_rows(catalog)
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    table = Catalog(tmp_path).table(TABLE)
+    manifests = table.current_snapshot().manifests(table.io)
+    assert len(manifests) <= 2, "one of data files, one of delete files"
+    assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before
+    assert all(Path(p).exists() for p in referenced_files(Catalog(tmp_path), TABLE))
+
+
+def test_maintain_bounds_the_earlier_metadata_files_of_tables_made_before_the_bound(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bound = int(TABLE_PROPERTIES["write.metadata.previous-versions-max"])
+    assert bound <= 5
+    table = catalog.table(TABLE)
+    table.transaction().remove_properties(*TABLE_PROPERTIES).commit_transaction()  # a lake from before
+    with monkeypatch.context() as before_the_bound:  # its runs do not set the properties either
+        before_the_bound.setattr(catalog_module, "TABLE_PROPERTIES", {})
+        for n in range(bound + 3):
+            replace(catalog, [f"r{n:03d}"], f"run{n}")
+    metadata = tmp_path / "warehouse" / "spotify" / TABLE / "metadata"
+    assert len(list(metadata.glob("*.metadata.json"))) > bound + 3
+    before = iceberg_rows(catalog)
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365, orphan_age=dt.timedelta(0))
+    table = Catalog(tmp_path).table(TABLE)
+    assert table.properties.items() >= TABLE_PROPERTIES.items()
+    on_disk = {p.as_uri() for p in metadata.glob("*.metadata.json")}
+    assert len(on_disk) == bound + 1 and on_disk == kept_metadata_files(table)
+    assert iceberg_rows(Catalog(tmp_path)) == before
