@@ -14,7 +14,7 @@ import pytest
 
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables import catalog as catalog_module
-from spotify_pipeline.tables import maintenance
+from spotify_pipeline.tables import deletes, maintenance
 from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
 from spotify_pipeline.tables.contract import TABLES
 from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain, referenced_files
@@ -58,36 +58,59 @@ def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Catalog:
     return catalog
 
 
-def test_only_files_past_the_deleted_share_are_rewritten_and_their_deletes_gathered(catalog: Catalog) -> None:
+def test_only_files_past_the_deleted_share_are_rewritten(catalog: Catalog) -> None:
     first, second, third = sorted(catalog.data_files(TABLE))
-    assert 2 / 30 < maintenance.COMPACT_DELETED_SHARE < 5 / 30  # what the cases below rely on
-    replace(catalog, [f"r{i:03d}" for i in range(5)], "a")  # 5 of 30 rows (17%): marked, past the share
-    replace(catalog, ["r031"], "b")  # 1 of 30: marked, under the share
-    replace(catalog, ["r032"], "c")  # 2 of 30 now: still under it
+    assert 2 / 30 < maintenance.COMPACT_DELETED_SHARE < 12 / 30  # what the cases below rely on
+    replace(catalog, [f"r{i:03d}" for i in range(6)], "a")  # 6 of 30 rows: marked (a replace rewrites past 1/3)
+    replace(catalog, [f"r{i:03d}" for i in range(6, 12)], "b")  # 12 of 30 now: past the share
+    replace(catalog, ["r031"], "c")  # 1 of 30: under the share
+    replace(catalog, ["r032"], "d")  # 2 of 30 now: still under it
     files = catalog.files(TABLE)
-    assert len(files.deletes) == 3 and len(files.data) == 6  # the 3 files, and 3 small files of new rows
+    assert len(files.deletes) == 4 and len(files.data) == 7  # the 3 files, and 4 small files of new rows
     before = iceberg_rows(catalog)
     snapshot_before = catalog.snapshot_id(TABLE)
 
     result = MaintenanceResult()
     compact(catalog, TABLE, result)
 
-    files = catalog.files(TABLE)
-    assert first not in files.data, "17% deleted: rewritten"
-    assert second in files.data and third in files.data, "2 of 30 deleted, and none: left as they were"
-    assert result.files_compacted == 4  # the first file and the 3 small ones
-    assert len(files.deletes) == 1, "the deletes of the files left in place, gathered into one file"
-    deletes = pq.read_table(files.deletes[0])
-    assert sorted(deletes.column("pos").to_pylist()) == [1, 2]  # r031, r032 of the second file
-    assert set(deletes.column("file_path").to_pylist()) == {"file://" + second}
-    assert result.delete_files_dropped == 3
+    after = catalog.files(TABLE)
+    assert first not in after.data, "40% deleted: rewritten"
+    assert second in after.data and third in after.data, "2 of 30 deleted, and none: left as they were"
+    assert result.files_compacted == 1 and result.files_written == 1
+    assert len(after.data) == 7, "4 small files: too few to merge yet"
+    assert after.deletes == files.deletes[2:], "the delete files of the first file went with it"
+    assert result.delete_files_dropped == 2
     assert iceberg_rows(catalog) == duckdb_rows(catalog) == before
     assert duckdb_rows(catalog, snapshot_before) == before  # the snapshot before reads as it did
-    # Nothing left to do: a second pass writes nothing.
+    # Nothing left to do: a second pass commits nothing.
+    snapshot = catalog.snapshot_id(TABLE)
     again = MaintenanceResult()
     compact(catalog, TABLE, again)
     assert again.files_written == again.files_compacted == again.delete_files_dropped == 0
-    assert catalog.files(TABLE).deletes == files.deletes
+    assert catalog.snapshot_id(TABLE) == snapshot
+
+
+def test_many_small_files_are_merged_and_many_delete_files_gathered(catalog: Catalog) -> None:
+    first, second, third = sorted(catalog.data_files(TABLE))
+    changed = [f"r{i:03d}" for i in range(30, 30 + maintenance.MERGE_FILES_PAST + 1)]
+    assert len(changed) < 30 * maintenance.COMPACT_DELETED_SHARE
+    for key in changed:  # one row of the second file each: a delete file and a small file each
+        replace(catalog, [key], f"run-{key}")
+    before = iceberg_rows(catalog)
+    assert len(catalog.files(TABLE).deletes) == len(changed)
+
+    result = MaintenanceResult()
+    compact(catalog, TABLE, result)
+
+    files = catalog.files(TABLE)
+    assert {first, second, third} <= set(files.data), "none past the share"
+    assert len(files.data) == 4, "the small files merged into one"
+    assert len(files.deletes) == 1, "gathered"
+    deletes = pq.read_table(files.deletes[0])
+    assert set(deletes.column("file_path").to_pylist()) == {"file://" + second}
+    assert sorted(deletes.column("pos").to_pylist()) == list(range(len(changed)))
+    assert result.delete_files_dropped == len(changed) and result.files_compacted == len(changed)
+    assert iceberg_rows(catalog) == duckdb_rows(catalog) == before
 
 
 def test_a_file_with_deletes_under_the_share_is_left_with_them(catalog: Catalog) -> None:
@@ -101,11 +124,27 @@ def test_a_file_with_deletes_under_the_share_is_left_with_them(catalog: Catalog)
     assert set(catalog.data_files(TABLE)) == data and catalog.snapshot_id(TABLE) == snapshot
 
 
-def test_maintain_merges_the_manifests_of_the_current_snapshot(catalog: Catalog, tmp_path: Path) -> None:
-    for n in range(6):
+def test_runs_keep_the_manifests_of_the_current_snapshot_bounded(catalog: Catalog) -> None:
+    snapshots = []
+    for n in range(12):  # each replace adds two manifests (new rows, delete file)
         replace(catalog, [f"r{n:03d}", f"r{30 + n:03d}"], f"run{n}")
+        snapshots.append((catalog.snapshot_id(TABLE), iceberg_rows(catalog)))
+        table = catalog.table(TABLE)
+        assert len(table.current_snapshot().manifests(table.io)) <= deletes.MERGE_MANIFESTS_PAST + 2
+    for snapshot_id, rows in snapshots:  # every snapshot, merged or not, reads as it did
+        assert duckdb_rows(catalog, snapshot_id) == iceberg_rows(catalog, snapshot_id) == rows
+    assert len(catalog.files(TABLE).deletes) == 12 and len(duckdb_rows(catalog)) == 90
+
+
+def test_maintain_merges_the_manifests_of_the_current_snapshot(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as unmerged:  # as runs before the bound left them
+        unmerged.setattr(deletes, "MERGE_MANIFESTS_PAST", 100)
+        for n in range(6):
+            replace(catalog, [f"r{n:03d}", f"r{30 + n:03d}"], f"run{n}")
     table = catalog.table(TABLE)
-    assert len(table.current_snapshot().manifests(table.io)) >= 10  # each replace added two
+    assert len(table.current_snapshot().manifests(table.io)) >= 10
     before = iceberg_rows(catalog)
     maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
     table = Catalog(tmp_path).table(TABLE)

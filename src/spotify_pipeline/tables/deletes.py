@@ -96,11 +96,17 @@ def write_position_deletes(table: Any, positions: pa.Table, commit_uuid: uuid.UU
     )
 
 
+# Each commit adds a manifest or two (~5 KB each, most of it the Avro header) that later commits carry over;
+# once the parent lists more than this many, a commit lists every file in one manifest per content instead
+# (a day of hourly runs left ~50 per table: docs/BENCHMARKS.md, "A week within 1.5x").
+MERGE_MANIFESTS_PAST = 8
+
+
 def row_delta(transaction: Any, *, merge_manifests: bool = False) -> Any:
     """A snapshot producer (context manager: commits on exit) that adds data files and position delete files
     (`append_data_file` takes both) and removes data or delete files (`delete_data_file`), in one snapshot.
-    With `merge_manifests` (maintenance.py), the snapshot lists every file in one manifest per content, not
-    one or two more per commit: each run adds its own, and a day of runs left ~50 per table."""
+    With `merge_manifests`, or when the parent lists more than `MERGE_MANIFESTS_PAST` manifests, the
+    snapshot lists every file in one manifest per content."""
     from pyiceberg.manifest import ManifestContent, ManifestEntry, ManifestEntryStatus, ManifestFile, ManifestWriterV2
     from pyiceberg.table.snapshots import Operation
     from pyiceberg.table.update.snapshot import _SnapshotProducer
@@ -141,7 +147,9 @@ def row_delta(transaction: Any, *, merge_manifests: bool = False) -> Any:
         def _manifests(self) -> list[ManifestFile]:
             from pyiceberg.manifest import DataFileContent
 
-            if merge_manifests:
+            metadata = self._transaction.table_metadata
+            parent = None if self._parent_snapshot_id is None else metadata.snapshot_by_id(self._parent_snapshot_id)
+            if merge_manifests or (parent is not None and len(parent.manifests(self._io)) > MERGE_MANIFESTS_PAST):
                 return self._merged()
             spec_id = self._transaction.table_metadata.default_spec_id
             written: list[ManifestFile] = []

@@ -36,7 +36,7 @@ from ..transform import publish
 from ..transform.journal import read_journal
 from .catalog import NAMESPACE, Catalog, cluster_column
 from .contract import TABLES
-from .deletes import POSITION_DELETES, row_delta, write_position_deletes
+from .deletes import MERGE_MANIFESTS_PAST, POSITION_DELETES, row_delta, write_position_deletes
 from .retention import ExpiryResult, _files, expire_history
 
 if TYPE_CHECKING:
@@ -45,14 +45,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
 COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
-# A data file is rewritten once more than this share of its rows is deleted (docs/BENCHMARKS.md, "A week
-# within 1.5x"): under it, rewriting writes the whole file to drop a few rows, and keeps the old copy as
-# long as the retention keeps a snapshot reading it; readers pay for a file's deletes (an anti-join on its
-# positions) whatever their share, so fewer, larger rewrites cost them little.
-COMPACT_DELETED_SHARE = 0.1
-# Each commit adds a manifest or two (~5 KB each, mostly the Avro header) that later commits carry over:
-# past this many, `maintain` lists the table's files in one manifest per content (data, deletes).
-MERGE_MANIFESTS_OVER = 8
+# A data file is rewritten once more than this share of its rows is deleted (the same share at which a
+# single replace rewrites rather than marks: replace.REWRITE_SHARE). Under it, rewriting writes the whole
+# file to drop a few rows and, while the retention keeps a snapshot that reads the old copy, keeps both:
+# over a retention of W runs in which a share r of a table's rows is replaced per run, compaction at share d
+# keeps ~W*r/d of the table in old copies and ~d/2 in deleted rows (docs/BENCHMARKS.md, "A week within
+# 1.5x"); readers pay ~2x on a third-deleted file (the same page, "When to rewrite instead of marking").
+COMPACT_DELETED_SHARE = 1 / 3
+# Small files (each run appends one per table) are merged once there are more than this many, and delete
+# files gathered into one likewise: so a pass after every run rewrites a few small files every few runs,
+# not the run's new rows every time.
+MERGE_FILES_PAST = 8
 S3_DELETE_BATCH = 1000  # orphan keys per DeleteObjects request (S3's maximum)
 
 
@@ -117,10 +120,12 @@ def maintain(
 
 def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     """Rewrite, together, a table's data files with more than `COMPACT_DELETED_SHARE` of their rows deleted
-    and its small files (their deletes applied, sorted by the cluster column, in `PUBLISH_ROWS`-row files);
-    gather the deletes of the files left in place into one delete file; list every file in one manifest
-    per content. One commit, the same rows. A file under the share keeps its deletes: rewriting it would
-    write (and, while kept snapshots read the old copy, keep) the whole file for a few rows."""
+    and, once there are more than `MERGE_FILES_PAST`, its small files (their deletes applied, sorted by the
+    cluster column, in `PUBLISH_ROWS`-row files); drop the delete files no remaining data file needs, and
+    gather the rest into one past `MERGE_FILES_PAST`; list every file in one manifest per content. One
+    commit, the same rows; none when there is nothing to do, so a pass after every run is cheap. A file
+    under the share keeps its deletes: rewriting it would write (and, while kept snapshots read the old
+    copy, keep) the whole file for a few rows."""
     import pyarrow.compute as pc
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
@@ -130,13 +135,14 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
         return
     planned = list(table.scan().plan_files())
     live_deletes = _delete_files(table)
-    positions = _positions(table, live_deletes)
+    by_delete_file = [_positions(table, [d]) for d in live_deletes]
+    positions = pa.concat_tables(by_delete_file) if by_delete_file else _positions(table, [])
     counts = positions.group_by("file_path").aggregate([("pos", "count_distinct")])
     deleted = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
     heavy = [t for t in planned if deleted.get(t.file.file_path, 0) > t.file.record_count * COMPACT_DELETED_SHARE]
     small = [t for t in planned if t not in heavy and t.file.record_count < publish.PUBLISH_ROWS // 2]
-    if len(small) < 2 and not heavy:
-        small = []  # one small file has nothing to be merged with
+    if len(small) <= MERGE_FILES_PAST:
+        small = []  # merged once there are enough: each run appends one
     small.sort(key=lambda t: t.file.file_size_in_bytes)
     tasks: list[Any] = []
     total = 0
@@ -145,14 +151,15 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
         if total > COMPACT_MAX_BYTES and tasks:
             break
         tasks.append(task)
-    rewritten = {t.file.file_path for t in tasks}
-    kept = {t.file.file_path for t in planned} - rewritten
+    kept = {t.file.file_path for t in planned} - {t.file.file_path for t in tasks}
+    # A delete file goes once no data file it names stays; the rest are gathered into one past
+    # `MERGE_FILES_PAST` (holding only the positions in files left in place).
+    needed = [not kept.isdisjoint(rows.column("file_path").to_pylist()) for rows in by_delete_file]
+    gather = sum(needed) > MERGE_FILES_PAST
+    dropped = [d for d, need in zip(live_deletes, needed, strict=True) if gather or not need]
     marked = positions.filter(pc.is_in(positions.column("file_path"), pa.array(sorted(kept), pa.string())))
-    # The live delete files are replaced by one holding the positions in the files left in place, unless
-    # that one file is already all there is.
-    regather = len(live_deletes) > 1 or marked.num_rows < positions.num_rows
     manifests = len(table.current_snapshot().manifests(table.io))
-    if not tasks and not regather and manifests <= MERGE_MANIFESTS_OVER:
+    if not tasks and not dropped and manifests <= MERGE_MANIFESTS_PAST:
         return
     rows = (
         ArrowScan(
@@ -166,9 +173,9 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
         rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
     with table.transaction() as tx, row_delta(tx, merge_manifests=True) as rewrite:
         counter = itertools.count()
-        for removed in [t.file for t in tasks] + (live_deletes if regather else []):
+        for removed in [t.file for t in tasks] + dropped:
             rewrite.delete_data_file(removed)
-        if regather and marked.num_rows:
+        if gather and marked.num_rows:
             rewrite.append_data_file(write_position_deletes(table, marked, rewrite.commit_uuid))
         for start in range(0, rows.num_rows, publish.PUBLISH_ROWS):
             for data_file in _dataframe_to_data_files(
@@ -181,11 +188,10 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
                 rewrite.append_data_file(data_file)
                 result.files_written += 1
                 result.bytes_written += data_file.file_size_in_bytes
-    dropped = len(live_deletes) if regather else 0
     result.files_compacted += len(tasks)
-    result.delete_files_dropped += dropped
+    result.delete_files_dropped += len(dropped)
     result.tables_compacted.append(name)
-    log.info("table %s: compacted %d files, replaced %d delete files", name, len(tasks), dropped)
+    log.info("table %s: compacted %d files, dropped %d delete files", name, len(tasks), len(dropped))
 
 
 def _positions(table: Any, delete_files: list[Any]) -> pa.Table:
