@@ -45,13 +45,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
 COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
-# A data file is rewritten once more than this share of its rows is deleted (the same share at which a
-# single replace rewrites rather than marks: replace.REWRITE_SHARE). Under it, rewriting writes the whole
-# file to drop a few rows and, while the retention keeps a snapshot that reads the old copy, keeps both:
-# over a retention of W runs in which a share r of a table's rows is replaced per run, compaction at share d
-# keeps ~W*r/d of the table in old copies and ~d/2 in deleted rows (docs/BENCHMARKS.md, "A week within
-# 1.5x"); readers pay ~2x on a third-deleted file (the same page, "When to rewrite instead of marking").
-COMPACT_DELETED_SHARE = 1 / 3
+# A data file is rewritten once more than this share of its rows is deleted. Under it, rewriting writes the
+# whole file to drop a few rows and, while the retention keeps a snapshot that reads the old copy, keeps
+# both: over a retention of W runs in which a share r of a table's rows is replaced per run, compaction at
+# share d keeps ~W*r/d of the table in old copies and ~d/2 in deleted rows, least near d = sqrt(2*W*r)
+# (~0.6 for 6 hourly runs of 1% of the playlists, r ~ 3% for songs); readers pay for the rows marked
+# deleted (docs/BENCHMARKS.md, "A week within 1.5x", and "When to rewrite instead of marking").
+COMPACT_DELETED_SHARE = 0.5
 # Small files (each run appends one per table) are merged once there are more than this many, and delete
 # files gathered into one likewise: so a pass after every run rewrites a few small files every few runs,
 # not the run's new rows every time.
