@@ -5,11 +5,12 @@ gains a small file per run (the changed rows, appended) and its rewritten files 
 every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
 transform's commit):
 
-1. compaction: per table, the small data files (under half of `PUBLISH_ROWS` rows) and every data file with
-   rows deleted by a position delete file (replace.py) are rewritten together, their deletes applied,
-   sorted by the table's cluster column, in files of `PUBLISH_ROWS` rows, and the delete files no data
-   file needs any more are dropped; one commit per table, with the same rows, so readers see the old
-   files or the new ones;
+1. compaction, of what needs it (`compact`): per table, the data files more than `COMPACT_DELETED_SHARE`
+   deleted by position delete files (replace.py) and, past `MERGE_FILES_PAST`, the small ones (under half
+   of `PUBLISH_ROWS` rows) are rewritten together, their deletes applied, sorted by the table's cluster
+   column, in files of `PUBLISH_ROWS` rows; the delete files no data file needs any more are dropped, the
+   rest gathered into one past `MERGE_FILES_PAST`; one commit per table (none if nothing passes a bound),
+   with the same rows, so readers see the old files or the new ones;
 2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
    (retention.py);
 3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
@@ -123,7 +124,7 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     and, once there are more than `MERGE_FILES_PAST`, its small files (their deletes applied, sorted by the
     cluster column, in `PUBLISH_ROWS`-row files); drop the delete files no remaining data file needs, and
     gather the rest into one past `MERGE_FILES_PAST`; list every file in one manifest per content. One
-    commit, the same rows; none when there is nothing to do, so a pass after every run is cheap. A file
+    commit, the same rows; none when there is nothing to do. A file
     under the share keeps its deletes: rewriting it would write (and, while kept snapshots read the old
     copy, keep) the whole file for a few rows."""
     import pyarrow.compute as pc
