@@ -27,6 +27,7 @@ from bench.generate import catalog_for, write_run
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
+from spotify_pipeline.tables.retention import expire_history
 from spotify_pipeline.transform import publish, transform
 
 
@@ -73,6 +74,54 @@ def table_bytes_by_table(lake: Path) -> dict[str, int]:
                 files[f.file_path] = f.file_size_in_bytes
         sizes[name] = sum(files.values())
     return sizes
+
+
+def lake_breakdown(lake: Path) -> dict[str, int]:
+    """The warehouse's bytes by what they are: the data and delete files the current snapshots read, older
+    data and delete files (read only by kept snapshots), current and earlier metadata.json files,
+    manifests, manifest lists."""
+    catalog = Catalog(lake)
+    current: set[str] = set()
+    metadata: set[str] = set()
+    for name in catalog.table_names():
+        table = catalog.table(name)
+        metadata.add(table.metadata_location.removeprefix("file://"))
+        for task in table.scan().plan_files():
+            current.update(f.file_path.removeprefix("file://") for f in (task.file, *task.delete_files))
+    kinds = dict.fromkeys(
+        ("current_data", "older_data", "current_metadata_json", "earlier_metadata_json", "manifests", "manifest_lists"),
+        0,
+    )
+    for path, size in files(lake).items():
+        if path.endswith(".metadata.json"):
+            kind = "current_metadata_json" if path in metadata else "earlier_metadata_json"
+        elif "/metadata/snap-" in path:
+            kind = "manifest_lists"
+        elif "/metadata/" in path:
+            kind = "manifests"
+        else:
+            kind = "current_data" if path in current else "older_data"
+        kinds[kind] += size
+    return kinds
+
+
+def live_bytes(lake: Path) -> int:
+    """The table bytes less the share of each data file's rows marked deleted (and the delete files): about
+    what the same rows take in files without deletes, so a lake that keeps deleted rows is not flattered."""
+    from spotify_pipeline.tables.maintenance import _delete_files, _positions
+
+    catalog = Catalog(lake)
+    total = 0.0
+    for name in catalog.table_names():
+        table = catalog.table(name)
+        if table.current_snapshot() is None:
+            continue
+        counts = _positions(table, _delete_files(table)).group_by("file_path").aggregate([("pos", "count_distinct")])
+        deleted = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+        for task in table.scan().plan_files():
+            share = deleted.get(task.file.file_path, 0) / max(1, task.file.record_count)
+            total += task.file.file_size_in_bytes * (1 - share)
+    return int(total)
 
 
 def measured_run(lake: Path) -> dict[str, Any]:
@@ -123,6 +172,11 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=0.01, help="share of playlists changed per run")
     parser.add_argument("--maintain-every", type=int, default=24, help="runs between maintenance (0: never)")
     parser.add_argument("--keep-runs", type=int, default=24, help="snapshots of this many runs kept by maintain")
+    parser.add_argument(
+        "--no-run-expiry",
+        action="store_true",
+        help="expire snapshots only in maintain (before: `pipeline.run` expires after every run, as by default here)",
+    )
     parser.add_argument("--quick", action="store_true", help="3,000 items, 6 runs, maintenance every 3")
     parser.add_argument("--no-layout", action="store_true", help="whole-table overwrites (the layout before #20)")
     parser.add_argument("--file-rows", type=int, default=0, help="rows per data file (default: PUBLISH_ROWS)")
@@ -166,14 +220,23 @@ def main() -> None:
     print(f"table bytes {table_bytes(lake):,}, cli open {cli_open_s(lake):.3f}s", flush=True)
     runs, maintenance, run_started = [], [], []
     per_run = max(1, round(len(everything) * args.change))
+
+    def keep_days() -> float:
+        """The retention as days: the wall time since the oldest of the last `keep_runs` runs started."""
+        kept_from = run_started[-args.keep_runs] if len(run_started) >= args.keep_runs else run_started[0]
+        return max(0.0, (time.time() - kept_from) / 86400)
+
     for step in range(2, args.runs + 2):
         run_started.append(time.time())
         runs.append(hourly(step, rng.sample(everything, per_run)))
+        if not args.no_run_expiry:  # what `pipeline.run` does after each transform, with its retention
+            runs[-1]["snapshots_expired"] = expire_history(Catalog(lake), keep_days()).snapshots
         if args.maintain_every and (step - 1) % args.maintain_every == 0:
-            kept_from = run_started[-args.keep_runs] if len(run_started) >= args.keep_runs else run_started[0]
-            keep_days = max(0.0, (time.time() - kept_from) / 86400)
-            m = maintain(LocalStorage(lake), Catalog(lake), keep_days, orphan_age=dt.timedelta(0))
+            m = maintain(LocalStorage(lake), Catalog(lake), keep_days(), orphan_age=dt.timedelta(0))
             maintenance.append({"after_run": step - 1, **m.as_dict()})
+        runs[-1]["lake_bytes"] = sum(files(lake).values())
+        runs[-1]["lake_over_table_bytes"] = round(runs[-1]["lake_bytes"] / max(1, table_bytes(lake)), 3)
+        runs[-1]["lake_over_live_bytes"] = round(runs[-1]["lake_bytes"] / max(1, live_bytes(lake)), 3)
         print(f"run {step - 1}/{args.runs}: {runs[-1]}", flush=True)
     one_after = hourly(args.runs + 2, [rng.randrange(len(everything))])
     end_files = files(lake)
@@ -196,9 +259,17 @@ def main() -> None:
         "table_bytes_by_table": table_bytes_by_table(lake),
         "lake_bytes": sum(end_files.values()),
         "lake_files": len(end_files),
+        "lake_bytes_by_kind": lake_breakdown(lake),
         "referenced_files": referenced,
     }
     result["lake_over_table_bytes"] = round(result["lake_bytes"] / max(1, tables), 2)
+    result["live_bytes"] = live_bytes(lake)
+    result["lake_over_live_bytes"] = round(result["lake_bytes"] / max(1, result["live_bytes"]), 2)
+    for ratio in ("lake_over_table_bytes", "lake_over_live_bytes"):
+        if runs:  # measured after each run (and its maintain): the worst point of the week, and where
+            worst = max(runs, key=lambda r: r[ratio])
+            result[f"{ratio}_max"] = worst[ratio]
+            result[f"{ratio}_max_after_run"] = runs.index(worst) + 1
     result["one_playlist_bytes_share"] = round(one_after["bytes_written"] / max(1, tables), 4)
     summary = {k: v for k, v in result.items() if k not in ("runs", "maintenance")}
     print(json.dumps(summary, indent=1))

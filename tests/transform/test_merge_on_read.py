@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from spotify_pipeline.lake import LocalStorage
-from spotify_pipeline.tables import replace
+from spotify_pipeline.tables import maintenance, replace
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
@@ -48,7 +48,9 @@ def test_runs_with_changed_playlists_write_deletes_and_equal_a_rebuild(
     incremental = table_contents(tmp_path)
     # pyiceberg's own scan applies the same deletes (tests/tables/test_deletes.py compares the rows).
     assert all(len(incremental[n]) == rows for n, rows in pyiceberg_rows(tmp_path).items())
-    # maintain rewrites every file with deletes and drops the delete files: same rows, nothing dangling.
+    # maintain, told to rewrite every file with deletes (by default only those past half deleted), drops the
+    # delete files: same rows, nothing dangling.
+    monkeypatch.setattr(maintenance, "COMPACT_DELETED_SHARE", 0.0)
     maintain(storage, Catalog(tmp_path), keep_days=0, orphan_age=dt.timedelta(0))
     catalog = Catalog(tmp_path)
     assert delete_files(catalog) == {}

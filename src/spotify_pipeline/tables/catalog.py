@@ -40,10 +40,12 @@ NAMESPACE = "spotify"
 CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
 # Each commit writes a new metadata file holding every kept snapshot (~200 KB for a table with a week of
 # hourly runs), and Iceberg keeps every earlier one unless told otherwise: tens of GB a year. Snapshots
-# (time travel) are kept by retention.py; these are only the earlier versions of the metadata file.
+# (time travel) are kept by retention.py; these are only the earlier versions of the metadata file, so a
+# few suffice (20 were a seventh of a week's lake at 100k: docs/BENCHMARKS.md, "A week within 1.5x").
+# Tables made with other values get these on their next write or `maintain` (`Catalog._writable`).
 TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
-    "write.metadata.previous-versions-max": "20",
+    "write.metadata.previous-versions-max": "3",
 }
 # How tables are laid out so that a run rewrites only the files holding what it changed (issue #20): every
 # table is unpartitioned and written sorted by one column (`CLUSTER_BY`, else its first key column) in

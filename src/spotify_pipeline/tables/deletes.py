@@ -96,9 +96,17 @@ def write_position_deletes(table: Any, positions: pa.Table, commit_uuid: uuid.UU
     )
 
 
-def row_delta(transaction: Any) -> Any:
+# Each commit adds a manifest or two (~5 KB each, most of it the Avro header) that later commits carry over;
+# once the parent lists more than this many, a commit lists every file in one manifest per content instead
+# (a day of hourly runs left ~50 per table: docs/BENCHMARKS.md, "A week within 1.5x").
+MERGE_MANIFESTS_PAST = 8
+
+
+def row_delta(transaction: Any, *, merge_manifests: bool = False) -> Any:
     """A snapshot producer (context manager: commits on exit) that adds data files and position delete files
-    (`append_data_file` takes both) and removes data or delete files (`delete_data_file`), in one snapshot."""
+    (`append_data_file` takes both) and removes data or delete files (`delete_data_file`), in one snapshot.
+    With `merge_manifests`, or when the parent lists more than `MERGE_MANIFESTS_PAST` manifests, the
+    snapshot lists every file in one manifest per content."""
     from pyiceberg.manifest import ManifestContent, ManifestEntry, ManifestEntryStatus, ManifestFile, ManifestWriterV2
     from pyiceberg.table.snapshots import Operation
     from pyiceberg.table.update.snapshot import _SnapshotProducer
@@ -139,6 +147,10 @@ def row_delta(transaction: Any) -> Any:
         def _manifests(self) -> list[ManifestFile]:
             from pyiceberg.manifest import DataFileContent
 
+            metadata = self._transaction.table_metadata
+            parent = None if self._parent_snapshot_id is None else metadata.snapshot_by_id(self._parent_snapshot_id)
+            if merge_manifests or (parent is not None and len(parent.manifests(self._io)) > MERGE_MANIFESTS_PAST):
+                return self._merged()
             spec_id = self._transaction.table_metadata.default_spec_id
             written: list[ManifestFile] = []
             for content, wanted in ((ManifestContent.DATA, True), (ManifestContent.DELETES, False)):
@@ -157,6 +169,43 @@ def row_delta(transaction: Any) -> Any:
                             )
                     written.append(writer.to_manifest_file())
             return written + self._carried_over()
+
+        def _merged(self) -> list[ManifestFile]:
+            """One manifest per content and spec: the added files, then the parent's live ones (EXISTING, their
+            sequence numbers kept: they decide which delete files apply) or, when removed, DELETED."""
+            from pyiceberg.manifest import DataFileContent
+
+            metadata = self._transaction.table_metadata
+            parent = None if self._parent_snapshot_id is None else metadata.snapshot_by_id(self._parent_snapshot_id)
+            removed = {f.file_path for f in self._deleted_data_files}
+            groups: dict[tuple[ManifestContent, int], list[tuple[str, Any]]] = {}
+            for data_file in self._added_data_files:
+                content = ManifestContent.DATA if data_file.content == DataFileContent.DATA else ManifestContent.DELETES
+                groups.setdefault((content, metadata.default_spec_id), []).append(("add", data_file))
+            for manifest in [] if parent is None else parent.manifests(io=self._io):
+                for entry in manifest.fetch_manifest_entry(io=self._io, discard_deleted=True):
+                    kind = "delete" if entry.data_file.file_path in removed else "existing"
+                    groups.setdefault((manifest.content, manifest.partition_spec_id), []).append((kind, entry))
+            written: list[ManifestFile] = []
+            for (content, spec_id), entries in groups.items():
+                with self._writer(content, spec_id) as writer:
+                    for kind, item in entries:
+                        if kind == "add":
+                            writer.add_entry(
+                                ManifestEntry.from_args(
+                                    status=ManifestEntryStatus.ADDED,
+                                    snapshot_id=self._snapshot_id,
+                                    sequence_number=None,
+                                    file_sequence_number=None,
+                                    data_file=item,
+                                )
+                            )
+                        elif kind == "delete":
+                            writer.delete(item)
+                        else:
+                            writer.existing(item)
+                written.append(writer.to_manifest_file())
+            return written
 
         def _carried_over(self) -> list[ManifestFile]:
             """The parent's manifests: as they are when they list no removed file, else rewritten with those

@@ -5,11 +5,12 @@ gains a small file per run (the changed rows, appended) and its rewritten files 
 every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
 transform's commit):
 
-1. compaction: per table, the small data files (under half of `PUBLISH_ROWS` rows) and every data file with
-   rows deleted by a position delete file (replace.py) are rewritten together, their deletes applied,
-   sorted by the table's cluster column, in files of `PUBLISH_ROWS` rows, and the delete files no data
-   file needs any more are dropped; one commit per table, with the same rows, so readers see the old
-   files or the new ones;
+1. compaction, of what needs it (`compact`): per table, the data files more than `COMPACT_DELETED_SHARE`
+   deleted by position delete files (replace.py) and, past `MERGE_FILES_PAST`, the small ones (under half
+   of `PUBLISH_ROWS` rows) are rewritten together, their deletes applied, sorted by the table's cluster
+   column, in files of `PUBLISH_ROWS` rows; the delete files no data file needs any more are dropped, the
+   rest gathered into one past `MERGE_FILES_PAST`; one commit per table (none if nothing passes a bound),
+   with the same rows, so readers see the old files or the new ones;
 2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
    (retention.py);
 3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from ..errors import LakeError
 from ..lake.layout import WAREHOUSE_DIR
 from ..lake.storage import Storage
@@ -34,7 +37,7 @@ from ..transform import publish
 from ..transform.journal import read_journal
 from .catalog import NAMESPACE, Catalog, cluster_column
 from .contract import TABLES
-from .deletes import row_delta
+from .deletes import MERGE_MANIFESTS_PAST, POSITION_DELETES, row_delta, write_position_deletes
 from .retention import ExpiryResult, _files, expire_history
 
 if TYPE_CHECKING:
@@ -43,6 +46,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
 COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
+# A data file is rewritten once more than this share of its rows is deleted. Under it, rewriting writes the
+# whole file to drop a few rows and, while the retention keeps a snapshot that reads the old copy, keeps
+# both: over a retention of W runs in which a share r of a table's rows is replaced per run, compaction at
+# share d keeps ~W*r/d of the table in old copies and ~d/2 in deleted rows, least near d = sqrt(2*W*r)
+# (~0.6 for 6 hourly runs of 1% of the playlists, r ~ 3% for songs); readers pay for the rows marked
+# deleted (docs/BENCHMARKS.md, "A week within 1.5x", and "When to rewrite instead of marking").
+COMPACT_DELETED_SHARE = 0.5
+# Small files (each run appends one per table) are merged once there are more than this many, and delete
+# files gathered into one likewise: so a pass after every run rewrites a few small files every few runs,
+# not the run's new rows every time.
+MERGE_FILES_PAST = 8
 S3_DELETE_BATCH = 1000  # orphan keys per DeleteObjects request (S3's maximum)
 
 
@@ -106,9 +120,13 @@ def maintain(
 
 
 def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
-    """Rewrite a table's small data files and those with deleted rows together (their deletes applied),
-    sorted by its cluster column, in files of `PUBLISH_ROWS` rows, and drop the delete files no remaining
-    data file needs (one commit). Files of normal size without deletes are left as they are."""
+    """Rewrite, together, a table's data files with more than `COMPACT_DELETED_SHARE` of their rows deleted
+    and, once there are more than `MERGE_FILES_PAST`, its small files (their deletes applied, sorted by the
+    cluster column, in `PUBLISH_ROWS`-row files); drop the delete files no remaining data file needs, and
+    gather the rest into one past `MERGE_FILES_PAST`; list every file in one manifest per content. One
+    commit, the same rows; none when there is nothing to do. A file
+    under the share keeps its deletes: rewriting it would write (and, while kept snapshots read the old
+    copy, keep) the whole file for a few rows."""
     import pyarrow.compute as pc
     from pyiceberg.expressions import AlwaysTrue
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
@@ -117,21 +135,32 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     if table.current_snapshot() is None:
         return
     planned = list(table.scan().plan_files())
-    marked = [t for t in planned if t.delete_files]  # always rewritten: deletes must not live forever
-    small = [t for t in planned if not t.delete_files and t.file.record_count < publish.PUBLISH_ROWS // 2]
+    live_deletes = _delete_files(table)
+    by_delete_file = [_positions(table, [d]) for d in live_deletes]
+    positions = pa.concat_tables(by_delete_file) if by_delete_file else _positions(table, [])
+    counts = positions.group_by("file_path").aggregate([("pos", "count_distinct")])
+    deleted = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+    heavy = [t for t in planned if deleted.get(t.file.file_path, 0) > t.file.record_count * COMPACT_DELETED_SHARE]
+    small = [t for t in planned if t not in heavy and t.file.record_count < publish.PUBLISH_ROWS // 2]
+    if len(small) <= MERGE_FILES_PAST:
+        small = []  # merged once there are enough: each run appends one
     small.sort(key=lambda t: t.file.file_size_in_bytes)
     tasks: list[Any] = []
     total = 0
-    for task in marked + small:  # the files with deletes, then the smallest first, up to the memory bound
+    for task in heavy + small:  # the files past the share, then the smallest first, up to the memory bound
         total += task.file.file_size_in_bytes
         if total > COMPACT_MAX_BYTES and tasks:
             break
         tasks.append(task)
-    rewritten = {t.file.file_path for t in tasks}
-    # A delete file can go once no data file it applies to stays (plan_files lists only live data files).
-    needed = {d.file_path for t in planned if t.file.file_path not in rewritten for d in t.delete_files}
-    obsolete = [d for d in _delete_files(table) if d.file_path not in needed]
-    if len(tasks) < 2 and not marked and not obsolete:
+    kept = {t.file.file_path for t in planned} - {t.file.file_path for t in tasks}
+    # A delete file goes once no data file it names stays; the rest are gathered into one past
+    # `MERGE_FILES_PAST` (holding only the positions in files left in place).
+    needed = [not kept.isdisjoint(rows.column("file_path").to_pylist()) for rows in by_delete_file]
+    gather = sum(needed) > MERGE_FILES_PAST
+    dropped = [d for d, need in zip(live_deletes, needed, strict=True) if gather or not need]
+    marked = positions.filter(pc.is_in(positions.column("file_path"), pa.array(sorted(kept), pa.string())))
+    manifests = len(table.current_snapshot().manifests(table.io))
+    if not tasks and not dropped and manifests <= MERGE_MANIFESTS_PAST:
         return
     rows = (
         ArrowScan(
@@ -143,10 +172,12 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     column = cluster_column(name) if name in TABLES else None
     if column in rows.column_names:
         rows = rows.take(pc.sort_indices(rows, [(column, "ascending")]))
-    with table.transaction() as tx, row_delta(tx) as rewrite:
+    with table.transaction() as tx, row_delta(tx, merge_manifests=True) as rewrite:
         counter = itertools.count()
-        for removed in [t.file for t in tasks] + obsolete:
+        for removed in [t.file for t in tasks] + dropped:
             rewrite.delete_data_file(removed)
+        if gather and marked.num_rows:
+            rewrite.append_data_file(write_position_deletes(table, marked, rewrite.commit_uuid))
         for start in range(0, rows.num_rows, publish.PUBLISH_ROWS):
             for data_file in _dataframe_to_data_files(
                 table_metadata=table.metadata,
@@ -159,9 +190,20 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
                 result.files_written += 1
                 result.bytes_written += data_file.file_size_in_bytes
     result.files_compacted += len(tasks)
-    result.delete_files_dropped += len(obsolete)
+    result.delete_files_dropped += len(dropped)
     result.tables_compacted.append(name)
-    log.info("table %s: compacted %d files, dropped %d delete files", name, len(tasks), len(obsolete))
+    log.info("table %s: compacted %d files, dropped %d delete files", name, len(tasks), len(dropped))
+
+
+def _positions(table: Any, delete_files: list[Any]) -> pa.Table:
+    """The (file_path, pos) rows of position delete files (each a few KB: one per run since the last pass)."""
+    import pyarrow.parquet as pq
+
+    parts = []
+    for delete_file in delete_files:
+        with table.io.new_input(delete_file.file_path).open() as stream:
+            parts.append(pq.read_table(stream, columns=["file_path", "pos"]).cast(POSITION_DELETES))
+    return pa.concat_tables(parts) if parts else POSITION_DELETES.empty_table()
 
 
 def _delete_files(table: Any) -> list[Any]:

@@ -1,0 +1,179 @@
+"""`maintain` rewrites only what needs it (issue #20, "a lake within 1.5x its tables"): a data file once its
+deleted share passes `COMPACT_DELETED_SHARE`, small files and delete files once there are many, the rest
+left in place with their deletes; the manifests of a table's current snapshot merged (by runs, and by
+`maintain`); the earlier metadata files bounded, also for tables made before the bound. Real Iceberg tables
+in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.tables import catalog as catalog_module
+from spotify_pipeline.tables import deletes, maintenance
+from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
+from spotify_pipeline.tables.contract import TABLES
+from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain, referenced_files
+from spotify_pipeline.transform import publish
+from spotify_pipeline.transform.connection import connect, register_table
+
+from ..conftest import kept_metadata_files
+
+TABLE = "processed_raw_runs"  # raw_run_id (the key), processed_at, by_run_id
+WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+def runs(ids: list[str], by: str = "first") -> pa.Table:
+    rows = [{"raw_run_id": i, "processed_at": WHEN, "by_run_id": by} for i in ids]
+    return pa.Table.from_pylist(rows, schema=TABLES[TABLE].schema)
+
+
+def duckdb_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
+    con = connect()
+    register_table(con, catalog, TABLE, "t", snapshot_id)
+    return sorted(con.execute("SELECT raw_run_id, processed_at, by_run_id FROM t").fetchall())
+
+
+def iceberg_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
+    table = catalog.table(TABLE).scan(snapshot_id=snapshot_id).to_arrow()
+    return sorted(tuple(r.values()) for r in table.to_pylist())
+
+
+def replace(catalog: Catalog, keys: list[str], by: str) -> None:
+    catalog.replace_rows(TABLE, "raw_run_id", keys, runs(keys, by=by).to_batches())
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Catalog:
+    """A table of 3 files of 30 rows each (keys r000-r089), sorted by key; compaction writes 30-row files."""
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 30)
+    catalog = Catalog(tmp_path)
+    ids = [f"r{i:03d}" for i in range(90)]
+    catalog.overwrite(TABLE, (b for s in range(0, 90, 30) for b in runs(ids[s : s + 30]).to_batches()))
+    assert len(catalog.data_files(TABLE)) == 3
+    return catalog
+
+
+def test_only_files_past_the_deleted_share_are_rewritten(catalog: Catalog) -> None:
+    first, second, third = sorted(catalog.data_files(TABLE))
+    assert 2 / 30 < maintenance.COMPACT_DELETED_SHARE < 17 / 30  # what the cases below rely on
+    # A replace rewrites a file when it replaces more than a third of its live rows, so mark them in three.
+    replace(catalog, [f"r{i:03d}" for i in range(6)], "a")  # 6 of 30 rows
+    replace(catalog, [f"r{i:03d}" for i in range(6, 12)], "b")  # 12 of 30
+    replace(catalog, [f"r{i:03d}" for i in range(12, 17)], "c")  # 17 of 30: past the share
+    replace(catalog, ["r031"], "d")  # 1 of 30: under the share
+    replace(catalog, ["r032"], "e")  # 2 of 30 now: still under it
+    files = catalog.files(TABLE)
+    assert len(files.deletes) == 5 and len(files.data) == 8  # the 3 files, and 5 small files of new rows
+    before = iceberg_rows(catalog)
+    snapshot_before = catalog.snapshot_id(TABLE)
+
+    result = MaintenanceResult()
+    compact(catalog, TABLE, result)
+
+    after = catalog.files(TABLE)
+    assert first not in after.data, "57% deleted: rewritten"
+    assert second in after.data and third in after.data, "2 of 30 deleted, and none: left as they were"
+    assert result.files_compacted == 1 and result.files_written == 1
+    assert len(after.data) == 8, "5 small files: too few to merge yet"
+    assert after.deletes == files.deletes[3:], "the delete files of the first file went with it"
+    assert result.delete_files_dropped == 3
+    assert iceberg_rows(catalog) == duckdb_rows(catalog) == before
+    assert duckdb_rows(catalog, snapshot_before) == before  # the snapshot before reads as it did
+    # Nothing left to do: a second pass commits nothing.
+    snapshot = catalog.snapshot_id(TABLE)
+    again = MaintenanceResult()
+    compact(catalog, TABLE, again)
+    assert again.files_written == again.files_compacted == again.delete_files_dropped == 0
+    assert catalog.snapshot_id(TABLE) == snapshot
+
+
+def test_many_small_files_are_merged_and_many_delete_files_gathered(catalog: Catalog) -> None:
+    first, second, third = sorted(catalog.data_files(TABLE))
+    changed = [f"r{i:03d}" for i in range(30, 30 + maintenance.MERGE_FILES_PAST + 1)]
+    assert len(changed) <= 30 / 3  # each under the share, and marked (not rewritten) by the replace
+    for key in changed:  # one row of the second file each: a delete file and a small file each
+        replace(catalog, [key], f"run-{key}")
+    before = iceberg_rows(catalog)
+    assert len(catalog.files(TABLE).deletes) == len(changed)
+
+    result = MaintenanceResult()
+    compact(catalog, TABLE, result)
+
+    files = catalog.files(TABLE)
+    assert {first, second, third} <= set(files.data), "none past the share"
+    assert len(files.data) == 4, "the small files merged into one"
+    assert len(files.deletes) == 1, "gathered"
+    deletes = pq.read_table(files.deletes[0])
+    assert set(deletes.column("file_path").to_pylist()) == {"file://" + second}
+    assert sorted(deletes.column("pos").to_pylist()) == list(range(len(changed)))
+    assert result.delete_files_dropped == len(changed) and result.files_compacted == len(changed)
+    assert iceberg_rows(catalog) == duckdb_rows(catalog) == before
+
+
+def test_a_file_with_deletes_under_the_share_is_left_with_them(catalog: Catalog) -> None:
+    replace(catalog, ["r031"], "b")
+    data = set(catalog.data_files(TABLE))
+    snapshot = catalog.snapshot_id(TABLE)
+    result = MaintenanceResult()
+    compact(catalog, TABLE, result)
+    # One delete file and one small file: nothing to merge, nothing past the share.
+    assert result.files_written == result.files_compacted == 0
+    assert set(catalog.data_files(TABLE)) == data and catalog.snapshot_id(TABLE) == snapshot
+
+
+def test_runs_keep_the_manifests_of_the_current_snapshot_bounded(catalog: Catalog) -> None:
+    snapshots = []
+    for n in range(12):  # each replace adds two manifests (new rows, delete file)
+        replace(catalog, [f"r{n:03d}", f"r{30 + n:03d}"], f"run{n}")
+        snapshots.append((catalog.snapshot_id(TABLE), iceberg_rows(catalog)))
+        table = catalog.table(TABLE)
+        assert len(table.current_snapshot().manifests(table.io)) <= deletes.MERGE_MANIFESTS_PAST + 2
+    for snapshot_id, rows in snapshots:  # every snapshot, merged or not, reads as it did
+        assert duckdb_rows(catalog, snapshot_id) == iceberg_rows(catalog, snapshot_id) == rows
+    assert len(catalog.files(TABLE).deletes) == 12 and len(duckdb_rows(catalog)) == 90
+
+
+def test_maintain_merges_the_manifests_of_the_current_snapshot(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as unmerged:  # as runs before the bound left them
+        unmerged.setattr(deletes, "MERGE_MANIFESTS_PAST", 100)
+        for n in range(6):
+            replace(catalog, [f"r{n:03d}", f"r{30 + n:03d}"], f"run{n}")
+    table = catalog.table(TABLE)
+    assert len(table.current_snapshot().manifests(table.io)) >= 10
+    before = iceberg_rows(catalog)
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    table = Catalog(tmp_path).table(TABLE)
+    manifests = table.current_snapshot().manifests(table.io)
+    assert len(manifests) <= 2, "one of data files, one of delete files"
+    assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before
+    assert all(Path(p).exists() for p in referenced_files(Catalog(tmp_path), TABLE))
+
+
+def test_maintain_bounds_the_earlier_metadata_files_of_tables_made_before_the_bound(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bound = int(TABLE_PROPERTIES["write.metadata.previous-versions-max"])
+    assert bound <= 5
+    table = catalog.table(TABLE)
+    table.transaction().remove_properties(*TABLE_PROPERTIES).commit_transaction()  # a lake from before
+    with monkeypatch.context() as before_the_bound:  # its runs do not set the properties either
+        before_the_bound.setattr(catalog_module, "TABLE_PROPERTIES", {})
+        for n in range(bound + 3):
+            replace(catalog, [f"r{n:03d}"], f"run{n}")
+    metadata = tmp_path / "warehouse" / "spotify" / TABLE / "metadata"
+    assert len(list(metadata.glob("*.metadata.json"))) > bound + 3
+    before = iceberg_rows(catalog)
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365, orphan_age=dt.timedelta(0))
+    table = Catalog(tmp_path).table(TABLE)
+    assert table.properties.items() >= TABLE_PROPERTIES.items()
+    on_disk = {p.as_uri() for p in metadata.glob("*.metadata.json")}
+    assert len(on_disk) == bound + 1 and on_disk == kept_metadata_files(table)
+    assert iceberg_rows(Catalog(tmp_path)) == before
