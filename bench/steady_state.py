@@ -234,7 +234,11 @@ def main() -> None:
             keep_days = max(0.0, (time.time() - kept_from) / 86400)
             m = maintain(LocalStorage(lake), Catalog(lake), keep_days, orphan_age=dt.timedelta(0))
             maintenance.append({"after_run": step - 1, **m.as_dict()})
+            print(f"maintain after run {step - 1}: {maintenance[-1]}", flush=True)
         print(f"run {step - 1}/{args.runs}: {runs[-1]}", flush=True)
+        if args.out:  # what a long benchmark cut short still leaves behind; replaced by the result at the end
+            partial = {"partial": True, "build": build, "one_playlist_first": one_before, "runs": runs}
+            args.out.write_text(json.dumps({**partial, "maintenance": maintenance}, indent=1))
     one_after = hourly(args.runs + 2, [rng.randrange(len(everything))])
     end_files = files(lake)
     tables = table_bytes(lake)
