@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import multiprocessing
 import random
 import statistics
 import subprocess
@@ -20,11 +21,14 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.generate import catalog_for, write_run
+from bench.generate import RenderCache, catalog_for, remember_parts, write_run
 from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.lake.raw import RawZoneReader
+from spotify_pipeline.simulator import Catalog as SimulatedCatalog
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
 from spotify_pipeline.tables.retention import expire_history
@@ -151,6 +155,59 @@ def measured_run(lake: Path) -> dict[str, Any]:
     }
 
 
+def restore(catalog: SimulatedCatalog, lake: Path) -> tuple[dt.datetime, int]:
+    """Bring a fresh catalog to where the lake's runs left it, so checks report the snapshots the lake holds:
+    each playlist at the version whose snapshot its latest observation (full fetch or check) saw, popularity
+    moved on once per run with checks. Returns the latest run's time and sequence number: new runs must come
+    after them, as the pipeline takes a playlist's latest observation by time."""
+    latest_snapshot: dict[str, str] = {}
+    fetches: dict[str, int] = {}
+    runs_with_checks = 0
+    latest, seq = dt.datetime.min.replace(tzinfo=dt.UTC), 0
+    for manifest in RawZoneReader(LocalStorage(lake)).manifests():  # oldest first
+        stamp, number = str(manifest["run_id"]).split("-")
+        latest = max(latest, dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC))
+        seq = max(seq, int(number))
+        outcomes = manifest.get("playlists") or {}
+        runs_with_checks += any(o.get("status") == "unchanged" for o in outcomes.values())
+        for pid, outcome in outcomes.items():
+            latest_snapshot[pid] = outcome["snapshot_id"]
+            fetches[pid] = fetches.get(pid, 0) + (outcome.get("status") == "complete")
+    for index in range(catalog.config.playlists):
+        pid = catalog.id_of("playlist", index)
+        for _ in range(fetches.get(pid, 0)):  # at most one version per full fetch
+            if pid not in latest_snapshot or catalog.snapshot_id(index) == latest_snapshot[pid]:
+                break
+            catalog.mutate([index])
+        if pid in latest_snapshot and catalog.snapshot_id(index) != latest_snapshot[pid]:
+            raise SystemExit(f"playlist {pid} in {lake} is not from a catalog of this --items; give the build's")
+    catalog._popularity_epoch = runs_with_checks  # mutate moved it once per call above; once per run instead
+    return latest, seq
+
+
+# The raw runs are generated in a worker process of their own: its caches (RenderCache, the catalog's) stay
+# out of the peak RSS measured here, which is the transform's.
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(items: int, lake: Path, reuse: bool) -> None:
+    _worker["catalog"] = remember_parts(catalog_for(items))
+    _worker["cache"] = RenderCache()
+    if reuse:
+        restore(_worker["catalog"], lake)
+
+
+def _write_in_worker(
+    lake: Path, run_id: str, at: dt.datetime, changed: list[int], checked: list[int] | None, mutate: bool
+) -> float:
+    """Write one run's raw zone (after changing `changed`, when `mutate`); returns its wall time."""
+    started = time.perf_counter()
+    if mutate:
+        _worker["catalog"].mutate(changed)
+    write_run(lake, _worker["catalog"], run_id, at, changed, checked=checked, cache=_worker["cache"])
+    return round(time.perf_counter() - started, 3)
+
+
 def cli_open_s(lake: Path) -> float:
     """Wall time of `spotify-pipeline query "select 1"` on the lake: starting the CLI and opening the lake."""
     times = []
@@ -192,28 +249,31 @@ def main() -> None:
         publish.FILTERED_PUBLISH = False
         publish.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before
     lake = args.lake or Path(tempfile.mkdtemp(prefix="steady-"))
-    catalog = catalog_for(args.items)
+    playlists = catalog_for(args.items).config.playlists
     rng = random.Random(7)
-    when = dt.datetime(2026, 11, 1, 0, tzinfo=dt.UTC)
-    everything = list(range(catalog.config.playlists))
+    when, seq = dt.datetime(2026, 11, 1, 0, tzinfo=dt.UTC), 1
+    everything = list(range(playlists))
     started = time.perf_counter()
-    offset = 0
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, spawn, initializer=_start_worker, initargs=(args.items, lake, args.reuse))
+
+    def generate(run_id: str, at: dt.datetime, changed: list[int], checked: list[int] | None, mutate: bool) -> float:
+        return float(pool.submit(_write_in_worker, lake, run_id, at, changed, checked, mutate).result())
+
     if args.reuse:  # carry on after the runs already in the lake (a finished transform first, if one was cut)
-        offset = len(list((lake / "raw" / "_manifests").rglob("*.json"))) + 1
-        rng.seed(offset)
+        when, seq = restore(catalog_for(args.items), lake)
+        rng.seed(seq)
         build = measured_run(lake)
     else:
-        write_run(lake, catalog, f"{when:%Y%m%dT%H%M%SZ}-000001", when, everything)
+        generate(f"{when:%Y%m%dT%H%M%SZ}-000001", when, everything, None, False)
         build = measured_run(lake)
         print(f"built a lake of {args.items:,} items in {time.perf_counter() - started:.1f}s", flush=True)
 
     def hourly(step: int, changed: list[int]) -> dict[str, Any]:
-        step += offset
         at = when + dt.timedelta(hours=step)
-        catalog.mutate(changed)
         unchanged = sorted(set(everything) - set(changed))
-        write_run(lake, catalog, f"{at:%Y%m%dT%H%M%SZ}-{step + 1:06d}", at, changed, checked=unchanged)
-        return measured_run(lake)
+        generated = generate(f"{at:%Y%m%dT%H%M%SZ}-{seq + step:06d}", at, changed, unchanged, True)
+        return {**measured_run(lake), "generate_s": generated}
 
     one_before = hourly(1, [rng.randrange(len(everything))])
     print(f"one changed playlist: {one_before}", flush=True)
@@ -234,10 +294,14 @@ def main() -> None:
         if args.maintain_every and (step - 1) % args.maintain_every == 0:
             m = maintain(LocalStorage(lake), Catalog(lake), keep_days(), orphan_age=dt.timedelta(0))
             maintenance.append({"after_run": step - 1, **m.as_dict()})
+            print(f"maintain after run {step - 1}: {maintenance[-1]}", flush=True)
         runs[-1]["lake_bytes"] = sum(files(lake).values())
         runs[-1]["lake_over_table_bytes"] = round(runs[-1]["lake_bytes"] / max(1, table_bytes(lake)), 3)
         runs[-1]["lake_over_live_bytes"] = round(runs[-1]["lake_bytes"] / max(1, live_bytes(lake)), 3)
         print(f"run {step - 1}/{args.runs}: {runs[-1]}", flush=True)
+        if args.out:  # what a long benchmark cut short still leaves behind; replaced by the result at the end
+            partial = {"partial": True, "build": build, "one_playlist_first": one_before, "runs": runs}
+            args.out.write_text(json.dumps({**partial, "maintenance": maintenance}, indent=1))
     one_after = hourly(args.runs + 2, [rng.randrange(len(everything))])
     end_files = files(lake)
     tables = table_bytes(lake)
@@ -275,6 +339,7 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
+    pool.shutdown()
 
 
 if __name__ == "__main__":
