@@ -113,3 +113,28 @@ def test_a_song_dropped_from_the_staged_rows_fails_the_references_of_untouched_r
     )
     total = rows(path, f"SELECT count(*) FROM playlist_songs WHERE song_id = '{song}'")[0][0]
     assert failing[0] == total >= references  # the changed playlist's rows and the untouched ones
+
+
+class ReadCounting(LocalStorage):
+    """A local lake that remembers every key read."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.keys: list[str] = []
+
+    def read(self, key: str) -> bytes:
+        self.keys.append(key)
+        return super().read(key)
+
+
+def test_a_run_reads_only_the_manifests_of_the_runs_it_has_not_processed(lake: Any) -> None:
+    """Every earlier run's manifest (one outcome per playlist: ~1.2 MB at 10k playlists) stays unread, so
+    a lake of a week of hourly runs does not parse 168 of them each run."""
+    _, path = lake
+    storage = ReadCounting(path)
+    result = transform(storage, Catalog(path))
+    manifests = [k for k in storage.keys if k.startswith("raw/_manifests/")]
+    assert len(result.raw_runs) == 1 and len(manifests) == 1 and result.raw_runs[0] in manifests[0]
+    again = ReadCounting(path)
+    assert transform(again, Catalog(path)).raw_runs == []
+    assert not [k for k in again.keys if k.startswith("raw/_manifests/")]

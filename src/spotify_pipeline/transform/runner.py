@@ -104,8 +104,6 @@ def transform(
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
-    with timed("open.manifests"):
-        manifests = reader.manifests()
     journal = read_journal(storage)
     if journal is not None:
         log.warning(
@@ -123,7 +121,8 @@ def transform(
         previous_counts = table_row_counts(catalog, base)
     with timed("open.processed_runs"):
         processed = processed_runs(catalog, base.get("processed_raw_runs"))
-    todo = [m for m in manifests if m["run_id"] not in processed]
+    with timed("open.manifests"):
+        todo = [m for m in reader.manifests(skip=processed) if m["run_id"] not in processed]
     # A lake written before a derived table existed gets it on the next transform, even with no new data.
     derived_missing = bool(previous_counts) and any(
         isinstance(MERGES[n], Derived) and n not in previous_counts for n in DATA_TABLES
