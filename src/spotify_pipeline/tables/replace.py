@@ -13,14 +13,17 @@ file of `songs`, so a run rewrote most of the lake (docs/BENCHMARKS.md). Here, i
 4. the new rows (and rewritten files' surviving rows) are appended as data files.
 
 `maintain` (maintenance.py) later rewrites the files that have deletes and drops the delete files.
+Inside `sharing(con)` (the transform's publish) each replace queries through a cursor of `con` instead of
+opening a DuckDB database of its own (~40-100 ms each, for 8-10 replaces of a small run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -35,6 +38,27 @@ log = logging.getLogger(__name__)
 # (docs/BENCHMARKS.md, "Merge-on-read").
 REWRITE_SHARE = 1 / 3
 IN_PRUNING_LIMIT = 200  # pyiceberg.expressions.visitors.IN_PREDICATE_LIMIT in 0.12
+
+# The DuckDB connection whose cursors the replaces use (`sharing`); None: each opens its own.
+_SHARED: contextvars.ContextVar[Any] = contextvars.ContextVar("replace_connection", default=None)
+
+
+@contextlib.contextmanager
+def sharing(con: Any) -> Iterator[None]:
+    """Run the replaces inside on cursors of `con` (same database, settings and S3 filesystem; temp views
+    of their own, gone when the cursor closes), not on a new database each."""
+    token = _SHARED.set(con)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _connection(remote: bool) -> Any:
+    from ..transform.connection import connect
+
+    shared = _SHARED.get()
+    return connect(remote=remote) if shared is None else shared.cursor()
 
 
 def replace_by_deletes(
@@ -54,8 +78,6 @@ def replace_by_deletes(
     from pyiceberg.expressions import AlwaysTrue, In
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
-    from ..transform.connection import connect
-
     member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
     # pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values and reads every file's
     # otherwise; building the filter for thousands of keys alone took 0.75 s of a 1M run (profiled).
@@ -70,7 +92,7 @@ def replace_by_deletes(
     drop: list[Any] = []
     rewrite: list[Any] = []
     positions = pa.table({"file_path": pa.array([], pa.string()), "pos": pa.array([], pa.int64())})
-    with contextlib.closing(connect(remote=catalog.remote)) as con:
+    with contextlib.closing(_connection(catalog.remote)) as con:
         if tasks:
             files = files_of_tasks(name, tasks, catalog.owns)
             con.register("_keys", key_values)

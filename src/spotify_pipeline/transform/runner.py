@@ -28,6 +28,7 @@ from ..lake.raw import RawZoneReader, verify_part
 from ..lake.storage import Storage
 from ..quality.checks import Changes, CheckResult, failed_errors, results_rows, run_checks
 from ..reliability.crashpoints import crash_point
+from ..tables import replace
 from ..tables.catalog import Catalog
 from ..tables.contract import DATA_TABLES, TABLES
 from . import publish
@@ -261,7 +262,7 @@ def transform(
             changed.update({n: differs(con, n) for n in DATA_TABLES if scoped[n]})  # as tampered
         # Audit: the checks run on the staged rows (of a small run: on its changed rows, scope.py); an error
         # keeps every table as it was.
-        staged_rows = {name: rows_after(con, name, scoped[name]) for name in DATA_TABLES}
+        staged_rows = {name: rows_after(con, name, scoped[name], previous_counts.get(name, 0)) for name in DATA_TABLES}
         ensure_space(catalog, staged_rows)
         now = dt.datetime.now(dt.UTC)
         with timed("checks"):
@@ -299,13 +300,14 @@ def transform(
         if on_publish is not None:
             on_publish()
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild))
-        for name in DATA_TABLES:
-            result.rows[name] = staged_rows[name]
-            if not changed[name]:
-                continue
-            with timed(f"commit.{name}"):
-                publish_table(con, catalog, name, rebuild, base, scoped[name])
-            crash_point("transform.table_committed")
+        with replace.sharing(con):  # the keyed replaces query through this connection's cursors
+            for name in DATA_TABLES:
+                result.rows[name] = staged_rows[name]
+                if not changed[name]:
+                    continue
+                with timed(f"commit.{name}"):
+                    publish_table(con, catalog, name, rebuild, base, scoped[name])
+                crash_point("transform.table_committed")
         # An interrupted publish may have recorded some of these runs already: record each once.
         recorded = set() if rebuild else processed_runs(catalog, catalog.snapshot_id("processed_raw_runs"))
         processed_rows = pa.Table.from_pylist(
