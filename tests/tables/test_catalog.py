@@ -121,3 +121,17 @@ def test_a_catalog_that_lists_no_tables_is_refused(lake: Path, tmp_path: Path) -
 def test_a_lake_path_iceberg_cannot_hold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LakeError, match=re.escape("contains # or ?")):
         Catalog(tmp_path / "lake#1").check()
+
+
+def test_a_table_is_loaded_again_only_when_catalog_db_points_at_a_new_metadata_file(lake: Path) -> None:
+    """A metadata file never changes once written: the table loaded from it is reused while it is current,
+    and a commit by anyone (here another Catalog, as another process would) is seen at once."""
+    catalog = Catalog(lake)
+    first = catalog.table(TABLE)
+    assert catalog.table(TABLE) is first  # not read and parsed again
+    Catalog(lake).append(TABLE, runs("c"))
+    fresh = catalog.table(TABLE)
+    assert fresh is not first and fresh.metadata_location != first.metadata_location
+    assert stored(catalog) == ["a", "b", "c"]
+    catalog.append(TABLE, runs("d"))  # through the reused table: it moves on with its commit
+    assert catalog.table(TABLE) is fresh and stored(Catalog(lake)) == ["a", "b", "c", "d"]

@@ -81,6 +81,7 @@ class Catalog:
         self.namespace = NAMESPACE
         self._catalog: Any = None
         self._checked = False
+        self._loaded: dict[str, Any] = {}  # table name -> the pyiceberg Table last loaded (`table`)
 
     @property
     def warehouse_uri(self) -> str:
@@ -164,18 +165,30 @@ class Catalog:
         from pyiceberg.exceptions import NoSuchTableError
 
         identifier = f"{self.namespace}.{name}"
+        # A metadata file never changes once written: while catalog.db still points at the one a loaded table
+        # was read from, that table is current (a transform loaded tables ~75 times, reading and parsing a
+        # metadata file each time). Glue tables are loaded each time.
+        loaded = self._loaded.get(name)
+        if loaded is not None and not self.remote and loaded.metadata_location == self._recorded(name):
+            return loaded
         try:
-            return self.iceberg.load_table(identifier)
+            table = self.iceberg.load_table(identifier)
         except NoSuchTableError:
             if not create:
                 raise
-            return self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
+            table = self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
+        self._loaded[name] = table
+        return table
 
     def _writable(self, name: str) -> Any:
         """The table, with `TABLE_PROPERTIES` set (one commit, once, for tables created before them)."""
         table = self.table(name)
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
+
+    def _recorded(self, name: str) -> str | None:
+        """Where catalog.db says the table's current metadata file is."""
+        return recorded_tables(self.root / CATALOG_FILE).get(name)
 
     def replace_rows(
         self,
@@ -377,6 +390,7 @@ class GlueCatalog(Catalog):
         self.namespace = database
         self._endpoint = aws_endpoint()
         self._catalog = None
+        self._loaded = {}
         self._checked = True  # moving an S3 prefix is not detected (docs/ARCHITECTURE.md)
 
     @property
