@@ -118,7 +118,7 @@ def replace_by_deletes(
                     f"SELECT {FILE_COLUMN} AS file_path, {POS_COLUMN} AS pos FROM _rows r "
                     f"SEMI JOIN _keys k ON {match} WHERE {FILE_COLUMN} IN (SELECT p FROM _marked)"
                 ).to_arrow_table()
-        with table.transaction() as tx, row_delta(tx) as delta:
+        with _transaction(table) as tx, row_delta(tx) as delta:
             metadata = tx.table_metadata
             counter = itertools.count()
             for data_file in drop + rewrite:
@@ -138,6 +138,28 @@ def replace_by_deletes(
         len(drop),
         len(rewrite),
     )
+
+
+def _transaction(table: Any) -> Any:
+    """`table.transaction()`, whose `table_metadata` is built once per staged update. pyiceberg 0.12 re-applies
+    every staged update to a deep copy of the table metadata (every kept snapshot) at each read of it, and a
+    commit reads it ~20 times: 214 deep copies for a small run's 10 commits, growing with the history a
+    table keeps. The metadata is a frozen model and the transaction only ever replaces it, so one copy per
+    state is enough. (pyiceberg internals: `Transaction._table`, `_updates`; re-check on upgrade.)"""
+    from pyiceberg.table import Transaction
+
+    class MetadataOnce(Transaction):
+        _built: tuple[Any, Any, Any] | None = None  # (base metadata, staged updates, metadata built from them)
+
+        @property
+        def table_metadata(self) -> Any:
+            built = self._built
+            if built is None or built[0] is not self._table.metadata or built[1] is not self._updates:
+                built = (self._table.metadata, self._updates, super().table_metadata)
+                self._built = built
+            return built[2]
+
+    return MetadataOnce(table)
 
 
 def _survivors(con: Any, rewrite: list[Any], match: str, schema: pa.Schema) -> Iterable[pa.Table]:
