@@ -37,3 +37,24 @@ def test_a_replace_builds_the_staged_table_metadata_once_per_update(
     assert 1 <= len(built) <= 3  # the transaction's metadata before and after its snapshot is staged
     after = iceberg_rows(catalog)
     assert len(after) == 30 and sorted(r[0] for r in after if r[2] == "second") == changed
+
+
+def test_an_append_builds_the_staged_table_metadata_once_per_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the appends every run makes (`quality_results`, `processed_raw_runs`)."""
+    import pyiceberg.table
+
+    catalog = Catalog(tmp_path / "lake")
+    catalog.append(TABLE, runs(["r000"]))
+    built: list[int] = []
+    real = pyiceberg.table.update_table_metadata
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pyiceberg.table, "update_table_metadata", counting)
+    catalog.append(TABLE, runs(["r001"]))
+    assert 1 <= len(built) <= 3
+    assert sorted(r[0] for r in iceberg_rows(catalog)) == ["r000", "r001"]

@@ -31,7 +31,7 @@ from ..lake.storage import os_error_hint
 from .contract import TABLES
 from .deletes import merges_on_read
 from .files import TableFiles, files_of_tasks
-from .replace import replace_by_deletes
+from .replace import replace_by_deletes, transaction
 
 NAMESPACE = "spotify"
 CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
@@ -250,8 +250,8 @@ class Catalog:
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:
-            with self._writing(name):
-                self._writable(name).append(data.cast(TABLES[name].schema))
+            with self._writing(name), transaction(self._writable(name)) as tx:  # metadata built once per update
+                tx.append(data.cast(TABLES[name].schema))
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[None]:

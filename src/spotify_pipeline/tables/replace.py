@@ -117,7 +117,7 @@ def replace_by_deletes(
                     marked.append(path)
             paths = positions.column("file_path")
             positions = positions.filter(pc.is_in(paths, value_set=pa.array(marked, paths.type)))
-        with _transaction(table) as tx, row_delta(tx) as delta:
+        with transaction(table) as tx, row_delta(tx) as delta:
             metadata = tx.table_metadata
             counter = itertools.count()
             for task in drop + rewrite:
@@ -140,7 +140,7 @@ def replace_by_deletes(
     )
 
 
-def _transaction(table: Any) -> Any:
+def transaction(table: Any) -> Any:
     """`table.transaction()`, whose `table_metadata` is built once per staged update. pyiceberg 0.12 re-applies
     every staged update to a deep copy of the table metadata (every kept snapshot) at each read of it, and a
     commit reads it ~20 times: 214 deep copies for a small run's 10 commits, growing with the history a
