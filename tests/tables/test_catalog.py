@@ -135,3 +135,15 @@ def test_a_table_is_loaded_again_only_when_catalog_db_points_at_a_new_metadata_f
     assert stored(catalog) == ["a", "b", "c"]
     catalog.append(TABLE, runs("d"))  # through the reused table: it moves on with its commit
     assert catalog.table(TABLE) is fresh and stored(Catalog(lake)) == ["a", "b", "c", "d"]
+
+
+def test_a_snapshots_files_are_planned_once_and_a_new_snapshot_is_planned_anew(lake: Path) -> None:
+    catalog = Catalog(lake)
+    before = catalog.snapshot_id(TABLE)
+    files = catalog.files(TABLE)
+    assert catalog.files(TABLE) is files and catalog.files(TABLE, before) is files  # not planned again
+    assert sum(files.records) == 2
+    catalog.append(TABLE, runs("c"))
+    after = catalog.files(TABLE)
+    assert after is not files and len(after.data) == len(files.data) + 1 and sum(after.records) == 3
+    assert catalog.files(TABLE, before) is files  # the old snapshot's files are still its own

@@ -82,6 +82,7 @@ class Catalog:
         self._catalog: Any = None
         self._checked = False
         self._loaded: dict[str, Any] = {}  # table name -> the pyiceberg Table last loaded (`table`)
+        self._planned: dict[tuple[str, int | None], TableFiles] = {}  # (table, snapshot) -> its files (`files`)
 
     @property
     def warehouse_uri(self) -> str:
@@ -233,7 +234,16 @@ class Catalog:
                 f"snapshot {snapshot_id} of table {name} no longer exists",
                 hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
             )
-        return files_of_tasks(name, table.scan(snapshot_id=snapshot_id).plan_files(), self.owns)
+        # A snapshot's files never change: planned once (reading every manifest) per Catalog, not at each
+        # reader of it (a transform counted rows and registered each table from the same snapshot).
+        current = table.current_snapshot()
+        snapshot = snapshot_id if snapshot_id is not None else current.snapshot_id if current else None
+        if (name, snapshot) in self._planned:
+            return self._planned[(name, snapshot)]
+        files = files_of_tasks(name, table.scan(snapshot_id=snapshot_id).plan_files(), self.owns)
+        if snapshot is not None:
+            self._planned[(name, snapshot)] = files
+        return files
 
     def read(self, name: str) -> pa.Table:
         return self.table(name).scan().to_arrow()
@@ -391,6 +401,7 @@ class GlueCatalog(Catalog):
         self._endpoint = aws_endpoint()
         self._catalog = None
         self._loaded = {}
+        self._planned = {}
         self._checked = True  # moving an S3 prefix is not detected (docs/ARCHITECTURE.md)
 
     @property
