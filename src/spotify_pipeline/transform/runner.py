@@ -183,8 +183,7 @@ def transform(
             con.execute("CREATE TEMP TABLE complete AS SELECT * FROM _complete")
             con.execute("CREATE TEMP TABLE complete_sources AS SELECT * FROM _sources")
         try:
-            with timed("build_batch"):
-                build_batch(con, files, batch_bytes, quarantine)
+            build_batch(con, files, batch_bytes, quarantine)  # a step: timed by its own `step` decorator
         except duckdb.Error as exc:
             raise _raw_zone_error(exc, storage, todo) from exc
         result.rejected = len(quarantine.rejected)
