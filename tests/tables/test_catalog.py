@@ -147,3 +147,8 @@ def test_a_snapshots_files_are_planned_once_and_a_new_snapshot_is_planned_anew(l
     after = catalog.files(TABLE)
     assert after is not files and len(after.data) == len(files.data) + 1 and sum(after.records) == 3
     assert catalog.files(TABLE, before) is files  # the old snapshot's files are still its own
+    for run in "defg":  # a long-lived Catalog keeps only the newest few snapshots' files
+        catalog.append(TABLE, runs(run))
+        catalog.files(TABLE)
+    again = catalog.files(TABLE, before)
+    assert again is not files and again == files

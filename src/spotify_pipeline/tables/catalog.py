@@ -57,6 +57,8 @@ CLUSTER_BY: dict[str, str] = {
     "listen_events": "ended_at",
     "listens": "ended_at",
 }
+# Snapshots per table whose planned files a Catalog keeps (`files`): a transform reads the base and the current.
+PLANNED_PER_TABLE = 4
 # `replace_rows` names every changed key in one delete filter; past this many, a whole-table overwrite
 # (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values: replace.py).
 MAX_REPLACED_KEYS = 10_000
@@ -82,7 +84,7 @@ class Catalog:
         self._catalog: Any = None
         self._checked = False
         self._loaded: dict[str, Any] = {}  # table name -> the pyiceberg Table last loaded (`table`)
-        self._planned: dict[tuple[str, int | None], TableFiles] = {}  # (table, snapshot) -> its files (`files`)
+        self._planned: dict[str, dict[int, TableFiles]] = {}  # table -> snapshot -> its files (`files`)
 
     @property
     def warehouse_uri(self) -> str:
@@ -238,11 +240,14 @@ class Catalog:
         # reader of it (a transform counted rows and registered each table from the same snapshot).
         current = table.current_snapshot()
         snapshot = snapshot_id if snapshot_id is not None else current.snapshot_id if current else None
-        if (name, snapshot) in self._planned:
-            return self._planned[(name, snapshot)]
+        planned = self._planned.setdefault(name, {})
+        if snapshot in planned:
+            return planned[snapshot]
         files = files_of_tasks(name, table.scan(snapshot_id=snapshot_id).plan_files(), self.owns)
         if snapshot is not None:
-            self._planned[(name, snapshot)] = files
+            planned[snapshot] = files
+            while len(planned) > PLANNED_PER_TABLE:  # a long-lived Catalog (a poller) keeps the newest few
+                del planned[next(iter(planned))]
         return files
 
     def read(self, name: str) -> pa.Table:
