@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,29 @@ def test_a_later_download_rewrites_only_the_newest_listens_files(
         "SELECT source_format, count(*) AS n FROM listens GROUP BY ALL ORDER BY 1"
     )
     assert with_sources.to_pylist() == [{"source_format": "extended", "n": 420}]
+
+
+def test_a_later_import_of_many_plays_searches_only_the_newest_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A later download with more new plays than pyiceberg prunes an `In` filter for (200 values) still
+    searches only the files whose `ended_at` range can hold one of its keys: `Catalog.replace_rows` adds
+    their range beside the `In` filter. (Before, such an import read every file of both tables.)"""
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)  # 10 files per table
+    lake = tmp_path / "lake"
+    _import(lake, tmp_path / "first", {"Streaming_History_Audio_2024.json": [_extended(n) for n in range(400)]})
+    assert len(Catalog(lake).data_files("listen_events")) == 10
+    # The newest 5 plays again (in the newest file), then 250 new ones: 255 keys of listen_events.
+    caplog.set_level(logging.DEBUG, logger="spotify_pipeline.tables.replace")
+    _import(lake, tmp_path / "later", {"Streaming_History_Audio_2025.json": [_extended(n) for n in range(395, 650)]})
+    searched = {
+        record.args[0]: (record.args[1], record.args[2])  # table: (files searched, files of the table)
+        for record in caplog.records
+        if record.getMessage().startswith("table ") and "searched" in record.getMessage()
+    }
+    assert searched == {"listen_events": (1, 10), "listens": (0, 10)}, searched
+    published, expected = _listens_by_the_rule(lake)
+    assert published == expected and len(published) == 650
 
 
 def _listens_by_the_rule(lake: Path) -> tuple[list[Any], list[Any]]:

@@ -152,3 +152,39 @@ def test_a_snapshots_files_are_planned_once_and_a_new_snapshot_is_planned_anew(l
         catalog.files(TABLE)
     again = catalog.files(TABLE, before)
     assert again is not files and again == files
+
+
+def test_key_range_orders_keys_as_the_values_they_stand_for() -> None:
+    """Keys reach `replace_rows` as text: numbers must not be ranged as text ("10" < "9"), nor times."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+    from spotify_pipeline.tables.catalog import key_range
+
+    assert key_range("n", pa.int64(), ["9", "10", "100"]) == And(
+        GreaterThanOrEqual("n", "9"), LessThanOrEqual("n", "100")
+    )
+    times = ["2024-01-01T00:00:00.500000+00:00", "2024-01-01T00:00:00+00:00", "2023-12-31T23:00:00-02:00"]
+    assert key_range("t", pa.timestamp("us", tz="UTC"), times) == And(
+        GreaterThanOrEqual("t", times[1]), LessThanOrEqual("t", times[2])
+    )
+    assert key_range("n", pa.int64(), []) is None and key_range("f", pa.float64(), ["1.5"]) is None
+
+
+def test_slices_written_in_parallel_come_back_in_order_and_a_failure_is_raised() -> None:
+    """`_in_parallel` (catalog.py): the data files of slices encoded on several threads are committed in the
+    slices' order, and a slice that cannot be written fails the whole write."""
+    import time
+
+    from spotify_pipeline.tables.catalog import _in_parallel
+
+    def write(rows: pa.Table) -> list[int]:
+        n = rows.column("n")[0].as_py()
+        time.sleep(0.01 * (n % 3))  # finish out of order
+        if n == 5:
+            raise OSError("disk full")
+        return [n, -n]
+
+    slices = [pa.table({"n": [n]}) for n in range(9)]
+    assert list(_in_parallel(write, slices[:5])) == [v for n in range(5) for v in (n, -n)]
+    with pytest.raises(OSError, match="disk full"):
+        list(_in_parallel(write, slices))

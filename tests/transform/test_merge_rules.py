@@ -14,7 +14,14 @@ import pytest
 
 from spotify_pipeline.tables.contract import DATA_TABLES, TABLES
 from spotify_pipeline.transform.connection import connect
-from spotify_pipeline.transform.merge import MERGES, Derived, KeyedMerge, ReplaceChildren, merge_sql
+from spotify_pipeline.transform.merge import (
+    MERGES,
+    Derived,
+    KeyedMerge,
+    ReplaceChildren,
+    merge_sql,
+    stage_batch_as_merged,
+)
 
 DAY0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -210,3 +217,34 @@ def test_replace_children_a_tie_goes_to_the_batch(con: duckdb.DuckDBPyConnection
     if rule.emptied:  # emptied upstream at the same instant as the table's rows: they go
         con.execute(f"INSERT INTO {rule.emptied} SELECT {', '.join(rule.parent)}, ? FROM old_{table}", [at(2)])
         assert children() == set()
+
+
+KEYED = [n for n in DATA_TABLES if isinstance(MERGES[n], KeyedMerge)]
+
+
+@pytest.mark.parametrize("table", KEYED)
+def test_a_batch_merged_into_no_rows_is_staged_as_it_is(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """With no old rows, the keyed merge is the batch itself: `staged_<table>` is the batch's table, renamed
+    (no copy of the rows), holding exactly what the merge computes, and still a table a hook can change;
+    `b_<table>` reads the same rows."""
+    load(con, f"old_{table}", table, [])
+    load(con, f"b_{table}", table, [_row(table, 1, 1), _row(table, 2, 5), _row(table, 3, 4)])
+    expected = merged(con, table)
+    assert stage_batch_as_merged(con, table)
+    names = ", ".join(TABLES[table].schema.names)
+    assert sorted(con.execute(f"SELECT {names} FROM staged_{table}").fetchall(), key=repr) == expected
+    assert sorted(con.execute(f"SELECT {names} FROM b_{table}").fetchall(), key=repr) == expected
+    con.execute(f"DELETE FROM staged_{table}")  # a table, as a stage hook expects
+
+
+def test_a_batch_is_merged_when_there_are_old_rows_or_its_columns_differ(con: duckdb.DuckDBPyConnection) -> None:
+    load(con, "old_artists", "artists", [artist("a1", 1, name="One")])
+    load(con, "b_artists", "artists", [artist("a2", 2, name="Two")])
+    assert not stage_batch_as_merged(con, "artists")  # old rows: merged
+    load(con, "old_artists", "artists", [])
+    con.execute("ALTER TABLE b_artists ALTER popularity TYPE BIGINT")  # a type the merge would unify
+    assert not stage_batch_as_merged(con, "artists")
+    load(con, "b_playlist_songs", "playlist_songs", [])
+    load(con, "old_playlist_songs", "playlist_songs", [])
+    assert not stage_batch_as_merged(con, "playlist_songs")  # not a keyed merge
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'staged_%'").fetchall() == [(0,)]

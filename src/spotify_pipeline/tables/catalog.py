@@ -12,13 +12,16 @@ warehouse holds tables: recreating it would silently hide every table's history.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import datetime as dt
 import itertools
 import logging
 import shutil
 import sqlite3
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -203,21 +206,26 @@ class Catalog:
     ) -> None:
         """Replace the rows whose `column` is one of `keys` by `rows` (appended), in one commit: marked deleted
         by position (replace.py; `key_rows` narrows them to its rows), or in a v1 table copy-on-write
-        (pyiceberg rewrites the files holding a key without its rows). Every other row is unchanged."""
-        from pyiceberg.expressions import AlwaysFalse, In
+        (pyiceberg rewrites the files holding a key without its rows). Every other row is unchanged.
+        The keys' range goes beside them (`key_range`): pyiceberg 0.12 prunes files by an `In` filter's
+        values only up to 200 of them, by a range always; a table clustered by `column` then has only the
+        files of that range searched (a later import of 2,000 plays: the newest files, not all of them)."""
+        from pyiceberg.expressions import AlwaysFalse, And, In
 
         schema = TABLES[name].schema
+        within = key_range(column, schema.field(column).type, keys)
         with warnings.catch_warnings(), self._writing(name):
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             table = self._writable(name)
             slices = (pa.Table.from_batches([b]).cast(schema) for b in rows)
             if keys and merges_on_read(table):
-                replace_by_deletes(self, table, name, column, keys, slices, key_rows)
+                replace_by_deletes(self, table, name, column, keys, slices, key_rows, within)
                 return
             if key_rows is not None:
                 raise LakeError(f"table {name} cannot mark rows deleted (Iceberg format v1 or no rows)")
             member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
-            _replace_in_slices(table, slices, member(column, keys) if keys else AlwaysFalse())
+            matching = member(column, keys) if keys else AlwaysFalse()
+            _replace_in_slices(table, slices, And(matching, within) if within is not None and keys else matching)
 
     def table_names(self) -> list[str]:
         if not self.exists():
@@ -297,6 +305,31 @@ class Catalog:
         return None if snapshot is None else int(snapshot.snapshot_id)
 
 
+def key_range(column: str, kind: pa.DataType, keys: list[Any]) -> Any:
+    """`min(keys) <= column <= max(keys)` as a pyiceberg filter (None: no keys, or a type not ordered here).
+    Keys come as pyiceberg literals (publish.py `_literal`: ISO text for dates and timestamps, text for
+    numbers), so they are compared as the values they stand for: "10" < "9" as text, not as numbers."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+    order: Any
+    if pa.types.is_timestamp(kind):
+        order = dt.datetime.fromisoformat
+    elif pa.types.is_date(kind):
+        order = dt.date.fromisoformat
+    elif pa.types.is_integer(kind):
+        order = int
+    elif pa.types.is_string(kind):
+        order = str
+    else:
+        return None
+    if not keys:
+        return None
+    lowest, highest = min(keys, key=order), max(keys, key=order)
+    above: Any = GreaterThanOrEqual  # typed as their pydantic fields in pyiceberg 0.12, like `In`
+    below: Any = LessThanOrEqual
+    return And(above(column, lowest), below(column, highest))
+
+
 def _replace_in_slices(table: Any, slices: Iterable[pa.Table], delete_filter: Any = None) -> None:
     """One delete and one append snapshot, however many slices. `Transaction.append` per slice would make
     a snapshot per slice, and pyiceberg re-applies every staged update (a deep copy of the table metadata,
@@ -315,12 +348,40 @@ def _replace_in_slices(table: Any, slices: Iterable[pa.Table], delete_filter: An
         metadata = tx.table_metadata  # fixed from here to the commit: read (and copied) once
         with tx.update_snapshot().fast_append() as append:
             counter = itertools.count()
-            for rows in slices:
-                if rows.num_rows:
-                    for data_file in _dataframe_to_data_files(
+
+            def write(rows: pa.Table) -> list[Any]:
+                return list(
+                    _dataframe_to_data_files(
                         table_metadata=metadata, df=rows, io=table.io, write_uuid=append.commit_uuid, counter=counter
-                    ):
-                        append.append_data_file(data_file)
+                    )
+                )
+
+            for data_file in _in_parallel(write, (rows for rows in slices if rows.num_rows)):
+                append.append_data_file(data_file)
+
+
+# Slices encoded at once: Parquet encoding releases the GIL, so while one slice is encoded the next is
+# encoded on the other core and DuckDB computes the one after (publishing 1M listens: ~1.3 s of encoding
+# per table on one core otherwise). Each slice in flight is one `PUBLISH_ROWS` Arrow table in memory.
+WRITE_THREADS = 2
+
+
+def _in_parallel(write: Callable[[pa.Table], list[Any]], slices: Iterable[pa.Table]) -> Iterator[Any]:
+    """`write(slice)` for each slice, `WRITE_THREADS` at a time, their results in the slices' order; at most
+    `WRITE_THREADS + 1` slices are held besides the one being read. The first failure is raised (the files
+    already written are never committed)."""
+    with ThreadPoolExecutor(WRITE_THREADS) as pool:
+        pending: collections.deque[Future[list[Any]]] = collections.deque()
+        try:
+            for rows in slices:
+                pending.append(pool.submit(write, rows))
+                if len(pending) > WRITE_THREADS:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _local(path: str) -> str:

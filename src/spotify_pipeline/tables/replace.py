@@ -71,20 +71,25 @@ def replace_by_deletes(
     keys: list[Any],
     slices: Iterable[pa.Table],
     key_rows: pa.Table | None = None,
+    within: Any = None,
 ) -> None:
     """Replace the rows whose `column` is one of `keys` (non-empty; ISO text for dates and timestamps, as
     pyiceberg takes them) by `slices`, in one snapshot, writing position deletes (module docstring).
     With `key_rows` (columns of the table, no NULLs), only the rows whose values of those columns are one
     of its rows are replaced: `keys` then only narrow the files searched (e.g. a day of `song_popularity`,
-    of which a run replaces the songs it saw)."""
-    from pyiceberg.expressions import AlwaysTrue, In
+    of which a run replaces the songs it saw). `within`: a pyiceberg filter every key matches (their range,
+    catalog.py `key_range`), which prunes files by statistics however many keys there are."""
+    from pyiceberg.expressions import AlwaysTrue, And, In
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
     member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
     # pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values and reads every file's
     # otherwise; building the filter for thousands of keys alone took 0.75 s of a 1M run (profiled).
     planned = member(column, keys) if len(keys) <= IN_PRUNING_LIMIT else AlwaysTrue()
+    if within is not None:
+        planned = And(planned, within)
     tasks = list(table.scan(row_filter=planned).plan_files())
+    log.debug("table %s: searched %d of %d data files for %d keys", name, len(tasks), _data_files(table), len(keys))
     schema = TABLES[name].schema
     if key_rows is None:
         key_rows = pa.table({column: pa.array(sorted({str(k) for k in keys}), pa.string())})
@@ -138,6 +143,13 @@ def replace_by_deletes(
         len(drop),
         len(rewrite),
     )
+
+
+def _data_files(table: Any) -> int:
+    """How many data files the table's current snapshot has (its summary; for the log)."""
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary if snapshot is not None else None
+    return int(summary["total-data-files"]) if summary is not None and "total-data-files" in summary else -1
 
 
 def transaction(table: Any) -> Any:

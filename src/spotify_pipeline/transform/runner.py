@@ -36,7 +36,7 @@ from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
 from .connection import connect, spill_parent
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
-from .merge import MERGES, Derived, ReplaceChildren, merge_sql
+from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged
 from .publish import ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
 from .raw import RawFile
@@ -249,7 +249,9 @@ def transform(
                 register_base(con, catalog, name, base)
             scoped[name] = scope(con, name, allowed=incremental)
             with checked_step(con, f"stage_{name}"):
-                if changed[name] or scoped[name]:
+                if changed[name] and base.get(name) is None and stage_batch_as_merged(con, name):
+                    pass  # no old rows: the batch is the merged table (merge.py)
+                elif changed[name] or scoped[name]:
                     con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name, f'touched_{name}')}")
                 else:
                     con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
