@@ -54,8 +54,11 @@ def prepare(lake: Path, scratch: Path, items: int, playlist: int) -> None:
         [sys.executable, "-m", "spotify_pipeline", "repair", "--lake", str(scratch)], check=True, capture_output=True
     )
     catalog = catalog_for(items)
-    runs = len(list((scratch / "raw" / "_manifests").rglob("*.json")))
-    when = dt.datetime(2026, 11, 1, tzinfo=dt.UTC) + dt.timedelta(hours=runs + 1)
+    # after the lake's last run (ids are `<time>-<number>`; a count of manifests can repeat an id's time)
+    last = max(p.stem.removeprefix("run_id=") for p in (scratch / "raw" / "_manifests").rglob("*.json"))
+    stamp, number = last.split("-")
+    runs = int(number)
+    when = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC) + dt.timedelta(hours=1)
     catalog.mutate([playlist])
     everything = range(catalog.config.playlists)
     write_run(

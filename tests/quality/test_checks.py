@@ -137,3 +137,40 @@ def test_positions_not_starting_at_zero_fail_even_when_the_last_is_n_minus_1(con
     con.execute("UPDATE playlists SET total_items = 2")
     failing = {name: rows for name, (_, rows) in _results(con).items() if rows}
     assert failing == {"playlist_songs.positions_contiguous": 1}
+
+
+def test_a_runs_references_found_among_its_changed_parent_rows_leave_the_parent_unread(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small run's positions name the songs its batch brought: the reference check counts them against
+    the run's changed songs and reads the whole `songs` only for a position not among them."""
+    from spotify_pipeline.quality import checks
+
+    (resolves,) = [c for c in CHECKS if c.name == "playlist_songs.song_id_resolves"]
+    monkeypatch.setattr(checks, "CHECKS", [resolves])
+    none = "(SELECT NULL AS k WHERE false)"
+    changes = {
+        "playlist_songs": checks.Changes("playlist_songs", "playlist_songs", "(FROM playlist_songs LIMIT 0)", none),
+        "songs": checks.Changes("songs", "songs", "(FROM songs LIMIT 0)", none),
+    }
+    con.execute("CREATE VIEW songs_unreadable AS FROM songs WHERE error('the whole table was read') IS NULL")
+    relations = {**{n: n for n in DATA_TABLES}, "songs": "songs_unreadable"}
+    (result,) = run_checks(con, relations, changes=changes)
+    assert result.failing_rows == 0  # and songs_unreadable was never read
+    # A position naming a song the run did not change is looked up in the whole table; a missing one fails.
+    con.execute("CREATE VIEW songs_whole AS FROM songs UNION ALL SELECT * REPLACE ('s2' AS song_id) FROM songs")
+    relations["songs"] = "songs_whole"
+    con.execute("INSERT INTO playlist_songs BY NAME SELECT 'p1' AS playlist_id, 1 AS position, 's2' AS song_id")
+    assert run_checks(con, relations, changes=changes)[0].failing_rows == 0
+    con.execute("UPDATE playlist_songs SET song_id = 'missing' WHERE position = 1")
+    assert run_checks(con, relations, changes=changes)[0].failing_rows == 1
+
+
+def test_an_empty_table_passes_its_row_checks_and_references_unread(
+    con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known to have no rows (`rows`), a table has no offending row: nothing is read for it."""
+    con.execute("CREATE VIEW plays_unreadable AS FROM plays WHERE error('plays was read') IS NULL")
+    results = run_checks(con, {**{n: n for n in DATA_TABLES}, "plays": "plays_unreadable"}, rows={"plays": 0})
+    plays = {r.check.name: r.failing_rows for r in results if r.check.table == "plays"}
+    assert plays == {"plays.key_unique_not_null": 0, "plays.song_id_resolves": 0}

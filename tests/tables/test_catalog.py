@@ -123,6 +123,37 @@ def test_a_lake_path_iceberg_cannot_hold_is_refused(tmp_path: Path) -> None:
         Catalog(tmp_path / "lake#1").check()
 
 
+def test_a_table_is_loaded_again_only_when_catalog_db_points_at_a_new_metadata_file(lake: Path) -> None:
+    """A metadata file never changes once written: the table loaded from it is reused while it is current,
+    and a commit by anyone (here another Catalog, as another process would) is seen at once."""
+    catalog = Catalog(lake)
+    first = catalog.table(TABLE)
+    assert catalog.table(TABLE) is first  # not read and parsed again
+    Catalog(lake).append(TABLE, runs("c"))
+    fresh = catalog.table(TABLE)
+    assert fresh is not first and fresh.metadata_location != first.metadata_location
+    assert stored(catalog) == ["a", "b", "c"]
+    catalog.append(TABLE, runs("d"))  # through the reused table: it moves on with its commit
+    assert catalog.table(TABLE) is fresh and stored(Catalog(lake)) == ["a", "b", "c", "d"]
+
+
+def test_a_snapshots_files_are_planned_once_and_a_new_snapshot_is_planned_anew(lake: Path) -> None:
+    catalog = Catalog(lake)
+    before = catalog.snapshot_id(TABLE)
+    files = catalog.files(TABLE)
+    assert catalog.files(TABLE) is files and catalog.files(TABLE, before) is files  # not planned again
+    assert sum(files.records) == 2
+    catalog.append(TABLE, runs("c"))
+    after = catalog.files(TABLE)
+    assert after is not files and len(after.data) == len(files.data) + 1 and sum(after.records) == 3
+    assert catalog.files(TABLE, before) is files  # the old snapshot's files are still its own
+    for run in "defg":  # a long-lived Catalog keeps only the newest few snapshots' files
+        catalog.append(TABLE, runs(run))
+        catalog.files(TABLE)
+    again = catalog.files(TABLE, before)
+    assert again is not files and again == files
+
+
 def test_key_range_orders_keys_as_the_values_they_stand_for() -> None:
     """Keys reach `replace_rows` as text: numbers must not be ranged as text ("10" < "9"), nor times."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual

@@ -16,6 +16,7 @@ from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES
 from spotify_pipeline.transform import publish, transform
+from spotify_pipeline.transform.scope import touched_sql
 
 from ..conftest import SimulatorFactory
 from .test_layout import day
@@ -57,7 +58,7 @@ def test_a_small_run_reads_and_stages_only_the_changed_keys_rows(lake: Any) -> N
     seen: dict[str, Any] = {}
 
     def inspect(con: duckdb.DuckDBPyConnection) -> None:
-        seen["scanned"] = row_groups_scanned(con, "touched_playlist_songs")
+        seen["scanned"] = row_groups_scanned(con, f"({touched_sql('playlist_songs')})")
         seen["whole"] = row_groups_scanned(con, "old_playlist_songs")
         seen["staged"] = con.execute("SELECT DISTINCT playlist_id FROM staged_playlist_songs").fetchall()
         seen["staged_songs"] = con.execute("SELECT count(*) FROM staged_songs").fetchall()[0][0]
@@ -113,3 +114,52 @@ def test_a_song_dropped_from_the_staged_rows_fails_the_references_of_untouched_r
     )
     total = rows(path, f"SELECT count(*) FROM playlist_songs WHERE song_id = '{song}'")[0][0]
     assert failing[0] == total >= references  # the changed playlist's rows and the untouched ones
+
+
+class ReadCounting(LocalStorage):
+    """A local lake that remembers every key read."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.keys: list[str] = []
+
+    def read(self, key: str) -> bytes:
+        self.keys.append(key)
+        return super().read(key)
+
+
+def test_a_run_reads_only_the_manifests_of_the_runs_it_has_not_processed(lake: Any) -> None:
+    """Every earlier run's manifest (one outcome per playlist: ~1.2 MB at 10k playlists) stays unread, so
+    a lake of a week of hourly runs does not parse 168 of them each run."""
+    _, path = lake
+    storage = ReadCounting(path)
+    result = transform(storage, Catalog(path))
+    manifests = [k for k in storage.keys if k.startswith("raw/_manifests/")]
+    assert len(result.raw_runs) == 1 and len(manifests) == 1 and result.raw_runs[0] in manifests[0]
+    again = ReadCounting(path)
+    assert transform(again, Catalog(path)).raw_runs == []
+    assert not [k for k in again.keys if k.startswith("raw/_manifests/")]
+
+
+def test_the_keyed_replaces_of_a_publish_open_no_database_of_their_own(
+    lake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each replace used to open a DuckDB database (~40-100 ms, 8-10 per small run); inside the transform
+    they query through cursors of its connection."""
+    from spotify_pipeline.transform import connection
+
+    opened: list[bool] = []
+    real = connection.connect
+
+    def counting(*args: Any, **kwargs: Any) -> duckdb.DuckDBPyConnection:
+        opened.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(connection, "connect", counting)
+    _, path = lake
+    catalog = Catalog(path)
+    before = {name: catalog.snapshot_id(name) for name in DATA_TABLES}
+    transform(LocalStorage(path), catalog)
+    replaced = [n for n in DATA_TABLES if catalog.snapshot_id(n) != before[n]]
+    assert "playlist_songs" in replaced and "songs" in replaced  # keyed replaces ran...
+    assert opened == []  # ...on the transform's connection

@@ -34,7 +34,7 @@ from ..lake.storage import os_error_hint
 from .contract import TABLES
 from .deletes import merges_on_read
 from .files import TableFiles, files_of_tasks
-from .replace import replace_by_deletes
+from .replace import replace_by_deletes, transaction
 
 NAMESPACE = "spotify"
 CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
@@ -62,6 +62,8 @@ CLUSTER_BY: dict[str, str] = {
     "listen_events": "ended_at",
     "listens": "ended_at",
 }
+# Snapshots per table whose planned files a Catalog keeps (`files`): a transform reads the base and the current.
+PLANNED_PER_TABLE = 4
 # `replace_rows` names every changed key in one delete filter; past this many, a whole-table overwrite
 # (pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values: replace.py).
 MAX_REPLACED_KEYS = 10_000
@@ -86,6 +88,8 @@ class Catalog:
         self.namespace = NAMESPACE
         self._catalog: Any = None
         self._checked = False
+        self._loaded: dict[str, Any] = {}  # table name -> the pyiceberg Table last loaded (`table`)
+        self._planned: dict[str, dict[int, TableFiles]] = {}  # table -> snapshot -> its files (`files`)
 
     @property
     def warehouse_uri(self) -> str:
@@ -169,18 +173,30 @@ class Catalog:
         from pyiceberg.exceptions import NoSuchTableError
 
         identifier = f"{self.namespace}.{name}"
+        # A metadata file never changes once written: while catalog.db still points at the one a loaded table
+        # was read from, that table is current (a transform loaded tables ~75 times, reading and parsing a
+        # metadata file each time). Glue tables are loaded each time.
+        loaded = self._loaded.get(name)
+        if loaded is not None and not self.remote and loaded.metadata_location == self._recorded(name):
+            return loaded
         try:
-            return self.iceberg.load_table(identifier)
+            table = self.iceberg.load_table(identifier)
         except NoSuchTableError:
             if not create:
                 raise
-            return self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
+            table = self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
+        self._loaded[name] = table
+        return table
 
     def _writable(self, name: str) -> Any:
         """The table, with `TABLE_PROPERTIES` set (one commit, once, for tables created before them)."""
         table = self.table(name)
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
+
+    def _recorded(self, name: str) -> str | None:
+        """Where catalog.db says the table's current metadata file is."""
+        return recorded_tables(self.root / CATALOG_FILE).get(name)
 
     def replace_rows(
         self,
@@ -230,7 +246,19 @@ class Catalog:
                 f"snapshot {snapshot_id} of table {name} no longer exists",
                 hint="run `spotify-pipeline transform --rebuild` to rebuild every table from the raw zone",
             )
-        return files_of_tasks(name, table.scan(snapshot_id=snapshot_id).plan_files(), self.owns)
+        # A snapshot's files never change: planned once (reading every manifest) per Catalog, not at each
+        # reader of it (a transform counted rows and registered each table from the same snapshot).
+        current = table.current_snapshot()
+        snapshot = snapshot_id if snapshot_id is not None else current.snapshot_id if current else None
+        planned = self._planned.setdefault(name, {})
+        if snapshot in planned:
+            return planned[snapshot]
+        files = files_of_tasks(name, table.scan(snapshot_id=snapshot_id).plan_files(), self.owns)
+        if snapshot is not None:
+            planned[snapshot] = files
+            while len(planned) > PLANNED_PER_TABLE:  # a long-lived Catalog (a poller) keeps the newest few
+                del planned[next(iter(planned))]
+        return files
 
     def read(self, name: str) -> pa.Table:
         return self.table(name).scan().to_arrow()
@@ -247,8 +275,8 @@ class Catalog:
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:
-            with self._writing(name):
-                self._writable(name).append(data.cast(TABLES[name].schema))
+            with self._writing(name), transaction(self._writable(name)) as tx:  # metadata built once per update
+                tx.append(data.cast(TABLES[name].schema))
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[None]:
@@ -440,6 +468,8 @@ class GlueCatalog(Catalog):
         self.namespace = database
         self._endpoint = aws_endpoint()
         self._catalog = None
+        self._loaded = {}
+        self._planned = {}
         self._checked = True  # moving an S3 prefix is not detected (docs/ARCHITECTURE.md)
 
     @property

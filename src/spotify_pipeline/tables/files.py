@@ -23,12 +23,14 @@ POS_COLUMN = "file_row_number"  # its 0-based row in that file: DuckDB's name, a
 class TableFiles:
     """`data`: the paths DuckDB opens; `recorded`: the same files as the table metadata records them (the
     form delete files name them in: `file://` URIs, `s3://` keys); `deletes`: position delete files;
-    `marked`: the data files (paths DuckDB opens) some delete file applies to."""
+    `marked`: the data files (paths DuckDB opens) some delete file applies to; `records`: the data files'
+    records (deleted ones included)."""
 
     data: list[str] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
     marked: set[str] = field(default_factory=set)
+    records: list[int] = field(default_factory=list)
 
     def readable(self) -> list[str]:
         """Every file a reader opens (a sandbox's allow-list)."""
@@ -81,6 +83,7 @@ def files_of_tasks(name: str, tasks: Iterable[Any], owns: Callable[[str], bool])
             if not owns(path):
                 raise LakeError(f"table {name} lists a file outside the lake: {path}")
         files.recorded.append(task.file.file_path)
+        files.records.append(int(task.file.record_count))
         files.data.append(_local(task.file.file_path))
         deletes.update((_local(d.file_path), None) for d in sorted(task.delete_files, key=lambda d: d.file_path))
         if task.delete_files:

@@ -5,29 +5,34 @@ Copy-on-write rewrites each data file that holds one, whole: a changed playlist'
 file of `songs`, so a run rewrote most of the lake (docs/BENCHMARKS.md). Here, in one commit:
 
 1. pyiceberg's scan planning lists the data files whose statistics may hold a key (an `In` filter);
-2. DuckDB reads their key column (with each row's position, minus rows already deleted) to find the rows
-   that do, and how many live rows each file has;
+2. DuckDB reads their key column (with each row's position, minus rows already deleted) once, to find the
+   rows that do; a file's live rows are its record count less the positions delete files mark in it;
 3. per file: none -> untouched; all -> the file is dropped; more than `REWRITE_SHARE` of its rows -> it is
    rewritten without them (copy-on-write: a file mostly deleted would cost every reader more than it saves
    the writer); else its positions go into the commit's ONE position delete file (deletes.py);
 4. the new rows (and rewritten files' surviving rows) are appended as data files.
 
 `maintain` (maintenance.py) later rewrites the files that have deletes and drops the delete files.
+Inside `sharing(con)` (the transform's publish) each replace queries through a cursor of `con` instead of
+opening a DuckDB database of its own (~40-100 ms each, for 8-10 replaces of a small run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .contract import TABLES
 from .deletes import row_delta, write_position_deletes
-from .files import FILE_COLUMN, POS_COLUMN, files_of_tasks
+from .files import FILE_COLUMN, POS_COLUMN, TableFiles, files_of_tasks
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,27 @@ log = logging.getLogger(__name__)
 # (docs/BENCHMARKS.md, "Merge-on-read").
 REWRITE_SHARE = 1 / 3
 IN_PRUNING_LIMIT = 200  # pyiceberg.expressions.visitors.IN_PREDICATE_LIMIT in 0.12
+
+# The DuckDB connection whose cursors the replaces use (`sharing`); None: each opens its own.
+_SHARED: contextvars.ContextVar[Any] = contextvars.ContextVar("replace_connection", default=None)
+
+
+@contextlib.contextmanager
+def sharing(con: Any) -> Iterator[None]:
+    """Run the replaces inside on cursors of `con` (same database, settings and S3 filesystem; temp views
+    of their own, gone when the cursor closes), not on a new database each."""
+    token = _SHARED.set(con)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _connection(remote: bool) -> Any:
+    from ..transform.connection import connect
+
+    shared = _SHARED.get()
+    return connect(remote=remote) if shared is None else shared.cursor()
 
 
 def replace_by_deletes(
@@ -56,8 +82,6 @@ def replace_by_deletes(
     from pyiceberg.expressions import AlwaysTrue, And, In
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
-    from ..transform.connection import connect
-
     member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
     # pyiceberg 0.12 prunes files by statistics for an IN list of at most 200 values and reads every file's
     # otherwise; building the filter for thousands of keys alone took 0.75 s of a 1M run (profiled).
@@ -71,44 +95,42 @@ def replace_by_deletes(
         key_rows = pa.table({column: pa.array(sorted({str(k) for k in keys}), pa.string())})
     key_values = key_rows.cast(pa.schema([schema.field(c) for c in key_rows.column_names]))
     match = " AND ".join(f'r."{c}" = k."{c}"' for c in key_rows.column_names)
-    first = key_rows.column_names[0]
     drop: list[Any] = []
     rewrite: list[Any] = []
     positions = pa.table({"file_path": pa.array([], pa.string()), "pos": pa.array([], pa.int64())})
-    with contextlib.closing(connect(remote=catalog.remote)) as con:
+    with contextlib.closing(_connection(catalog.remote)) as con:
         if tasks:
             files = files_of_tasks(name, tasks, catalog.owns)
             con.register("_keys", key_values)
-            con.execute(f"CREATE TEMP VIEW _rows AS {files.sql(positions=True)}")
-            counts = con.execute(
-                f'SELECT {FILE_COLUMN}, count(*) AS live, count(k."{first}") AS hit FROM _rows r '
-                f"LEFT JOIN _keys k ON {match} GROUP BY ALL"
-            ).fetchall()
-            by_path = {task.file.file_path: task.file for task in tasks}
+            # One scan: the replaced rows' file and position. A file's live rows come from its metadata (its
+            # records less the positions deleted in it), not from counting every row of every file again.
+            positions = con.sql(
+                f"SELECT {FILE_COLUMN} AS file_path, {POS_COLUMN} AS pos FROM ({files.sql(positions=True)}) r "
+                f"SEMI JOIN _keys k ON {match}"
+            ).to_arrow_table()
+            hits = Counter(positions.column("file_path").to_pylist())
+            deleted = _deleted(con, files, sorted(hits))
+            by_path = {task.file.file_path: task for task in tasks}
             marked: list[str] = []
-            for path, live, hit in counts:
-                if hit == 0:
-                    continue
+            for path, hit in hits.items():
+                live = by_path[path].file.record_count - deleted.get(path, 0)
                 if hit == live:
                     drop.append(by_path[path])
                 elif hit > live * REWRITE_SHARE:
                     rewrite.append(by_path[path])
                 else:
                     marked.append(path)
-            if marked:
-                con.register("_marked", pa.table({"p": pa.array(marked, pa.string())}))
-                positions = con.sql(
-                    f"SELECT {FILE_COLUMN} AS file_path, {POS_COLUMN} AS pos FROM _rows r "
-                    f"SEMI JOIN _keys k ON {match} WHERE {FILE_COLUMN} IN (SELECT p FROM _marked)"
-                ).to_arrow_table()
-        with table.transaction() as tx, row_delta(tx) as delta:
+            paths = positions.column("file_path")
+            positions = positions.filter(pc.is_in(paths, value_set=pa.array(marked, paths.type)))
+        with transaction(table) as tx, row_delta(tx) as delta:
             metadata = tx.table_metadata
             counter = itertools.count()
-            for data_file in drop + rewrite:
-                delta.delete_data_file(data_file)
+            for task in drop + rewrite:
+                delta.delete_data_file(task.file)
             if positions.num_rows:
                 delta.append_data_file(write_position_deletes(table, positions, delta.commit_uuid))
-            for rows in itertools.chain(_survivors(con, rewrite, match, schema), slices):
+            survivors = _survivors(con, name, catalog.owns, rewrite, match, schema)
+            for rows in itertools.chain(survivors, slices):
                 if rows.num_rows:
                     for data_file in _dataframe_to_data_files(
                         table_metadata=metadata, df=rows, io=table.io, write_uuid=delta.commit_uuid, counter=counter
@@ -130,13 +152,54 @@ def _data_files(table: Any) -> int:
     return int(summary["total-data-files"]) if summary is not None and "total-data-files" in summary else -1
 
 
-def _survivors(con: Any, rewrite: list[Any], match: str, schema: pa.Schema) -> Iterable[pa.Table]:
-    """The rows of the files to rewrite that are neither deleted nor replaced, file by file in their order."""
-    for data_file in rewrite:
-        con.register("_rewrite", pa.table({"p": pa.array([data_file.file_path], pa.string())}))
+def transaction(table: Any) -> Any:
+    """`table.transaction()`, whose `table_metadata` is built once per staged update. pyiceberg 0.12 re-applies
+    every staged update to a deep copy of the table metadata (every kept snapshot) at each read of it, and a
+    commit reads it ~20 times: 214 deep copies for a small run's 10 commits, growing with the history a
+    table keeps. The metadata is a frozen model and the transaction only ever replaces it, so one copy per
+    state is enough. (pyiceberg internals: `Transaction._table`, `_updates`; re-check on upgrade.)"""
+    from pyiceberg.table import Transaction
+
+    class MetadataOnce(Transaction):
+        _built: tuple[Any, Any, Any] | None = None  # (base metadata, staged updates, metadata built from them)
+
+        @property
+        def table_metadata(self) -> Any:
+            built = self._built
+            if built is None or built[0] is not self._table.metadata or built[1] is not self._updates:
+                built = (self._table.metadata, self._updates, super().table_metadata)
+                self._built = built
+            return built[2]
+
+    return MetadataOnce(table)
+
+
+def _deleted(con: Any, files: TableFiles, paths: list[str]) -> dict[str, int]:
+    """Positions the table's delete files mark in each of the data files `paths` (as the metadata records
+    them); a position marked twice counts once."""
+    if not files.deletes or not paths:
+        return {}
+    con.register("_hit_files", pa.table({"p": pa.array(paths, pa.string())}))
+    rows = con.execute(
+        f"SELECT file_path, count(DISTINCT pos) FROM read_parquet({_paths(files.deletes)}) "
+        "WHERE file_path IN (SELECT p FROM _hit_files) GROUP BY ALL"
+    ).fetchall()
+    return {str(path): int(count) for path, count in rows}
+
+
+def _paths(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _survivors(
+    con: Any, name: str, owns: Callable[[str], bool], rewrite: list[Any], match: str, schema: pa.Schema
+) -> Iterable[pa.Table]:
+    """The rows of the files to rewrite that are neither deleted nor replaced, file by file in their order
+    (each file read alone)."""
+    for task in rewrite:
+        one = files_of_tasks(name, [task], owns)
         rows = con.sql(  # one data file's rows: at most `publish.PUBLISH_ROWS`
-            f"SELECT * EXCLUDE ({FILE_COLUMN}, {POS_COLUMN}) FROM _rows r "
-            f"ANTI JOIN _keys k ON {match} WHERE {FILE_COLUMN} IN (SELECT p FROM _rewrite) "
-            f"ORDER BY {POS_COLUMN}"
+            f"SELECT * EXCLUDE ({FILE_COLUMN}, {POS_COLUMN}) FROM ({one.sql(positions=True)}) r "
+            f"ANTI JOIN _keys k ON {match} ORDER BY {POS_COLUMN}"
         ).to_arrow_table()
         yield rows.cast(schema)

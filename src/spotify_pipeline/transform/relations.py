@@ -281,6 +281,8 @@ def temp_columns(con: duckdb.DuckDBPyConnection, names: Sequence[str] | None = N
 def require(con: duckdb.DuckDBPyConnection, step: str) -> None:
     """Refuse to run `step` before the relations it reads exist."""
     reads = STEPS[step].reads
+    if not reads:
+        return
     existing = temp_columns(con, reads)
     for name in reads:
         if name not in existing:
@@ -294,6 +296,8 @@ def verify(con: duckdb.DuckDBPyConnection, names: Sequence[str]) -> None:
     for name in names:
         if name not in RELATIONS:
             raise RelationError(f"temp relation {name} is not declared in transform/relations.py")
+    if not names:
+        return
     existing = temp_columns(con, names)
     for name in names:
         relation = RELATIONS[name]

@@ -5,10 +5,10 @@ column of every table) takes a value its batch holds; every other row stays exac
 whose batch names a few keys merges, checks and publishes only those keys' rows:
 
     keys_<t>      the cluster-column values the batch holds (and the playlists emptied upstream)
-    touched_<t>   the old rows holding one of them: `old_<t>` filtered by a semi-join, which DuckDB pushes
-                  into the Parquet scan as a dynamic filter (an IN list, min/max, a Bloom filter), so row
-                  groups whose statistics rule every changed value out are never read (tables are sorted
-                  by that column in files of `PUBLISH_ROWS` rows)
+    touched_<t>   the old rows holding one of them, read once into a temp table: `old_<t>` filtered by a
+                  semi-join, which DuckDB pushes into the Parquet scan as a dynamic filter (an IN list,
+                  min/max, a Bloom filter), so row groups whose statistics rule every changed value out
+                  are never read (tables are sorted by that column in files of `PUBLISH_ROWS` rows)
     staged_<t>    the merged rows of those values only (merge.py reading `touched_<t>` as the old rows)
     new_<t>       the whole table after the merge, a view: `old_<t>` but for the changed values, then
                   `staged_<t>`; what a derived table, a whole-table check and a whole-table publish read
@@ -52,9 +52,18 @@ def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: boo
         con.execute(f"CREATE OR REPLACE TEMP TABLE keys_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
         keys, nulls = con.execute(f"SELECT count(*), count(*) - count({column}) FROM keys_{name}").fetchall()[0]
         scoped = allowed and name not in WHOLE and keys <= MAX_REPLACED_KEYS and not nulls
-        where = f" WHERE {column} IN (SELECT {column} FROM keys_{name})" if scoped else ""
-        con.execute(f"CREATE OR REPLACE TEMP VIEW touched_{name} AS SELECT * FROM old_{name}{where}")
+        if scoped:  # read from the Parquet files once: the merge, `differs`, the checks and a derived
+            # table's scope each read it again (a view re-planned and re-scanned the files each time)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{name} AS {touched_sql(name)}")
+        else:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW touched_{name} AS SELECT * FROM old_{name}")
     return scoped
+
+
+def touched_sql(name: str) -> str:
+    """The old rows of the changed keys of a table merged by them: what `touched_<name>` holds."""
+    column = cluster_column(name)
+    return f"SELECT * FROM old_{name} WHERE {column} IN (SELECT {column} FROM keys_{name})"
 
 
 def whole_table(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> None:
@@ -91,11 +100,11 @@ def rows(con: duckdb.DuckDBPyConnection, relation: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
 
 
-def rows_after(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> int:
-    """Rows of `name` after the merge, without reading the rows it kept: the old count (Parquet footers),
-    less the touched rows, plus the staged ones."""
+def rows_after(con: duckdb.DuckDBPyConnection, name: str, scoped: bool, old_rows: int) -> int:
+    """Rows of `name` after the merge, without reading the rows it kept: `old_rows` (the base snapshot's
+    live rows, from its metadata: snapshots.py), less the touched rows, plus the staged ones."""
     staged = rows(con, f"staged_{name}")
-    return rows(con, f"old_{name}") - rows(con, f"touched_{name}") + staged if scoped else staged
+    return old_rows - rows(con, f"touched_{name}") + staged if scoped else staged
 
 
 def _batch_key(name: str) -> str:

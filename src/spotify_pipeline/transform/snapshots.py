@@ -35,18 +35,19 @@ def _live_records(catalog: Catalog, name: str, snapshot: Any) -> int:
     """Rows a snapshot reads: its data files' records, less the rows its position delete files mark deleted
     in them (merge-on-read, tables/replace.py). Without delete files, the summary's count (no planning);
     with some, the delete files' `file_path` column is read, counting only positions in live data files (a
-    delete file outlives a data file it marked when a later commit drops or rewrites that file)."""
+    delete file outlives a data file it marked when a later commit drops or rewrites that file). The files
+    are the ones `Catalog.files` planned for the snapshot, which the transform's views read too."""
     if not int(snapshot.summary.get("total-position-deletes") or 0):
         return int(snapshot.summary["total-records"])
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    tasks = list(catalog.table(name).scan(snapshot_id=snapshot.snapshot_id).plan_files())
-    live = pa.array(sorted({t.file.file_path for t in tasks}), pa.string())
-    deletes = {d.file_path for t in tasks for d in t.delete_files}
+    files = catalog.files(name, snapshot.snapshot_id)
+    live = pa.array(sorted(set(files.recorded)), pa.string())
     deleted = 0
-    for path in sorted(deletes):
-        with catalog.table(name).io.new_input(path).open() as f:
+    io = catalog.table(name).io
+    for path in files.deletes:
+        with io.new_input(path).open() as f:
             marked = pq.read_table(f, columns=["file_path"]).column("file_path")
         deleted += int(pc.sum(pc.is_in(marked, value_set=live)).as_py() or 0)
-    return int(sum(t.file.record_count for t in tasks)) - deleted
+    return sum(files.records) - deleted
