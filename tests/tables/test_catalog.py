@@ -158,7 +158,7 @@ def test_key_range_orders_keys_as_the_values_they_stand_for() -> None:
     """Keys reach `replace_rows` as text: numbers must not be ranged as text ("10" < "9"), nor times."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
 
-    from spotify_pipeline.tables.catalog import key_range
+    from spotify_pipeline.tables.writes import key_range
 
     assert key_range("n", pa.int64(), ["9", "10", "100"]) == And(
         GreaterThanOrEqual("n", "9"), LessThanOrEqual("n", "100")
@@ -175,7 +175,7 @@ def test_slices_written_in_parallel_come_back_in_order_and_a_failure_is_raised()
     slices' order, and a slice that cannot be written fails the whole write."""
     import time
 
-    from spotify_pipeline.tables.catalog import _in_parallel
+    from spotify_pipeline.tables.writes import _in_parallel
 
     def write(rows: pa.Table) -> list[int]:
         n = rows.column("n")[0].as_py()

@@ -12,32 +12,34 @@ warehouse holds tables: recreating it would silently hide every table's history.
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import datetime as dt
-import itertools
 import logging
 import shutil
-import sqlite3
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow as pa
 
 from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
 from ..lake.storage import os_error_hint
+from .catalog_db import (
+    CATALOG_NAME,
+    NAMESPACE,
+    lost_catalog_hint,
+    newest_metadata,
+    origin_of,
+    recorded_tables,
+    sqlite_uri,
+)
 from .contract import TABLES
 from .deletes import merges_on_read
 from .files import TableFiles, files_of_tasks
 from .replace import replace_by_deletes, transaction
+from .writes import key_range, replace_in_slices
 
-NAMESPACE = "spotify"
-CATALOG_NAME = "spotify_pipeline"  # the catalog_name column of catalog.db's rows
 # Each commit writes a new metadata file holding every kept snapshot (~200 KB for a table with a week of
 # hourly runs), and Iceberg keeps every earlier one unless told otherwise: tens of GB a year. Snapshots
 # (time travel) are kept by retention.py; these are only the earlier versions of the metadata file, so a
@@ -227,7 +229,7 @@ class Catalog:
                 raise LakeError(f"table {name} cannot mark rows deleted (Iceberg format v1 or no rows)")
             member: Any = In  # typed as its pydantic fields in pyiceberg 0.12, called as In(term, literals)
             matching = member(column, keys) if keys else AlwaysFalse()
-            _replace_in_slices(table, slices, And(matching, within) if within is not None and keys else matching)
+            replace_in_slices(table, slices, And(matching, within) if within is not None and keys else matching)
 
     def table_names(self) -> list[str]:
         if not self.exists():
@@ -271,7 +273,7 @@ class Catalog:
         with warnings.catch_warnings(), self._writing(name):
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             slices = [data] if isinstance(data, pa.Table) else (pa.Table.from_batches([b]) for b in data)
-            _replace_in_slices(self._writable(name), (rows.cast(schema) for rows in slices))
+            replace_in_slices(self._writable(name), (rows.cast(schema) for rows in slices))
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:
@@ -305,153 +307,6 @@ class Catalog:
     def snapshot_id(self, name: str) -> int | None:
         snapshot = self.table(name).current_snapshot()
         return None if snapshot is None else int(snapshot.snapshot_id)
-
-
-def key_range(column: str, kind: pa.DataType, keys: list[Any]) -> Any:
-    """`min(keys) <= column <= max(keys)` as a pyiceberg filter (None: no keys, or a type not ordered here).
-    Keys come as pyiceberg literals (publish.py `_literal`: ISO text for dates and timestamps, text for
-    numbers), so they are compared as the values they stand for: "10" < "9" as text, not as numbers."""
-    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
-
-    order: Any
-    if pa.types.is_timestamp(kind):
-        order = dt.datetime.fromisoformat
-    elif pa.types.is_date(kind):
-        order = dt.date.fromisoformat
-    elif pa.types.is_integer(kind):
-        order = int
-    elif pa.types.is_string(kind):
-        order = str
-    else:
-        return None
-    if not keys:
-        return None
-    lowest, highest = min(keys, key=order), max(keys, key=order)
-    above: Any = GreaterThanOrEqual  # typed as their pydantic fields in pyiceberg 0.12, like `In`
-    below: Any = LessThanOrEqual
-    return And(above(column, lowest), below(column, highest))
-
-
-def _replace_in_slices(table: Any, slices: Iterable[pa.Table], delete_filter: Any = None) -> None:
-    """One delete and one append snapshot, however many slices. `Transaction.append` per slice would make
-    a snapshot per slice, and pyiceberg re-applies every staged update (a deep copy of the table metadata,
-    which holds every kept snapshot) each time the transaction's metadata is read: that grew with the
-    table's history and was 13% of a 1M rebuild on a lake with ~250 snapshots per table. Passing a
-    `RecordBatchReader` to `Transaction.overwrite` is not an option: in pyiceberg 0.12 its writer submits
-    every file to a thread pool up front, which holds the whole table in memory.
-    `_dataframe_to_data_files` is what `Transaction.append` calls for each table (pyiceberg 0.12).
-    With `delete_filter`, only the matching rows are deleted: pyiceberg drops the data files whose rows all
-    match, and rewrites those holding some without them (copy-on-write, no delete files)."""
-    from pyiceberg.expressions import AlwaysTrue
-    from pyiceberg.io.pyarrow import _dataframe_to_data_files
-
-    with table.transaction() as tx:
-        tx.delete(AlwaysTrue() if delete_filter is None else delete_filter)
-        metadata = tx.table_metadata  # fixed from here to the commit: read (and copied) once
-        with tx.update_snapshot().fast_append() as append:
-            counter = itertools.count()
-
-            def write(rows: pa.Table) -> list[Any]:
-                return list(
-                    _dataframe_to_data_files(
-                        table_metadata=metadata, df=rows, io=table.io, write_uuid=append.commit_uuid, counter=counter
-                    )
-                )
-
-            for data_file in _in_parallel(write, (rows for rows in slices if rows.num_rows)):
-                append.append_data_file(data_file)
-
-
-# Slices encoded at once: Parquet encoding releases the GIL, so while one slice is encoded the next is
-# encoded on the other core and DuckDB computes the one after (publishing 1M listens: ~1.3 s of encoding
-# per table on one core otherwise). Each slice in flight is one `PUBLISH_ROWS` Arrow table in memory.
-WRITE_THREADS = 2
-
-
-def _in_parallel(write: Callable[[pa.Table], list[Any]], slices: Iterable[pa.Table]) -> Iterator[Any]:
-    """`write(slice)` for each slice, `WRITE_THREADS` at a time, their results in the slices' order; at most
-    `WRITE_THREADS + 1` slices are held besides the one being read. The first failure is raised (the files
-    already written are never committed)."""
-    with ThreadPoolExecutor(WRITE_THREADS) as pool:
-        pending: collections.deque[Future[list[Any]]] = collections.deque()
-        try:
-            for rows in slices:
-                pending.append(pool.submit(write, rows))
-                if len(pending) > WRITE_THREADS:
-                    yield from pending.popleft().result()
-            while pending:
-                yield from pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
-
-
-def _local(path: str) -> str:
-    return path.removeprefix("file://")
-
-
-# How long a catalog.db connection waits for another process's lock (a commit, or the rollback of a journal a
-# killed writer left) before failing with "database is locked". Python's default, 5 s, is within reach of a
-# commit's lock on a machine loaded far past its cores (a CI run on 2 cores failed `check` so once).
-SQLITE_BUSY_S = 60.0
-
-
-def sqlite_uri(db: Path) -> str:
-    """The SQLAlchemy URI of catalog.db, with `SQLITE_BUSY_S` as its busy timeout."""
-    return f"sqlite:///{db}?timeout={SQLITE_BUSY_S:g}"
-
-
-def recorded_tables(db: Path) -> dict[str, str]:
-    """Each table's current metadata file as catalog.db records it ({} when it records none), read
-    without opening the catalog (which would create its schema in an empty file)."""
-    try:
-        # mode=rw, not ro: never creates the file, yet can roll back the journal a writer killed mid-commit left
-        # (a read-only connection cannot, and fails); on a write-protected file SQLite opens it read-only.
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=rw", uri=True, timeout=SQLITE_BUSY_S)) as con:
-            rows = con.execute(
-                "SELECT table_name, metadata_location FROM iceberg_tables"
-                " WHERE catalog_name = ? AND table_namespace = ?",
-                (CATALOG_NAME, NAMESPACE),
-            ).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return {}
-        raise _unreadable(db, exc) from exc
-    except sqlite3.DatabaseError as exc:
-        raise _unreadable(db, exc) from exc
-    return {str(name): str(location) for name, location in rows}
-
-
-def _unreadable(db: Path, exc: Exception) -> LakeError:
-    return LakeError(f"cannot read the table catalog {db}: {exc}", hint=lost_catalog_hint(db.parent))
-
-
-def lost_catalog_hint(root: Path) -> str:
-    return (
-        f"run `spotify-pipeline repair --lake {root}` to register the tables again from warehouse/ with their "
-        "history, or restore catalog.db from a backup; moving catalog.db and warehouse/ aside and running "
-        "`spotify-pipeline transform --rebuild` rebuilds the tables from the raw zone, without the run history"
-    )
-
-
-def newest_metadata(root: Path) -> dict[str, Path]:
-    """Each table folder of the warehouse with its newest metadata file (`NNNNN-<uuid>.metadata.json`, the
-    number counting the table's commits): what catalog.db pointed to, unless a commit died half-way."""
-    newest: dict[str, tuple[int, Path]] = {}
-    for path in (root / WAREHOUSE_DIR / NAMESPACE).glob("*/metadata/*.metadata.json"):
-        version = path.name.partition("-")[0]
-        if version.isdigit():
-            table = path.parent.parent.name
-            if table not in newest or int(version) > newest[table][0]:
-                newest[table] = (int(version), path)
-    return {table: path for table, (_, path) in sorted(newest.items())}
-
-
-def origin_of(location: str) -> str:
-    """The lake folder a recorded table path belongs to (`file:///old/lake/warehouse/...` -> `/old/lake`)."""
-    path = unquote(_local(location))  # lakes made before `warehouse_uri` stopped encoding
-    head, sep, _ = path.rpartition(f"/{WAREHOUSE_DIR}/{NAMESPACE}/")
-    return head if sep else path
 
 
 class GlueCatalog(Catalog):

@@ -35,7 +35,8 @@ from ..lake.layout import WAREHOUSE_DIR
 from ..lake.storage import Storage
 from ..transform import publish
 from ..transform.journal import read_journal
-from .catalog import NAMESPACE, Catalog, cluster_column
+from .catalog import Catalog, cluster_column
+from .catalog_db import NAMESPACE
 from .contract import TABLES
 from .deletes import MERGE_MANIFESTS_PAST, POSITION_DELETES, row_delta, write_position_deletes
 from .retention import ExpiryResult, _files, expire_history

@@ -33,19 +33,10 @@ from pyiceberg.io.pyarrow import PyArrowFileIO
 from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
 from ..lake.lock import LakeLock
-from .catalog import (
-    CATALOG_NAME,
-    NAMESPACE,
-    TABLE_PROPERTIES,
-    Catalog,
-    _local,
-    _replace_in_slices,
-    newest_metadata,
-    origin_of,
-    recorded_tables,
-    sqlite_uri,
-)
+from .catalog import TABLE_PROPERTIES, Catalog
+from .catalog_db import CATALOG_NAME, NAMESPACE, _local, newest_metadata, origin_of, recorded_tables, sqlite_uri
 from .contract import DATA_TABLES, TABLES
+from .writes import replace_in_slices
 
 log = logging.getLogger(__name__)
 STAGING_SUFFIX = ".repair"  # catalog.db.repair: the new catalog until it is swapped in
@@ -163,7 +154,7 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             batches = old.scan().to_arrow_batch_reader()
             slices = (pa.Table.from_batches([b]).select(schema.names).cast(schema) for b in batches)
-            _replace_in_slices(table, _counted(slices, result, name))
+            replace_in_slices(table, _counted(slices, result, name))
         return
     from ..transform.connection import connect
     from ..transform.publish import PUBLISH_ROWS, sort_order
@@ -177,7 +168,7 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
         query = f"SELECT * FROM read_parquet({listed}, union_by_name = true){order}"
         reader = con.sql(query).to_arrow_reader(PUBLISH_ROWS)
         slices = (pa.Table.from_batches([batch]).select(schema.names).cast(schema) for batch in reader)
-        _replace_in_slices(table, _counted(slices, result, name))
+        replace_in_slices(table, _counted(slices, result, name))
 
 
 def _counted(slices: Iterator[pa.Table], result: RepairResult, name: str) -> Iterator[pa.Table]:
