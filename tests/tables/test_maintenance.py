@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -17,31 +16,11 @@ from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables import catalog as catalog_module
 from spotify_pipeline.tables import deletes, maintenance
 from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
-from spotify_pipeline.tables.contract import TABLES
 from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain, referenced_files
 from spotify_pipeline.transform import publish
-from spotify_pipeline.transform.connection import connect, register_table
 
 from ..conftest import kept_metadata_files
-
-TABLE = "processed_raw_runs"  # raw_run_id (the key), processed_at, by_run_id
-WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-
-
-def runs(ids: list[str], by: str = "first") -> pa.Table:
-    rows = [{"raw_run_id": i, "processed_at": WHEN, "by_run_id": by} for i in ids]
-    return pa.Table.from_pylist(rows, schema=TABLES[TABLE].schema)
-
-
-def duckdb_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
-    con = connect()
-    register_table(con, catalog, TABLE, "t", snapshot_id)
-    return sorted(con.execute("SELECT raw_run_id, processed_at, by_run_id FROM t").fetchall())
-
-
-def iceberg_rows(catalog: Catalog, snapshot_id: int | None = None) -> list[tuple[object, ...]]:
-    table = catalog.table(TABLE).scan(snapshot_id=snapshot_id).to_arrow()
-    return sorted(tuple(r.values()) for r in table.to_pylist())
+from .test_deletes import TABLE, duckdb_rows, iceberg_rows, runs
 
 
 def replace(catalog: Catalog, keys: list[str], by: str) -> None:

@@ -158,17 +158,19 @@ def row_delta(transaction: Any, *, merge_manifests: bool = False) -> Any:
                 if added:
                     with self._writer(content, spec_id) as writer:
                         for data_file in added:
-                            writer.add_entry(
-                                ManifestEntry.from_args(
-                                    status=ManifestEntryStatus.ADDED,
-                                    snapshot_id=self._snapshot_id,
-                                    sequence_number=None,
-                                    file_sequence_number=None,
-                                    data_file=data_file,
-                                )
-                            )
+                            writer.add_entry(self._added(data_file))
                     written.append(writer.to_manifest_file())
             return written + self._carried_over()
+
+        def _added(self, data_file: Any) -> Any:
+            """A manifest entry for a file this snapshot adds (its sequence numbers given at commit)."""
+            return ManifestEntry.from_args(
+                status=ManifestEntryStatus.ADDED,
+                snapshot_id=self._snapshot_id,
+                sequence_number=None,
+                file_sequence_number=None,
+                data_file=data_file,
+            )
 
         def _merged(self) -> list[ManifestFile]:
             """One manifest per content and spec: the added files, then the parent's live ones (EXISTING, their
@@ -191,15 +193,7 @@ def row_delta(transaction: Any, *, merge_manifests: bool = False) -> Any:
                 with self._writer(content, spec_id) as writer:
                     for kind, item in entries:
                         if kind == "add":
-                            writer.add_entry(
-                                ManifestEntry.from_args(
-                                    status=ManifestEntryStatus.ADDED,
-                                    snapshot_id=self._snapshot_id,
-                                    sequence_number=None,
-                                    file_sequence_number=None,
-                                    data_file=item,
-                                )
-                            )
+                            writer.add_entry(self._added(item))
                         elif kind == "delete":
                             writer.delete(item)
                         else:
