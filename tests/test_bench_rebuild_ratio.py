@@ -19,5 +19,8 @@ def test_rebuild_ratio_on_a_small_lake(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["items"] > 1500 and len(result["rebuild_s"]) == len(result["parse_floor_s"]) == 2
-    ratio = sum(result["rebuild_s"]) / sum(result["parse_floor_s"])  # the medians of two are their means
-    assert abs(result["rebuild_vs_parse_floor"] - ratio) < 0.02 * ratio + 0.01
+    # The medians of two are their means. The times are printed rounded to 10 ms, and at this size the parse
+    # floor is a few tens of ms, so the ratio is checked against the range the rounding allows.
+    rebuild, floor = sum(result["rebuild_s"]), sum(result["parse_floor_s"])
+    lowest, highest = (rebuild - 0.01) / (floor + 0.01), (rebuild + 0.01) / max(floor - 0.01, 1e-9)
+    assert lowest - 0.01 <= result["rebuild_vs_parse_floor"] <= highest + 0.01
