@@ -38,7 +38,7 @@ from .contract import TABLES
 from .deletes import merges_on_read
 from .files import TableFiles, files_of_tasks
 from .replace import replace_by_deletes, transaction
-from .writes import key_range, replace_in_slices
+from .writes import key_range, overwrite_with_copies, replace_in_slices
 
 # Each commit writes a new metadata file holding every kept snapshot (~200 KB for a table with a week of
 # hourly runs), and Iceberg keeps every earlier one unless told otherwise: tens of GB a year. Snapshots
@@ -274,6 +274,14 @@ class Catalog:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             slices = [data] if isinstance(data, pa.Table) else (pa.Table.from_batches([b]) for b in data)
             replace_in_slices(self._writable(name), (rows.cast(schema) for rows in slices))
+
+    def overwrite_as_copy(self, name: str, source: str, rows: int) -> bool:
+        """Replace the table's rows by copies of table `source`'s data files, in one commit, when the caller
+        knows their rows are the same and there are `rows` of them (writes.py `overwrite_with_copies`).
+        False, having written nothing: not copyable (another schema, rows marked deleted, another count)."""
+        with warnings.catch_warnings(), self._writing(name):
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            return overwrite_with_copies(self._writable(name), self.table(source), rows)
 
     def append(self, name: str, data: pa.Table) -> None:
         if data.num_rows:

@@ -151,6 +151,28 @@ def _nothing_to_create(
     return not con.execute(f"SELECT EXISTS (SELECT 1 FROM staged_{name})").fetchall()[0][0]
 
 
+# A table whose rows are, when as many, exactly another's, published before it: `listens` is the events the
+# rule keeps, each a copy of its `listen_events` row (history/listens.py), so with as many rows as
+# `listen_events` (a first import of one download: no event dropped) it is `listen_events`, and its files are
+# copies of those just written rather than the same rows sorted and encoded again.
+TWINS: dict[str, str] = {"listens": "listen_events"}
+
+
+def _publish_as_twin(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, source: str) -> bool:
+    """Overwrite `name` with copies of its twin's data files when its `source` rows are the twin's current
+    rows (`TWINS`: as many, and a subset by construction; the twin is published whole or by its changed
+    keys just before, so its current snapshot holds `new_<twin>`). False, having written nothing: publish
+    the rows. Only where both tables are written in the same order, so the copies are laid out as
+    `name`'s own files would be."""
+    twin = TWINS.get(name)
+    if twin is None or sort_order(name) != sort_order(twin) or twin not in catalog.table_names():
+        return False
+    rows = con.execute(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    if rows == 0 or rows != con.execute(f"SELECT count(*) FROM new_{twin}").fetchall()[0][0]:
+        return False
+    return catalog.overwrite_as_copy(name, twin, rows)
+
+
 def publish_table(
     con: duckdb.DuckDBPyConnection,
     catalog: Catalog,
@@ -179,6 +201,8 @@ def publish_table(
                     return
             finally:
                 _drop_changed(con, name)
+        if _publish_as_twin(con, catalog, name, source):
+            return
         # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
         # of the table's cluster column: the published rows are never all in Python's memory at once.
         order = sort_order(name)

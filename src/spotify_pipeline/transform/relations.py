@@ -198,6 +198,7 @@ _DECLARED: list[Relation] = [
     ),
     *(Relation(f"new_{n}", f"stage_{n}", _contract(n), note="the whole table after the merge") for n in DATA_TABLES),
     *(Relation(f"changed_{n}", f"publish_{n}", scratch=True, note="keys to replace") for n in DATA_TABLES),
+    Relation("listens_dropped", "stage_listens", scratch=True, note="events the listens rule drops"),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
@@ -229,7 +230,7 @@ def _publish_reads(table: str) -> tuple[str, ...]:
     publish registers itself, as the runner does not for a derived table it recomputes)."""
     rule = MERGES[table]
     if table == "listens":  # its changed rows are found from the batch of events (history/listens.py)
-        return ("staged_listens", "b_listen_events")
+        return ("staged_listens", "b_listen_events", "new_listen_events")  # and its twin's rows (publish.py)
     if isinstance(rule, Derived):
         return (f"staged_{table}",)
     emptied = (rule.emptied,) if isinstance(rule, ReplaceChildren) and rule.emptied else ()

@@ -36,7 +36,7 @@ from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
 from .connection import connect, spill_parent
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
-from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged
+from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged, stage_derived
 from .publish import ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
 from .raw import RawFile
@@ -236,7 +236,7 @@ def transform(
                     if scoped[name]:
                         con.execute(f"CREATE TEMP TABLE staged_{name} AS {rule.changed_rows_sql}")
                     elif changed[name]:
-                        con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name)}")
+                        stage_derived(con, name)
                     else:
                         con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
                     whole_table(con, name, scoped[name])
