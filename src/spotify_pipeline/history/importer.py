@@ -32,6 +32,7 @@ from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
+from .arrow_part import write_arrow_part
 from .formats import HistoryFormat
 from .parse import ParsedFile, begin, check_file, usernames
 from .raw_parts import PART_SUFFIX, write_checked_part, write_typed_part
@@ -201,17 +202,22 @@ def _parse_to_parts(
     def typed(idx: int, source: ExportFile) -> ParsedFile | None:
         if source.fmt is None or (plays := strict_plays(source.path, source.fmt)) is None:
             return None
+        part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+        file_meta = _meta(meta, source.name, source.fmt)
+        if write_arrow_part(plays, source.fmt, file_meta, part):  # from the strict decode: parsed once
+            return ParsedFile(source, source.fmt, len(plays), [], part)
+        count = len(plays)
+        del plays  # a value Arrow declined (arrow_part.py): DuckDB's typed reader reads the file
         if not hasattr(local, "cursor"):
             with lock:
                 local.cursor = con.cursor()
                 cursors.append(local.cursor)
-        part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
         try:
-            write_typed_part(local.cursor, source.path, source.fmt, _meta(meta, source.name, source.fmt), part)
+            write_typed_part(local.cursor, source.path, source.fmt, file_meta, part)
         except duckdb.Error:  # a time that does not parse: the checked parse names it
             part.unlink(missing_ok=True)
             return None
-        return ParsedFile(source, source.fmt, plays, [], part)
+        return ParsedFile(source, source.fmt, count, [], part)
 
     try:
         with ThreadPoolExecutor(PARSE_THREADS) as pool:

@@ -44,7 +44,7 @@ RAW_BODY_TYPES: dict[str, str] = {name: _field_type(name) for name in _DOCUMENTE
 RAW_META_FIELDS = ("run_id", "fetched_at", "user_id", "file", "format")
 
 
-def _kept(fmt: HistoryFormat) -> list[str]:
+def kept_fields(fmt: HistoryFormat) -> list[str]:
     """The documented fields of `fmt` a part keeps in their own columns (the format's, less the private)."""
     return sorted(fmt.known - set(PRIVATE_FIELDS))
 
@@ -55,7 +55,7 @@ def _meta_sql(meta: dict[str, str]) -> str:
 
 def _body_sql(fmt: HistoryFormat, value: dict[str, str]) -> str:
     """`body` with every field of RAW_BODY_TYPES: `value[f]` for the format's fields, typed NULL otherwise."""
-    kept = set(_kept(fmt))
+    kept = set(kept_fields(fmt))
     parts = [
         f"{sql_quote(f)}: " + (value[f] if f in kept or f == "extra" else f"NULL::{t}")
         for f, t in RAW_BODY_TYPES.items()
@@ -74,8 +74,8 @@ def write_typed_part(
     pattern is the one thing left to check; a time that does not parse raises duckdb.Error (the caller then
     has the checked parse name the element). Private fields are not even read."""
     kinds = FIELD_KINDS[fmt.name]
-    columns = "{" + ", ".join(f"{sql_quote(f)}: {sql_quote(RAW_BODY_TYPES[f])}" for f in _kept(fmt)) + "}"
-    value = {f: f'"{f}"' for f in _kept(fmt)} | {"extra": "NULL::JSON"}
+    columns = "{" + ", ".join(f"{sql_quote(f)}: {sql_quote(RAW_BODY_TYPES[f])}" for f in kept_fields(fmt)) + "}"
+    value = {f: f'"{f}"' for f in kept_fields(fmt)} | {"extra": "NULL::JSON"}
     for f, kind in kinds.items():
         if kind in (INSTANT, MINUTE):
             pattern = TS_FORMAT if kind == INSTANT else MINUTE_FORMAT
@@ -94,7 +94,7 @@ def write_checked_part(
 ) -> None:
     """The part of file `idx` from the checked parse's `export_plays` (each element's JSON, private fields
     already gone), in element order: documented fields typed (their values were checked), the rest in `extra`."""
-    kept = _kept(fmt)
+    kept = kept_fields(fmt)
     structure = json.dumps({f: RAW_BODY_TYPES[f] for f in kept})
     remove = json.dumps(dict.fromkeys(kept))  # a merge patch deleting the documented fields leaves the others
     value = {f: f'b."{f}"' for f in kept}

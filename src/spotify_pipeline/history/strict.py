@@ -42,10 +42,13 @@ def _decoder(fmt: HistoryFormat) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(list[element])  # type: ignore[valid-type]
 
 
-def strict_plays(path: Path, fmt: HistoryFormat) -> int | None:
-    """How many elements the file holds when it decodes strictly as `fmt` with no unknown field, else None
-    (malformed, another shape, a wrong type, an unknown field: for the checked parse to decide)."""
+def strict_plays(path: Path, fmt: HistoryFormat) -> list[msgspec.Struct] | None:
+    """The file's elements, decoded, when it decodes strictly as `fmt` with no unknown field, else None
+    (malformed, another shape, a wrong type, an unknown field: for the checked parse to decide). Each
+    element is a struct of the format's fields (unchecked ones as `msgspec.Raw`): arrow_part.py makes the
+    raw part of them, so the file is parsed once."""
     try:
-        return len(_decoder(fmt).decode(path.read_bytes()))
+        plays: list[msgspec.Struct] = _decoder(fmt).decode(path.read_bytes())
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
+    return plays
