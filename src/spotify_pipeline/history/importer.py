@@ -30,6 +30,7 @@ from ..errors import InputError
 from ..lake.layout import manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
+from ..tables.catalog import preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
 from .arrow_part import write_arrow_part
@@ -163,6 +164,8 @@ def import_history(
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
             con.close()  # DuckDB's memory is freed before the transform needs its own
             clock.lap("check_and_write_parts")
+            if parsed and run_transform:
+                preload_library()  # imported while the raw run is written and the transform's DuckDB steps run
             if parsed:
                 _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
                 result.run_id = run_id

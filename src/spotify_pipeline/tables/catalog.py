@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sys
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -77,6 +79,35 @@ def cluster_column(name: str) -> str:
 
 
 log = logging.getLogger(__name__)
+
+
+# pyiceberg and sqlalchemy take ~0.6 CPU s to import, on one core. `preload_library` imports them on a
+# thread while the caller's other work runs (a history import: its transform's first DuckDB steps, which
+# release the GIL, and nothing else uses pyiceberg before its first commit). Every use of pyiceberg here
+# waits for that thread first (`_library_loaded`), so two threads never import the same modules at once.
+_preloading: threading.Thread | None = None
+
+
+def preload_library() -> None:
+    """Start importing pyiceberg on a thread, if nothing has imported it yet."""
+    global _preloading
+    if _preloading is None and "pyiceberg.catalog.sql" not in sys.modules:
+        _preloading = threading.Thread(target=_import_library, name="preload-pyiceberg", daemon=True)
+        _preloading.start()
+
+
+def _import_library() -> None:
+    with contextlib.suppress(Exception):  # the first use imports it again, and reports what went wrong
+        import pyiceberg.catalog.sql
+        import pyiceberg.expressions
+        import pyiceberg.io.pyarrow
+        import pyiceberg.table  # noqa: F401
+        import sqlalchemy.exc  # noqa: F401
+
+
+def _library_loaded() -> None:
+    if _preloading is not None:
+        _preloading.join()
 
 
 class Catalog:
@@ -149,6 +180,7 @@ class Catalog:
     @property
     def iceberg(self) -> Any:
         if self._catalog is None:
+            _library_loaded()
             self.check()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -172,6 +204,7 @@ class Catalog:
         return self._catalog
 
     def table(self, name: str, *, create: bool = True) -> Any:
+        _library_loaded()
         from pyiceberg.exceptions import NoSuchTableError
 
         identifier = f"{self.namespace}.{name}"
@@ -214,6 +247,7 @@ class Catalog:
         The keys' range goes beside them (`key_range`): pyiceberg 0.12 prunes files by an `In` filter's
         values only up to 200 of them, by a range always; a table clustered by `column` then has only the
         files of that range searched (a later import of 2,000 plays: the newest files, not all of them)."""
+        _library_loaded()
         from pyiceberg.expressions import AlwaysFalse, And, In
 
         schema = TABLES[name].schema
@@ -290,6 +324,7 @@ class Catalog:
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[None]:
+        _library_loaded()
         from sqlalchemy.exc import OperationalError
 
         try:
@@ -347,6 +382,7 @@ class GlueCatalog(Catalog):
         if self._catalog is None:
             import os
 
+            _library_loaded()
             from pyiceberg.catalog.glue import GlueCatalog as IcebergGlue
 
             props: dict[str, str] = {"warehouse": self.warehouse_uri}
