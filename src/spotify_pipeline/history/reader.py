@@ -3,6 +3,7 @@ to, or one JSON file. Nothing here parses JSON; files come out as paths on disk 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import zipfile
@@ -46,13 +47,15 @@ def _sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def open_export(path: Path, workdir: Path) -> ExportContents:
+def open_export(path: Path, workdir: Path, *, hash_folder: bool = True) -> ExportContents:
     """The history files in `path`; members of a zip are unpacked into `workdir`. Raises InputError for a
-    path that does not exist, a corrupt or truncated zip, or a download without any history file."""
+    path that does not exist, a corrupt or truncated zip, or a download without any history file.
+    `hash_folder=False`: the files of a folder come without their sha256 (empty), for `with_hashes` later
+    (a zip's members are hashed as they are unpacked, a single file at once)."""
     if not path.exists():
         raise InputError(f"{path}: no such file or folder", hint="pass the zip, its folder, or one JSON file")
     if path.is_dir():
-        contents = _from_folder(path)
+        contents = _from_folder(path, hash_folder)
     elif zipfile.is_zipfile(path) or path.suffix.lower() == ".zip":
         contents = _from_zip(path, workdir)
     else:
@@ -67,22 +70,32 @@ def open_export(path: Path, workdir: Path) -> ExportContents:
     return contents
 
 
-def _from_folder(folder: Path) -> ExportContents:
+def _from_folder(folder: Path, hashed: bool) -> ExportContents:
     contents = ExportContents()
-    history: list[tuple[str, Path, HistoryFormat]] = []
     for file in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = file.relative_to(folder).as_posix()
         fmt = format_by_name(name)
         if fmt is None:
             contents.skipped.append(name)
         else:
-            history.append((name, file, fmt))
-    # hashlib releases the GIL on large buffers: two files hashed at once (744 MiB: ~1.2 s -> ~0.6 s of wall)
-    with ThreadPoolExecutor(HASH_THREADS) as pool:
-        hashes = list(pool.map(_sha256_file, [file for _, file, _ in history]))
-    for (name, file, fmt), (sha, size) in zip(history, hashes, strict=True):
-        contents.files.append(ExportFile(name, file, sha, size, fmt))
+            contents.files.append(ExportFile(name, file, "", file.stat().st_size, fmt))
+    if hashed:
+        contents.files = with_hashes(contents.files)
     return contents
+
+
+def with_hashes(files: list[ExportFile], threads: int = HASH_THREADS) -> list[ExportFile]:
+    """`files`, each with its sha256 (computed for those without one). hashlib releases the GIL on large
+    buffers: two files hashed at once (744 MiB: ~1.2 s -> ~0.6 s of wall)."""
+
+    def hashed(file: ExportFile) -> ExportFile:
+        if file.sha256:
+            return file
+        sha, size = _sha256_file(file.path)
+        return dataclasses.replace(file, sha256=sha, size=size)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(hashed, files))
 
 
 def _from_zip(path: Path, workdir: Path) -> ExportContents:
