@@ -124,3 +124,12 @@ def test_the_data_files_are_read_in_one_scan_and_filtered_by_integer_positions(c
     # Rows are matched to their deleted positions by file number and row number, not by a file-name string.
     assert "filename" not in plan and "_read_path" not in plan, plan
     assert "file_index" in plan and "file_row_number" in plan, plan
+
+
+def test_no_table_has_a_column_named_like_duckdbs_virtual_columns() -> None:
+    """A real column named `file_index` or `file_row_number` would hide DuckDB's virtual one of that name, and
+    the view would match deleted positions against the column's values."""
+    from spotify_pipeline.tables.contract import TABLES
+
+    virtual = {"file_index", "file_row_number", "filename"}
+    assert not [(name, c) for name, table in TABLES.items() for c in table.schema.names if c in virtual]

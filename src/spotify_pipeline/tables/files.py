@@ -3,8 +3,12 @@
 
 Every DuckDB reader of a table (transform views, `query`, reports, the dashboard, export, repair) goes
 through `TableFiles.sql()`, so each sees exactly the rows pyiceberg's `scan().to_arrow()` sees. A table
-without delete files is a plain `read_parquet` (no cost); with some, the data files are read with each
-row's file and position and anti-joined with the deleted positions.
+without delete files is a plain `read_parquet` (no cost). With some, every data file is still read in one
+`read_parquet`, and its rows are anti-joined with the deleted positions on two integers: DuckDB's virtual
+columns `file_index` (the file's place in the list) and `file_row_number`. The delete files name data files
+by path; a small join with the marked files' (path, index) pairs turns each deleted position into
+(index, pos) once per query, on the delete files' rows, not on every data row (docs/BENCHMARKS.md, "Reads
+after a week of runs").
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class TableFiles:
     def sql(self, *, positions: bool = False) -> str:
         """A SELECT of the table's live rows; with `positions`, also `FILE_COLUMN` (the recorded path) and
         `POS_COLUMN` of each row (what a delete file names). Empty `data` is refused by the caller.
-        Only the files some delete file applies to pay for the anti-join; the others are read as they are."""
+        Without `positions`: the live rows, every data file in one scan (module docstring)."""
         if positions:
             paths = self._paths(self.data)
             rows = (
@@ -53,20 +57,18 @@ class TableFiles:
                     f"ON x.file_path = r.{FILE_COLUMN} AND x.pos = r.{POS_COLUMN}"
                 )
             return rows
-        marked = [p for p in self.data if p in self.marked]
-        plain = [p for p in self.data if p not in self.marked]
-        if not marked:
-            return f"SELECT * FROM read_parquet({_list(plain)})"
-        deleted = (  # the deleted positions, by the path DuckDB reads each data file from
-            f"SELECT m.path, x.pos FROM read_parquet({_list(self.deletes)}) x "
-            f"JOIN (VALUES {self._paths(marked)}) m(recorded, path) ON x.file_path = m.recorded"
+        if not self.marked:
+            return f"SELECT * FROM read_parquet({_list(self.data)})"
+        recorded = dict(zip(self.data, self.recorded, strict=True))
+        numbers = ", ".join(f"({_quote(recorded[p])}, {i})" for i, p in enumerate(self.data) if p in self.marked)
+        deleted = (  # (file_index, pos) of each deleted row of a data file of this snapshot
+            f"SELECT m.file_index, x.pos FROM read_parquet({_list(self.deletes)}) x "
+            f"JOIN (VALUES {numbers}) m(recorded, file_index) ON x.file_path = m.recorded"
         )
-        live = (
-            f"SELECT * EXCLUDE (_read_path, {POS_COLUMN}) FROM read_parquet({_list(marked)}, "
-            f"filename = '_read_path', file_row_number = true) d ANTI JOIN ({deleted}) g "
-            f"ON g.path = d._read_path AND g.pos = d.{POS_COLUMN}"
+        return (
+            f"SELECT d.* FROM read_parquet({_list(self.data)}) d ANTI JOIN ({deleted}) g "
+            "ON g.file_index = d.file_index AND g.pos = d.file_row_number"
         )
-        return live + (f" UNION ALL BY NAME SELECT * FROM read_parquet({_list(plain)})" if plain else "")
 
     def _paths(self, data: list[str]) -> str:
         recorded = dict(zip(self.data, self.recorded, strict=True))
