@@ -88,10 +88,11 @@ def test_a_file_whose_every_row_is_deleted_reads_as_empty(catalog: Catalog) -> N
     assert len(rows) == FILES * ROWS - ROWS - 2
 
 
-def test_deletes_naming_files_outside_the_snapshot_change_nothing(catalog: Catalog) -> None:
+def test_deletes_naming_files_or_rows_outside_the_snapshot_change_nothing(catalog: Catalog) -> None:
     files = catalog.files(TABLE)
     gone = files.recorded[0].replace(".parquet", "-never-written.parquet")
-    mark_deleted(catalog, {gone: [0, 1, 2], files.recorded[5]: [4]})
+    # Positions past a file's last row name no row (not the next file's first rows).
+    mark_deleted(catalog, {gone: [0, 1, 2], files.recorded[5]: [4, ROWS, ROWS + 1, 2 * ROWS + 3]})
     rows = duckdb_rows(catalog)
     assert rows == iceberg_rows(catalog)
     assert len(rows) == FILES * ROWS - 1
@@ -113,6 +114,8 @@ def test_every_earlier_snapshot_reads_as_pyiceberg_reads_it(catalog: Catalog) ->
 
 
 def test_the_data_files_are_read_in_one_scan_and_filtered_by_integer_positions(catalog: Catalog) -> None:
+    """The plan that pays (docs/BENCHMARKS.md, "Reads after a week of runs"): one scan, integer keys, and the
+    hash table built on the deleted positions (a mark join), never on the data files' rows."""
     replace(catalog, ["r001", "r050"], by="second")
     files = catalog.files(TABLE)
     assert files.marked and set(files.data) - files.marked and files.deletes
@@ -124,6 +127,7 @@ def test_the_data_files_are_read_in_one_scan_and_filtered_by_integer_positions(c
     # Rows are matched to their deleted positions by file number and row number, not by a file-name string.
     assert "filename" not in plan and "_read_path" not in plan, plan
     assert "file_index" in plan and "file_row_number" in plan, plan
+    assert "MARK" in plan and "ANTI" not in plan, plan
 
 
 def test_no_table_has_a_column_named_like_duckdbs_virtual_columns() -> None:

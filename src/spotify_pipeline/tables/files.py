@@ -4,11 +4,11 @@
 Every DuckDB reader of a table (transform views, `query`, reports, the dashboard, export, repair) goes
 through `TableFiles.sql()`, so each sees exactly the rows pyiceberg's `scan().to_arrow()` sees. A table
 without delete files is a plain `read_parquet` (no cost). With some, every data file is still read in one
-`read_parquet`, and its rows are anti-joined with the deleted positions on two integers: DuckDB's virtual
-columns `file_index` (the file's place in the list) and `file_row_number`. The delete files name data files
-by path; a small join with the marked files' (path, index) pairs turns each deleted position into
-(index, pos) once per query, on the delete files' rows, not on every data row (docs/BENCHMARKS.md, "Reads
-after a week of runs").
+`read_parquet`, and a row is live when its number is NOT IN the deleted ones: row r of the i-th file is
+i * stride + r, from DuckDB's virtual columns `file_index` (the file's place in the list) and
+`file_row_number`. NOT IN is a mark join, whose hash table DuckDB always builds on the deleted positions; an
+anti join it may build on the data files' rows, every column with them (2-3x slower at 100k), and a match on
+the file name string costs a string comparison per row (docs/BENCHMARKS.md, "Reads after a week of runs").
 """
 
 from __future__ import annotations
@@ -59,15 +59,21 @@ class TableFiles:
             return rows
         if not self.marked:
             return f"SELECT * FROM read_parquet({_list(self.data)})"
+        # Row r of the i-th file is number i * stride + r: no two rows of the snapshot share one.
+        stride = max(self.records) + 1
         recorded = dict(zip(self.data, self.recorded, strict=True))
-        numbers = ", ".join(f"({_quote(recorded[p])}, {i})" for i, p in enumerate(self.data) if p in self.marked)
-        deleted = (  # (file_index, pos) of each deleted row of a data file of this snapshot
-            f"SELECT m.file_index, x.pos FROM read_parquet({_list(self.deletes)}) x "
-            f"JOIN (VALUES {numbers}) m(recorded, file_index) ON x.file_path = m.recorded"
+        marked = ", ".join(
+            f"({_quote(recorded[p])}, {i * stride}, {records})"
+            for i, (p, records) in enumerate(zip(self.data, self.records, strict=True))
+            if p in self.marked
+        )
+        deleted = (  # the number of each deleted row of a data file of this snapshot (a pos past its rows: none)
+            f"SELECT CAST(m.base AS BIGINT) + x.pos FROM read_parquet({_list(self.deletes)}) x "
+            f"JOIN (VALUES {marked}) m(recorded, base, records) ON x.file_path = m.recorded WHERE x.pos < m.records"
         )
         return (
-            f"SELECT d.* FROM read_parquet({_list(self.data)}) d ANTI JOIN ({deleted}) g "
-            "ON g.file_index = d.file_index AND g.pos = d.file_row_number"
+            f"SELECT d.* FROM read_parquet({_list(self.data)}) d "
+            f"WHERE CAST(d.file_index AS BIGINT) * {stride} + d.file_row_number NOT IN ({deleted})"
         )
 
     def _paths(self, data: list[str]) -> str:
