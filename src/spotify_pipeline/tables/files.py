@@ -7,8 +7,8 @@ without delete files is a plain `read_parquet` (no cost). With some, every data 
 `read_parquet`, and a row is live when its number is NOT IN the deleted ones: row r of the i-th file is
 i * stride + r, from DuckDB's virtual columns `file_index` (the file's place in the list) and
 `file_row_number`. NOT IN is a mark join, whose hash table DuckDB always builds on the deleted positions; an
-anti join it may build on the data files' rows, every column with them (2-3x slower at 100k), and a match on
-the file name string costs a string comparison per row (docs/BENCHMARKS.md, "Reads after a week of runs").
+anti join it may build on the data files' rows, every column with them (the reports' CPU 16% higher at
+100k), and a match on the file name costs a string per row (docs/BENCHMARKS.md, "Reads after a week of runs").
 """
 
 from __future__ import annotations
