@@ -3,8 +3,12 @@
 
 Every DuckDB reader of a table (transform views, `query`, reports, the dashboard, export, repair) goes
 through `TableFiles.sql()`, so each sees exactly the rows pyiceberg's `scan().to_arrow()` sees. A table
-without delete files is a plain `read_parquet` (no cost); with some, the data files are read with each
-row's file and position and anti-joined with the deleted positions.
+without delete files is a plain `read_parquet` (no cost). With some, every data file is still read in one
+`read_parquet`, and a row is live when its number is NOT IN the deleted ones: row r of the i-th file is
+i * stride + r, from DuckDB's virtual columns `file_index` (the file's place in the list) and
+`file_row_number`. NOT IN is a mark join, whose hash table DuckDB always builds on the deleted positions; an
+anti join it may build on the data files' rows, every column with them (the reports' CPU 16% higher at
+100k), and a match on the file name costs a string per row (docs/BENCHMARKS.md, "Reads after a week of runs").
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class TableFiles:
     def sql(self, *, positions: bool = False) -> str:
         """A SELECT of the table's live rows; with `positions`, also `FILE_COLUMN` (the recorded path) and
         `POS_COLUMN` of each row (what a delete file names). Empty `data` is refused by the caller.
-        Only the files some delete file applies to pay for the anti-join; the others are read as they are."""
+        Without `positions`: the live rows, every data file in one scan (module docstring)."""
         if positions:
             paths = self._paths(self.data)
             rows = (
@@ -53,20 +57,24 @@ class TableFiles:
                     f"ON x.file_path = r.{FILE_COLUMN} AND x.pos = r.{POS_COLUMN}"
                 )
             return rows
-        marked = [p for p in self.data if p in self.marked]
-        plain = [p for p in self.data if p not in self.marked]
-        if not marked:
-            return f"SELECT * FROM read_parquet({_list(plain)})"
-        deleted = (  # the deleted positions, by the path DuckDB reads each data file from
-            f"SELECT m.path, x.pos FROM read_parquet({_list(self.deletes)}) x "
-            f"JOIN (VALUES {self._paths(marked)}) m(recorded, path) ON x.file_path = m.recorded"
+        if not self.marked:
+            return f"SELECT * FROM read_parquet({_list(self.data)})"
+        # Row r of the i-th file is number i * stride + r: no two rows of the snapshot share one.
+        stride = max(self.records) + 1
+        recorded = dict(zip(self.data, self.recorded, strict=True))
+        marked = ", ".join(
+            f"({_quote(recorded[p])}, {i * stride}, {records})"
+            for i, (p, records) in enumerate(zip(self.data, self.records, strict=True))
+            if p in self.marked
         )
-        live = (
-            f"SELECT * EXCLUDE (_read_path, {POS_COLUMN}) FROM read_parquet({_list(marked)}, "
-            f"filename = '_read_path', file_row_number = true) d ANTI JOIN ({deleted}) g "
-            f"ON g.path = d._read_path AND g.pos = d.{POS_COLUMN}"
+        deleted = (  # the number of each deleted row of a data file of this snapshot (a pos past its rows: none)
+            f"SELECT CAST(m.base AS BIGINT) + x.pos FROM read_parquet({_list(self.deletes)}) x "
+            f"JOIN (VALUES {marked}) m(recorded, base, records) ON x.file_path = m.recorded WHERE x.pos < m.records"
         )
-        return live + (f" UNION ALL BY NAME SELECT * FROM read_parquet({_list(plain)})" if plain else "")
+        return (
+            f"SELECT d.* FROM read_parquet({_list(self.data)}) d "
+            f"WHERE CAST(d.file_index AS BIGINT) * {stride} + d.file_row_number NOT IN ({deleted})"
+        )
 
     def _paths(self, data: list[str]) -> str:
         recorded = dict(zip(self.data, self.recorded, strict=True))
