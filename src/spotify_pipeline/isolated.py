@@ -25,7 +25,9 @@ import multiprocessing.connection
 import os
 import signal
 import socket
-import subprocess
+
+# Only to start this interpreter on our own code (in_child): no shell, no outside input in the command.
+import subprocess  # nosec B404
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
