@@ -10,6 +10,10 @@ After each run: `gc.collect()`, glibc's `malloc_trim(0)` and Arrow's `release_un
 Arrow's allocated bytes. `--tracemalloc` also reports the Python allocations that grew most between the
 first and last measured run. `--mode child` runs each transform in a child process (what `poll` does,
 extract/poll.py), so the parent's growth can be compared with the in-process one in one session.
+`--serve` also runs the dashboard (`serve`) in this process and asks it a few questions after each run
+(its engine reopens when the tables change): with `--mode child`, this process's growth is serve's.
+
+    python -m bench.memory_growth --items 30000 --runs 40 --mode child --serve
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import multiprocessing
 import random
 import time
 import tracemalloc
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -82,6 +87,25 @@ def one_transform(lake: Path, mode: str, skip: str) -> float:
     return transform_once(lake, skip != "expire")
 
 
+DASHBOARD_QUESTIONS = ("/api/summary", "/api/playlists", "/api/reports/top_artists", "/api/charts/top_artists.json")
+
+
+def serve(lake: Path) -> Callable[[], None]:
+    """The dashboard over `lake`, serving in a thread of this process; a function that asks it the usual
+    questions (each a 200, or the benchmark stops)."""
+    import httpx
+
+    from spotify_pipeline import Lake
+
+    dashboard = Lake.open(lake).dashboard(port=0).start()
+
+    def ask() -> None:
+        for path in DASHBOARD_QUESTIONS:
+            httpx.get(f"http://127.0.0.1:{dashboard.port}{path}", timeout=120).raise_for_status()
+
+    return ask
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=30_000)
@@ -89,6 +113,7 @@ def main() -> None:
     parser.add_argument("--change", type=float, default=0.01, help="share of playlists changed per run")
     parser.add_argument("--mode", choices=("process", "child"), default="process")
     parser.add_argument("--skip", choices=("", "transform", "expire"), default="", help="bisect: leave a step out")
+    parser.add_argument("--serve", action="store_true", help="the dashboard in this process, asked after each run")
     parser.add_argument("--tracemalloc", action="store_true", help="Python allocations that grew, top 15")
     parser.add_argument("--lake", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -113,6 +138,7 @@ def main() -> None:
     settle()
     start_rss = rss_mib()
     one_transform(lake, args.mode, "")  # the build
+    ask = serve(lake) if args.serve else None
     per_run = max(1, round(len(everything) * args.change))
     rows: list[dict[str, Any]] = []
     snapshot = None
@@ -122,6 +148,8 @@ def main() -> None:
         started = time.perf_counter()
         peak = one_transform(lake, args.mode, args.skip)
         wall = time.perf_counter() - started
+        if ask is not None:
+            ask()
         settle()
         if args.tracemalloc and step == 3:
             tracemalloc.start(10)
@@ -144,6 +172,7 @@ def main() -> None:
         "items": args.items,
         "runs": args.runs,
         "mode": args.mode,
+        "serve": args.serve,
         "rss_before_build_mib": round(start_rss, 1),
         "rss_first_mib": rows[0]["rss_mib"],
         "rss_last_mib": rows[-1]["rss_mib"],
