@@ -3,6 +3,8 @@ and a stop signal to the parent stops the child and leaves none behind. Real pro
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -48,6 +50,10 @@ def fail_unrebuildable() -> None:
     raise RetryWaitTooLong("asked to wait 3600 s", retry_after=3600, quota_exceeded=True)
 
 
+def log_a_warning(message: str) -> None:
+    logging.getLogger("spotify_pipeline.isolated_test").warning(message)
+
+
 def sleep_after_writing_pid(path: str) -> None:
     Path(path).write_text(str(os.getpid()))
     time.sleep(120)
@@ -66,6 +72,22 @@ def test_an_exception_comes_back_with_its_type_and_details() -> None:
         in_child(fail_with_api_error, "https://api.example/v1/me")
     assert (raised.value.status, raised.value.url, raised.value.hint) == (503, "https://api.example/v1/me", "try later")
     assert str(raised.value) == "the API said no (try later)"
+
+
+def test_the_child_logs_in_the_parents_format(capfd: pytest.CaptureFixture[str]) -> None:
+    """`--log-format json` set up here holds in the child too (the run's warnings stay JSON lines)."""
+    from spotify_pipeline.cli.main import _setup_logging
+
+    logger = logging.getLogger("spotify_pipeline")
+    saved = logger.handlers[:], logger.level
+    try:
+        _setup_logging("json", False)
+        capfd.readouterr()
+        in_child(log_a_warning, "from the child")
+        line = capfd.readouterr().err.strip()
+    finally:
+        logger.handlers[:], logger.level = saved
+    assert json.loads(line)["msg"] == "from the child" and json.loads(line)["level"] == "warning"
 
 
 def test_an_exception_that_cannot_be_rebuilt_comes_back_as_a_pipeline_error_with_its_exit_code() -> None:

@@ -12,7 +12,8 @@ parent, which forwards exactly one signal: the child stops its run as the CLI wo
 `interrupted`), reports back, and the parent re-raises the `Interrupted`; a second signal kills the child at
 once. The call and its arguments go to the child pickled over a socket pair, and its result or exception
 comes back the same way: only module-level functions and picklable values cross. An exception that cannot be
-rebuilt on this side comes back as a `PipelineError` with the same message and exit code. The child is
+rebuilt on this side comes back as a `PipelineError` with the same message and exit code. The child logs as
+this process does (the package logger's level and stderr formats, e.g. `--log-format json`). The child is
 always waited for: none is left behind.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ctypes
+import logging
 import multiprocessing.connection
 import os
 import signal
@@ -57,7 +59,7 @@ def in_child(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         child_end.close()
     conn = multiprocessing.connection.Connection(parent_end.detach())
     try:
-        conn.send((func, args, kwargs))
+        conn.send((func, args, kwargs, _log_setup()))
         return _outcome(_wait(conn, process))  # type: ignore[no-any-return]
     finally:
         conn.close()
@@ -107,7 +109,8 @@ def _serve(fd: int, parent: int) -> None:
     as it would on a signal instead of running on alone."""
     _stop_with_parent(parent)
     conn = multiprocessing.connection.Connection(fd)
-    func, args, kwargs = conn.recv()
+    func, args, kwargs, log_setup = conn.recv()
+    _apply_log_setup(*log_setup)
 
     def on_signal(signum: int, frame: object) -> None:
         for sig in _SIGNALS:  # the next one kills at once, as the CLI's second Ctrl-C does
@@ -128,6 +131,27 @@ def _serve(fd: int, parent: int) -> None:
         pass
     finally:
         conn.close()
+
+
+def _log_setup() -> tuple[int, list[logging.Formatter]]:
+    """The package logger's level and the formatters of its stderr handlers (`--log-format json`, `--debug`),
+    so the child logs as this process does (a handler itself holds a lock and does not pickle)."""
+    logger = logging.getLogger("spotify_pipeline")
+    formatters = [
+        h.formatter or logging.Formatter()
+        for h in logger.handlers
+        if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.stderr
+    ]
+    return logger.level, formatters
+
+
+def _apply_log_setup(level: int, formatters: list[logging.Formatter]) -> None:
+    logger = logging.getLogger("spotify_pipeline")
+    logger.setLevel(level)
+    for formatter in formatters:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
 
 
 def _stop_with_parent(parent: int) -> None:
