@@ -155,3 +155,13 @@ def test_a_parent_killed_outright_takes_its_child_with_it(tmp_path: Path) -> Non
     parent.kill()
     parent.communicate(timeout=60)
     wait_gone(child)
+
+
+def exit_hard() -> None:
+    os._exit(7)
+
+
+def test_a_child_that_dies_without_reporting_is_one_line_error() -> None:
+    with pytest.raises(PipelineError) as raised:
+        in_child(exit_hard)
+    assert "exited (7) before reporting its result" in str(raised.value) and "\n" not in str(raised.value)

@@ -74,19 +74,13 @@ def _wait(conn: multiprocessing.connection.Connection, process: subprocess.Popen
     forwarded = False
     while True:
         try:
-            if conn.poll(0.2):
+            if conn.poll(0.2) or (process.poll() is not None and conn.poll(0)):  # a last word, then the exit
                 return conn.recv()  # type: ignore[no-any-return]
             if process.poll() is not None:
-                raise PipelineError(
-                    f"the run's child process exited with code {process.returncode} before reporting",
-                    hint="see the messages above; --debug on `run` shows a traceback",
-                )
+                raise _silent_exit(process)
         except EOFError:
             process.wait()
-            raise PipelineError(
-                f"the run's child process exited with code {process.returncode} before reporting",
-                hint="see the messages above",
-            ) from None
+            raise _silent_exit(process) from None
         except KeyboardInterrupt as exc:
             if forwarded:
                 process.kill()
@@ -94,6 +88,14 @@ def _wait(conn: multiprocessing.connection.Connection, process: subprocess.Popen
             forwarded = True
             code = getattr(exc, "exit_code", 130)
             process.send_signal(signal.SIGTERM if code == 143 else signal.SIGINT)
+
+
+def _silent_exit(process: subprocess.Popen[bytes]) -> PipelineError:
+    how = f"was killed by signal {-process.returncode}" if process.returncode < 0 else f"exited ({process.returncode})"
+    return PipelineError(
+        f"the child process {process.pid} {how} before reporting its result",
+        hint="see the messages above; a kill by signal 9 is often the OOM killer",
+    )
 
 
 def _outcome(message: tuple[str, Any]) -> Any:
