@@ -11,9 +11,9 @@ Ctrl-C or SIGTERM stops it: between polls at once (exit 0); during a run, the ru
 Each run happens in a short-lived child process (isolated.py): a transform leaves native memory behind
 (DuckDB, Arrow, glibc arenas: ~0.1-1 MiB a run, more on a big lake; docs/BENCHMARKS.md, "Memory of a
 long-lived process") that a process polling for weeks would otherwise keep until the OOM killer stopped it.
-The polling process itself only checks, with the token it holds; a run costs one interpreter start more
-(~1 s), and only when there is something new. The Lambda (`extract_only`) runs in-process: it is
-short-lived already.
+The polling process itself only checks, with the token it holds; a run costs a fresh start (imports, table
+metadata read again: +2.7 s a run at 30k items, load 12), and only when there is something new. The
+Lambda (`extract_only`) runs in-process: it is short-lived already.
 """
 
 from __future__ import annotations
