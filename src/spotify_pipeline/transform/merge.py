@@ -133,13 +133,14 @@ def merge_sql(table: str, old: str = "") -> str:
 
 
 def stage_batch_as_merged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Stage a keyed merge into a table with no rows (a first import, a rebuild) without running it: merged
-    with no old row, every batch row comes out as it is (each column `n.col`, `least`/`greatest` skip the
-    NULL), so `b_<table>` is renamed `staged_<table>` and `b_<table>` becomes a view of it: no copy of the
-    rows (the merge copied 1M wide `listen_events` rows, ~0.7 CPU s, to get the same ones). Only when the
-    batch has exactly the table's columns and types (else the merge's CASE would unify them). False, having
-    changed nothing: run the merge (`merge_sql`)."""
-    if not isinstance(MERGES[table], KeyedMerge):
+    """Stage a merge into a table with no rows (a first import, a rebuild) without running it: merged with no
+    old row, every batch row comes out as it is (a keyed merge: each column `n.col`, `least`/`greatest` skip
+    the NULL; replacing children: every parent of the batch wins, there being none old), so `b_<table>` is
+    renamed `staged_<table>` and `b_<table>` becomes a view of it: no copy of the rows (the merge copied 1M
+    wide `listen_events` rows, ~0.7 CPU s, to get the same ones; 1M positions went through the winners'
+    joins). Only when the batch has exactly the table's columns and types (else the merge's CASE or UNION
+    would unify them). False, having changed nothing: run the merge (`merge_sql`)."""
+    if isinstance(MERGES[table], Derived):
         return False
     if con.execute(f"SELECT EXISTS (SELECT 1 FROM old_{table})").fetchall()[0][0]:
         return False
