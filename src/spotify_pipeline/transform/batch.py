@@ -200,11 +200,13 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
         SELECT playlist_id, position, item_type, song_id, item_uri, item_name, added_at, added_by, snapshot_id,
                fetched_at AS extracted_at, run_id
         FROM item_rows
-        WHERE playlist_id NOT IN (SELECT playlist_id FROM e_playlist_songs)
         -- each playlist's latest extraction by fetch time (run ids sort by their start second only, so two runs
-        -- started in the same second may not), one row per position of it
-        QUALIFY run_id = arg_max(run_id, fetched_at) OVER (PARTITION BY playlist_id)
-            AND row_number() OVER (PARTITION BY playlist_id, run_id, position ORDER BY fetched_at DESC) = 1
+        -- started in the same second may not), one row per position of it. The latest run by a grouped
+        -- arg_max and a semi-join: as a window over every position it cost 2.5x the CPU (1M positions).
+        SEMI JOIN (SELECT playlist_id, arg_max(run_id, fetched_at) AS run_id FROM item_rows GROUP BY playlist_id)
+            USING (playlist_id, run_id)
+        WHERE playlist_id NOT IN (SELECT playlist_id FROM e_playlist_songs)
+        QUALIFY row_number() OVER (PARTITION BY playlist_id, run_id, position ORDER BY fetched_at DESC) = 1
         """
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_songs_full AS {PARTIALS['song_partials']}")
