@@ -6,6 +6,7 @@ playlist, against the time to start the CLI and open the lake (`query "select 1"
     python -m bench.steady_state --items 100000 --runs 168 --out steady.json
     python -m bench.steady_state --quick            # a few runs on a small lake (the smoke test)
     python -m bench.steady_state --no-layout ...    # every changed table overwritten whole, unsorted (before #20)
+    python -m bench.steady_state --max-replaced-keys 800 [--keys-cap-only] ...  # the 1M tail, scaled to 100k
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from spotify_pipeline.simulator import Catalog as SimulatedCatalog
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
 from spotify_pipeline.tables.retention import expire_history
-from spotify_pipeline.transform import publish, transform
+from spotify_pipeline.transform import publish, scope, transform
 
 
 class PeakRss:
@@ -237,6 +238,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3,000 items, 6 runs, maintenance every 3")
     parser.add_argument("--no-layout", action="store_true", help="whole-table overwrites (the layout before #20)")
     parser.add_argument("--file-rows", type=int, default=0, help="rows per data file (default: PUBLISH_ROWS)")
+    parser.add_argument(
+        "--max-replaced-keys",
+        type=int,
+        default=0,
+        help="the keys a run names past which a table may be merged whole (default: MAX_REPLACED_KEYS, 10,000; "
+        "a 1%% run names ~800-1,100 songs at 100k, ~10,000 at 1M)",
+    )
+    parser.add_argument(
+        "--keys-cap-only",
+        action="store_true",
+        help="merge a table whole whenever its keys pass the cap (the rule before `scope.WHOLE_SHARE`)",
+    )
     parser.add_argument("--lake", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="the lake exists (built by an earlier run): no build")
     parser.add_argument("--out", type=Path, default=None)
@@ -245,6 +258,10 @@ def main() -> None:
         args.items, args.runs, args.maintain_every, args.keep_runs = 3000, 6, 3, 2
     if args.file_rows:
         publish.PUBLISH_ROWS = args.file_rows
+    if args.max_replaced_keys:
+        scope.MAX_REPLACED_KEYS = publish.MAX_REPLACED_KEYS = args.max_replaced_keys
+    if args.keys_cap_only:
+        scope.keyed = lambda keys, table_rows: keys <= scope.MAX_REPLACED_KEYS
     if args.no_layout:
         publish.FILTERED_PUBLISH = False
         publish.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before

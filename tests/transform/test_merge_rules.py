@@ -219,14 +219,11 @@ def test_replace_children_a_tie_goes_to_the_batch(con: duckdb.DuckDBPyConnection
         assert children() == set()
 
 
-KEYED = [n for n in DATA_TABLES if isinstance(MERGES[n], KeyedMerge)]
-
-
-@pytest.mark.parametrize("table", KEYED)
+@pytest.mark.parametrize("table", OBSERVED)
 def test_a_batch_merged_into_no_rows_is_staged_as_it_is(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """With no old rows, the keyed merge is the batch itself: `staged_<table>` is the batch's table, renamed
-    (no copy of the rows), holding exactly what the merge computes, and still a table a hook can change;
-    `b_<table>` reads the same rows."""
+    """With no old rows, the merge (keyed, or replacing children: every parent of the batch wins) is the batch
+    itself: `staged_<table>` is the batch's table, renamed (no copy of the rows), holding exactly what the
+    merge computes, and still a table a hook can change; `b_<table>` reads the same rows."""
     load(con, f"old_{table}", table, [])
     load(con, f"b_{table}", table, [_row(table, 1, 1), _row(table, 2, 5), _row(table, 3, 4)])
     expected = merged(con, table)
@@ -244,7 +241,9 @@ def test_a_batch_is_merged_when_there_are_old_rows_or_its_columns_differ(con: du
     load(con, "old_artists", "artists", [])
     con.execute("ALTER TABLE b_artists ALTER popularity TYPE BIGINT")  # a type the merge would unify
     assert not stage_batch_as_merged(con, "artists")
-    load(con, "b_playlist_songs", "playlist_songs", [])
     load(con, "old_playlist_songs", "playlist_songs", [])
-    assert not stage_batch_as_merged(con, "playlist_songs")  # not a keyed merge
+    load(con, "b_playlist_songs", "playlist_songs", [member("p1", 0, "s1", 1), member("p1", 1, "s2", 1)])
+    con.execute("UPDATE b_playlist_songs SET playlist_id = NULL WHERE position = 1")  # the merge drops it
+    assert not stage_batch_as_merged(con, "playlist_songs")
+    assert not stage_batch_as_merged(con, "artist_stats")  # derived: computed, never a batch
     assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'staged_%'").fetchall() == [(0,)]

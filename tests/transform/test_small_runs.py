@@ -163,3 +163,40 @@ def test_the_keyed_replaces_of_a_publish_open_no_database_of_their_own(
     replaced = [n for n in DATA_TABLES if catalog.snapshot_id(n) != before[n]]
     assert "playlist_songs" in replaced and "songs" in replaced  # keyed replaces ran...
     assert opened == []  # ...on the transform's connection
+
+
+def test_a_run_naming_many_keys_of_a_large_table_replaces_only_them(
+    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More changed keys than `MAX_REPLACED_KEYS` is not by itself a reason to merge and publish a table whole:
+    at 1M items a 1% run names ~10,000 songs, 3.6% of `songs`, and the runs that named a few more than the cap
+    rewrote `songs` and `song_artists` whole (27 of a week's 168, 35% of the table bytes each). Only a share
+    of the table's rows (`scope.WHOLE_SHARE`) makes the whole table the cheaper write. Here the cap is 5 keys
+    and the changed playlist names ~30 of the table's ~200 songs (in 40-row files)."""
+    from spotify_pipeline.transform import scope
+
+    monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)
+    monkeypatch.setattr(scope, "MAX_REPLACED_KEYS", 5)
+    server = make_simulator(playlists=8, items_per_playlist=30, tracks=400)
+    path = tmp_path
+    extract_at(server, path, day(1))
+    transform(LocalStorage(path), Catalog(path))
+    server.mutate([3])
+    extract_at(server, path, day(2))
+    catalog = Catalog(path)
+    files_before = set(catalog.data_files("songs"))
+    seen: dict[str, Any] = {}
+
+    def inspect(con: duckdb.DuckDBPyConnection) -> None:
+        seen["staged"] = con.execute("SELECT count(*) FROM staged_songs").fetchall()[0][0]
+        seen["batch"] = con.execute("SELECT count(DISTINCT song_id) FROM b_songs").fetchall()[0][0]
+        seen["table"] = con.execute("SELECT count(*) FROM old_songs").fetchall()[0][0]
+
+    transform(LocalStorage(path), catalog, stage_hook=inspect)
+    assert 5 < seen["batch"] < seen["table"] * scope.WHOLE_SHARE  # past the cap, below the share
+    assert seen["staged"] == seen["batch"]  # merged by its keys, not whole
+    kept = files_before & set(Catalog(path).data_files("songs"))
+    assert kept, "every data file of songs was rewritten: published whole"
+    incremental = table_contents(path)
+    transform(LocalStorage(path), catalog, rebuild=True)
+    assert table_contents(path) == incremental

@@ -13,17 +13,25 @@ def build_changes(con: duckdb.DuckDBPyConnection) -> None:
     with the extraction before it (in this batch, or the membership already in `old_playlist_songs`).
     Diffing consecutive runs inside the batch makes a rebuild give the same changes as run-by-run. A complete
     extraction with no items (emptied upstream: `empty_pages`) is a run too, one that removes every song; once
-    stored, such a run is known by its removals newer than the playlist's membership in `old_playlist_songs`."""
+    stored, such a run is known by its removals newer than the playlist's membership in `old_playlist_songs`.
+
+    With no stored rows (a rebuild, a first import), a playlist with one complete extraction in the batch has
+    nothing to be diffed against, so only playlists extracted completely more than once are read: a rebuild
+    of a one-run lake diffed all 1M positions to find no change (0.8 s of a 16 s rebuild at 1M)."""
+    stored = con.execute(
+        "SELECT EXISTS (SELECT 1 FROM old_playlist_songs) OR EXISTS (SELECT 1 FROM old_playlist_changes)"
+    ).fetchall()[0][0]
+    several = "" if stored else "GROUP BY playlist_id HAVING count(DISTINCT run_id) > 1"
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE b_playlist_changes AS
         WITH ours AS (  -- only the batch's playlists can change: the old rows of no other are read
-            SELECT DISTINCT playlist_id FROM complete
+            SELECT DISTINCT playlist_id FROM complete {several}
         ),
         members AS (
             SELECT playlist_id, run_id, max(fetched_at) OVER (PARTITION BY playlist_id, run_id) AS seen, snapshot_id,
                    item_uri, song_id, item_name
-            FROM item_rows WHERE item_type IN ('track', 'episode')
+            FROM item_rows WHERE item_type IN ('track', 'episode') AND playlist_id IN (SELECT playlist_id FROM ours)
             UNION ALL
             SELECT playlist_id, run_id, extracted_at, snapshot_id, item_uri, song_id, item_name
             FROM old_playlist_songs
@@ -33,6 +41,7 @@ def build_changes(con: duckdb.DuckDBPyConnection) -> None:
             SELECT c.playlist_id, c.run_id, max(e.fetched_at) AS seen, any_value(c.snapshot_id) AS snapshot_id
             FROM complete c JOIN empty_pages e ON e.run_id = c.run_id AND e.playlist_id = c.playlist_id
             WHERE NOT EXISTS (SELECT 1 FROM item_rows i WHERE i.run_id = c.run_id AND i.playlist_id = c.playlist_id)
+              AND c.playlist_id IN (SELECT playlist_id FROM ours)
             GROUP BY c.playlist_id, c.run_id
         ),
         old_emptied AS (  -- a removal newer than the playlist's stored membership: it was emptied since then

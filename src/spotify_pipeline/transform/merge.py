@@ -147,13 +147,16 @@ def stage_derived(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 
 def stage_batch_as_merged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Stage a keyed merge into a table with no rows (a first import, a rebuild) without running it: merged
-    with no old row, every batch row comes out as it is (each column `n.col`, `least`/`greatest` skip the
-    NULL), so `b_<table>` is renamed `staged_<table>` and `b_<table>` becomes a view of it: no copy of the
-    rows (the merge copied 1M wide `listen_events` rows, ~0.7 CPU s, to get the same ones). Only when the
-    batch has exactly the table's columns and types (else the merge's CASE would unify them). False, having
-    changed nothing: run the merge (`merge_sql`)."""
-    if not isinstance(MERGES[table], KeyedMerge):
+    """Stage a merge into a table with no rows (a first import, a rebuild) without running it: merged with no
+    old row, every batch row comes out as it is (a keyed merge: each column `n.col`, `least`/`greatest` skip
+    the NULL; replacing children: every parent of the batch wins, there being none old), so `b_<table>` is
+    renamed `staged_<table>` and `b_<table>` becomes a view of it: no copy of the rows (the merge copied 1M
+    wide `listen_events` rows, ~0.7 CPU s, to get the same ones; 1M positions went through the winners'
+    joins). Only when the batch has exactly the table's columns and types (else the merge's CASE or UNION
+    would unify them), and, replacing children, no row without its parent (which no parent matches: the
+    merge leaves it out). False, having changed nothing: run the merge (`merge_sql`)."""
+    rule = MERGES[table]
+    if isinstance(rule, Derived):
         return False
     if con.execute(f"SELECT EXISTS (SELECT 1 FROM old_{table})").fetchall()[0][0]:
         return False
@@ -162,6 +165,10 @@ def stage_batch_as_merged(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     is_table = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [f"b_{table}"]).fetchall()
     if batch != con.execute(columns, [f"old_{table}"]).fetchall() or is_table != [(1,)]:
         return False
+    if isinstance(rule, ReplaceChildren):
+        orphans = " OR ".join(f"{c} IS NULL" for c in rule.parent)
+        if con.execute(f"SELECT EXISTS (SELECT 1 FROM b_{table} WHERE {orphans})").fetchall()[0][0]:
+            return False
     con.execute(f"ALTER TABLE b_{table} RENAME TO staged_{table}")
     con.execute(f"CREATE TEMP VIEW b_{table} AS SELECT * FROM staged_{table}")
     return True

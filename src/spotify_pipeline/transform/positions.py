@@ -146,7 +146,7 @@ def read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], fi
     )
     add_track_observations(
         con,
-        "SELECT obj.id AS song_id, obj, fetched_at, added_at FROM batch_positions"
+        "SELECT rowid AS obs_id, obj.id AS song_id, obj, fetched_at, added_at FROM batch_positions"
         " WHERE complete AND item_type = 'track'",
         first,
     )

@@ -161,6 +161,7 @@ _DECLARED: list[Relation] = [
         for name in (
             "batch_positions",  # one playlist batch's parsed positions
             "batch_albums",  # one album batch's parsed albums
+            "user_track_obs",  # the tracks of the user sources, to be folded
             "track_obs",  # the track observations being folded into the partials
             "album_obs",  # the album observations being folded
             "b_songs_full",

@@ -229,7 +229,9 @@ def transform(
                 scoped[name] = False
                 if rule.changed_sql and incremental and all(scoped.get(i) for i in rule.inputs):
                     register_base(con, catalog, name, base)
-                    scoped[name] = scope(con, name, allowed=True, nothing=not changed[name])
+                    scoped[name] = scope(
+                        con, name, allowed=True, nothing=not changed[name], table_rows=previous_counts.get(name, 0)
+                    )
                 elif not changed[name]:
                     register_base(con, catalog, name, base)
                 with checked_step(con, f"stage_{name}"):
@@ -247,7 +249,7 @@ def transform(
             changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
             if name not in ("playlist_songs", "playlist_changes", "playlists"):
                 register_base(con, catalog, name, base)
-            scoped[name] = scope(con, name, allowed=incremental)
+            scoped[name] = scope(con, name, allowed=incremental, table_rows=previous_counts.get(name, 0))
             with checked_step(con, f"stage_{name}"):
                 if changed[name] and base.get(name) is None and stage_batch_as_merged(con, name):
                     pass  # no old rows: the batch is the merged table (merge.py)

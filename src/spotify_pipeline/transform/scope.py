@@ -15,7 +15,7 @@ whose batch names a few keys merges, checks and publishes only those keys' rows:
 
 A table is merged whole instead (`touched_<t>` is then all of `old_<t>`, `staged_<t>` the whole table and
 `new_<t>` a view of it) on a rebuild, for a table with no rows yet, when the batch holds more keys than
-one filtered replace can name (`MAX_REPLACED_KEYS`) or a NULL one, and for `listen_events`, which
+`MAX_REPLACED_KEYS` and more than `WHOLE_SHARE` of the table's rows, or a NULL one, and for `listen_events`, which
 history/listens.py reads whole as `staged_listen_events`.
 """
 
@@ -42,16 +42,29 @@ def changed_keys_sql(name: str) -> str:
     return f"SELECT {column} FROM b_{name}" + (f" UNION SELECT {column} FROM {emptied}" if emptied else "")
 
 
-def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: bool = False) -> bool:
+# A batch naming more keys than `MAX_REPLACED_KEYS` is still merged and published by its keys while they
+# are at most this share of the table's rows; past it, the whole table is the cheaper write. The cap alone
+# made a 1% run at 1M items (~10,000 of 293,000 songs) rewrite `songs` and `song_artists` whole whenever it
+# named a few more songs than 10,000: 27 of a week's 168 runs, 35% of the table bytes each
+# (docs/BENCHMARKS.md). The same third as a data file's rewrite (tables/replace.py `REWRITE_SHARE`).
+WHOLE_SHARE = 1 / 3
+
+
+def keyed(keys: int, table_rows: int) -> bool:
+    """Whether `keys` changed keys of a table of `table_rows` rows are merged and replaced by key."""
+    return keys <= max(MAX_REPLACED_KEYS, int(table_rows * WHOLE_SHARE))
+
+
+def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: bool = False, table_rows: int = 0) -> bool:
     """The step `scope_<name>`: `keys_<name>` and `touched_<name>`. True when the table is merged by its
-    changed keys only; False (`allowed` false, too many keys, a NULL key): merged whole. `nothing`: no key
-    can change (a derived table whose inputs did not change)."""
+    changed keys only; False (`allowed` false, too many keys for a table of `table_rows` rows: `keyed`, a
+    NULL key): merged whole. `nothing`: no key can change (a derived table whose inputs did not change)."""
     column = cluster_column(name)
     keys_sql = f"SELECT {column} FROM old_{name} WHERE false" if nothing else changed_keys_sql(name)
     with checked_step(con, f"scope_{name}"):
         con.execute(f"CREATE OR REPLACE TEMP TABLE keys_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
         keys, nulls = con.execute(f"SELECT count(*), count(*) - count({column}) FROM keys_{name}").fetchall()[0]
-        scoped = allowed and name not in WHOLE and keys <= MAX_REPLACED_KEYS and not nulls
+        scoped = allowed and name not in WHOLE and keyed(keys, table_rows) and not nulls
         if scoped:  # read from the Parquet files once: the merge, `differs`, the checks and a derived
             # table's scope each read it again (a view re-planned and re-scanned the files each time)
             con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{name} AS {touched_sql(name)}")
