@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..tables.files import sql_path
+
 NEIGHBOR_SCHEMA = pa.schema(
     [
         ("song_id", pa.string()),
@@ -170,7 +172,7 @@ class ModelRows:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         self._con = con
-        self._file = "'" + str(path).replace("'", "''") + "'"
+        self._file = sql_path(str(path))
         self.popularity = con.sql(
             f"SELECT s.song_id, p.together AS playlists FROM read_parquet({self._file}) p "
             f"JOIN read_parquet({self._file}) s ON s.kind = 'song' AND s.key = p.song "

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 
 from .contract import TABLES
 from .deletes import row_delta, write_position_deletes
-from .files import FILE_COLUMN, POS_COLUMN, TableFiles, files_of_tasks
+from .files import FILE_COLUMN, POS_COLUMN, TableFiles, files_of_tasks, sql_paths
 
 log = logging.getLogger(__name__)
 
@@ -181,14 +181,10 @@ def _deleted(con: Any, files: TableFiles, paths: list[str]) -> dict[str, int]:
         return {}
     con.register("_hit_files", pa.table({"p": pa.array(paths, pa.string())}))
     rows = con.execute(
-        f"SELECT file_path, count(DISTINCT pos) FROM read_parquet({_paths(files.deletes)}) "
+        f"SELECT file_path, count(DISTINCT pos) FROM read_parquet({sql_paths(files.deletes)}) "
         "WHERE file_path IN (SELECT p FROM _hit_files) GROUP BY ALL"
     ).fetchall()
     return {str(path): int(count) for path, count in rows}
-
-
-def _paths(paths: list[str]) -> str:
-    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
 def _survivors(
