@@ -17,8 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 
 from spotify_pipeline import pipeline
+from spotify_pipeline.errors import QueryError
 from spotify_pipeline.history.importer import import_history
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.query.engine import QueryEngine
@@ -26,7 +28,7 @@ from spotify_pipeline.recommend.service import build_model, recommend_for_playli
 from spotify_pipeline.simulator.history import write_export
 from spotify_pipeline.tables.catalog import Catalog, open_catalog
 from spotify_pipeline.tables.contract import TABLES
-from spotify_pipeline.tables.files import sql_path
+from spotify_pipeline.tables.files import sql_path, sql_string
 from spotify_pipeline.tables.repair import repair_lake
 from tests.conftest import SimulatorFactory, settings_for
 
@@ -115,6 +117,14 @@ def test_a_lake_under_glob_characters_reads_only_its_own_files(
     assert {n: rows[n] for n in truth} == truth
     no_decoy(rows)
     assert len(rows["playlists"]) == 3 and rows["songs"]
+
+    # The query sandbox allows the escaped spelling of its files, and nothing the unescaped one matches.
+    own = next(p for p in (lake / "warehouse").rglob("*.parquet") if "/songs/data/" in p.as_posix())
+    with QueryEngine(open_catalog(str(lake))) as engine:
+        assert engine.execute(f"SELECT count(*) FROM read_parquet({sql_path(str(own))})").rows[0][0] > 0
+        for pattern in (str(own), str(decoy / own.relative_to(lake))):
+            with pytest.raises(QueryError, match="Permission"):
+                engine.execute(f"SELECT * FROM read_parquet({sql_string(pattern)})")
 
     # Recommendations read the model file (Parquet) in the lake.
     pid = server.catalog.id_of("playlist", 2)  # no seeds left in common: the popular songs, named by the model
