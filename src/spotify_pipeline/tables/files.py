@@ -120,6 +120,22 @@ def glob_escaped(path: str) -> str:
     return "".join(f"[{c}]" if c in GLOB_CHARACTERS else c for c in path)
 
 
+def glob_unescaped(pattern: str) -> str | None:
+    """The one path `pattern` names when each of its glob characters is escaped as `glob_escaped` writes
+    it (a path without any is itself); None for a pattern that matches other paths too."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "[" and pattern[i + 1 : i + 2] in tuple(GLOB_CHARACTERS) and pattern[i + 2 : i + 3] == "]":
+            out.append(pattern[i + 1])
+            i += 3
+        elif pattern[i] in GLOB_CHARACTERS:
+            return None
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
+
+
 def sql_path(path: str) -> str:
     """The SQL literal under which DuckDB's readers (`read_parquet`, `read_json`, ...) open exactly the file
     `path`. They glob every path: unescaped, a lake in `x[1]/` read the files of `x1/`, and `*` or `?` in a
