@@ -24,6 +24,7 @@ from spotify_pipeline.errors import QueryError
 from spotify_pipeline.history.importer import import_history
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.query.engine import QueryEngine
+from spotify_pipeline.query.export import export_table
 from spotify_pipeline.recommend.service import build_model, recommend_for_playlist
 from spotify_pipeline.simulator.history import write_export
 from spotify_pipeline.tables.catalog import Catalog, open_catalog
@@ -125,6 +126,11 @@ def test_a_lake_under_glob_characters_reads_only_its_own_files(
         for pattern in (str(own), str(decoy / own.relative_to(lake))):
             with pytest.raises(QueryError, match="Permission"):
                 engine.execute(f"SELECT * FROM read_parquet({sql_string(pattern)})")
+
+    # `export` writes (COPY ... TO) the literal path, into a folder of the same kind.
+    out = tmp_path / HOSTILE / "songs.parquet"
+    assert export_table(Catalog(lake), "songs", "parquet", out) == len(rows["songs"]) == pq.read_table(out).num_rows
+    assert not (tmp_path / MATCHED / "songs.parquet").exists()
 
     # Recommendations read the model file (Parquet) in the lake.
     pid = server.catalog.id_of("playlist", 2)  # no seeds left in common: the popular songs, named by the model

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..tables.files import sql_path
+from ..tables.files import sql_path, sql_string
 
 NEIGHBOR_SCHEMA = pa.schema(
     [
@@ -65,7 +65,7 @@ def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artis
         LEFT JOIN (SELECT artist_id, any_value(name) AS name FROM {artists} GROUP BY artist_id) a USING (artist_id)
         """
     )
-    target = str(path).replace("'", "''")
+    target = sql_string(str(path))  # COPY ... TO writes this literal path: not a pattern, not escaped
     con.execute(
         f"""
         COPY (
@@ -87,7 +87,7 @@ def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artis
                    NULL, p.playlists, NULL, NULL, NULL
             FROM rec_popularity p JOIN rec_index x USING (song_id)
             ORDER BY kind, key, token
-        ) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 100000)
+        ) TO {target} (FORMAT parquet, ROW_GROUP_SIZE 100000)
         """
     )
     con.execute("DROP TABLE rec_index")
