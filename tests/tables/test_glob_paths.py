@@ -29,7 +29,7 @@ from spotify_pipeline.recommend.service import build_model, recommend_for_playli
 from spotify_pipeline.simulator.history import write_export
 from spotify_pipeline.tables.catalog import Catalog, open_catalog
 from spotify_pipeline.tables.contract import TABLES
-from spotify_pipeline.tables.files import sql_path, sql_string
+from spotify_pipeline.tables.files import glob_escaped, glob_unescaped, sql_path, sql_string
 from spotify_pipeline.tables.repair import repair_lake
 from tests.conftest import SimulatorFactory, settings_for
 
@@ -98,6 +98,14 @@ def test_sql_path_matches_only_that_file(tmp_path: Path) -> None:
         path = str(tmp_path / real / "f.parquet")
         got = duckdb.connect().execute(f"SELECT v, filename FROM read_parquet({sql_path(path)}, filename = true)")
         assert got.fetchall() == [(1, path)]  # `filename` is the file's own path, unescaped
+
+
+def test_an_escaped_path_names_one_path_and_a_pattern_none() -> None:
+    """`glob_unescaped` (the S3 lookup, lake/s3.py) undoes exactly `glob_escaped`, and refuses real patterns."""
+    for path in ("s3://b/x[1]/f.parquet", "a*b?c", "plain", "it's [o]", "[[]", "]", "a["):
+        assert glob_unescaped(glob_escaped(path)) == path
+    for pattern in ("s3://b/x[1]/f", "*.parquet", "a?", "x[ab]", "x[", "x[[]1]/*"):
+        assert glob_unescaped(pattern) is None
 
 
 def test_a_lake_under_glob_characters_reads_only_its_own_files(
