@@ -112,7 +112,8 @@ def lake_breakdown(lake: Path) -> dict[str, int]:
 def live_bytes(lake: Path) -> int:
     """The table bytes less the share of each data file's rows marked deleted (and the delete files): about
     what the same rows take in files without deletes, so a lake that keeps deleted rows is not flattered."""
-    from spotify_pipeline.tables.maintenance import _delete_files, _positions
+    from spotify_pipeline.tables.deletes import deleted_positions
+    from spotify_pipeline.tables.maintenance import _delete_files
 
     catalog = Catalog(lake)
     total = 0.0
@@ -120,8 +121,7 @@ def live_bytes(lake: Path) -> int:
         table = catalog.table(name)
         if table.current_snapshot() is None:
             continue
-        counts = _positions(table, _delete_files(table)).group_by("file_path").aggregate([("pos", "count_distinct")])
-        deleted = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+        deleted = deleted_positions(table.io, [d.file_path for d in _delete_files(table)])
         for task in table.scan().plan_files():
             share = deleted.get(task.file.file_path, 0) / max(1, task.file.record_count)
             total += task.file.file_size_in_bytes * (1 - share)

@@ -235,13 +235,15 @@ class Lake:
         nothing is new, else a `run --source recently-played`. The lake keeps the poller (and its token)."""
         return self.poller().poll_once()
 
-    def poller(self, *, extract_only: bool = False) -> Poller:
+    def poller(self, *, extract_only: bool = False, isolate: bool | None = None) -> Poller:
         """The lake's `poll.Poller` (created once), for a loop (`.run(every, echo)`); close() releases it.
-        `extract_only` (the Lambda): new plays go to the raw zone, the scheduled transform publishes them."""
+        `extract_only` (the Lambda): new plays go to the raw zone, the scheduled transform publishes them.
+        `isolate` (default: unless `extract_only`): each run in a child process that exits, so a process
+        that polls for weeks does not keep what each run leaves in memory (poll.py)."""
         from .extract.poll import Poller
 
         if self._poller is None:
-            self._poller = Poller(self.settings, extract_only=extract_only)
+            self._poller = Poller(self.settings, extract_only=extract_only, isolate=isolate)
         return self._poller
 
     def close(self) -> None:

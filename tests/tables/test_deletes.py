@@ -117,3 +117,23 @@ def test_a_replace_of_more_keys_than_pyiceberg_prunes_by(catalog: Catalog) -> No
     rows = duckdb_rows(catalog)
     assert rows == iceberg_rows(catalog) and len(rows) == 90
     assert sorted(r[0] for r in rows if r[2] == "many") == present
+
+
+def test_deleted_positions_counts_each_position_once_and_only_in_live_files(tmp_path: Path) -> None:
+    """The one count of deleted rows per data file (snapshots, replace and maintenance use it): a position
+    marked by two delete files counts once, and with `live` a file no longer live is left out."""
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    from spotify_pipeline.tables.deletes import deleted_positions
+
+    marks = {"one": [("file:///a.parquet", 0), ("file:///a.parquet", 3), ("file:///gone.parquet", 1)],
+             "two": [("file:///a.parquet", 3), ("file:///b.parquet", 7)]}  # fmt: skip
+    paths = []
+    for name, rows in marks.items():
+        paths.append(str(tmp_path / f"{name}-deletes.parquet"))
+        pq.write_table(pa.table({"file_path": [f for f, _ in rows], "pos": [p for _, p in rows]}), paths[-1])
+    io = PyArrowFileIO()
+    assert deleted_positions(io, paths) == {"file:///a.parquet": 2, "file:///b.parquet": 1, "file:///gone.parquet": 1}
+    live = ["file:///a.parquet", "file:///b.parquet", "file:///c.parquet"]
+    assert deleted_positions(io, paths, live) == {"file:///a.parquet": 2, "file:///b.parquet": 1}
+    assert deleted_positions(io, [], live) == {}

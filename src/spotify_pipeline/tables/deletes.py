@@ -18,9 +18,11 @@ The only module that relies on pyiceberg internals (pyproject pins pyiceberg < 0
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 # Iceberg's reserved field ids of a position delete file's columns (spec, "Position Delete Files").
@@ -38,6 +40,32 @@ def merges_on_read(table: Any) -> bool:
     """Whether a keyed replace can mark rows deleted: position deletes exist from Iceberg format v2 on (our
     tables are v2, pyiceberg's default), and there must be rows to mark."""
     return table.current_snapshot() is not None and int(table.metadata.format_version) >= 2
+
+
+def read_positions(io: Any, delete_paths: Iterable[str]) -> pa.Table:
+    """The (file_path, pos) rows of position delete files (each a few KB: one per run since `maintain`)."""
+    parts = []
+    for path in delete_paths:
+        with io.new_input(path).open() as stream:
+            parts.append(pq.read_table(stream, columns=["file_path", "pos"]).cast(POSITION_DELETES))
+    return pa.concat_tables(parts) if parts else POSITION_DELETES.empty_table()
+
+
+def count_deleted(positions: pa.Table, live_paths: Iterable[str] | None = None) -> dict[str, int]:
+    """Deleted rows per data file (as the metadata records its path) in `positions` (read_positions): a
+    position marked twice counts once, as readers apply it once. With `live_paths`, only those files: a delete
+    file outlives a data file it marked when a later commit drops or rewrites that file."""
+    if live_paths is not None:
+        live = pa.array(sorted(set(live_paths)), pa.string())
+        positions = positions.filter(pc.is_in(positions.column("file_path"), value_set=live))
+    counts = positions.group_by("file_path").aggregate([("pos", "count_distinct")])
+    return dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+
+
+def deleted_positions(io: Any, delete_paths: Iterable[str], live_paths: Iterable[str] | None = None) -> dict[str, int]:
+    """Deleted rows per data file, read from the delete files `delete_paths` (count_deleted): what a file's
+    live rows are (its record count less this), for row counts, replaces and compaction alike."""
+    return count_deleted(read_positions(io, delete_paths), live_paths)
 
 
 def write_position_deletes(table: Any, positions: pa.Table, commit_uuid: uuid.UUID) -> Any:

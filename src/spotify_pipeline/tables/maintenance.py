@@ -38,7 +38,7 @@ from ..transform.journal import read_journal
 from .catalog import Catalog, cluster_column
 from .catalog_db import NAMESPACE
 from .contract import TABLES
-from .deletes import MERGE_MANIFESTS_PAST, POSITION_DELETES, row_delta, write_position_deletes
+from .deletes import MERGE_MANIFESTS_PAST, count_deleted, read_positions, row_delta, write_position_deletes
 from .retention import ExpiryResult, _files, expire_history
 
 if TYPE_CHECKING:
@@ -137,10 +137,9 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
         return
     planned = list(table.scan().plan_files())
     live_deletes = _delete_files(table)
-    by_delete_file = [_positions(table, [d]) for d in live_deletes]
-    positions = pa.concat_tables(by_delete_file) if by_delete_file else _positions(table, [])
-    counts = positions.group_by("file_path").aggregate([("pos", "count_distinct")])
-    deleted = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+    by_delete_file = [read_positions(table.io, [d.file_path]) for d in live_deletes]
+    positions = pa.concat_tables(by_delete_file) if by_delete_file else read_positions(table.io, [])
+    deleted = count_deleted(positions)
     heavy = [t for t in planned if deleted.get(t.file.file_path, 0) > t.file.record_count * COMPACT_DELETED_SHARE]
     small = [t for t in planned if t not in heavy and t.file.record_count < publish.PUBLISH_ROWS // 2]
     if len(small) <= MERGE_FILES_PAST:
@@ -194,17 +193,6 @@ def compact(catalog: Catalog, name: str, result: MaintenanceResult) -> None:
     result.delete_files_dropped += len(dropped)
     result.tables_compacted.append(name)
     log.info("table %s: compacted %d files, dropped %d delete files", name, len(tasks), len(dropped))
-
-
-def _positions(table: Any, delete_files: list[Any]) -> pa.Table:
-    """The (file_path, pos) rows of position delete files (each a few KB: one per run since the last pass)."""
-    import pyarrow.parquet as pq
-
-    parts = []
-    for delete_file in delete_files:
-        with table.io.new_input(delete_file.file_path).open() as stream:
-            parts.append(pq.read_table(stream, columns=["file_path", "pos"]).cast(POSITION_DELETES))
-    return pa.concat_tables(parts) if parts else POSITION_DELETES.empty_table()
 
 
 def _delete_files(table: Any) -> list[Any]:

@@ -31,8 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .contract import TABLES
-from .deletes import row_delta, write_position_deletes
-from .files import FILE_COLUMN, POS_COLUMN, TableFiles, files_of_tasks, sql_paths
+from .deletes import deleted_positions, row_delta, write_position_deletes
+from .files import FILE_COLUMN, POS_COLUMN, files_of_tasks
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def replace_by_deletes(
                 f"SEMI JOIN _keys k ON {match}"
             ).to_arrow_table()
             hits = Counter(positions.column("file_path").to_pylist())
-            deleted = _deleted(con, files, sorted(hits))
+            deleted = deleted_positions(table.io, files.deletes, hits)
             by_path = {task.file.file_path: task for task in tasks}
             marked: list[str] = []
             for path, hit in hits.items():
@@ -172,19 +172,6 @@ def transaction(table: Any) -> Any:
             return built[2]
 
     return MetadataOnce(table)
-
-
-def _deleted(con: Any, files: TableFiles, paths: list[str]) -> dict[str, int]:
-    """Positions the table's delete files mark in each of the data files `paths` (as the metadata records
-    them); a position marked twice counts once."""
-    if not files.deletes or not paths:
-        return {}
-    con.register("_hit_files", pa.table({"p": pa.array(paths, pa.string())}))
-    rows = con.execute(
-        f"SELECT file_path, count(DISTINCT pos) FROM read_parquet({sql_paths(files.deletes)}) "
-        "WHERE file_path IN (SELECT p FROM _hit_files) GROUP BY ALL"
-    ).fetchall()
-    return {str(path): int(count) for path, count in rows}
 
 
 def _survivors(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
-
 from ..tables.catalog import Catalog
+from ..tables.deletes import deleted_positions
 
 
 def processed_runs(catalog: Catalog, snapshot_id: int | None) -> set[str]:
@@ -39,15 +38,6 @@ def _live_records(catalog: Catalog, name: str, snapshot: Any) -> int:
     are the ones `Catalog.files` planned for the snapshot, which the transform's views read too."""
     if not int(snapshot.summary.get("total-position-deletes") or 0):
         return int(snapshot.summary["total-records"])
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     files = catalog.files(name, snapshot.snapshot_id)
-    live = pa.array(sorted(set(files.recorded)), pa.string())
-    deleted = 0
-    io = catalog.table(name).io
-    for path in files.deletes:
-        with io.new_input(path).open() as f:
-            marked = pq.read_table(f, columns=["file_path"]).column("file_path")
-        deleted += int(pc.sum(pc.is_in(marked, value_set=live)).as_py() or 0)
-    return sum(files.records) - deleted
+    deleted = deleted_positions(catalog.table(name).io, files.deletes, files.recorded)
+    return sum(files.records) - sum(deleted.values())
