@@ -26,6 +26,8 @@ from collections.abc import Sequence
 
 import duckdb
 
+from ..tables.files import sql_paths
+
 API_TOLERANCE_S = 5
 ACCOUNT_TOLERANCE_MIN = 1
 
@@ -52,10 +54,6 @@ _BODY = "STRUCT(" + ", ".join(f'"{f}" {t}' for f, t in BODY_TYPES.items()) + ")"
 _META = 'STRUCT("run_id" VARCHAR, "fetched_at" VARCHAR, "user_id" VARCHAR, "file" VARCHAR, "format" VARCHAR)'
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _export_rows(uris: Sequence[str]) -> str:
     """`(meta, body)` of every play record in the raw part files `uris`: Parquet parts (history/raw_parts.py,
     every import since they exist) and gzipped NDJSON parts (imports of lakes written before)."""
@@ -63,13 +61,13 @@ def _export_rows(uris: Sequence[str]) -> str:
     ndjson = [u for u in uris if not u.endswith(".parquet")]
     parquet = [u for u in uris if u.endswith(".parquet")]
     if ndjson:
-        files = "[" + ", ".join(_quote(u) for u in ndjson) + "]"
+        files = sql_paths(ndjson)
         selects.append(
             f"SELECT meta, body FROM read_json({files}, format='newline_delimited', compression='gzip',"
             f" columns={{'meta': '{_META}', 'body': '{_BODY}'}})"
         )
     if parquet:
-        files = "[" + ", ".join(_quote(p) for p in parquet) + "]"
+        files = sql_paths(parquet)
         body = "{" + ", ".join(f"'{f}': body.\"{f}\"" for f in BODY_TYPES) + "}"
         selects.append(f"SELECT meta::{_META} AS meta, {body}::{_BODY} AS body FROM read_parquet({files})")
     return "(" + " UNION ALL ".join(f"({s})" for s in selects) + ")"

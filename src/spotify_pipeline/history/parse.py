@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from ..errors import InputError
+from ..tables.files import sql_path, sql_string
 from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat, format_by_keys
 from .reader import ExportFile
 
@@ -52,10 +53,6 @@ class ParsedFile:
     plays: int
     unknown_fields: list[str] = field(default_factory=list)
     part: Path | None = None  # its raw part (raw_parts.py), written to the import's scratch folder
-
-
-def sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _bad(kind: str, value: str) -> str:
@@ -97,8 +94,8 @@ def check_file(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile) -> 
         con.execute(
             f"""INSERT INTO export_plays
             SELECT {idx}, row_number() OVER (), json_type(json) = 'OBJECT',
-                   json_merge_patch(json, {sql_quote(_DROP_PRIVATE)})
-            FROM read_json_objects({sql_quote(str(source.path))}, format='array', maximum_object_size=16777216)"""
+                   json_merge_patch(json, {sql_string(_DROP_PRIVATE)})
+            FROM read_json_objects({sql_path(str(source.path))}, format='array', maximum_object_size=16777216)"""
         )
     except duckdb.Error as exc:
         raise InputError(f"{source.name}: {_json_problem(str(exc), str(source.path))}", hint=_NOTHING) from None
@@ -144,7 +141,7 @@ def _check_fields(con: duckdb.DuckDBPyConnection, idx: int, source: ExportFile, 
     required = sorted(fmt.required)
     paths = sorted(set(kinds) | set(required))
     slot = {f: n + 1 for n, f in enumerate(paths)}  # DuckDB lists are 1-based
-    path_list = "[" + ", ".join(sql_quote(f"$.{f}") for f in paths) + "]"
+    path_list = "[" + ", ".join(sql_string(f"$.{f}") for f in paths) + "]"
     missing = ", ".join(f"min(i) FILTER (WHERE v[{slot[f]}] IS NULL)" for f in required)
     columns = ", ".join(f"min(i) FILTER (WHERE {_bad(kind, f'v[{slot[f]}]')})" for f, kind in checks)
     row = con.execute(
@@ -176,7 +173,7 @@ def usernames(con: duckdb.DuckDBPyConnection, files: list[ExportFile]) -> list[s
             continue
         try:
             rows = con.execute(
-                f"SELECT DISTINCT username FROM read_json({sql_quote(str(source.path))}, format='array', "
+                f"SELECT DISTINCT username FROM read_json({sql_path(str(source.path))}, format='array', "
                 "columns={'username': 'VARCHAR'}, auto_detect=false, maximum_object_size=16777216) "
                 "WHERE username <> ''"
             ).fetchall()

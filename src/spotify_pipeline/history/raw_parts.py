@@ -20,8 +20,9 @@ from pathlib import Path
 
 import duckdb
 
+from ..tables.files import sql_path, sql_string
 from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat
-from .parse import FIELD_KINDS, INSTANT, MINUTE, MINUTE_FORMAT, TS_FORMAT, sql_quote
+from .parse import FIELD_KINDS, INSTANT, MINUTE, MINUTE_FORMAT, TS_FORMAT
 
 PART_SUFFIX = ".parquet"
 # zstd (DuckDB's default level): 1M plays, 63 parts, 744 MiB of JSON -> about 30 MB; snappy was larger for
@@ -50,21 +51,21 @@ def kept_fields(fmt: HistoryFormat) -> list[str]:
 
 
 def _meta_sql(meta: dict[str, str]) -> str:
-    return "{" + ", ".join(f"{sql_quote(k)}: {sql_quote(meta[k])}" for k in RAW_META_FIELDS) + "}"
+    return "{" + ", ".join(f"{sql_string(k)}: {sql_string(meta[k])}" for k in RAW_META_FIELDS) + "}"
 
 
 def _body_sql(fmt: HistoryFormat, value: dict[str, str]) -> str:
     """`body` with every field of RAW_BODY_TYPES: `value[f]` for the format's fields, typed NULL otherwise."""
     kept = set(kept_fields(fmt))
     parts = [
-        f"{sql_quote(f)}: " + (value[f] if f in kept or f == "extra" else f"NULL::{t}")
+        f"{sql_string(f)}: " + (value[f] if f in kept or f == "extra" else f"NULL::{t}")
         for f, t in RAW_BODY_TYPES.items()
     ]
     return "{" + ", ".join(parts) + "}"
 
 
 def _copy(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> None:
-    con.execute(f"COPY ({select}) TO {sql_quote(str(path))} (FORMAT parquet, COMPRESSION {PART_COMPRESSION})")
+    con.execute(f"COPY ({select}) TO {sql_string(str(path))} (FORMAT parquet, COMPRESSION {PART_COMPRESSION})")
 
 
 def write_typed_part(
@@ -74,7 +75,7 @@ def write_typed_part(
     pattern is the one thing left to check; a time that does not parse raises duckdb.Error (the caller then
     has the checked parse name the element). Private fields are not even read."""
     kinds = FIELD_KINDS[fmt.name]
-    columns = "{" + ", ".join(f"{sql_quote(f)}: {sql_quote(RAW_BODY_TYPES[f])}" for f in kept_fields(fmt)) + "}"
+    columns = "{" + ", ".join(f"{sql_string(f)}: {sql_string(RAW_BODY_TYPES[f])}" for f in kept_fields(fmt)) + "}"
     value = {f: f'"{f}"' for f in kept_fields(fmt)} | {"extra": "NULL::JSON"}
     for f, kind in kinds.items():
         if kind in (INSTANT, MINUTE):
@@ -83,7 +84,7 @@ def write_typed_part(
     _copy(
         con,
         f"SELECT {_meta_sql(meta)} AS meta, {_body_sql(fmt, value)} AS body "
-        f"FROM read_json({sql_quote(str(source))}, format='array', columns={columns}, auto_detect=false, "
+        f"FROM read_json({sql_path(str(source))}, format='array', columns={columns}, auto_detect=false, "
         "maximum_object_size=16777216)",
         path,
     )
@@ -98,12 +99,12 @@ def write_checked_part(
     structure = json.dumps({f: RAW_BODY_TYPES[f] for f in kept})
     remove = json.dumps(dict.fromkeys(kept))  # a merge patch deleting the documented fields leaves the others
     value = {f: f'b."{f}"' for f in kept}
-    value["extra"] = f"CASE WHEN json_merge_patch(j, {sql_quote(remove)})::VARCHAR = '{{}}' THEN NULL::JSON "
-    value["extra"] += f"ELSE json_merge_patch(j, {sql_quote(remove)}) END"
+    value["extra"] = f"CASE WHEN json_merge_patch(j, {sql_string(remove)})::VARCHAR = '{{}}' THEN NULL::JSON "
+    value["extra"] += f"ELSE json_merge_patch(j, {sql_string(remove)}) END"
     _copy(
         con,
         f"SELECT {_meta_sql(meta)} AS meta, {_body_sql(fmt, value)} AS body "
-        f"FROM (SELECT i, j, json_transform(j, {sql_quote(structure)}) AS b FROM export_plays "
+        f"FROM (SELECT i, j, json_transform(j, {sql_string(structure)}) AS b FROM export_plays "
         f"WHERE file_idx = {int(idx)}) ORDER BY i",
         path,
     )

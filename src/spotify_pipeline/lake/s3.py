@@ -196,5 +196,20 @@ def s3_filesystem() -> Any:
     """An fsspec S3 filesystem for DuckDB (its httpfs extension cannot be downloaded everywhere)."""
     import s3fs
 
+    from ..tables.files import glob_unescaped
+
+    class LiteralGlobS3(s3fs.S3FileSystem):  # type: ignore[misc]  # s3fs has no type hints
+        """DuckDB asks fsspec to glob every path it reads. A path whose glob characters are all escaped
+        (`sql_path`) names one object: it is looked up as such, as a path without any is, rather than by
+        listing every key under the prefix before its first `[` (slow, and stale in fsspec's listing
+        cache once new files are written)."""
+
+        async def _glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+            literal = glob_unescaped(path)
+            if literal is None or literal == path or kwargs.get("detail"):
+                return await super()._glob(path, maxdepth=maxdepth, **kwargs)
+            literal = self._strip_protocol(literal)
+            return [literal] if await self._exists(literal) else []
+
     endpoint = aws_endpoint()
-    return s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint} if endpoint else {})
+    return LiteralGlobS3(client_kwargs={"endpoint_url": endpoint} if endpoint else {})

@@ -31,6 +31,7 @@ import duckdb
 from ..errors import LakeError, QueryError
 from ..tables.catalog import Catalog
 from ..tables.contract import TABLES
+from ..tables.files import glob_escaped, sql_string
 from ..transform.connection import connect, duckdb_size, register_table, spill_parent
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}  # EXPLAIN [ANALYZE] only of a SELECT
@@ -91,7 +92,7 @@ class QueryEngine:
         """From here on the connection reaches only `readable` + `writable`, and nothing can change that."""
         paths = sorted({variant for path in readable + writable for variant in _path_variants(path)})
         con = self.con
-        con.execute(f"SET allowed_paths = [{', '.join(_sql_string(p) for p in paths)}]")
+        con.execute(f"SET allowed_paths = [{', '.join(sql_string(p) for p in paths)}]")
         con.execute("SET allowed_directories = []")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoinstall_known_extensions = false")
@@ -212,18 +213,16 @@ def _token_spans(sql: str) -> list[tuple[Any, int]]:
     return [(token, tokens[i + 1][0] if i + 1 < len(tokens) else len(sql)) for i, token in enumerate(tokens)]
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _path_variants(path: str) -> set[str]:
     """A table file as DuckDB may spell it when checking `allowed_paths`: as given, and for a file read
-    through an fsspec filesystem (s3://), also as that filesystem normalizes it."""
+    through an fsspec filesystem (s3://), also as that filesystem normalizes it; each also glob-escaped,
+    as the views name it (`sql_path`): DuckDB checks the pattern it is given and then the file it
+    resolves to. Allowing a pattern opens nothing more: every file it resolves to is checked as well."""
     variants = {path}
     protocol, sep, rest = path.partition("://")
     if sep:
         variants |= {f"{protocol}://{rest.lstrip('/')}", f"{protocol}:///{rest.lstrip('/')}"}
-    return variants
+    return variants | {glob_escaped(v) for v in variants}
 
 
 def _first_line(exc: BaseException) -> str:

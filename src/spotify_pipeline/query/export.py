@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import InputError, LakeError
 from ..tables.catalog import Catalog
+from ..tables.files import sql_string
 from .engine import QueryEngine, write_csv, write_json_lines
 
 STDOUT = Path("-")
@@ -41,8 +42,8 @@ def export_table(catalog: Catalog, table: str, fmt: str, out: Path) -> int:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             if fmt == "parquet":
-                path = str(tmp.absolute()).replace("'", "''")
-                engine.con.execute(f"COPY (SELECT * FROM {table}) TO '{path}' {PARQUET}")
+                path = sql_string(str(tmp.absolute()))  # COPY writes the literal path: not escaped
+                engine.con.execute(f"COPY (SELECT * FROM {table}) TO {path} {PARQUET}")
                 rows = int(engine.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
             else:
                 cursor = engine.con.execute(f"SELECT * FROM {table}")

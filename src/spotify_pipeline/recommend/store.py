@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..tables.files import sql_path, sql_string
+
 NEIGHBOR_SCHEMA = pa.schema(
     [
         ("song_id", pa.string()),
@@ -63,7 +65,7 @@ def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artis
         LEFT JOIN (SELECT artist_id, any_value(name) AS name FROM {artists} GROUP BY artist_id) a USING (artist_id)
         """
     )
-    target = str(path).replace("'", "''")
+    target = sql_string(str(path))  # COPY ... TO writes this literal path: not a pattern, not escaped
     con.execute(
         f"""
         COPY (
@@ -85,7 +87,7 @@ def write_model(con: duckdb.DuckDBPyConnection, path: Path, *, songs: str, artis
                    NULL, p.playlists, NULL, NULL, NULL
             FROM rec_popularity p JOIN rec_index x USING (song_id)
             ORDER BY kind, key, token
-        ) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 100000)
+        ) TO {target} (FORMAT parquet, ROW_GROUP_SIZE 100000)
         """
     )
     con.execute("DROP TABLE rec_index")
@@ -170,7 +172,7 @@ class ModelRows:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
         self._con = con
-        self._file = "'" + str(path).replace("'", "''") + "'"
+        self._file = sql_path(str(path))
         self.popularity = con.sql(
             f"SELECT s.song_id, p.together AS playlists FROM read_parquet({self._file}) p "
             f"JOIN read_parquet({self._file}) s ON s.kind = 'song' AND s.key = p.song "

@@ -46,39 +46,40 @@ class TableFiles:
         Without `positions`: the live rows, every data file in one scan (module docstring)."""
         if positions:
             paths = self._paths(self.data)
+            data = sql_paths(self.data)
             rows = (
-                f"SELECT d.* EXCLUDE (_read_path), m.recorded AS {FILE_COLUMN} FROM read_parquet({_list(self.data)}, "
+                f"SELECT d.* EXCLUDE (_read_path), m.recorded AS {FILE_COLUMN} FROM read_parquet({data}, "
                 f"filename = '_read_path', file_row_number = true) d JOIN (VALUES {paths}) m(recorded, path) "
                 "ON m.path = d._read_path"
             )
             if self.deletes:
                 rows = (
-                    f"SELECT * FROM ({rows}) r ANTI JOIN read_parquet({_list(self.deletes)}) x "
+                    f"SELECT * FROM ({rows}) r ANTI JOIN read_parquet({sql_paths(self.deletes)}) x "
                     f"ON x.file_path = r.{FILE_COLUMN} AND x.pos = r.{POS_COLUMN}"
                 )
             return rows
         if not self.marked:
-            return f"SELECT * FROM read_parquet({_list(self.data)})"
+            return f"SELECT * FROM read_parquet({sql_paths(self.data)})"
         # Row r of the i-th file is number i * stride + r: no two rows of the snapshot share one.
         stride = max(self.records) + 1
         recorded = dict(zip(self.data, self.recorded, strict=True))
         marked = ", ".join(
-            f"({_quote(recorded[p])}, {i * stride}, {records})"
+            f"({sql_string(recorded[p])}, {i * stride}, {records})"
             for i, (p, records) in enumerate(zip(self.data, self.records, strict=True))
             if p in self.marked
         )
         deleted = (  # the number of each deleted row of a data file of this snapshot (a pos past its rows: none)
-            f"SELECT CAST(m.base AS BIGINT) + x.pos FROM read_parquet({_list(self.deletes)}) x "
+            f"SELECT CAST(m.base AS BIGINT) + x.pos FROM read_parquet({sql_paths(self.deletes)}) x "
             f"JOIN (VALUES {marked}) m(recorded, base, records) ON x.file_path = m.recorded WHERE x.pos < m.records"
         )
         return (
-            f"SELECT d.* FROM read_parquet({_list(self.data)}) d "
+            f"SELECT d.* FROM read_parquet({sql_paths(self.data)}) d "
             f"WHERE CAST(d.file_index AS BIGINT) * {stride} + d.file_row_number NOT IN ({deleted})"
         )
 
     def _paths(self, data: list[str]) -> str:
         recorded = dict(zip(self.data, self.recorded, strict=True))
-        return ", ".join(f"({_quote(recorded[p])}, {_quote(p)})" for p in data)
+        return ", ".join(f"({sql_string(recorded[p])}, {sql_string(p)})" for p in data)
 
 
 def files_of_tasks(name: str, tasks: Iterable[Any], owns: Callable[[str], bool]) -> TableFiles:
@@ -105,9 +106,45 @@ def _local(path: str) -> str:
     return path.removeprefix("file://")
 
 
-def _quote(text: str) -> str:
+GLOB_CHARACTERS = "[*?"  # what DuckDB's file readers treat as a pattern in every path they are given
+
+
+def sql_string(text: str) -> str:
+    """`text` as a SQL string literal. Not for a file a reader opens: that is `sql_path`."""
     return "'" + text.replace("'", "''") + "'"
 
 
-def _list(paths: list[str]) -> str:
-    return "[" + ", ".join(_quote(p) for p in paths) + "]"
+def glob_escaped(path: str) -> str:
+    """`path` as a glob pattern that matches only itself: each glob character a one-character class
+    (`[` -> `[[]`, `*` -> `[*]`, `?` -> `[?]`), which DuckDB and fsspec (s3://) both read so."""
+    return "".join(f"[{c}]" if c in GLOB_CHARACTERS else c for c in path)
+
+
+def glob_unescaped(pattern: str) -> str | None:
+    """The one path `pattern` names when each of its glob characters is escaped as `glob_escaped` writes
+    it (a path without any is itself); None for a pattern that matches other paths too."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "[" and pattern[i + 1 : i + 2] in tuple(GLOB_CHARACTERS) and pattern[i + 2 : i + 3] == "]":
+            out.append(pattern[i + 1])
+            i += 3
+        elif pattern[i] in GLOB_CHARACTERS:
+            return None
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
+
+
+def sql_path(path: str) -> str:
+    """The SQL literal under which DuckDB's readers (`read_parquet`, `read_json`, ...) open exactly the file
+    `path`. They glob every path: unescaped, a lake in `x[1]/` read the files of `x1/`, and `*` or `?` in a
+    folder's name read several folders' files. (DuckDB 2.0 still lists the folder holding the first escaped
+    character to resolve it: one listing, no recursion.) Not for COPY ... TO, which writes to the literal
+    path."""
+    return sql_string(glob_escaped(path))
+
+
+def sql_paths(paths: Iterable[str]) -> str:
+    """A SQL list of `sql_path` literals: the files DuckDB reads in one scan."""
+    return "[" + ", ".join(sql_path(p) for p in paths) + "]"

@@ -36,6 +36,7 @@ from ..lake.lock import LakeLock
 from .catalog import TABLE_PROPERTIES, Catalog
 from .catalog_db import CATALOG_NAME, NAMESPACE, _local, newest_metadata, origin_of, recorded_tables, sqlite_uri
 from .contract import DATA_TABLES, TABLES
+from .files import sql_paths
 from .writes import replace_in_slices
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
     from ..transform.connection import connect
     from ..transform.publish import PUBLISH_ROWS, sort_order
 
-    listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    listed = sql_paths(files)
     # In the table's sort order, as the transform writes it: unordered, every file of a copied lake spanned
     # the whole key range, and a one-playlist run read and rewrote every file (issue #20).
     order = f" ORDER BY {sort_order(name)}" if name in DATA_TABLES else ""

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..tables.files import sql_paths
+
 # The fields read from each object, as nested dicts: {name: DuckDB type | nested dict | [element]}.
 Shape = dict[str, Any]
 EXTERNAL_URLS: Shape = {"spotify": "VARCHAR"}
@@ -150,10 +152,6 @@ BODY_TYPES: dict[str, Any] = {
 }
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def raw_relation(entity: str, files: Sequence[str], body_shape: Shape | None = None, filename: bool = False) -> str:
     """SQL for the raw records of `entity` in `files`: columns run_id, fetched_at, meta, body (typed as
     `body_shape`, by default the entity's), and with `filename` the file each record came from."""
@@ -164,7 +162,7 @@ def raw_relation(entity: str, files: Sequence[str], body_shape: Shape | None = N
             f"(SELECT NULL::VARCHAR AS run_id, NULL::TIMESTAMPTZ AS fetched_at, NULL::{meta} AS meta,"
             f" NULL::{body} AS body{', NULL::VARCHAR AS filename' if filename else ''} LIMIT 0)"
         )
-    file_list = "[" + ", ".join(_quote(f) for f in files) + "]"
+    file_list = sql_paths(files)
     return (
         f"(SELECT meta.run_id AS run_id, meta.fetched_at::TIMESTAMPTZ AS fetched_at, meta, body"
         f"{', filename' if filename else ''} FROM read_json("
