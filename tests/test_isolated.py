@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,18 @@ def children() -> set[int]:
         if fields.get("PPid", "").strip() == str(os.getpid()):
             found.add(int(status.parent.name))
     return found
+
+
+@contextmanager
+def reaped(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The process, killed and waited for on the way out if it is still running (a test that fails midway
+    leaves nothing behind)."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def fail_with_api_error(url: str) -> None:
@@ -137,13 +151,9 @@ def test_sigterm_to_the_parent_stops_the_child_and_leaves_none_behind(tmp_path: 
     """SIGTERM to the parent alone reaches the child (its own session) once, which stops and reports; the
     parent exits 143, as the CLI does."""
     parent, child = parent_waiting_on_a_sleeping_child(tmp_path)
-    try:
+    with reaped(parent):
         parent.send_signal(signal.SIGTERM)
         out, err = parent.communicate(timeout=60)
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
     assert parent.returncode == 143, err
     assert "stopped: terminated (SIGTERM)" in out and "Traceback" not in err
     wait_gone(child)

@@ -16,7 +16,7 @@ from spotify_pipeline.simulator.faults import Fault, FaultPlan
 
 from ..conftest import SimulatorFactory, settings_for, sim_env
 from ..history.test_gaps_and_poll import add_plays, rows, stats
-from ..test_isolated import children, gone
+from ..test_isolated import children, gone, reaped
 from .test_user_login import do_login
 
 
@@ -77,7 +77,7 @@ def test_ctrl_c_during_a_polls_run_stops_the_child_records_the_run_and_leaves_no
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with reaped(process):
         deadline = time.monotonic() + 120
         # The child's run has its token (the poller asks none before its first run): it is now at `/me`.
         while stats(server)["by_route"].get("token", 0) == tokens:
@@ -87,10 +87,6 @@ def test_ctrl_c_during_a_polls_run_stops_the_child_records_the_run_and_leaves_no
         assert len(running) == 1, running
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 130, err
     assert "poll stopped during a run (recorded interrupted)" in out and "Traceback" not in err
     assert all(gone(pid) for pid in running)

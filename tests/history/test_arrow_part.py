@@ -15,9 +15,8 @@ from spotify_pipeline.history.arrow_part import write_arrow_part
 from spotify_pipeline.history.formats import FORMATS, format_by_name
 from spotify_pipeline.history.raw_parts import write_typed_part
 from spotify_pipeline.history.strict import strict_plays
-from spotify_pipeline.simulator import Catalog as SimCatalog
-from spotify_pipeline.simulator import CatalogConfig
-from spotify_pipeline.simulator.history import write_export
+
+from .test_raw_parts import small_export
 
 META = {"run_id": "r1", "fetched_at": "2026-01-01T00:00:00+00:00", "user_id": "u", "file": "f.json", "format": "x"}
 PLAY: dict[str, Any] = {
@@ -59,15 +58,7 @@ def _both(source: Path, tmp_path: Path) -> tuple[list[tuple[Any, ...]] | None, l
 
 
 def test_every_format_gives_the_duckdb_part(tmp_path: Path) -> None:
-    export = write_export(
-        SimCatalog(CatalogConfig(playlists=3, items_per_playlist=20)),
-        "alice",
-        tmp_path / "export",
-        plays=60,
-        per_file=25,
-        form="folder",
-        formats=("extended", "legacy", "account"),
-    ).path
+    export = small_export(tmp_path / "export")
     files = sorted(p for p in export.rglob("*.json") if format_by_name(p.name) is not None)
     assert {format_by_name(p.name).name for p in files} >= {"extended", "legacy", "account_music"}  # type: ignore[union-attr]
     for source in files:

@@ -21,6 +21,7 @@ from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, sim_env
 from ..extract.test_user_login import do_login
+from ..test_isolated import reaped
 
 
 def rows(lake: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -127,7 +128,7 @@ def test_poll_costs_one_request_when_nothing_is_new_and_stops_on_ctrl_c(
         text=True,
     )
     lines: list[str] = []
-    try:
+    with reaped(process):
         _wait_for_lines(process, lines, 1)  # the first poll: no cursor yet, so a run
         assert " run " in lines[-1] and "succeeded, 30 new plays" in lines[-1], lines
         before = stats(server)
@@ -155,10 +156,6 @@ def test_poll_costs_one_request_when_nothing_is_new_and_stops_on_ctrl_c(
         assert "nothing new" in lines[-1]
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == 0, err
     assert "poll stopped" in out and "Traceback" not in err
     runs = rows(tmp_path / "lake", "SELECT status, count(*) FROM pipeline_runs GROUP BY 1")

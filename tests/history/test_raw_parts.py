@@ -169,19 +169,8 @@ def test_the_strict_path_and_the_checked_path_write_the_same_parts(
     `offline_timestamp` and `user_agent`): the part the strict check lets DuckDB's typed reader write is the
     part the checked parse writes."""
     from spotify_pipeline.history import importer
-    from spotify_pipeline.simulator import Catalog as SimCatalog
-    from spotify_pipeline.simulator import CatalogConfig
-    from spotify_pipeline.simulator.history import write_export
 
-    export = write_export(
-        SimCatalog(CatalogConfig(playlists=3, items_per_playlist=20)),
-        "alice",
-        tmp_path / "export",
-        plays=60,
-        per_file=25,
-        form="folder",
-        formats=("extended", "legacy", "account"),
-    ).path
+    export = small_export(tmp_path / "export")
     extra = tmp_path / "export" / "Streaming_History_Audio_odd.json"
     _write(extra, [e | {"offline_timestamp": {"odd": [1, None]}} for e in ELEMENTS])
 
@@ -211,3 +200,20 @@ def test_the_strict_path_and_the_checked_path_write_the_same_parts(
     Lake.open(settings=load_settings({"lake": str(tmp_path / "checked")}, env={})).import_history(export, user="u")
     assert len(checked_paths) >= 6  # every file went the checked way the second time
     assert parts("strict") == parts("checked")
+
+
+def small_export(folder: Path) -> Path:
+    """A simulated download of 60 plays in every format, 25 plays a file: the parts' tests' common input."""
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+    from spotify_pipeline.simulator.history import write_export
+
+    return write_export(
+        SimCatalog(CatalogConfig(playlists=3, items_per_playlist=20)),
+        "alice",
+        folder,
+        plays=60,
+        per_file=25,
+        form="folder",
+        formats=("extended", "legacy", "account"),
+    ).path

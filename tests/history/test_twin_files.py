@@ -4,32 +4,19 @@ keeps files of its own, and nothing is copied when the rule drops an event or th
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from spotify_pipeline import Lake
 from spotify_pipeline.config import load_settings
-from spotify_pipeline.history.listens import LISTENS_SQL
-from spotify_pipeline.simulator.history import track_play
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.writes import overwrite_with_copies
 from spotify_pipeline.transform import publish
-from spotify_pipeline.transform.connection import register_table
 
-USER = "alice"
-START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-
-
-def _extended(n: int) -> dict[str, Any]:
-    track = n % 7
-    ts = (START + dt.timedelta(minutes=10 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return track_play(ts, track, 120_000 + n, artist=f"Artist {track}", album=f"Album {track}")
+from .test_history_layout import USER, _extended, _import, _listens_by_the_rule
 
 
 def _legacy(n: int) -> dict[str, Any]:
@@ -38,28 +25,8 @@ def _legacy(n: int) -> dict[str, Any]:
     return play | {"username": USER, "ip_addr_decrypted": None, "user_agent_decrypted": None}
 
 
-def _import(lake: Path, folder: Path, files: dict[str, list[dict[str, Any]]]) -> None:
-    folder.mkdir()
-    for name, elements in files.items():
-        (folder / name).write_text(json.dumps(elements))
-    Lake.open(settings=load_settings({"lake": str(lake)}, env={})).import_history(folder, user=USER)
-
-
 def _digests(paths: list[str]) -> list[str]:
     return sorted(hashlib.sha256(Path(p.removeprefix("file://")).read_bytes()).hexdigest() for p in paths)
-
-
-def _published_and_rule(lake: Path) -> tuple[list[Any], list[Any]]:
-    catalog = Catalog(lake)
-    con = duckdb.connect()
-    try:
-        register_table(con, catalog, "listen_events", "staged_listen_events")
-        register_table(con, catalog, "listens", "published")
-        published = con.execute("SELECT * FROM published ORDER BY listen_id").fetchall()
-        expected = con.execute(f"SELECT * FROM ({LISTENS_SQL}) ORDER BY listen_id").fetchall()
-    finally:
-        con.close()
-    return published, expected
 
 
 def test_a_first_import_copies_the_events_files_as_the_listens_files(
@@ -76,7 +43,7 @@ def test_a_first_import_copies_the_events_files_as_the_listens_files(
     assert all("/listens/data/" in p and "-copy-" in p for p in listens)
     assert not set(events) & set(listens)
     assert _digests(listens) == _digests(events)
-    published, expected = _published_and_rule(lake)
+    published, expected = _listens_by_the_rule(lake)
     assert published == expected and len(published) == 400
     # Read back through the query engine as any table is: every row, in order by end time within each file.
     rows = Lake.open(settings=load_settings({"lake": str(lake)}, env={})).query("SELECT count(*) AS n FROM listens")
@@ -97,7 +64,7 @@ def test_listens_are_encoded_from_their_rows_when_the_rule_drops_an_event(tmp_pa
     )
     catalog = Catalog(lake)
     assert not any("-copy-" in p for p in catalog.data_files("listens"))
-    published, expected = _published_and_rule(lake)
+    published, expected = _listens_by_the_rule(lake)
     assert published == expected and len(published) == 100
 
 
@@ -114,5 +81,5 @@ def test_no_copy_of_a_table_with_rows_marked_deleted(tmp_path: Path, monkeypatch
     before = listens.current_snapshot().snapshot_id
     assert not overwrite_with_copies(listens, catalog.table("listen_events"), 120)
     assert Catalog(lake).table("listens").current_snapshot().snapshot_id == before
-    published, expected = _published_and_rule(lake)
+    published, expected = _listens_by_the_rule(lake)
     assert published == expected and len(published) == 120
