@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from spotify_pipeline import Lake
+from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.simulator.faults import Fault, FaultPlan
 
 from ..conftest import SimulatorFactory, settings_for, sim_env
@@ -20,12 +21,17 @@ from ..test_isolated import children, gone, reaped
 from .test_user_login import do_login
 
 
+def logged_in_lake(make_simulator: SimulatorFactory, tmp_path: Path, config: Path) -> tuple[SimulatedSpotify, Lake]:
+    """A simulator with 3 playlists, its user logged in, and a lake under `tmp_path` polling as that user."""
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    do_login(server, config)
+    return server, Lake.open(settings=settings_for(server, tmp_path / "lake", auth="user"))
+
+
 def test_a_polls_run_happens_in_a_child_process_that_exits(
     make_simulator: SimulatorFactory, tmp_path: Path, isolated_config: Path
 ) -> None:
-    server = make_simulator(playlists=3, items_per_playlist=20)
-    do_login(server, isolated_config)
-    lake = Lake.open(settings=settings_for(server, tmp_path / "lake", auth="user"))
+    server, lake = logged_in_lake(make_simulator, tmp_path, isolated_config)
     before = children()
     try:
         first = lake.poll_once()  # no cursor yet: a run
@@ -47,9 +53,7 @@ def test_a_run_refused_in_the_child_comes_back_as_the_same_one_line_skip(
     make_simulator: SimulatorFactory, tmp_path: Path, isolated_config: Path
 ) -> None:
     """The lake's lock held by another run: the child's LakeError comes back and the poll says `skipped`."""
-    server = make_simulator(playlists=3, items_per_playlist=20)
-    do_login(server, isolated_config)
-    lake = Lake.open(settings=settings_for(server, tmp_path / "lake", auth="user"))
+    _, lake = logged_in_lake(make_simulator, tmp_path, isolated_config)
     try:
         with lake.lock("run"):
             result = lake.poll_once()
