@@ -115,9 +115,10 @@ class Lake:
         allowed_hosts: Sequence[str] = (),
     ) -> Dashboard:
         """The read-only dashboard over this lake (`spotify-pipeline serve`), listening but not yet serving:
-        call `.serve_forever()` (or `.start()` in a thread) and `.stop()`. Its one long-lived query engine
-        is opened through `engine()` and reopened when the tables change. A local lake only (ConfigError);
-        a lake without tables is a LakeError (exit 6); a port in use is a ConfigError (exit 2)."""
+        call `.serve_forever()` (or `.start()` in a thread) and `.stop()`. Its query engine (as
+        `engine(in_memory=True)`) lives in a worker process, reopened when the tables change and replaced
+        every 10 reopens (serve/engine_process.py). A local lake only (ConfigError); a lake without tables
+        is a LakeError (exit 6); a port in use is a ConfigError (exit 2)."""
         from .errors import ConfigError
         from .serve.dashboard import Dashboard
         from .transform.connection import duckdb_size
@@ -136,7 +137,6 @@ class Lake:
                 query_timeout=query_timeout,
                 memory_limit=memory_limit,
                 allowed_hosts=tuple(allowed_hosts),
-                open_engine=lambda: self.engine(in_memory=True, timeout=query_timeout, memory_limit=memory_limit),
             )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="try another --port") from exc

@@ -2,7 +2,9 @@
 
 Standard library HTTP server, one thread per connection; every query goes through one sandboxed
 `QueryEngine` (see `query/engine.py`: one SELECT, no file access beyond the tables, loaded into memory, a time
-and memory limit) under a lock, reopened when the lake's catalog changes.
+and memory limit) under a lock, reopened when the lake's catalog changes. The engine lives in a worker
+process replaced every `recycle_after` reopens (`engine_process.py`), so months of table changes do not
+grow this process or the worker.
 
 HTTP hardening, as a web page the user visits is hostile too:
 - the Host header must name this server (loopback names, the `--host` given, `--allow-host` names, and on
@@ -23,7 +25,6 @@ import ipaddress
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -32,13 +33,13 @@ from typing import Any
 from ..errors import PipelineError
 from ..ids import parse_playlist_ref
 from ..lake.layout import CATALOG_FILE
-from ..query.engine import QueryEngine, QueryResult, plain_value, result_rows
+from ..query.engine import QueryResult, plain_value, result_rows
 from ..reports import LISTENING_ORDER, all_reports, run_report
 from ..reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
 from ..reports.charts import title as column_title
 from ..reports.html import ordered_reports, summary
 from ..reports.params import LISTENING_PARAMS
-from ..tables.catalog import Catalog
+from .engine_process import EngineProcess, EngineSettings, EngineStats
 from .graphql_api import run_graphql
 from .hardening import LOOPBACK_NAMES, WILDCARD_ADDRESSES, content_security_policy, is_ip, split_host
 from .openapi import OPENAPI, SONG_SORTS
@@ -79,6 +80,7 @@ def result_json(result: QueryResult, **extra: Any) -> dict[str, Any]:
 MAX_QUERY_ROWS = 10_000
 DEFAULT_QUERY_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_LIMIT = "2GB"
+DEFAULT_RECYCLE_AFTER = 10  # reopens per worker: ~1-10 MiB kept at most (0.1-1 MiB each), ~1 s to replace it
 
 
 class Dashboard:
@@ -91,17 +93,19 @@ class Dashboard:
         query_timeout: float | None = DEFAULT_QUERY_TIMEOUT_S,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
         allowed_hosts: tuple[str, ...] = (),
-        open_engine: Callable[[], QueryEngine] | None = None,
+        recycle_after: int = DEFAULT_RECYCLE_AFTER,
     ) -> None:
+        if recycle_after < 1:
+            raise ValueError("recycle_after must be at least 1")
         self.lake_root = lake_root
-        self._open_engine = open_engine  # `Lake.dashboard()` passes `Lake.engine`; default: one of its own
+        self.recycle_after = recycle_after
         self.host = host
         self.query_timeout = query_timeout
         self.memory_limit = memory_limit
         self.allowed_hosts = LOOPBACK_NAMES | {h.strip().strip("[]").lower() for h in allowed_hosts}
         if host not in WILDCARD_ADDRESSES:
             self.allowed_hosts |= {host.strip("[]").lower()}
-        self._engine: QueryEngine | None = None
+        self._engine: EngineProcess | None = None
         self._stamp = 0.0
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -135,24 +139,34 @@ class Dashboard:
         return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def query(self, fn: Any) -> Any:
-        """Run `fn(engine)` under the lock, reopening the engine when the catalog has changed."""
+        """Run `fn(engine)` under the lock, reopening the engine when the catalog has changed (in a new worker
+        after `recycle_after` reopens, or when the worker died)."""
         with self._lock:
-            stamp = (self.lake_root / CATALOG_FILE).stat().st_mtime if (self.lake_root / CATALOG_FILE).exists() else 0
-            if self._engine is None or stamp != self._stamp:
-                if self._engine is not None:
-                    self._engine.close()
-                self._engine = (
-                    self._open_engine()
-                    if self._open_engine is not None
-                    else QueryEngine(
-                        Catalog(self.lake_root),
-                        in_memory=True,
-                        timeout=self.query_timeout,
-                        memory_limit=self.memory_limit,
-                    )
-                )
-                self._stamp = stamp
-            return fn(self._engine)
+            return fn(self._current_engine())
+
+    def engine_stats(self) -> EngineStats:
+        """The worker's pid, reopens and live DuckDB connections (tests and benchmarks count them)."""
+        with self._lock:
+            return self._current_engine().stats()
+
+    def _current_engine(self) -> EngineProcess:
+        catalog_file = self.lake_root / CATALOG_FILE
+        stamp = catalog_file.stat().st_mtime if catalog_file.exists() else 0
+        engine = self._engine
+        if engine is not None and engine.alive and stamp == self._stamp:
+            return engine
+        if engine is None or not engine.alive or engine.reopens >= self.recycle_after:
+            if engine is not None:
+                self._engine = None
+                engine.close()
+            engine = EngineProcess(EngineSettings(self.lake_root, self.query_timeout, self.memory_limit))
+        try:
+            engine.open()
+        except BaseException:
+            engine.close()
+            raise
+        self._engine, self._stamp = engine, stamp
+        return engine
 
     def start(self) -> Dashboard:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -1,0 +1,120 @@
+"""`serve`'s query engine lives in a worker process that is replaced every `recycle_after` table changes, so
+what DuckDB and the C heap keep from one reopen to the next leaves with the worker (docs/BENCHMARKS.md,
+"Memory of a long-lived process"). Real simulator, real lake, real HTTP; no memory is asserted, only the
+processes and connections that hold it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spotify_pipeline.serve.dashboard import Dashboard
+from spotify_pipeline.simulator import Catalog as SimCatalog
+from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
+
+from ..reports.conftest import _extract
+
+DAY = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+NEWEST = "SELECT max(extracted_at) AS newest, count(*) AS n FROM playlists"
+
+
+@pytest.fixture
+def changing_lake(tmp_path: Path) -> Iterator[tuple[Path, SimulatedSpotify]]:
+    """A small lake and the simulator it was read from, so a test can change the tables again."""
+    server = SimulatedSpotify(SimCatalog(CatalogConfig(seed=5, playlists=3, items_per_playlist=12))).start()
+    try:
+        _extract(server, tmp_path, DAY)
+        yield tmp_path, server
+    finally:
+        server.stop()
+
+
+def newest(dashboard: Dashboard) -> str:
+    response = httpx.get(f"{dashboard.url}/api/query", params={"sql": NEWEST}, timeout=60)
+    assert response.status_code == 200, response.text
+    return str(response.json()["rows"][0]["newest"])
+
+
+def change_tables(lake: Path, server: SimulatedSpotify, day: int) -> str:
+    """One more run, on `day` days after DAY, in which a playlist changed: its `extracted_at` is the run's."""
+    when = DAY + dt.timedelta(days=day)
+    server.mutate([day % 3])
+    time.sleep(0.01)  # the catalog file's mtime must move (the dashboard's change stamp)
+    _extract(server, lake, when)
+    return when.isoformat()
+
+
+def exited(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/status").exists() and "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_the_engine_runs_in_a_worker_replaced_every_n_changes(changing_lake: tuple[Path, SimulatedSpotify]) -> None:
+    """Three table changes with `recycle_after=2`, while another client keeps asking: every answer is a 200,
+    each after a change is the new snapshot's, no worker opens more than 2 engines, the workers replaced
+    have exited, and each holds one DuckDB connection (the previous engine's was closed and let go)."""
+    lake, server = changing_lake
+    dashboard = Dashboard(lake, "127.0.0.1", 0, recycle_after=2).start()
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            statuses.append(httpx.get(f"{dashboard.url}/api/query", params={"sql": NEWEST}, timeout=60).status_code)
+            stop.wait(0.05)
+
+    asker = threading.Thread(target=keep_asking)
+    try:
+        assert newest(dashboard) == DAY.isoformat()
+        first = dashboard.engine_stats()
+        assert first.pid != os.getpid() and first.reopens == 1 and first.connections == 1
+        pids = [first.pid]
+        asker.start()
+        for day in range(1, 4):
+            expected = change_tables(lake, server, day)
+            assert newest(dashboard) == expected  # the new snapshot's answer, whichever worker gives it
+            stats = dashboard.engine_stats()
+            assert 1 <= stats.reopens <= 2 and stats.connections == 1
+            pids.append(stats.pid)
+        # at least 4 reopens (the asker may see a run's commits one by one and cause more), 2 per worker
+        assert len(set(pids)) >= 2
+        assert all(exited(pid) for pid in set(pids) - {pids[-1]})
+    finally:
+        stop.set()
+        if asker.is_alive():
+            asker.join()
+        dashboard.stop()
+    assert exited(pids[-1])  # stop() leaves no worker behind
+    assert len(statuses) > 4 and set(statuses) == {200}
+
+
+def test_errors_come_back_from_the_worker_and_a_dead_worker_is_replaced(
+    changing_lake: tuple[Path, SimulatedSpotify],
+) -> None:
+    lake, _ = changing_lake
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    try:
+        response = httpx.get(f"{dashboard.url}/api/query", params={"sql": "SELECT nope FROM songs"}, timeout=60)
+        assert response.status_code == 400 and "SQL error" in response.json()["error"]
+        refused = httpx.get(f"{dashboard.url}/api/query", params={"sql": "DROP TABLE songs"}, timeout=60)
+        assert refused.status_code == 400 and "only read queries" in refused.json()["error"]
+        killed = dashboard.engine_stats().pid
+        os.kill(killed, signal.SIGKILL)  # as the OOM killer would
+        deadline = time.monotonic() + 10
+        while not exited(killed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert newest(dashboard) == DAY.isoformat()  # the next query starts a new worker
+        assert dashboard.engine_stats().pid != killed
+    finally:
+        dashboard.stop()
