@@ -11,7 +11,9 @@ Arrow's allocated bytes. `--tracemalloc` also reports the Python allocations tha
 first and last measured run. `--mode child` runs each transform in a child process (what `poll` does,
 extract/poll.py), so the parent's growth can be compared with the in-process one in one session.
 `--serve` also runs the dashboard (`serve`) in this process and asks it a few questions after each run
-(its engine reopens when the tables change): with `--mode child`, this process's growth is serve's.
+(its engine reopens when the tables change): with `--mode child`, this process's growth is serve's. Its
+engine lives in a worker process (serve/engine_process.py), replaced every `--recycle-after` reopens: that
+worker's RSS is reported too (`engine_rss_mib`, `engine_pid`).
 
     python -m bench.memory_growth --items 30000 --runs 40 --mode child --serve
 """
@@ -90,18 +92,21 @@ def one_transform(lake: Path, mode: str, skip: str) -> float:
 DASHBOARD_QUESTIONS = ("/api/summary", "/api/playlists", "/api/reports/top_artists", "/api/charts/top_artists.json")
 
 
-def serve(lake: Path) -> Callable[[], None]:
+def serve(lake: Path, recycle_after: int) -> Callable[[], dict[str, Any]]:
     """The dashboard over `lake`, serving in a thread of this process; a function that asks it the usual
-    questions (each a 200, or the benchmark stops)."""
+    questions (each a 200, or the benchmark stops) and returns its engine worker's pid and RSS."""
     import httpx
 
-    from spotify_pipeline import Lake
+    from spotify_pipeline.serve.dashboard import Dashboard
 
-    dashboard = Lake.open(lake).dashboard(port=0).start()
+    dashboard = Dashboard(lake, "127.0.0.1", 0, recycle_after=recycle_after).start()
 
-    def ask() -> None:
+    def ask() -> dict[str, Any]:
         for path in DASHBOARD_QUESTIONS:
             httpx.get(f"http://127.0.0.1:{dashboard.port}{path}", timeout=120).raise_for_status()
+        pid = dashboard.engine_stats().pid
+        with open(f"/proc/{pid}/statm") as f:
+            return {"engine_pid": pid, "engine_rss_mib": round(int(f.read().split()[1]) * 4096 / 2**20, 1)}
 
     return ask
 
@@ -114,6 +119,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("process", "child"), default="process")
     parser.add_argument("--skip", choices=("", "transform", "expire"), default="", help="bisect: leave a step out")
     parser.add_argument("--serve", action="store_true", help="the dashboard in this process, asked after each run")
+    parser.add_argument("--recycle-after", type=int, default=10, help="with --serve: reopens per engine worker")
     parser.add_argument("--tracemalloc", action="store_true", help="Python allocations that grew, top 15")
     parser.add_argument("--lake", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
@@ -138,7 +144,7 @@ def main() -> None:
     settle()
     start_rss = rss_mib()
     one_transform(lake, args.mode, "")  # the build
-    ask = serve(lake) if args.serve else None
+    ask = serve(lake, args.recycle_after) if args.serve else None
     per_run = max(1, round(len(everything) * args.change))
     rows: list[dict[str, Any]] = []
     snapshot = None
@@ -148,8 +154,7 @@ def main() -> None:
         started = time.perf_counter()
         peak = one_transform(lake, args.mode, args.skip)
         wall = time.perf_counter() - started
-        if ask is not None:
-            ask()
+        engine = ask() if ask is not None else {}
         settle()
         if args.tracemalloc and step == 3:
             tracemalloc.start(10)
@@ -163,6 +168,7 @@ def main() -> None:
                 "python_objects": len(gc.get_objects()),
                 "duckdb_connections": duckdb_connections(),
                 "arrow_bytes": pa.total_allocated_bytes(),
+                **engine,
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -181,6 +187,8 @@ def main() -> None:
         "mib_per_run_second_half": round((tail[-1]["rss_mib"] - tail[0]["rss_mib"]) / max(1, len(tail) - 1), 2),
         "python_objects_first_last": [rows[0]["python_objects"], rows[-1]["python_objects"]],
         "duckdb_connections_last": rows[-1]["duckdb_connections"],
+        "engine_rss_max_mib": max((r.get("engine_rss_mib", 0.0) for r in rows), default=0.0),
+        "engine_workers": len({r["engine_pid"] for r in rows if "engine_pid" in r}),
         "runs_detail": rows,
     }
     if snapshot is not None:
