@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,7 +95,13 @@ def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_plan_extract_transform(aws: Aws, deployed: tuple[Any, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_extract_transform(
+    aws: Aws,
+    deployed: tuple[Any, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
     from spotify_pipeline.aws import handlers
 
     server, queue = deployed
@@ -108,6 +115,10 @@ def test_plan_extract_transform(aws: Aws, deployed: tuple[Any, str], capsys: pyt
     # One batch fails (its playlist keeps answering 500); the others land and are not affected.
     bad = server.playlist_ids()[0]
     server.faults.add(Fault("500", count=1000, path_prefix=f"/v1/playlists/{bad}"))
+    # One retry, not the default six (~12 s of backoff): what is proved is that a batch that keeps failing
+    # is reported alone, not how often it is retried (tests/extract does that).
+    (tmp_path / "one-retry.toml").write_text("max_retries = 1\n")
+    monkeypatch.setenv("SPOTIFY_PIPELINE_CONFIG", str(tmp_path / "one-retry.toml"))
     batches = [
         {"MessageId": f"m-{i}", "ReceiptHandle": f"r-{i}", "MD5OfBody": "x", "Body": json.dumps({"playlists": [pid]})}
         for i, pid in enumerate(server.playlist_ids())

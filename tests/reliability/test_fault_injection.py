@@ -197,6 +197,10 @@ def test_bad_api_bodies(make_simulator: SimulatorFactory, tmp_path: Path) -> Non
     assert missing.returncode == 3 and "page without items" in missing.stdout
     server.mutate([1])
     server.faults.add(Fault("malformed", count=50, path_prefix=f"/v1/playlists/{large}/items"))
+    # One retry, not the default six (~12 s of backoff): what is proved is that a body that stays malformed
+    # stops the run cleanly with the tables untouched, not how often it is retried (tests/extract does that).
+    (tmp_path / "one-retry.toml").write_text("max_retries = 1\n")
+    env = {**env, "SPOTIFY_PIPELINE_CONFIG": str(tmp_path / "one-retry.toml")}
     malformed = cli(*run_args(server), "--max-retry-wait", "5", env=env)
     assert malformed.returncode == 3 and "malformed JSON" in malformed.stdout
     after = comparable_tables(tmp_path)
