@@ -18,6 +18,7 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
             "-m",
             "bench.run",
             "--quick",
+            *("--sizes", "5000"),  # every scenario, on a quarter of --quick's 20k items: the harness is tested
             "--no-baselines",
             "--repeat",
             "1",
@@ -33,8 +34,8 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(out.read_text())
-    run = results["transform"]["20000"]
-    assert run["items"] > 15_000 and run["rebuild_s"]["runs"] == 1
+    run = results["transform"]["5000"]
+    assert run["items"] > 3_000 and run["rebuild_s"]["runs"] == 1
     assert set(run["query_latency_ms"]) >= {"top_artists", "data_health"}
     extract = results["extract"]
     assert extract["requests"] >= extract["minimum_requests"] > 0
@@ -77,7 +78,9 @@ def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
     out = tmp_path / "steady.json"
     done = subprocess.run(
         [
-            *(sys.executable, "-m", "bench.steady_state", "--quick", "--file-rows", "300"),  # several files a table
+            *(sys.executable, "-m", "bench.steady_state", "--file-rows", "300"),  # several files a table
+            # --quick's 3,000 items and kept runs, but 4 runs, not 6: still maintained twice
+            *("--items", "3000", "--runs", "4", "--maintain-every", "2", "--keep-runs", "2"),
             *("--lake", str(tmp_path / "lake"), "--out", str(out)),
         ],
         cwd=ROOT,
@@ -87,7 +90,7 @@ def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert len(result["runs"]) == 6 and len(result["maintenance"]) == 2
+    assert len(result["runs"]) == 4 and len(result["maintenance"]) == 2
     assert set(result["runs"][0]) >= {"wall_s", "bytes_written", "files_written", "peak_rss_mib"}
     assert result["lake_files"] == result["referenced_files"]  # maintenance left no orphan behind
     # One changed playlist rewrites the file(s) of playlist_songs holding it, not the table (the tables whose
