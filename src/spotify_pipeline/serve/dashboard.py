@@ -153,7 +153,7 @@ class Dashboard:
         catalog_file = self.lake_root / CATALOG_FILE
         stamp = catalog_file.stat().st_mtime if catalog_file.exists() else 0
         engine = self._engine
-        if engine is not None and engine.alive and stamp == self._stamp:
+        if engine is not None and engine.alive and engine.reopens and stamp == self._stamp:
             return engine
         if engine is None or not engine.alive or engine.reopens >= self.recycle_after:
             if engine is not None:
@@ -168,12 +168,20 @@ class Dashboard:
         self._engine, self._stamp = engine, stamp
         return engine
 
+    def _start_worker(self) -> None:
+        """Start the engine's worker now, so its imports overlap with the first request's arrival."""
+        with self._lock:
+            if self._engine is None:
+                self._engine = EngineProcess(EngineSettings(self.lake_root, self.query_timeout, self.memory_limit))
+
     def start(self) -> Dashboard:
+        self._start_worker()
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
+        self._start_worker()
         self.httpd.serve_forever()
 
     def stop(self) -> None:
