@@ -75,9 +75,28 @@ def child(path: str, lake: str) -> None:
     rows = result.transform.rows.get("listens")
     out = {"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": usage.ru_maxrss / 1024}
     out["phases"] = {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s} for k, v in result.detail.phases.items()}
-    # CPU seconds of every thread of the process (start-up included): on a shared machine, far steadier
-    # than wall time, which grows with other people's load.
-    print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime}))
+    workers = getattr(result.detail, "worker_usage", None)  # None: threads (or code before workers.py)
+    out["worker_peak_rss_mib"] = workers.peak_rss_mib if workers else 0
+    # CPU seconds of every thread of the process (start-up included) and of every process it started (the
+    # check's forkserver and its workers, history/workers.py): on a shared machine, far steadier than wall
+    # time, which grows with other people's load.
+    print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime + descendants_cpu_s()}))
+
+
+def descendants_cpu_s() -> float:
+    """CPU seconds of this process's children, those reaped and those still running (the forkserver lives
+    as long as this process), with the children they reaped (the forkserver's workers). Linux /proc."""
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == os.getpid():  # ppid; then utime, stime, cutime, cstime are fields 12-15
+            total += sum(int(f) for f in fields[11:15]) / tick
+    return total
 
 
 def floor(path: str) -> None:
@@ -180,6 +199,7 @@ def main() -> None:
         "import_cpu_s": round(first["cpu_s"], 1),
         "plays_per_s": round(first["plays"] / first["seconds"]),
         "peak_rss_mib": round(first["peak_rss_mib"]),
+        "worker_peak_rss_mib": round(first["worker_peak_rss_mib"]),  # each of the check's processes, at most
         "listens": first["listens"],
         "reimport_s": round(again["seconds"], 2),
         "reimport_new_plays": again["plays"],
