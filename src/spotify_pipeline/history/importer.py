@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from ..config import Settings
 from ..errors import InputError
@@ -365,6 +366,9 @@ def _write_raw_run(
     manifest, last: a run without one was never complete and is never read."""
     entries = []
     written = [(p, p.part) for p in parsed if p.plays and p.part is not None]
+    # Earliest plays first: a download's files by time, so that its events, read in part order, usually
+    # are in the tables' order already and need no sort to be published (transform/publish.py `_in_order`).
+    written.sort(key=lambda pair: _earliest_play(pair[1]))
     for number, (p, part) in enumerate(written, start=1):
         key = raw_part_key(ENTITY, now.date(), run_id, number, suffix=PART_SUFFIX)
         data = part.read_bytes()
@@ -389,6 +393,20 @@ def _write_raw_run(
         "skipped_files": skipped,
     }
     storage.write_atomic(manifest_key(now.date(), run_id), json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+
+
+def _earliest_play(part: Path) -> str:
+    """The earliest end time in a raw part as written (`ts` or `endTime`, ISO text), from the Parquet
+    statistics of its row groups; "" when it has none."""
+    metadata = pq.ParquetFile(part).metadata
+    times = {"body.ts", "body.endTime"}
+    found = [
+        str(column.statistics.min)
+        for group in range(metadata.num_row_groups)
+        for column in map(metadata.row_group(group).column, range(metadata.num_columns))
+        if column.path_in_schema in times and column.statistics is not None and column.statistics.has_min_max
+    ]
+    return min(found, default="")
 
 
 def import_lines(result: ImportResult) -> list[str]:
