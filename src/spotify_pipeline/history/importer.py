@@ -298,7 +298,8 @@ def _fast_in_processes(
         )
         for idx, source in enumerate(files)
     ]
-    outcomes, result.worker_usage = workers.check_in_processes(jobs)
+    # pyiceberg (~0.6 CPU s of imports, holding the GIL) is imported while the workers run, not after them
+    outcomes, result.worker_usage = workers.check_in_processes(jobs, preload_library)
     fast: list[ParsedFile | None] = []
     for idx, (source, checked) in enumerate(zip(files, outcomes, strict=True)):
         if hashes is not None:

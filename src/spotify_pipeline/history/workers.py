@@ -22,7 +22,7 @@ import os
 import resource
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,15 +98,18 @@ def _with_usage(checked: Checked) -> Checked:
     )
 
 
-def check_in_processes(jobs: Sequence[Job]) -> tuple[list[Checked], Usage]:
+def check_in_processes(jobs: Sequence[Job], meanwhile: Callable[[], None] | None = None) -> tuple[list[Checked], Usage]:
     """`check_and_write` of every job on `WORKERS` processes, in the jobs' order, and what the workers cost
-    (the forkserver's start is not counted). An exception in a worker (a file that cannot be read) is
-    raised here."""
+    (the forkserver's start is not counted). `meanwhile` is called once the jobs are handed out: the
+    importing process has nothing else to do until they are done. An exception in a worker (a file that
+    cannot be read) is raised here."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])  # imported once, in the server, not in each worker
     with ProcessPoolExecutor(min(WORKERS, len(jobs)) or 1, mp_context=context) as pool:
         with _main_not_rerun():  # the workers (and the server) start in these submits
             results = pool.map(check_and_write, jobs)
+        if meanwhile is not None:
+            meanwhile()
         done = list(results)
     last = {c.worker: c for c in done}  # each worker's usage after its last job
     usage = Usage(sum(c.cpu_s for c in last.values()), max((c.peak_rss_kib for c in last.values()), default=0) / 1024)
