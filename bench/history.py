@@ -77,10 +77,24 @@ def child(path: str, lake: str) -> None:
     out["phases"] = {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s} for k, v in result.detail.phases.items()}
     workers = getattr(result.detail, "worker_usage", None)  # None: threads (or code before workers.py)
     out["worker_peak_rss_mib"] = workers.peak_rss_mib if workers else 0
+    out["forkserver_peak_rss_mib"] = max(_children_peak_rss_kib(), default=0) / 1024  # alive until we exit
     # CPU seconds of every thread of the process (start-up included) and of every process it started (the
     # check's forkserver and its workers, history/workers.py): on a shared machine, far steadier than wall
     # time, which grows with other people's load.
     print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime + descendants_cpu_s()}))
+
+
+def _children_peak_rss_kib() -> list[int]:
+    """Peak RSS (VmHWM) of each child process still running (the check's forkserver). Linux /proc."""
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0").strip()) == os.getpid() and "VmHWM" in fields:
+            peaks.append(int(fields["VmHWM"].split()[0]))
+    return peaks
 
 
 def descendants_cpu_s() -> float:
@@ -200,6 +214,7 @@ def main() -> None:
         "plays_per_s": round(first["plays"] / first["seconds"]),
         "peak_rss_mib": round(first["peak_rss_mib"]),
         "worker_peak_rss_mib": round(first["worker_peak_rss_mib"]),  # each of the check's processes, at most
+        "forkserver_peak_rss_mib": round(first.get("forkserver_peak_rss_mib", 0)),  # what starts them
         "listens": first["listens"],
         "reimport_s": round(again["seconds"], 2),
         "reimport_new_plays": again["plays"],
