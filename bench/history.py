@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 PER_FILE = 16_000
+THREADS_ONLY = False  # --threads-only: passed on to each child
 # The fields the tables read from an extended-history element, typed (the floor reads only these).
 FLOOR_COLUMNS = {
     **dict.fromkeys(
@@ -160,6 +161,8 @@ def written_by(lake: Path, export: Path) -> dict[str, Any]:
 
 def measure(path: Path, lake: Path | None = None) -> dict[str, Any]:
     child_args = ["--child", str(path), str(lake)] if lake is not None else ["--floor", str(path)]
+    if THREADS_ONLY:
+        child_args.append("--threads-only")
     done = subprocess.run(
         [sys.executable, "-m", "bench.history", *child_args],
         capture_output=True,
@@ -180,9 +183,20 @@ def main() -> None:
         metavar="N",
         help="then import a later download of N newer plays into the same lake and report the bytes it wrote",
     )
+    parser.add_argument(
+        "--threads-only",
+        action="store_true",
+        help="check the files on threads, as for a small download (history/workers.py): the same code, A/B",
+    )
     parser.add_argument("--child", nargs=2, metavar=("PATH", "LAKE"), help=argparse.SUPPRESS)
     parser.add_argument("--floor", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads_only:
+        global THREADS_ONLY
+        THREADS_ONLY = True
+        from spotify_pipeline.history import workers
+
+        workers.PROCESS_MIN_BYTES = 2**62  # no download is this large
     if args.child:
         child(*args.child)
         return
