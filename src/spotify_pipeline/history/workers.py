@@ -10,7 +10,7 @@ the importing process exactly as on threads, so both paths accept, refuse and wr
 The processes come from a forkserver: a fresh interpreter that imports this module once and forks each
 worker from itself. Forking the importing process instead would copy its DuckDB and hashing threads mid-
 flight (and its memory: Round 6 measured +0.5 CPU s of copy-on-write faults). The forkserver stays for the
-life of the importing process (~0.4 CPU s to start, once); the workers end with the phase.
+life of the importing process (~0.25 CPU s to start, once; ~80 MiB); the workers end with the phase.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
-import resource
 import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
@@ -32,8 +31,8 @@ from .arrow_part import write_arrow_part
 from .formats import FORMATS
 from .strict import strict_decode
 
-# A download smaller than this is checked on threads: starting the forkserver and two workers (~0.4-0.5 CPU
-# s) would cost more than the GIL does on a few files. 64 MiB is about 85,000 plays.
+# A download smaller than this is checked on threads: starting the forkserver and two workers (~0.3 CPU s,
+# ~0.3 s of wall) would cost more than the GIL does on a few files. 64 MiB is about 85,000 plays.
 PROCESS_MIN_BYTES = 64 * 2**20
 WORKERS = 2
 
@@ -92,6 +91,8 @@ def check_and_write(job: Job) -> Checked:
 
 
 def _with_usage(checked: Checked) -> Checked:
+    import resource  # Unix only, as the forkserver is (`worth_it`)
+
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return dataclasses.replace(
         checked, worker=os.getpid(), cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_kib=usage.ru_maxrss
