@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
 from ..config import Settings
 from ..errors import InputError
@@ -39,7 +38,7 @@ from . import workers
 from .arrow_part import write_arrow_part
 from .formats import HistoryFormat
 from .parse import ParsedFile, begin, check_file, usernames
-from .raw_parts import PART_SUFFIX, write_checked_part, write_typed_part
+from .raw_parts import PART_SUFFIX, earliest_play, typed_part, write_checked_part
 from .reader import ExportFile, open_export, remove_workdir, with_hashes
 from .strict import strict_plays
 
@@ -244,7 +243,10 @@ def _parse_to_parts(
     in file order, every other file goes through the checked parse (parse.py), which names the first problem
     or accepts the file (unknown fields), and its part is written from that parse."""
     if workers.worth_it(sum(f.size for f in files)):
-        fast = _fast_in_processes(con, files, meta, workdir, result, hashes)
+        # pyiceberg (~0.6 CPU s of imports, holding the GIL) is imported while the workers run, not after
+        metas = [_meta(meta, f.name, f.fmt) if f.fmt is not None else {} for f in files]
+        parts = [_part_path(workdir, idx) for idx in range(len(files))]
+        fast, result.worker_usage = workers.parts_in_processes(con, files, metas, parts, hashes, preload_library)
     else:
         fast = _fast_on_threads(con, files, meta, workdir)
     begin(con)
@@ -261,56 +263,6 @@ def _parse_to_parts(
 
 def _part_path(workdir: Path, idx: int) -> Path:
     return workdir / f"part-{idx:05d}{PART_SUFFIX}"
-
-
-def _typed_part(
-    con: duckdb.DuckDBPyConnection, source: ExportFile, plays: int, file_meta: dict[str, str], part: Path
-) -> ParsedFile | None:
-    """The part of a strictly checked file by DuckDB's typed reader (Arrow declined a value); None when a
-    time does not parse: the checked parse then names it."""
-    if source.fmt is None:  # only strictly checked files, whose format is known, come here
-        return None
-    try:
-        write_typed_part(con, source.path, source.fmt, file_meta, part)
-    except duckdb.Error:
-        part.unlink(missing_ok=True)
-        return None
-    return ParsedFile(source, source.fmt, plays, [], part)
-
-
-def _fast_in_processes(
-    con: duckdb.DuckDBPyConnection,
-    files: list[ExportFile],
-    meta: dict[str, str],
-    workdir: Path,
-    result: ImportResult,
-    hashes: dict[Path, tuple[str, int]] | None,
-) -> list[ParsedFile | None]:
-    """The strict check and part of every file in worker processes (workers.py); a part Arrow declined is
-    written here by DuckDB, one file at a time (rare: an unusual time or JSON value)."""
-    jobs = [
-        workers.Job(
-            source.path,
-            source.fmt.name if source.fmt is not None else None,
-            _meta(meta, source.name, source.fmt) if source.fmt is not None else {},
-            _part_path(workdir, idx),
-            hashes is not None,
-        )
-        for idx, source in enumerate(files)
-    ]
-    # pyiceberg (~0.6 CPU s of imports, holding the GIL) is imported while the workers run, not after them
-    outcomes, result.worker_usage = workers.check_in_processes(jobs, preload_library)
-    fast: list[ParsedFile | None] = []
-    for idx, (source, checked) in enumerate(zip(files, outcomes, strict=True)):
-        if hashes is not None:
-            hashes[source.path] = (checked.sha256, checked.size)
-        if checked.plays is None or source.fmt is None:
-            fast.append(None)
-        elif checked.part_written:
-            fast.append(ParsedFile(source, source.fmt, checked.plays, [], jobs[idx].part))
-        else:
-            fast.append(_typed_part(con, source, checked.plays, jobs[idx].meta, jobs[idx].part))
-    return fast
 
 
 def _fast_on_threads(
@@ -335,7 +287,7 @@ def _fast_on_threads(
             with lock:
                 local.cursor = con.cursor()
                 cursors.append(local.cursor)
-        return _typed_part(local.cursor, source, count, file_meta, part)
+        return typed_part(local.cursor, source, count, file_meta, part)
 
     try:
         with ThreadPoolExecutor(PARSE_THREADS) as pool:
@@ -369,7 +321,7 @@ def _write_raw_run(
     written = [(p, p.part) for p in parsed if p.plays and p.part is not None]
     # Earliest plays first: a download's files by time, so that its events, read in part order, usually
     # are in the tables' order already and need no sort to be published (transform/publish.py `_in_order`).
-    written.sort(key=lambda pair: _earliest_play(pair[1]))
+    written.sort(key=lambda pair: earliest_play(pair[1]))
     for number, (p, part) in enumerate(written, start=1):
         key = raw_part_key(ENTITY, now.date(), run_id, number, suffix=PART_SUFFIX)
         data = part.read_bytes()
@@ -394,20 +346,6 @@ def _write_raw_run(
         "skipped_files": skipped,
     }
     storage.write_atomic(manifest_key(now.date(), run_id), json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-
-
-def _earliest_play(part: Path) -> str:
-    """The earliest end time in a raw part as written (`ts` or `endTime`, ISO text), from the Parquet
-    statistics of its row groups; "" when it has none."""
-    metadata = pq.ParquetFile(part).metadata
-    times = {"body.ts", "body.endTime"}
-    found = [
-        str(column.statistics.min)
-        for group in range(metadata.num_row_groups)
-        for column in map(metadata.row_group(group).column, range(metadata.num_columns))
-        if column.path_in_schema in times and column.statistics is not None and column.statistics.has_min_max
-    ]
-    return min(found, default="")
 
 
 def import_lines(result: ImportResult) -> list[str]:

@@ -27,8 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from .arrow_part import write_arrow_part
 from .formats import FORMATS
+from .parse import ParsedFile
+from .raw_parts import typed_part
+from .reader import ExportFile
 from .strict import strict_decode
 
 # A download smaller than this is checked on threads: starting the forkserver and two workers (~0.3 CPU s,
@@ -130,3 +135,33 @@ def _main_not_rerun() -> Iterator[None]:
         yield
     finally:
         sys.modules["__main__"] = main
+
+
+def parts_in_processes(
+    con: duckdb.DuckDBPyConnection,
+    files: Sequence[ExportFile],
+    metas: Sequence[dict[str, str]],
+    parts: Sequence[Path],
+    hashes: dict[Path, tuple[str, int]] | None,
+    meanwhile: Callable[[], None] | None = None,
+) -> tuple[list[ParsedFile | None], Usage]:
+    """The strict check and part of every file (its part's metadata and path in `metas` and `parts`) in
+    worker processes, as importer.py does it on threads: None for a file the check refuses (for the checked
+    parse); a part Arrow declined is written here by DuckDB on `con`, one file at a time (rare: an unusual
+    time or JSON value). `hashes`, when given, gets each file's sha256 and size."""
+    jobs = [
+        Job(f.path, f.fmt.name if f.fmt is not None else None, meta, part, hashes is not None)
+        for f, meta, part in zip(files, metas, parts, strict=True)
+    ]
+    outcomes, usage = check_in_processes(jobs, meanwhile)
+    fast: list[ParsedFile | None] = []
+    for source, job, checked in zip(files, jobs, outcomes, strict=True):
+        if hashes is not None:
+            hashes[source.path] = (checked.sha256, checked.size)
+        if checked.plays is None or source.fmt is None:
+            fast.append(None)
+        elif checked.part_written:
+            fast.append(ParsedFile(source, source.fmt, checked.plays, [], job.part))
+        else:
+            fast.append(typed_part(con, source, checked.plays, job.meta, job.part))
+    return fast, usage
