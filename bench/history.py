@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 PER_FILE = 16_000
+THREADS_ONLY = False  # --threads-only: passed on to each child
 # The fields the tables read from an extended-history element, typed (the floor reads only these).
 FLOOR_COLUMNS = {
     **dict.fromkeys(
@@ -75,9 +76,42 @@ def child(path: str, lake: str) -> None:
     rows = result.transform.rows.get("listens")
     out = {"seconds": seconds, "plays": result.plays, "listens": rows, "peak_rss_mib": usage.ru_maxrss / 1024}
     out["phases"] = {k: {"wall_s": v.wall_s, "cpu_s": v.cpu_s} for k, v in result.detail.phases.items()}
-    # CPU seconds of every thread of the process (start-up included): on a shared machine, far steadier
-    # than wall time, which grows with other people's load.
-    print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime}))
+    workers = getattr(result.detail, "worker_usage", None)  # None: threads (or code before workers.py)
+    out["worker_peak_rss_mib"] = workers.peak_rss_mib if workers else 0
+    out["forkserver_peak_rss_mib"] = max(_children_peak_rss_kib(), default=0) / 1024  # alive until we exit
+    # CPU seconds of every thread of the process (start-up included) and of every process it started (the
+    # check's forkserver and its workers, history/workers.py): on a shared machine, far steadier than wall
+    # time, which grows with other people's load.
+    print(json.dumps(out | {"cpu_s": usage.ru_utime + usage.ru_stime + descendants_cpu_s()}))
+
+
+def _children_peak_rss_kib() -> list[int]:
+    """Peak RSS (VmHWM) of each child process still running (the check's forkserver). Linux /proc."""
+    peaks = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0").strip()) == os.getpid() and "VmHWM" in fields:
+            peaks.append(int(fields["VmHWM"].split()[0]))
+    return peaks
+
+
+def descendants_cpu_s() -> float:
+    """CPU seconds of this process's children, those reaped and those still running (the forkserver lives
+    as long as this process), with the children they reaped (the forkserver's workers). Linux /proc."""
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == os.getpid():  # ppid; then utime, stime, cutime, cstime are fields 12-15
+            total += sum(int(f) for f in fields[11:15]) / tick
+    return total
 
 
 def floor(path: str) -> None:
@@ -127,6 +161,8 @@ def written_by(lake: Path, export: Path) -> dict[str, Any]:
 
 def measure(path: Path, lake: Path | None = None) -> dict[str, Any]:
     child_args = ["--child", str(path), str(lake)] if lake is not None else ["--floor", str(path)]
+    if THREADS_ONLY:
+        child_args.append("--threads-only")
     done = subprocess.run(
         [sys.executable, "-m", "bench.history", *child_args],
         capture_output=True,
@@ -147,9 +183,20 @@ def main() -> None:
         metavar="N",
         help="then import a later download of N newer plays into the same lake and report the bytes it wrote",
     )
+    parser.add_argument(
+        "--threads-only",
+        action="store_true",
+        help="check the files on threads, as for a small download (history/workers.py): the same code, A/B",
+    )
     parser.add_argument("--child", nargs=2, metavar=("PATH", "LAKE"), help=argparse.SUPPRESS)
     parser.add_argument("--floor", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads_only:
+        global THREADS_ONLY
+        THREADS_ONLY = True
+        from spotify_pipeline.history import workers
+
+        workers.PROCESS_MIN_BYTES = 2**62  # no download is this large
     if args.child:
         child(*args.child)
         return
@@ -180,6 +227,8 @@ def main() -> None:
         "import_cpu_s": round(first["cpu_s"], 1),
         "plays_per_s": round(first["plays"] / first["seconds"]),
         "peak_rss_mib": round(first["peak_rss_mib"]),
+        "worker_peak_rss_mib": round(first["worker_peak_rss_mib"]),  # each of the check's processes, at most
+        "forkserver_peak_rss_mib": round(first.get("forkserver_peak_rss_mib", 0)),  # what starts them
         "listens": first["listens"],
         "reimport_s": round(again["seconds"], 2),
         "reimport_new_plays": again["plays"],

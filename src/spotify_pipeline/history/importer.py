@@ -10,6 +10,7 @@ a download writes no raw run, and the tables get no new snapshot.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -33,10 +34,11 @@ from ..lake.storage import Storage
 from ..tables.catalog import preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
+from . import workers
 from .arrow_part import write_arrow_part
 from .formats import HistoryFormat
 from .parse import ParsedFile, begin, check_file, usernames
-from .raw_parts import PART_SUFFIX, write_checked_part, write_typed_part
+from .raw_parts import PART_SUFFIX, earliest_play, typed_part, write_checked_part
 from .reader import ExportFile, open_export, remove_workdir, with_hashes
 from .strict import strict_plays
 
@@ -63,9 +65,10 @@ class _Clock:
         self.phases = phases
         self.mark = (time.perf_counter(), time.process_time())
 
-    def lap(self, name: str) -> None:
+    def lap(self, name: str, worker_cpu_s: float = 0.0) -> None:
+        """End the phase `name`; `worker_cpu_s`: CPU its worker processes used besides (workers.py)."""
         now = (time.perf_counter(), time.process_time())
-        self.phases[name] = PhaseTime(now[0] - self.mark[0], now[1] - self.mark[1])
+        self.phases[name] = PhaseTime(now[0] - self.mark[0], now[1] - self.mark[1] + worker_cpu_s)
         self.mark = now
 
 
@@ -79,6 +82,7 @@ class ImportResult:
     unknown_fields: dict[str, int] = field(default_factory=dict)  # field kept but not read -> files with it
     transform: TransformResult | None = None
     phases: dict[str, PhaseTime] = field(default_factory=dict)  # where the time went, in order (bench/history.py)
+    worker_usage: workers.Usage | None = None  # what the check's worker processes cost, when it had some
 
     @property
     def plays(self) -> int:
@@ -151,7 +155,7 @@ def import_history(
             if done:  # files already imported are found by their sha256 first, and never parsed
                 files = with_hashes(contents.files)
                 clock.lap("read_and_hash")
-                parsed = _parse_to_parts(con, _new_files(files, done, result), meta, workdir)
+                parsed = _parse_to_parts(con, _new_files(files, done, result), meta, workdir, result)
             else:  # none can have been imported: hashed on a thread while the files are checked
                 clock.lap("read_and_hash")  # read only: the hashing is in the next phase
                 parsed = _parse_while_hashing(con, contents.files, meta, workdir, result)
@@ -159,7 +163,7 @@ def import_history(
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
             con.close()  # DuckDB's memory is freed before the transform needs its own
-            clock.lap("check_and_write_parts")
+            clock.lap("check_and_write_parts", result.worker_usage.cpu_s if result.worker_usage else 0.0)
             if parsed and run_transform:
                 preload_library()  # imported while the raw run is written and the transform's DuckDB steps run
             if parsed:
@@ -201,14 +205,20 @@ def _new_files(files: list[ExportFile], done: set[str], result: ImportResult) ->
 def _parse_while_hashing(
     con: duckdb.DuckDBPyConnection, files: list[ExportFile], meta: dict[str, str], workdir: Path, result: ImportResult
 ) -> list[ParsedFile]:
-    """`_parse_to_parts` of every file while one thread hashes them, for a user with nothing imported yet:
-    hashlib releases the GIL and the checks mostly hold it (msgspec), so the hashes take little wall time
-    (0.6 CPU s at 1M plays, ~0.3 s of wall when done first). A file repeating an earlier file of the
-    download (the same sha256) is then dropped, its part deleted, as if never parsed."""
-    with ThreadPoolExecutor(1) as pool:
-        hashing = pool.submit(with_hashes, files, 1)
-        parsed = _parse_to_parts(con, files, meta, workdir)
-        hashed = {f.path: f for f in hashing.result()}
+    """`_parse_to_parts` of every file while they are hashed, for a user with nothing imported yet: by the
+    worker processes that read each file anyway (workers.py), else on a thread of its own (hashlib releases
+    the GIL and the checks mostly hold it: 0.6 CPU s at 1M plays, ~0.3 s of wall when done first). A file
+    repeating an earlier file of the download (the same sha256) is then dropped, its part deleted, as if
+    never parsed."""
+    if workers.worth_it(sum(f.size for f in files)):
+        hashes: dict[Path, tuple[str, int]] = {}
+        parsed = _parse_to_parts(con, files, meta, workdir, result, hashes)
+        hashed = {f.path: dataclasses.replace(f, sha256=hashes[f.path][0], size=hashes[f.path][1]) for f in files}
+    else:
+        with ThreadPoolExecutor(1) as pool:
+            hashing = pool.submit(with_hashes, files, 1)
+            parsed = _parse_to_parts(con, files, meta, workdir, result)
+            hashed = {f.path: f for f in hashing.result()}
     kept = {f.path for f in _new_files([hashed[f.path] for f in files], set(), result)}
     for p in parsed:
         p.source = hashed[p.source.path]
@@ -218,15 +228,48 @@ def _parse_while_hashing(
 
 
 def _parse_to_parts(
-    con: duckdb.DuckDBPyConnection, files: list[ExportFile], meta: dict[str, str], workdir: Path
+    con: duckdb.DuckDBPyConnection,
+    files: list[ExportFile],
+    meta: dict[str, str],
+    workdir: Path,
+    result: ImportResult,
+    hashes: dict[Path, tuple[str, int]] | None = None,
 ) -> list[ParsedFile]:
     """Check every file and write its raw part into `workdir`; raise InputError on the first bad file.
 
-    First, on `PARSE_THREADS` threads, each file the strict check accepts (strict.py) is read once more by
-    DuckDB's typed reader straight into its part, on a cursor of the thread's own: msgspec holds the GIL,
-    DuckDB releases it and reads one JSON array on one core, so two threads keep both cores busy. Then, in
-    file order, every other file goes through the checked parse (parse.py), which names the first problem or
-    accepts the file (unknown fields), and its part is written from that parse."""
+    First each file the strict check accepts (strict.py) gets its part from that decode (arrow_part.py), or
+    from DuckDB's typed reader where Arrow declines a value: in worker processes for a large download
+    (workers.py; `hashes`, when given, gets each file's sha256 and size from them), else on threads. Then,
+    in file order, every other file goes through the checked parse (parse.py), which names the first problem
+    or accepts the file (unknown fields), and its part is written from that parse."""
+    if workers.worth_it(sum(f.size for f in files)):
+        # pyiceberg (~0.6 CPU s of imports, holding the GIL) is imported while the workers run, not after
+        metas = [_meta(meta, f.name, f.fmt) if f.fmt is not None else {} for f in files]
+        parts = [_part_path(workdir, idx) for idx in range(len(files))]
+        fast, result.worker_usage = workers.parts_in_processes(con, files, metas, parts, hashes, preload_library)
+    else:
+        fast = _fast_on_threads(con, files, meta, workdir)
+    begin(con)
+    parsed: list[ParsedFile] = []
+    for idx, (source, done) in enumerate(zip(files, fast, strict=True)):
+        if done is None:
+            done = check_file(con, idx, source)
+            done.part = _part_path(workdir, idx)
+            write_checked_part(con, idx, done.fmt, _meta(meta, source.name, done.fmt), done.part)
+            con.execute("DELETE FROM export_plays WHERE file_idx = ?", [idx])
+        parsed.append(done)
+    return parsed
+
+
+def _part_path(workdir: Path, idx: int) -> Path:
+    return workdir / f"part-{idx:05d}{PART_SUFFIX}"
+
+
+def _fast_on_threads(
+    con: duckdb.DuckDBPyConnection, files: list[ExportFile], meta: dict[str, str], workdir: Path
+) -> list[ParsedFile | None]:
+    """The strict check and part of every file on `PARSE_THREADS` threads: msgspec and the Arrow columns
+    hold the GIL, DuckDB (where Arrow declines) releases it, on a cursor of the thread's own."""
     local = threading.local()
     cursors: list[duckdb.DuckDBPyConnection] = []
     lock = threading.Lock()
@@ -234,7 +277,7 @@ def _parse_to_parts(
     def typed(idx: int, source: ExportFile) -> ParsedFile | None:
         if source.fmt is None or (plays := strict_plays(source.path, source.fmt)) is None:
             return None
-        part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
+        part = _part_path(workdir, idx)
         file_meta = _meta(meta, source.name, source.fmt)
         if write_arrow_part(plays, source.fmt, file_meta, part):  # from the strict decode: parsed once
             return ParsedFile(source, source.fmt, len(plays), [], part)
@@ -244,29 +287,14 @@ def _parse_to_parts(
             with lock:
                 local.cursor = con.cursor()
                 cursors.append(local.cursor)
-        try:
-            write_typed_part(local.cursor, source.path, source.fmt, file_meta, part)
-        except duckdb.Error:  # a time that does not parse: the checked parse names it
-            part.unlink(missing_ok=True)
-            return None
-        return ParsedFile(source, source.fmt, count, [], part)
+        return typed_part(local.cursor, source, count, file_meta, part)
 
     try:
         with ThreadPoolExecutor(PARSE_THREADS) as pool:
-            fast = list(pool.map(typed, range(len(files)), files))
+            return list(pool.map(typed, range(len(files)), files))
     finally:
         for cursor in cursors:
             cursor.close()
-    begin(con)
-    parsed: list[ParsedFile] = []
-    for idx, (source, done) in enumerate(zip(files, fast, strict=True)):
-        if done is None:
-            done = check_file(con, idx, source)
-            done.part = workdir / f"part-{idx:05d}{PART_SUFFIX}"
-            write_checked_part(con, idx, done.fmt, _meta(meta, source.name, done.fmt), done.part)
-            con.execute("DELETE FROM export_plays WHERE file_idx = ?", [idx])
-        parsed.append(done)
-    return parsed
 
 
 def _meta(meta: dict[str, str], file: str, fmt: HistoryFormat) -> dict[str, str]:
@@ -291,6 +319,9 @@ def _write_raw_run(
     manifest, last: a run without one was never complete and is never read."""
     entries = []
     written = [(p, p.part) for p in parsed if p.plays and p.part is not None]
+    # Earliest plays first: a download's files by time, so that its events, read in part order, usually
+    # are in the tables' order already and need no sort to be published (transform/publish.py `_in_order`).
+    written.sort(key=lambda pair: earliest_play(pair[1]))
     for number, (p, part) in enumerate(written, start=1):
         key = raw_part_key(ENTITY, now.date(), run_id, number, suffix=PART_SUFFIX)
         data = part.read_bytes()

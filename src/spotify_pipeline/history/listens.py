@@ -22,7 +22,8 @@ declared in transform/relations.py; the runner checks them around each step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import duckdb
 
@@ -78,6 +79,18 @@ def _listen_id(fmt: str) -> str:
     return f"md5(concat_ws('|', user_id, {fmt}, epoch_ms(ended_at)::VARCHAR, {item}, coalesce(ms_played::VARCHAR, '')))"
 
 
+@contextmanager
+def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Statements run inside keep the order of their inputs (rows inserted, rows returned), whatever the
+    connection's `preserve_insertion_order` (the transform's is false: connection.py)."""
+    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if before else 'false'}")
+
+
 def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[str]) -> None:
     """`b_listen_events` from the batch's `history_export` part files and its `raw_recently_played` view."""
     con.execute(
@@ -122,12 +135,16 @@ def build_listen_events(con: duckdb.DuckDBPyConnection, export_uris: Sequence[st
     # files, two imports, two polls) is kept once, the first imported. Most batches have no such repeat, and
     # the window over every wide row was most of this step (3.3 of 5.3 CPU s at 1M plays): it runs only
     # over the rows whose key repeats.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE b_listen_events AS
-        SELECT {_listen_id("source_format")} AS listen_id, * EXCLUDE (imported_at), imported_at FROM listen_rows
-        """
-    )
+    # In the parts' order (each file's elements in order, the files in the download's order: Spotify's are
+    # by time), not DuckDB's: when that is already the table's order, publishing streams the rows as they
+    # are instead of sorting 1M wide rows again (transform/publish.py `_in_order`).
+    with insertion_order(con):
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE b_listen_events AS
+            SELECT {_listen_id("source_format")} AS listen_id, * EXCLUDE (imported_at), imported_at FROM listen_rows
+            """
+        )
     con.execute("DROP VIEW listen_rows")
     con.execute(
         """

@@ -19,10 +19,12 @@ import json
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from ..tables.files import sql_path, sql_string
 from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat
-from .parse import FIELD_KINDS, INSTANT, MINUTE, MINUTE_FORMAT, TS_FORMAT
+from .parse import FIELD_KINDS, INSTANT, MINUTE, MINUTE_FORMAT, TS_FORMAT, ParsedFile
+from .reader import ExportFile
 
 PART_SUFFIX = ".parquet"
 # zstd (DuckDB's default level): 1M plays, 63 parts, 744 MiB of JSON -> about 30 MB; snappy was larger for
@@ -108,3 +110,32 @@ def write_checked_part(
         f"WHERE file_idx = {int(idx)}) ORDER BY i",
         path,
     )
+
+
+def typed_part(
+    con: duckdb.DuckDBPyConnection, source: ExportFile, plays: int, file_meta: dict[str, str], part: Path
+) -> ParsedFile | None:
+    """The part of a strictly checked file by DuckDB's typed reader (Arrow declined a value); None when a
+    time does not parse: the checked parse then names it."""
+    if source.fmt is None:  # only strictly checked files, whose format is known, come here
+        return None
+    try:
+        write_typed_part(con, source.path, source.fmt, file_meta, part)
+    except duckdb.Error:
+        part.unlink(missing_ok=True)
+        return None
+    return ParsedFile(source, source.fmt, plays, [], part)
+
+
+def earliest_play(part: Path) -> str:
+    """The earliest end time in a raw part as written (`ts` or `endTime`, ISO text), from the Parquet
+    statistics of its row groups; "" when it has none."""
+    metadata = pq.ParquetFile(part).metadata
+    times = {"body.ts", "body.endTime"}
+    found = [
+        str(column.statistics.min)
+        for group in range(metadata.num_row_groups)
+        for column in map(metadata.row_group(group).column, range(metadata.num_columns))
+        if column.path_in_schema in times and column.statistics is not None and column.statistics.has_min_max
+    ]
+    return min(found, default="")

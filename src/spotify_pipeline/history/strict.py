@@ -47,8 +47,13 @@ def strict_plays(path: Path, fmt: HistoryFormat) -> list[msgspec.Struct] | None:
     (malformed, another shape, a wrong type, an unknown field: for the checked parse to decide). Each
     element is a struct of the format's fields (unchecked ones as `msgspec.Raw`): arrow_part.py makes the
     raw part of them, so the file is parsed once."""
+    return strict_decode(path.read_bytes(), fmt)
+
+
+def strict_decode(data: bytes, fmt: HistoryFormat) -> list[msgspec.Struct] | None:
+    """`strict_plays` of a file's bytes already read (workers.py reads them once, to hash and decode)."""
     try:
-        plays: list[msgspec.Struct] = _decoder(fmt).decode(path.read_bytes())
+        plays: list[msgspec.Struct] = _decoder(fmt).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError):
         return None
     return plays

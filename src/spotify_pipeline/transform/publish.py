@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import LakeError
-from ..history.listens import listens_changed
+from ..history.listens import insertion_order, listens_changed
 from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
 from ..tables.deletes import merges_on_read
@@ -206,8 +206,39 @@ def publish_table(
         # Streamed from DuckDB in slices, one file each, sorted so that each file holds a narrow range
         # of the table's cluster column: the published rows are never all in Python's memory at once.
         order = sort_order(name)
+        if order and _in_order(con, name, source, order):
+            with insertion_order(con):  # as they lie: in order already (1M listen events: ~0.6 CPU s less)
+                catalog.overwrite(name, con.sql(f"SELECT * FROM {source}").to_arrow_reader(PUBLISH_ROWS))
+            return
         ordered = con.sql(f"SELECT * FROM {source}" + (f" ORDER BY {order}" if order else ""))
         catalog.overwrite(name, ordered.to_arrow_reader(PUBLISH_ROWS))
+
+
+# Tables whose staged rows are often built in their sort order already: `listen_events` of a first import
+# (or a rebuild) is the download's plays in file order (history/listens.py `build_listen_events`), which is
+# time order in Spotify's files. Checking costs ~0.2 CPU s per 1M rows; sorting them ~0.8-1.1.
+BUILT_IN_ORDER = frozenset({"listen_events"})
+
+
+def _in_order(con: duckdb.DuckDBPyConnection, name: str, source: str, order: str) -> bool:
+    """Whether `source` is a temp table whose rows, in the order they were inserted, are already in `order`
+    (each row's sort key >= the one before it; ties broken as ORDER BY would, NULLs last)."""
+    if name not in BUILT_IN_ORDER:
+        return False
+    is_table = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [source]).fetchall()
+    if is_table != [(1,)]:
+        return False
+    columns = [c.strip() for c in order.split(",")]
+    keys = ", ".join(f"{c}, lag({c}) OVER w AS before_{n}" for n, c in enumerate(columns))
+    earlier = " OR ".join(
+        "(" + " AND ".join([*(f"before_{m} = {columns[m]}" for m in range(n)), f"before_{n} > {columns[n]}"]) + ")"
+        for n in range(len(columns))
+    )
+    nulls = " OR ".join(f"{c} IS NULL" for c in columns)  # NULLs sort last: rather than reason about them, sort
+    out_of_order = con.execute(
+        f"SELECT count(*) FROM (SELECT {keys} FROM {source} WINDOW w AS (ORDER BY rowid)) WHERE {earlier} OR {nulls}"
+    ).fetchall()[0][0]
+    return not out_of_order
 
 
 def ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:

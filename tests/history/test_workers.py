@@ -1,0 +1,115 @@
+"""A large download is checked in worker processes (history/workers.py): the same parts, files accepted,
+refused and de-duplicated as on threads, a bad file still imports nothing, and a program without an
+`if __name__ == "__main__"` guard is not re-run in the workers. `PROCESS_MIN_BYTES` is lowered so that these
+small downloads take that path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from spotify_pipeline import Lake
+from spotify_pipeline.config import load_settings
+from spotify_pipeline.errors import InputError
+from spotify_pipeline.history import importer, workers
+
+from .test_raw_parts import ELEMENTS, small_export
+
+
+def _lake(path: Path) -> Lake:
+    return Lake.open(settings=load_settings({"lake": str(path)}, env={}))
+
+
+def _write(path: Path, elements: Any) -> Path:
+    path.write_text(json.dumps(elements, indent=2, ensure_ascii=False))
+    return path
+
+
+def _rows(lake: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every raw part row (file, format, body) and every `listens` row, in a fixed order."""
+    con = duckdb.connect()
+    try:
+        parts = sorted(str(p) for p in (lake / "raw" / "history_export").rglob("*.parquet"))
+        raw = con.execute(f"SELECT meta.file, meta.format, body FROM read_parquet({parts}) ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    listens = _lake(lake).query("SELECT * EXCLUDE (imported_at) FROM listens ORDER BY listen_id")
+    return raw, [tuple(r.values()) for r in listens.to_pylist()]
+
+
+def test_processes_write_what_threads_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every format; a file Arrow declines (a JSON value DuckDB renders its own way: DuckDB writes that part
+    in the importing process); one with an unknown field (the checked parse); a file repeated (dropped by
+    its sha256, which the workers compute)."""
+    export = small_export(tmp_path / "export")
+    _write(export / "Streaming_History_Audio_declined.json", [e | {"offline_timestamp": 1.5} for e in ELEMENTS])
+    _write(export / "Streaming_History_Audio_unknown.json", [e | {"new_field": [1]} for e in ELEMENTS])
+    first = sorted(export.glob("Streaming_History_Audio_*.json"))[0]
+    (export / "Streaming_History_Audio_zcopy.json").write_bytes(first.read_bytes())
+    used: list[int] = []
+    real = workers.check_in_processes
+    monkeypatch.setattr(workers, "check_in_processes", lambda jobs, *more: used.append(len(jobs)) or real(jobs, *more))
+
+    on_threads = _lake(tmp_path / "threads").import_history(export, user="u")
+    assert used == []  # a small download: threads
+    monkeypatch.setattr(workers, "PROCESS_MIN_BYTES", 0)
+    in_processes = _lake(tmp_path / "processes").import_history(export, user="u")
+    assert len(used) == 1 and used[0] == len(on_threads.files) + 1  # every file, the copy too, in one pool
+
+    assert in_processes.detail.worker_usage is not None and in_processes.detail.worker_usage.cpu_s > 0
+    assert in_processes.already_imported == on_threads.already_imported == ["Streaming_History_Audio_zcopy.json"]
+    assert in_processes.unknown_fields == on_threads.unknown_fields == {"new_field": 1}
+    assert [(f["name"], f["plays"], f["sha256"]) for f in in_processes.files] == [
+        (f["name"], f["plays"], f["sha256"]) for f in on_threads.files
+    ]
+    assert _rows(tmp_path / "processes") == _rows(tmp_path / "threads")
+    assert in_processes.plays == on_threads.plays > 60
+
+
+def test_a_bad_file_checked_in_processes_imports_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    export = small_export(tmp_path / "export")
+    _write(export / "Streaming_History_Audio_bad.json", [{"ts": "2024-01-01T00:00:00Z", "ms_played": -5}])
+    monkeypatch.setattr(workers, "PROCESS_MIN_BYTES", 0)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(importer.tempfile, "tempdir", str(scratch))  # where the import's scratch folder goes
+    lake = tmp_path / "lake"
+    with pytest.raises(InputError, match=r"Streaming_History_Audio_bad\.json: element 1: `ms_played` is not a whole"):
+        _lake(lake).import_history(export, user="u")
+    assert not (lake / "raw").exists() or not any((lake / "raw").rglob("*.parquet"))
+    assert not any(scratch.iterdir())  # the parts the workers wrote went with the scratch folder
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_in_the_workers(tmp_path: Path) -> None:
+    """multiprocessing re-runs the program's main file in each new process unless told otherwise; this
+    script would then start a second import there, which would wait for the lake's lock the first holds."""
+    export = small_export(tmp_path / "export")
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from spotify_pipeline import Lake
+            from spotify_pipeline.config import load_settings
+            from spotify_pipeline.history import workers
+
+            workers.PROCESS_MIN_BYTES = 0
+            print("started", flush=True)
+            lake = Lake.open(settings=load_settings({{"lake": {str(tmp_path / "lake")!r}}}, env={{}}))
+            result = lake.import_history(Path({str(export)!r}), user="u")
+            print("imported", result.plays, result.detail.worker_usage is not None, flush=True)
+            """
+        )
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    words = done.stdout.split()
+    assert words.count("started") == 1, done.stdout  # a worker re-running the script would print it again
+    assert words[1:] == ["imported", "228", "True"], done.stdout
