@@ -170,7 +170,8 @@ def add_album_observations(con: duckdb.DuckDBPyConnection, observations: str, fi
            LEFT JOIN album_obs s ON s.obs_id = g.newest""",
         first,
     )
-    add_streaks(con, "album_streaks", "SELECT album.id AS album_id, album, fetched_at FROM album_obs", "fetched_at", first)
+    albums_seen = "SELECT album.id AS album_id, album, fetched_at FROM album_obs"
+    add_streaks(con, "album_streaks", albums_seen, "fetched_at", first)
     _add_artist_refs(con, "album.artists", "album_obs", first=False)
 
 
@@ -187,7 +188,10 @@ def _add_artist_refs(con: duckdb.DuckDBPyConnection, refs: str, observations: st
             WHERE artist.id IS NOT NULL GROUP BY artist.id""",
         first,
     )
-    refs_seen = f"SELECT a::{sql_type(ARTIST)} AS artist, fetched_at FROM (SELECT unnest({refs}) AS a, fetched_at FROM {observations})"
+    refs_seen = (
+        f"SELECT a::{sql_type(ARTIST)} AS artist, fetched_at"
+        f" FROM (SELECT unnest({refs}) AS a, fetched_at FROM {observations})"
+    )
     add_streaks(con, "artist_streaks", f"SELECT artist.id AS artist_id, * FROM ({refs_seen})", "fetched_at", first)
 
 
