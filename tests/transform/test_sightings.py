@@ -59,12 +59,17 @@ def test_a_changed_song_alone_is_rewritten_and_dated(make_simulator: SimulatorFa
     extract_at(server, tmp_path, day(1))
     transform(storage, catalog)
     old = dict(rows(tmp_path, "SELECT song_id, last_seen_at FROM songs"))
+    old_rows = {r[0]: r for r in rows(tmp_path, "SELECT * FROM songs")}
     server.mutate([1])
     extract_at(server, tmp_path, day(2))
-    transform(storage, catalog)
+    result = transform(storage, catalog)
     new = dict(rows(tmp_path, "SELECT song_id, last_seen_at FROM songs"))
     moved = {s for s in new if s not in old or new[s] != old[s]}
     assert moved == {s for s in new if s not in old}  # names, albums, artists of old songs did not change
+    # Only the rows that changed (new songs, a popularity moved on) were written, not every song seen again.
+    changed = {r[0] for r in rows(tmp_path, "SELECT * FROM songs") if old_rows.get(r[0]) != r}
+    written = int(catalog.table("songs").current_snapshot().summary["added-records"])
+    assert 0 < written == len(changed) < result.batch_rows["songs"]
     incremental = table_contents(tmp_path)
     transform(storage, catalog, rebuild=True)
     assert table_contents(tmp_path) == incremental
