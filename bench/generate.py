@@ -94,10 +94,14 @@ def write_run(
     playlists: list[int],
     checked: list[int] | None = None,
     cache: RenderCache | None = None,
+    enriched: dict[str, dict[int, dt.datetime]] | None = None,
+    enrich_ttl: dt.timedelta = dt.timedelta(0),
 ) -> dict[str, Any]:
     """One run's raw zone: full playlists (embedded first page + item pages), snapshot checks for
     `checked`, and batch enrichment of every referenced artist and album. Returns the manifest.
-    With `cache`, what an earlier run rendered is not rendered again (same bytes)."""
+    With `cache`, what an earlier run rendered is not rendered again (same bytes). With `enriched` (kind ->
+    index -> when last enriched, updated here) and an `enrich_ttl`, an artist or album enriched less than
+    `enrich_ttl` ago is not enriched again, as the extractor does (`ExtractOptions.enrich_ttl`, 7 days)."""
     writer = RawZoneWriter(LocalStorage(lake), run_id, when.date())
     fetched = when.isoformat()
     outcomes: dict[str, Any] = {}
@@ -157,6 +161,10 @@ def write_run(
         ("artists", sorted(artists), 50, catalog.artist_full),
         ("albums", sorted(albums), 20, catalog.album_full),
     ):
+        if enriched is not None:
+            last = enriched.setdefault(kind, {})
+            ids = [i for i in ids if i not in last or when - last[i] >= enrich_ttl]
+            last.update(dict.fromkeys(ids, when))
         for start in range(0, len(ids), size):
             batch = ids[start : start + size]
             if cache is None:

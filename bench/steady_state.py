@@ -7,6 +7,7 @@ playlist, against the time to start the CLI and open the lake (`query "select 1"
     python -m bench.steady_state --quick            # a few runs on a small lake (the smoke test)
     python -m bench.steady_state --no-layout ...    # every changed table overwritten whole, unsorted (before #20)
     python -m bench.steady_state --max-replaced-keys 800 [--keys-cap-only] ...  # the 1M tail, scaled to 100k
+    python -m bench.steady_state --enrich-ttl-hours 168 ...  # enrich as the extractor does (7-day TTL)
 """
 
 from __future__ import annotations
@@ -191,9 +192,11 @@ def restore(catalog: SimulatedCatalog, lake: Path) -> tuple[dt.datetime, int]:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(items: int, lake: Path, reuse: bool) -> None:
+def _start_worker(items: int, lake: Path, reuse: bool, enrich_ttl_hours: float = 0) -> None:
     _worker["catalog"] = remember_parts(catalog_for(items))
     _worker["cache"] = RenderCache()
+    _worker["enriched"] = {}  # kind -> index -> when last enriched (only with an enrichment TTL)
+    _worker["enrich_ttl"] = dt.timedelta(hours=enrich_ttl_hours)
     if reuse:
         restore(_worker["catalog"], lake)
 
@@ -205,7 +208,18 @@ def _write_in_worker(
     started = time.perf_counter()
     if mutate:
         _worker["catalog"].mutate(changed)
-    write_run(lake, _worker["catalog"], run_id, at, changed, checked=checked, cache=_worker["cache"])
+    ttl = _worker["enrich_ttl"]
+    write_run(
+        lake,
+        _worker["catalog"],
+        run_id,
+        at,
+        changed,
+        checked=checked,
+        cache=_worker["cache"],
+        enriched=_worker["enriched"] if ttl else None,
+        enrich_ttl=ttl,
+    )
     return round(time.perf_counter() - started, 3)
 
 
@@ -250,6 +264,13 @@ def main() -> None:
         action="store_true",
         help="merge a table whole whenever its keys pass the cap (the rule before `scope.WHOLE_SHARE`)",
     )
+    parser.add_argument(
+        "--enrich-ttl-hours",
+        type=float,
+        default=0,
+        help="enrich an artist or album again only this long after it was enriched, as the extractor does "
+        "(168: its 7-day default; 0, the default here: every run enriches every artist and album it references)",
+    )
     parser.add_argument("--lake", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="the lake exists (built by an earlier run): no build")
     parser.add_argument("--out", type=Path, default=None)
@@ -272,7 +293,8 @@ def main() -> None:
     everything = list(range(playlists))
     started = time.perf_counter()
     spawn = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(1, spawn, initializer=_start_worker, initargs=(args.items, lake, args.reuse))
+    initargs = (args.items, lake, args.reuse, args.enrich_ttl_hours)
+    pool = ProcessPoolExecutor(1, spawn, initializer=_start_worker, initargs=initargs)
 
     def generate(run_id: str, at: dt.datetime, changed: list[int], checked: list[int] | None, mutate: bool) -> float:
         return float(pool.submit(_write_in_worker, lake, run_id, at, changed, checked, mutate).result())

@@ -65,7 +65,8 @@ def test_keyed_merge_inserts_new_keys_and_keeps_untouched_ones(con: duckdb.DuckD
 def test_keyed_merge_newer_observation_wins_column_by_column(con: duckdb.DuckDBPyConnection) -> None:
     load(con, "old_artists", "artists", [artist("a1", 1, name="Old", uri="u-old")])
     load(con, "b_artists", "artists", [artist("a1", 5, name="New", uri=None)])
-    # the newer row wins every plain column, even with a NULL; first/last seen keep earliest/latest
+    # the newer row wins every plain column, even with a NULL; first_seen_at keeps the earliest, last_seen_at
+    # (when the values last changed) moves with the newer, different values
     assert merged(con, "artists", "artist_id", "name", "uri", "first_seen_at", "last_seen_at") == [
         ("a1", "New", None, at(1), at(5))
     ]
@@ -93,7 +94,19 @@ def test_earliest_columns_keep_the_earliest(con: duckdb.DuckDBPyConnection) -> N
     load(
         con, "b_songs", "songs", [{"song_id": "s1", "song_added": at(1), "first_seen_at": at(4), "last_seen_at": at(4)}]
     )
-    assert merged(con, "songs", "song_added", "first_seen_at", "last_seen_at") == [(at(1), at(3), at(4))]
+    # the same values seen again: last_seen_at, when they last changed, stays
+    assert merged(con, "songs", "song_added", "first_seen_at", "last_seen_at") == [(at(1), at(3), at(3))]
+
+
+def test_last_seen_at_moves_only_when_the_values_change(con: duckdb.DuckDBPyConnection) -> None:
+    load(con, "old_artists", "artists", [artist("a1", 1, name="One", followers=5)])
+    load(con, "b_artists", "artists", [artist("a1", 4, name="One", followers=9)])  # a sticky column moved
+    assert merged(con, "artists", "followers", "first_seen_at", "last_seen_at") == [(9, at(1), at(1))]
+    load(con, "b_artists", "artists", [artist("a1", 4, name="Uno")])
+    assert merged(con, "artists", "name", "last_seen_at") == [("Uno", at(4))]
+    # the batch saw other values before these ones (last_seen_at after first_seen_at): they changed at 5
+    load(con, "b_artists", "artists", [{**artist("a1", 4, name="One"), "last_seen_at": at(5)}])
+    assert merged(con, "artists", "name", "last_seen_at") == [("One", at(5))]
 
 
 def member(playlist: str, position: int, song: str, day: int) -> dict[str, Any]:

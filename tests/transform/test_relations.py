@@ -167,21 +167,25 @@ def test_publishing_is_a_checked_step(small_raw_run: Path) -> None:
 
 def test_a_filtered_publish_leaves_no_relation_behind(small_raw_run: Path) -> None:
     # The keys a publish replaces (`changed_<table>`) live only inside the publish step (scratch): a
-    # filtered publish of one song's rows drops them before the step ends, and the table keeps its rows.
+    # filtered publish of one song's rows drops them before the step ends, and the table keeps the others.
     from spotify_pipeline.transform.connection import register_table
     from spotify_pipeline.transform.publish import publish_table
 
     storage, catalog = LocalStorage(small_raw_run), Catalog(small_raw_run)
     transform(storage, catalog)
-    before = catalog.read("songs").sort_by("song_id")
+    before = catalog.read("songs").sort_by("song_id").to_pylist()
     base = {"songs": catalog.snapshot_id("songs")}
     con = connect()
     try:
-        register_table(con, catalog, "songs", "staged_songs", base["songs"])
-        con.execute("CREATE TEMP TABLE b_songs AS SELECT * FROM staged_songs ORDER BY song_id LIMIT 1")
+        register_table(con, catalog, "songs", "old_songs", base["songs"])
+        con.execute("CREATE TEMP TABLE staged_songs AS SELECT * FROM old_songs")
+        first = before[0]["song_id"]
+        con.execute("UPDATE staged_songs SET name = name || '!' WHERE song_id = ?", [first])
+        con.execute("CREATE TEMP TABLE b_songs AS SELECT * FROM staged_songs WHERE song_id = ?", [first])
         publish_table(con, catalog, "songs", False, base)
         assert catalog.snapshot_id("songs") != base["songs"]  # the one song's rows were replaced
         assert "changed_songs" not in temp_columns(con)
     finally:
         con.close()
-    assert catalog.read("songs").sort_by("song_id") == before
+    before[0]["name"] += "!"
+    assert catalog.read("songs").sort_by("song_id").to_pylist() == before

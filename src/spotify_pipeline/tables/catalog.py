@@ -229,6 +229,17 @@ class Catalog:
         missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
 
+    def mark(self, name: str, key: str, value: str) -> None:
+        """Set a table property (one commit; none when it is set already)."""
+        table = self.table(name)
+        if table.properties.get(key) != value:
+            with self._writing(name):
+                table.transaction().set_properties({key: value}).commit_transaction()
+
+    def marked(self, name: str, key: str, value: str) -> bool:
+        """Whether the table has the property `key` set to `value`."""
+        return bool(self.table(name).properties.get(key) == value)
+
     def _recorded(self, name: str) -> str | None:
         """Where catalog.db says the table's current metadata file is."""
         return recorded_tables(self.root / CATALOG_FILE).get(name)

@@ -344,6 +344,12 @@ TABLES: dict[str, TableSpec] = {
     )
 }
 
+# `last_seen_at` of songs, albums and artists is when the pipeline last found something new about them
+# (docs/SCHEMA.md; issue #20: moving it at every sighting rewrote every song a run saw again). A table property
+# of `songs` marks a lake written so; a lake without it holds each row's last sighting there, and its next
+# transform rebuilds the tables from the raw zone once (transform/runner.py).
+LAST_SEEN_MODEL = ("spotify-pipeline.last-seen-at", "values-changed")
+
 DATA_TABLES = (
     "artists",
     "albums",

@@ -12,6 +12,7 @@ import duckdb
 from ..tables.contract import TABLES
 from .partials import (
     PARTIALS,
+    STREAK_FIELDS,
     PartialCompactor,
     add_album_observations,
     add_enriched_artists,
@@ -211,13 +212,13 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_songs_full AS {PARTIALS['song_partials']}")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE b_songs AS
         SELECT song_id, song.name AS name, song.duration_ms AS duration_ms, song.explicit AS explicit,
                song.popularity AS popularity, song.isrc AS isrc, song.disc_number AS disc_number,
                song.track_number AS track_number, song.album_id AS album_id, song.artist_ids[1] AS artist_id,
-               song_added, song.uri AS uri, song.url AS url, first_seen_at, last_seen_at
-        FROM b_songs_full
+               song_added, song.uri AS uri, song.url AS url, first_seen_at, c.changed_at AS last_seen_at
+        FROM b_songs_full LEFT JOIN {changed_at("song_streaks")} c USING (song_id)
         """
     )
     con.execute(
@@ -259,8 +260,8 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
                CASE WHEN enriched_at IS NOT NULL THEN album.external_ids.upc END AS upc,
                CASE WHEN enriched_at IS NOT NULL THEN album.popularity END AS popularity,
                album.uri AS uri, album.external_urls.spotify AS url, album.images[1].url AS image_url,
-               enriched_at, first_seen_at, last_seen_at
-        FROM b_albums_full
+               enriched_at, first_seen_at, c.changed_at AS last_seen_at
+        FROM b_albums_full LEFT JOIN {changed_at("album_streaks")} c USING (album_id)
         """
     )
     con.execute(
@@ -295,8 +296,8 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
                CASE WHEN enriched_at IS NOT NULL THEN artist.followers.total END AS followers,
                CASE WHEN enriched_at IS NOT NULL THEN artist.popularity END AS popularity,
                CASE WHEN enriched_at IS NOT NULL THEN artist.images[1].url END AS image_url,
-               enriched_at, first_seen_at, last_seen_at
-        FROM best
+               enriched_at, first_seen_at, c.changed_at AS last_seen_at
+        FROM best LEFT JOIN {changed_at("artist_streaks")} c USING (artist_id)
         """
     )
     con.execute(
@@ -345,6 +346,13 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     con.execute("DROP TABLE playlist_observations")
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_song_popularity AS {PARTIALS['popularity_partials']}")
+
+
+def changed_at(streaks: str) -> str:
+    """Per key, when its values last changed (partials.py, "Streaks"): the start of its last streak, a
+    subquery of (key, changed_at). What `last_seen_at` of songs, albums and artists holds."""
+    key = STREAK_FIELDS[streaks][0]
+    return f"(SELECT {key}, max(since) AS changed_at FROM ({PARTIALS[streaks]}) GROUP BY {key})"
 
 
 def drop_rechecked_playlists(con: duckdb.DuckDBPyConnection) -> None:

@@ -25,7 +25,13 @@ class KeyedMerge:
     newer_by: str
     sticky: tuple[str, ...] = ()  # keep the old value where the newer row has NULL
     earliest: tuple[str, ...] = ("first_seen_at",)
-    latest: tuple[str, ...] = ("last_seen_at",)
+    latest: tuple[str, ...] = ()
+    # When the row's values last changed (songs, albums, artists: `last_seen_at`; partials.py, "Streaks"). The
+    # batch's value is the start of its last streak; the old one stays when the batch saw one streak only
+    # (its value is its first sighting, `first_seen_at`) of the same `compared` values: seen again unchanged,
+    # the row is not rewritten.
+    changed_at: str = ""
+    compared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,34 @@ _ARTIST_STATS = """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT 
            GROUP BY sa.artist_id"""
 
 MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
-    "artists": KeyedMerge("last_seen_at", sticky=("genres", "followers", "popularity", "image_url", "enriched_at")),
-    "albums": KeyedMerge("last_seen_at", sticky=("label", "upc", "popularity", "enriched_at")),
+    "artists": KeyedMerge(
+        "last_seen_at",
+        sticky=("genres", "followers", "popularity", "image_url", "enriched_at"),
+        changed_at="last_seen_at",
+        compared=("name", "uri", "url"),
+    ),
+    "albums": KeyedMerge(
+        "last_seen_at",
+        sticky=("label", "upc", "popularity", "enriched_at"),
+        changed_at="last_seen_at",
+        compared=(
+            "name",
+            "album_type",
+            "release_date",
+            "release_date_precision",
+            "release_date_raw",
+            "total_tracks",
+            "uri",
+            "url",
+            "image_url",
+        ),
+    ),
     "songs": KeyedMerge(
-        "last_seen_at", sticky=("popularity", "isrc", "duration_ms"), earliest=("first_seen_at", "song_added")
+        "last_seen_at",
+        sticky=("popularity", "isrc", "duration_ms"),
+        earliest=("first_seen_at", "song_added"),
+        changed_at="last_seen_at",
+        compared=("name", "explicit", "disc_number", "track_number", "album_id", "artist_id", "uri", "url"),
     ),
     "playlists": KeyedMerge("extracted_at", sticky=("items_extracted_at",), earliest=(), latest=()),
     "song_popularity": KeyedMerge("observed_at", earliest=(), latest=()),
@@ -121,6 +151,14 @@ def merge_sql(table: str, old: str = "") -> str:
             expr = f"least(n.{col}, o.{col})"
         elif col in rule.latest:
             expr = f"greatest(n.{col}, o.{col})"
+        elif col == rule.changed_at:
+            same = " AND ".join(
+                [f"n.{col} = n.first_seen_at", *(f"n.{c} IS NOT DISTINCT FROM o.{c}" for c in rule.compared)]
+            )
+            expr = (
+                f"CASE WHEN {o_missing} THEN n.{col} WHEN {n_missing} THEN o.{col} "
+                f"WHEN NOT ({n_newer}) OR ({same}) THEN o.{col} ELSE n.{col} END"
+            )
         elif col in rule.sticky:
             expr = (
                 f"CASE WHEN {o_missing} THEN n.{col} WHEN {n_missing} THEN o.{col} "

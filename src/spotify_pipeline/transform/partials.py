@@ -140,6 +140,7 @@ def add_track_observations(con: duckdb.DuckDBPyConnection, observations: str, fi
            FROM track_obs WHERE obj.popularity IS NOT NULL GROUP BY ALL""",
         first,
     )
+    add_streaks(con, "song_streaks", "SELECT song_id, obj, fetched_at FROM track_obs", "fetched_at", first)
     _add_artist_refs(con, "obj.artists", "track_obs", first)
     add_album_observations(
         con,
@@ -169,6 +170,8 @@ def add_album_observations(con: duckdb.DuckDBPyConnection, observations: str, fi
            LEFT JOIN album_obs s ON s.obs_id = g.newest""",
         first,
     )
+    albums_seen = "SELECT album.id AS album_id, album, fetched_at FROM album_obs"
+    add_streaks(con, "album_streaks", albums_seen, "fetched_at", first)
     _add_artist_refs(con, "album.artists", "album_obs", first=False)
 
 
@@ -185,6 +188,11 @@ def _add_artist_refs(con: duckdb.DuckDBPyConnection, refs: str, observations: st
             WHERE artist.id IS NOT NULL GROUP BY artist.id""",
         first,
     )
+    refs_seen = (
+        f"SELECT a::{sql_type(ARTIST)} AS artist, fetched_at"
+        f" FROM (SELECT unnest({refs}) AS a, fetched_at FROM {observations})"
+    )
+    add_streaks(con, "artist_streaks", f"SELECT artist.id AS artist_id, * FROM ({refs_seen})", "fetched_at", first)
 
 
 def add_enriched_artists(con: duckdb.DuckDBPyConnection, artists: str) -> None:
@@ -193,3 +201,53 @@ def add_enriched_artists(con: duckdb.DuckDBPyConnection, artists: str) -> None:
         f"""INSERT INTO artist_partials SELECT artist.id, artist, TRUE, fetched_at, fetched_at
             FROM ({artists}) WHERE artist.id IS NOT NULL"""
     )
+    add_streaks(con, "artist_streaks", f"SELECT artist.id AS artist_id, * FROM ({artists})", "fetched_at", False)
+
+
+# ---- Streaks: when each song, album and artist last changed (issue #20, churn) --------------------------------
+# `last_seen_at` of a song, album or artist is when the pipeline last found something new about it: the first
+# observation of the values its row holds now, after the last observation of other values (docs/SCHEMA.md).
+# Moving it at every sighting made each run rewrite every song of a changed playlist, their albums and a third
+# of the artists. Observations fold into streaks, (key, h, since, until): `h` hashes the fields a row takes
+# from an observation as they are (not the sticky ones a newer observation lacking them leaves alone, not the
+# times), and consecutive observations with the same `h` are one streak. Streaks fold like the other partials
+# (consecutive equal ones join), so the last streak's `since` is the same however the observations were
+# batched, as long as two batches do not report different values at interleaved times.
+STREAK_FIELDS: dict[str, tuple[str, str]] = {  # streak table -> (key column, the hashed fields of an observation)
+    "song_streaks": (
+        "song_id",
+        "[obj.name, obj.explicit::VARCHAR, obj.disc_number::VARCHAR, obj.track_number::VARCHAR, obj.album.id,"
+        " obj.artists[1].id, obj.uri, obj.external_urls.spotify]",
+    ),
+    "album_streaks": (
+        "album_id",
+        "[album.name, album.album_type, album.release_date, album.release_date_precision,"
+        " album.total_tracks::VARCHAR, album.uri, album.external_urls.spotify, album.images[1].url]",
+    ),
+    "artist_streaks": ("artist_id", "[artist.name, artist.uri, artist.external_urls.spotify]"),
+}
+
+
+def streaks_sql(table: str, source: str) -> str:
+    """Fold `source` (`<key>, h, since, until` rows) into streaks: rows of one key ordered by time, a new
+    streak wherever `h` differs from the row before. Folding folded streaks again changes nothing."""
+    key = STREAK_FIELDS[table][0]
+    order = f"PARTITION BY {key} ORDER BY since, until, h"
+    return f"""SELECT {key}, h, min(since) AS since, max(until) AS until
+        FROM (SELECT *, sum(fresh) OVER ({order} ROWS UNBOUNDED PRECEDING) AS streak
+              FROM (SELECT *, (lag(h) OVER ({order}) IS DISTINCT FROM h)::INTEGER AS fresh FROM {source}))
+        GROUP BY {key}, h, streak"""
+
+
+def add_streaks(con: duckdb.DuckDBPyConnection, table: str, observations: str, time: str, first: bool) -> None:
+    """Fold `observations` (a relation with the fields of `STREAK_FIELDS[table]` and the time column `time`)
+    into `table`'s streaks."""
+    key, fields = STREAK_FIELDS[table]
+    seen = (
+        f"(SELECT {key}, hash({fields}) AS h, {time} AS since, {time} AS until FROM ({observations})"
+        f" WHERE {key} IS NOT NULL GROUP BY ALL)"
+    )
+    accumulate(con, table, streaks_sql(table, seen), first)
+
+
+PARTIALS.update({table: streaks_sql(table, table) for table in STREAK_FIELDS})

@@ -18,7 +18,7 @@ from ..tables.catalog import MAX_REPLACED_KEYS, Catalog, cluster_column
 from ..tables.contract import TABLES
 from ..tables.deletes import merges_on_read
 from .connection import register_empty, register_table
-from .merge import MERGES, Derived, KeyedMerge
+from .merge import MERGES, Derived, KeyedMerge, ReplaceChildren
 from .quarantine import Rejected
 from .relations import checked_step
 from .scope import changed_keys_sql
@@ -58,8 +58,9 @@ NARROW_CHANGES: dict[str, Callable[[str], str]] = {"listens": listens_changed}
 def _changed_keys(name: str) -> str:
     """A query of the `cluster_column` values whose rows the merge may have changed; every other value's
     rows in `staged_<name>` are exactly those of `old_<name>`. A keyed merge changes only the keys its batch
-    holds (and a playlist emptied upstream, `ReplaceChildren.emptied`); a derived table is compared whole,
-    unless `NARROW_CHANGES` has a narrower query for it."""
+    holds (and a playlist emptied upstream, `ReplaceChildren.emptied`), and of those only the ones whose rows
+    differ (`_differing_keys`); a derived table is compared whole, unless `NARROW_CHANGES` has a narrower
+    query for it."""
     rule, column = MERGES[name], cluster_column(name)
     if name in NARROW_CHANGES:
         return NARROW_CHANGES[name](column)
@@ -68,7 +69,35 @@ def _changed_keys(name: str) -> str:
             f"SELECT {column} FROM (SELECT * FROM staged_{name} EXCEPT SELECT * FROM old_{name}) UNION "
             f"SELECT {column} FROM (SELECT * FROM old_{name} EXCEPT SELECT * FROM staged_{name})"
         )
+    if by_cluster_value(name):
+        batch = f"(SELECT {column} FROM ({changed_keys_sql(name)}))"
+        return _differing_keys(
+            name,
+            f"(SELECT * FROM staged_{name} WHERE {column} IN {batch})",
+            f"(SELECT * FROM old_{name} WHERE {column} IN {batch})",
+        )
     return changed_keys_sql(name)
+
+
+def by_cluster_value(name: str) -> bool:
+    """Whether a merge decides each cluster-column value's rows as one (a keyed merge keyed by that column
+    alone, children replaced by that parent): then a value whose merged rows equal its old rows needs no
+    write. (A time series clustered by day replaces single keys of a day: publish.py `_by_whole_key`.)"""
+    rule, column = MERGES[name], cluster_column(name)
+    if isinstance(rule, KeyedMerge):
+        return TABLES[name].key == (column,)
+    return isinstance(rule, ReplaceChildren) and rule.parent == (column,)
+
+
+def _differing_keys(name: str, staged: str, old: str) -> str:
+    """The cluster-column values whose rows differ between `staged` and `old` (subqueries): a song seen again
+    with nothing new, its credits the same, is not written again (issue #20: such rows were most of a small
+    run's writes)."""
+    column = cluster_column(name)
+    return (
+        f"SELECT {column} FROM (SELECT * FROM {staged} EXCEPT ALL SELECT * FROM {old}) UNION "
+        f"SELECT {column} FROM (SELECT * FROM {old} EXCEPT ALL SELECT * FROM {staged})"
+    )
 
 
 def _literal(value: Any) -> str | None:
@@ -98,6 +127,8 @@ def _publish_changes(
     keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
     if len(keys) > MAX_REPLACED_KEYS or None in keys:  # no IN filter matches NULL: the whole table, then
         return False
+    if not keys:  # the batch's keys all merged to the rows they had: nothing to write
+        return True
     _replace(
         con, catalog, name, keys, f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
     )
@@ -173,6 +204,24 @@ def _publish_as_twin(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str
     return catalog.overwrite_as_copy(name, twin, rows)
 
 
+def _publish_scoped(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -> None:
+    """Replace the rows of the keys a table merged by its changed keys (scope.py) staged: those whose
+    merged rows differ from their old ones (`_differing_keys`) where the merge decides by cluster value,
+    else every key the batch holds."""
+    column = cluster_column(name)
+    keys_sql = f"SELECT {column} FROM keys_{name}"
+    if by_cluster_value(name):
+        keys_sql = _differing_keys(name, f"staged_{name}", f"touched_{name}")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE changed_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
+        keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM changed_{name}").fetchall()]
+        if keys:
+            rows = f"SELECT * FROM staged_{name} WHERE {column} IN (SELECT {column} FROM changed_{name})"
+            _replace(con, catalog, name, keys, rows)
+    finally:
+        _drop_changed(con, name)
+
+
 def publish_table(
     con: duckdb.DuckDBPyConnection,
     catalog: Catalog,
@@ -190,9 +239,7 @@ def publish_table(
         source = f"staged_{name}"
         if scoped:
             if catalog.snapshot_id(name) == base[name]:
-                column = cluster_column(name)
-                keys = [_literal(k) for (k,) in con.execute(f"SELECT {column} FROM keys_{name}").fetchall()]
-                _replace(con, catalog, name, keys, f"SELECT * FROM staged_{name}")
+                _publish_scoped(con, catalog, name)
                 return
             source = f"new_{name}"  # redoing an interrupted publish that committed this table already: whole
         else:

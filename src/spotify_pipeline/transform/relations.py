@@ -11,7 +11,7 @@ Steps, in the order the runner (transform/runner.py) calls them:
 
     load_runs            complete, complete_sources                       (runner: from the manifests)
     build_batch          raw_<entity>, item_rows, playlist_headers,        (batch.py)
-                         empty_pages, *_partials, b_playlist_songs, b_songs, b_song_artists, b_albums,
+                         empty_pages, *_partials, *_streaks, b_playlist_songs, b_songs, b_song_artists, b_albums,
                          b_album_artists, b_artists, b_playlists, b_song_popularity, e_playlist_songs,
                          rechecked_playlists
     register_<table>     old_<table>: the table as it stood when the transform began (publish.py)
@@ -136,6 +136,10 @@ _DECLARED: list[Relation] = [
     Relation("popularity_partials", "build_batch", ("song_id", "observed_date", "popularity", "observed_at")),
     Relation("album_partials", "build_batch", ("album_id", "album", "enriched", "last_seen_at", "first_seen_at")),
     Relation("artist_partials", "build_batch", ("artist_id", "artist", "enriched", "last_seen_at", "first_seen_at")),
+    *(
+        Relation(name, "build_batch", (key, "h", "since", "until"), note="streaks of equal values (partials.py)")
+        for name, key in (("song_streaks", "song_id"), ("album_streaks", "album_id"), ("artist_streaks", "artist_id"))
+    ),
     Relation("b_playlist_songs", "build_batch", _contract("playlist_songs")),
     Relation("b_songs", "build_batch", _contract("songs")),
     Relation("b_song_artists", "build_batch", _contract("song_artists", "last_seen_at")),
@@ -168,7 +172,18 @@ _DECLARED: list[Relation] = [
             "playlist_observations",  # every header and snapshot check of the batch, with the one before
             "b_albums_full",
             "_screened",  # quarantine.py: a trial read of suspect files
-            *(f"{p}_folded" for p in ("song_partials", "popularity_partials", "album_partials", "artist_partials")),
+            *(
+                f"{p}_folded"
+                for p in (
+                    "song_partials",
+                    "popularity_partials",
+                    "album_partials",
+                    "artist_partials",
+                    "song_streaks",
+                    "album_streaks",
+                    "artist_streaks",
+                )
+            ),
         )
     ),
     Relation("b_playlist_changes", "build_changes", _contract("playlist_changes")),

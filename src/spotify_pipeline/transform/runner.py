@@ -30,7 +30,7 @@ from ..quality.checks import Changes, CheckResult, failed_errors, results_rows, 
 from ..reliability.crashpoints import crash_point
 from ..tables import replace
 from ..tables.catalog import Catalog
-from ..tables.contract import DATA_TABLES, TABLES
+from ..tables.contract import DATA_TABLES, LAST_SEEN_MODEL, TABLES
 from . import publish
 from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
@@ -112,6 +112,12 @@ def transform(
             journal.started_at,
         )
         rebuild = rebuild or journal.rebuild
+    if not rebuild and _written_before_last_seen_model(catalog):
+        log.warning(
+            "songs, albums and artists were written when last_seen_at moved at every sighting; rebuilding the "
+            "tables from the raw zone once, so that it is when their values last changed (docs/SCHEMA.md)"
+        )
+        rebuild = True
     result = TransformResult(rebuilt=rebuild)
     # Where each table stands before this transform: every merge reads these snapshots, not the current ones,
     # which differ only after an interrupted publish.
@@ -327,6 +333,8 @@ def transform(
                 catalog.overwrite("processed_raw_runs", processed_rows)
             else:
                 catalog.append("processed_raw_runs", processed_rows)
+        if "songs" in catalog.table_names() and (rebuild or base.get("songs") is None):
+            catalog.mark("songs", *LAST_SEEN_MODEL)  # written whole by this code: the model is the current one
         crash_point("transform.tables_committed")
         clear_journal(storage)
         crash_point("transform.published")
@@ -335,6 +343,13 @@ def transform(
         quarantine.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _written_before_last_seen_model(catalog: Catalog) -> bool:
+    """Whether the lake has songs written before `last_seen_at` meant when the values last changed
+    (tables/contract.py `LAST_SEEN_MODEL`): they hold each row's last sighting, which a run keeping rows it
+    sees again unchanged would otherwise keep for good, unlike a rebuild."""
+    return "songs" in catalog.table_names() and not catalog.marked("songs", *LAST_SEEN_MODEL)
 
 
 def _check_raw_size(storage: Storage, run_id: str, entry: dict[str, Any]) -> None:
