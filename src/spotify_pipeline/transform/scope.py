@@ -28,6 +28,8 @@ history/listens.py reads whole as `staged_listen_events`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 from ..tables.catalog import MAX_REPLACED_KEYS, cluster_column
@@ -82,7 +84,8 @@ def scope(
         scoped = allowed and name not in WHOLE and keyed(keys, table_rows) and not nulls
         if scoped:  # read from the Parquet files once: the merge, `differs`, the checks and a derived
             # table's scope each read it again (a view re-planned and re-scanned the files each time)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{name} AS {touched_sql(name, by_key)}")
+            sql, values = touched_query(con, name, by_key)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{name} AS {sql}", values)
         else:
             con.execute(f"CREATE OR REPLACE TEMP VIEW touched_{name} AS SELECT * FROM old_{name}")
     return scoped
@@ -94,6 +97,31 @@ def touched_sql(name: str, by_key: bool = False) -> str:
     column = cluster_column(name)
     rows = f"SELECT * FROM old_{name} x WHERE {column} IN (SELECT {column} FROM keys_{name})"
     return f"{rows} AND {_batch_key(name)}" if by_key else rows
+
+
+# Changed values named to the Parquet scan as constants, per column, at most. A semi-join's keys reach the
+# scan only as their min/max (and an IN list below 50 values), which random ids (songs, artists) spread over
+# the whole table: every row group was read. Constants are checked against each row group's statistics.
+PRUNING_VALUES = 1_000
+
+
+def touched_query(con: duckdb.DuckDBPyConnection, name: str, by_key: bool = False) -> tuple[str, list[Any]]:
+    """`touched_sql` and its parameters: the same rows, with the changed values of the column the table is
+    sorted by (and, `by_key`, of the key's next column, the sort within a day) also as constants, so that
+    only the row groups whose statistics may hold one are read (at most `PRUNING_VALUES` each)."""
+    sql, params = touched_sql(name, by_key), []
+    column = cluster_column(name)
+    named = [(column, f"keys_{name}")]
+    if by_key:
+        named += [(k, f"b_{name}") for k in TABLES[name].key if k != column][:1]
+    for col, source in named:
+        found = con.execute(
+            f"SELECT DISTINCT {col} FROM {source} WHERE {col} IS NOT NULL LIMIT {PRUNING_VALUES + 1}"
+        ).fetchall()
+        if 0 < len(found) <= PRUNING_VALUES:
+            sql += f" AND x.{col} IN ({', '.join('?' * len(found))})"
+            params += [v for (v,) in found]
+    return sql, params
 
 
 def unchanged_sql(name: str, by_key: bool = False) -> str:
