@@ -272,9 +272,10 @@ def test_a_run_reads_only_the_row_groups_that_can_hold_its_songs(
     """Songs are spread over the table by their random ids: a semi-join on the batch's songs reached the scan
     as their min/max, the whole table, once they were more than DuckDB's 50-value IN list (at 10M items 133
     songs decoded 59 of 72 files). Named as constants, they are checked against each row group's statistics:
-    at most one row group a song is read, of row groups of `ROW_GROUP_ROWS` rows."""
+    at most one row group a song is read, of row groups of `ROW_GROUP_ROWS` rows. `playlist_songs`, read by
+    playlist, a narrow range, keeps a row group per file."""
     monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)
-    monkeypatch.setitem(catalog_module.TABLE_PROPERTIES, "write.parquet.row-group-limit", "4")
+    monkeypatch.setattr(catalog_module, "ROW_GROUP_ROWS", 4)
     server = make_simulator(playlists=30, items_per_playlist=80)
     extract_at(server, tmp_path, day(1))
     transform(LocalStorage(tmp_path), Catalog(tmp_path))
@@ -286,13 +287,16 @@ def test_a_run_reads_only_the_row_groups_that_can_hold_its_songs(
         seen["songs"] = con.execute("SELECT count(DISTINCT song_id) FROM keys_songs").fetchall()[0][0]
         seen["scanned"] = row_groups_scanned(con, f"({touched_query(con, 'songs')[0]})", touched_query(con, "songs")[1])
         seen["touched"] = con.execute("SELECT count(*) FROM touched_songs").fetchall()[0][0]
+        seen["positions"] = row_groups_scanned(con, "old_playlist_songs")
 
     catalog = Catalog(tmp_path)
+    files = len(catalog.data_files("playlist_songs"))
     transform(LocalStorage(tmp_path), catalog, stage_hook=inspect)
     read, total = seen["scanned"]
     assert seen["songs"] > 50  # past the IN list DuckDB makes of a semi-join's keys
     assert read <= seen["songs"] < total  # at most a row group per song
     assert seen["touched"] == seen["songs"]
+    assert seen["positions"] == (files, files)  # a row group per file
     incremental = table_contents(tmp_path)
     transform(LocalStorage(tmp_path), catalog, rebuild=True)
     assert table_contents(tmp_path) == incremental
