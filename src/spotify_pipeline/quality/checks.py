@@ -40,6 +40,9 @@ class Check:
     # rows may have been published, or a count across keys). References have their own rule (`Reference`).
     scope: Literal["rows", "table"] = "table"
     references: tuple[Reference, ...] = ()
+    # A key check's columns: counted over a run's changed rows, a staged row outside them (`Changes.stray`)
+    # that repeats the key of a row the merge kept (`Changes.unchanged`) is a duplicate too.
+    unique: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,17 @@ class Reference:
 class Changes:
     """A table a run merged by its changed keys only (transform/scope.py): `delta`, the merged rows of those
     keys; `fresh`, those of them the merge may have changed (a keyed merge passes the others through);
-    `kept`, the old rows outside `fresh`; `gone`, the keys left with no row (column `k`). Relation names or
-    subqueries."""
+    `kept`, the old rows outside `fresh`; `gone`, the keys left with no row (column `k`); `stray`, the staged
+    rows outside the keys the merge replaced (none, unless something else wrote them) and `unchanged`, the
+    old rows the table keeps beside `delta`: the one place a duplicate of a key can hide from `delta`.
+    Relation names or subqueries."""
 
     delta: str
     fresh: str
     kept: str
     gone: str
+    stray: str = ""
+    unchanged: str = ""
 
 
 def _primary_keys() -> list[Check]:
@@ -81,6 +88,7 @@ def _primary_keys() -> list[Check]:
                 f" + (SELECT count(*) FROM (SELECT {cols} FROM {{{name}}} GROUP BY ALL HAVING count(*) > 1))",
                 f"({cols}) is unique and never null",
                 scope="rows",
+                unique=key,
             )
         )
     return checks
@@ -330,7 +338,10 @@ def run_checks(
             sql = check.sql.format(**{**relations, check.table: changes[check.table].delta})
         else:
             sql = check.sql.format(**relations)
-        results.append(CheckResult(check, int(con.execute(sql).fetchall()[0][0])))
+        failing = int(con.execute(sql).fetchall()[0][0])
+        if check.unique and check.table in changes:
+            failing += _strays_repeating_kept(con, check.unique, changes[check.table])
+        results.append(CheckResult(check, failing))
         log.debug("step %s: %.4f s", f"check.{check.name}", time.perf_counter() - started)
     for table, before in (previous_counts or {}).items():
         if table not in DATA_TABLES or before < COLLAPSE_MIN_ROWS:
@@ -348,6 +359,16 @@ def run_checks(
         )
         results.append(CheckResult(check, before - after if after < before * COLLAPSE_RATIO else 0))
     return results
+
+
+def _strays_repeating_kept(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], change: Changes) -> int:
+    """Staged rows outside a run's changed keys that repeat the key of a row the table keeps: counted only
+    when there is such a staged row (a lookup in the kept rows reads the table's key columns)."""
+    if not change.stray or not con.execute(f"SELECT EXISTS (SELECT 1 FROM {change.stray})").fetchall()[0][0]:
+        return 0
+    on = " AND ".join(f"u.{k} = s.{k}" for k in key)
+    sql = f"SELECT count(*) FROM {change.stray} s WHERE EXISTS (SELECT 1 FROM {change.unchanged} u WHERE {on})"
+    return int(con.execute(sql).fetchall()[0][0])
 
 
 def results_rows(results: list[CheckResult], run_id: str, at: dt.datetime) -> list[dict[str, object]]:

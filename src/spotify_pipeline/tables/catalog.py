@@ -51,6 +51,34 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "3",
 }
+# Row groups of `ROW_GROUP_ROWS` rows inside the data files of the tables a small run reads by ids spread
+# at random over the whole table (songs, albums, artists and what hangs off them): a reader decodes every
+# column of each row group whose statistics may hold a key it looks for. At 10M items 133 songs hit 59 of
+# the 72 one-row-group files of `songs`, 2.2 s of decoding where row groups of 5,000 rows took 0.66 s, for
+# 4% more bytes. Not for `playlist_songs`, whose run reads a playlist's rows, a narrow range already: ten
+# times the row groups of its 10M rows tripled that read (0.034 -> 0.10 s; docs/BENCHMARKS.md, "10M:
+# bounded by the change"). Other tables keep pyiceberg's default (a row group per `PUBLISH_ROWS` file).
+ROW_GROUP_ROWS = 5_000
+SMALL_ROW_GROUPS = (
+    "songs",
+    "song_artists",
+    "albums",
+    "album_artists",
+    "artists",
+    "artist_stats",
+    "playlists",
+    "song_popularity",
+)
+
+
+def table_properties(name: str) -> dict[str, str]:
+    """The properties table `name` is created and written with: `TABLE_PROPERTIES`, and the row groups'
+    size of `SMALL_ROW_GROUPS`."""
+    if name in SMALL_ROW_GROUPS:
+        return {**TABLE_PROPERTIES, "write.parquet.row-group-limit": str(ROW_GROUP_ROWS)}
+    return dict(TABLE_PROPERTIES)
+
+
 # How tables are laid out so that a run rewrites only the files holding what it changed (issue #20): every
 # table is unpartitioned and written sorted by one column (`CLUSTER_BY`, else its first key column) in
 # files of `transform.publish.PUBLISH_ROWS` rows, so each file holds a narrow range of that column and its
@@ -219,14 +247,14 @@ class Catalog:
         except NoSuchTableError:
             if not create:
                 raise
-            table = self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=TABLE_PROPERTIES)
+            table = self.iceberg.create_table(identifier, schema=TABLES[name].schema, properties=table_properties(name))
         self._loaded[name] = table
         return table
 
     def _writable(self, name: str) -> Any:
-        """The table, with `TABLE_PROPERTIES` set (one commit, once, for tables created before them)."""
+        """The table, with `table_properties` set (one commit, once, for tables created before them)."""
         table = self.table(name)
-        missing = {k: v for k, v in TABLE_PROPERTIES.items() if table.properties.get(k) != v}
+        missing = {k: v for k, v in table_properties(name).items() if table.properties.get(k) != v}
         return table.transaction().set_properties(missing).commit_transaction() if missing else table
 
     def mark(self, name: str, key: str, value: str) -> None:

@@ -33,7 +33,7 @@ from pyiceberg.io.pyarrow import PyArrowFileIO
 from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
 from ..lake.lock import LakeLock
-from .catalog import TABLE_PROPERTIES, Catalog
+from .catalog import Catalog, table_properties
 from .catalog_db import CATALOG_NAME, NAMESPACE, _local, newest_metadata, origin_of, recorded_tables, sqlite_uri
 from .contract import DATA_TABLES, TABLES
 from .files import sql_paths
@@ -143,7 +143,7 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
     old = StaticTable(identifier, metadata, location, io, NoopCatalog("copied"))
     schema = TABLES[name].schema if name in TABLES else old.schema().as_arrow()
     table = new.create_table(
-        identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=TABLE_PROPERTIES
+        identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=table_properties(name)
     )
     result.rewritten[name] = 0
     tasks = list(old.scan().plan_files())

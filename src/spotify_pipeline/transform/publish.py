@@ -137,9 +137,9 @@ def _publish_changes(
 
 def _replace(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, keys: list[Any], changed_rows: str) -> None:
     """Replace the rows of the cluster values `keys` by `changed_rows` (`Catalog.replace_rows`), or, for a
-    time series that marks rows deleted, only the rows of the whole keys the batch holds (`_by_whole_key`)."""
+    time series that marks rows deleted, only the rows of the whole keys the batch holds (`by_whole_key`)."""
     key_rows = None
-    if _by_whole_key(con, catalog, name):  # e.g. a day of song_popularity: only the songs the batch saw
+    if by_whole_key(con, catalog, name):  # e.g. a day of song_popularity: only the songs the batch saw
         key = ", ".join(TABLES[name].key)
         key_rows = con.sql(f"SELECT DISTINCT {key} FROM b_{name}").to_arrow_table()
         changed_rows = f"SELECT * FROM staged_{name} SEMI JOIN (SELECT DISTINCT {key} FROM b_{name}) USING ({key})"
@@ -147,7 +147,7 @@ def _replace(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str, keys: 
     catalog.replace_rows(name, cluster_column(name), keys, rows.to_arrow_reader(PUBLISH_ROWS), key_rows)
 
 
-def _by_whole_key(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -> bool:
+def by_whole_key(con: duckdb.DuckDBPyConnection, catalog: Catalog, name: str) -> bool:
     """Whether a keyed merge's changes are replaced by its whole key rather than by its cluster column:
     when the key has more columns (a time series clustered by day replaces only the keys its batch holds,
     not the whole day) and the table marks replaced rows deleted (a copy-on-write replace could only drop

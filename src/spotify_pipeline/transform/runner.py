@@ -37,11 +37,11 @@ from .changes import build_changes
 from .connection import connect, spill_parent
 from .journal import PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged, stage_derived
-from .publish import ensure_space, publish_table, record_gaps, record_rejected, register_base
+from .publish import by_whole_key, ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
 from .raw import RawFile
 from .relations import checked_step, timed
-from .scope import differs, fresh_sql, gone_sql, kept_sql, rows_after, scope, whole_table
+from .scope import differs, fresh_sql, gone_sql, kept_sql, rows_after, scope, stray_sql, unchanged_sql, whole_table
 from .snapshots import current_snapshots, processed_runs, table_row_counts
 from .user_tables import build_user_tables
 
@@ -227,6 +227,7 @@ def transform(
         # one the journal records.
         changed: dict[str, bool] = {}
         scoped: dict[str, bool] = {}
+        by_key: dict[str, bool] = {}  # merged by the batch's whole keys (scope.py)
         for name in DATA_TABLES:
             rule = MERGES[name]
             incremental = publish.FILTERED_PUBLISH and not rebuild and base.get(name) is not None
@@ -255,7 +256,10 @@ def transform(
             changed[name] = rebuild or name not in base or result.batch_rows[name] + emptied_rows > 0
             if name not in ("playlist_songs", "playlist_changes", "playlists"):
                 register_base(con, catalog, name, base)
-            scoped[name] = scope(con, name, allowed=incremental, table_rows=previous_counts.get(name, 0))
+            by_key[name] = incremental and by_whole_key(con, catalog, name)
+            scoped[name] = scope(
+                con, name, allowed=incremental, table_rows=previous_counts.get(name, 0), by_key=by_key[name]
+            )
             with checked_step(con, f"stage_{name}"):
                 if changed[name] and base.get(name) is None and stage_batch_as_merged(con, name):
                     pass  # no old rows: the batch is the merged table (merge.py)
@@ -263,7 +267,7 @@ def transform(
                     con.execute(f"CREATE TEMP TABLE staged_{name} AS {merge_sql(name, f'touched_{name}')}")
                 else:
                     con.execute(f"CREATE TEMP VIEW staged_{name} AS SELECT * FROM old_{name}")
-                whole_table(con, name, scoped[name])
+                whole_table(con, name, scoped[name], by_key[name])
             if scoped[name]:
                 changed[name] = differs(con, name)
         if stage_hook is not None:
@@ -280,7 +284,16 @@ def transform(
                 {n: f"new_{n}" for n in DATA_TABLES},
                 previous_counts,
                 changes={
-                    n: Changes(f"staged_{n}", fresh_sql(n), kept_sql(n), gone_sql(n)) for n in DATA_TABLES if scoped[n]
+                    n: Changes(
+                        f"staged_{n}",
+                        fresh_sql(n),
+                        kept_sql(n),
+                        gone_sql(n),
+                        stray_sql(n, by_key.get(n, False)),
+                        unchanged_sql(n, by_key.get(n, False)),
+                    )
+                    for n in DATA_TABLES
+                    if scoped[n]
                 },
                 rows=staged_rows,
             )

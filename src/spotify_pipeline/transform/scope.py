@@ -13,6 +13,13 @@ whose batch names a few keys merges, checks and publishes only those keys' rows:
     new_<t>       the whole table after the merge, a view: `old_<t>` but for the changed values, then
                   `staged_<t>`; what a derived table, a whole-table check and a whole-table publish read
 
+A time series clustered by day (`song_popularity`, `plays`, ...: a keyed merge whose key has more columns
+than the cluster column) is merged by its batch's whole keys instead, when its publish replaces whole keys
+(merge-on-read: publish.py `by_whole_key`): `touched_<t>` holds the old rows of the batch's keys, not of its
+days, `staged_<t>` their merged rows, and `new_<t>` keeps every other row. A day's rows are every song
+observed that day (at 10M items the first day held 2.9M rows); a run seeing 133 songs again merged, compared
+and checked all of them (docs/BENCHMARKS.md).
+
 A table is merged whole instead (`touched_<t>` is then all of `old_<t>`, `staged_<t>` the whole table and
 `new_<t>` a view of it) on a rebuild, for a table with no rows yet, when the batch holds more keys than
 `MAX_REPLACED_KEYS` and more than `WHOLE_SHARE` of the table's rows, or a NULL one, and for `listen_events`, which
@@ -20,6 +27,8 @@ history/listens.py reads whole as `staged_listen_events`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import duckdb
 
@@ -55,10 +64,18 @@ def keyed(keys: int, table_rows: int) -> bool:
     return keys <= max(MAX_REPLACED_KEYS, int(table_rows * WHOLE_SHARE))
 
 
-def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: bool = False, table_rows: int = 0) -> bool:
+def scope(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    allowed: bool,
+    nothing: bool = False,
+    table_rows: int = 0,
+    by_key: bool = False,
+) -> bool:
     """The step `scope_<name>`: `keys_<name>` and `touched_<name>`. True when the table is merged by its
     changed keys only; False (`allowed` false, too many keys for a table of `table_rows` rows: `keyed`, a
-    NULL key): merged whole. `nothing`: no key can change (a derived table whose inputs did not change)."""
+    NULL key): merged whole. `nothing`: no key can change (a derived table whose inputs did not change).
+    `by_key`: a scoped merge touches only the old rows of the batch's whole keys (module docstring)."""
     column = cluster_column(name)
     keys_sql = f"SELECT {column} FROM old_{name} WHERE false" if nothing else changed_keys_sql(name)
     with checked_step(con, f"scope_{name}"):
@@ -67,25 +84,71 @@ def scope(con: duckdb.DuckDBPyConnection, name: str, allowed: bool, nothing: boo
         scoped = allowed and name not in WHOLE and keyed(keys, table_rows) and not nulls
         if scoped:  # read from the Parquet files once: the merge, `differs`, the checks and a derived
             # table's scope each read it again (a view re-planned and re-scanned the files each time)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{name} AS {touched_sql(name)}")
+            sql, values = touched_query(con, name, by_key)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE touched_{name} AS {sql}", values)
         else:
             con.execute(f"CREATE OR REPLACE TEMP VIEW touched_{name} AS SELECT * FROM old_{name}")
     return scoped
 
 
-def touched_sql(name: str) -> str:
-    """The old rows of the changed keys of a table merged by them: what `touched_<name>` holds."""
+def touched_sql(name: str, by_key: bool = False) -> str:
+    """The old rows of the changed keys of a table merged by them: what `touched_<name>` holds. `by_key`:
+    only those of the batch's whole keys (the cluster column's filter first, for the scan's pruning)."""
     column = cluster_column(name)
-    return f"SELECT * FROM old_{name} WHERE {column} IN (SELECT {column} FROM keys_{name})"
+    rows = f"SELECT * FROM old_{name} x WHERE {column} IN (SELECT {column} FROM keys_{name})"
+    return f"{rows} AND {_batch_key(name)}" if by_key else rows
 
 
-def whole_table(con: duckdb.DuckDBPyConnection, name: str, scoped: bool) -> None:
+# Changed values named to the Parquet scan as constants, per column, at most. A semi-join's keys reach the
+# scan only as their min/max (and an IN list below 50 values), which random ids (songs, artists) spread over
+# the whole table: every row group was read. Constants are checked against each row group's statistics.
+PRUNING_VALUES = 1_000
+
+
+def touched_query(con: duckdb.DuckDBPyConnection, name: str, by_key: bool = False) -> tuple[str, list[Any]]:
+    """`touched_sql` and its parameters: the same rows, with the changed values of the column the table is
+    sorted by (and, `by_key`, of the key's next column, the sort within a day) also as constants, so that
+    only the row groups whose statistics may hold one are read (at most `PRUNING_VALUES` each)."""
+    sql, params = touched_sql(name, by_key), []
+    column = cluster_column(name)
+    named = [(column, f"keys_{name}")]
+    if by_key:
+        named += [(k, f"b_{name}") for k in TABLES[name].key if k != column][:1]
+    for col, source in named:
+        found = con.execute(
+            f"SELECT DISTINCT {col} FROM {source} WHERE {col} IS NOT NULL LIMIT {PRUNING_VALUES + 1}"
+        ).fetchall()
+        if 0 < len(found) <= PRUNING_VALUES:
+            sql += f" AND x.{col} IN ({', '.join('?' * len(found))})"
+            params += [v for (v,) in found]
+    return sql, params
+
+
+def unchanged_sql(name: str, by_key: bool = False) -> str:
+    """The old rows a scoped merge keeps as they are, outside `touched_<name>` (a subquery): the rows of the
+    other cluster values, or (`by_key`) of the keys the batch does not hold."""
+    if by_key:
+        return f"(SELECT * FROM old_{name} x WHERE NOT {_batch_key(name)})"
+    column = cluster_column(name)
+    return f"(SELECT * FROM old_{name} WHERE {column} NOT IN (SELECT {column} FROM keys_{name}))"
+
+
+def stray_sql(name: str, by_key: bool = False) -> str:
+    """The staged rows outside what `touched_<name>` covered (a subquery): none from a merge, which stages
+    only the batch's keys or cluster values; a staged row outside them could repeat a key `new_<name>`
+    also keeps from `unchanged_sql`, so the key check looks those up (quality/checks.py)."""
+    if by_key:
+        return f"(SELECT * FROM staged_{name} x WHERE NOT {_batch_key(name)})"
+    column = cluster_column(name)
+    return f"(SELECT * FROM staged_{name} WHERE {column} NOT IN (SELECT {column} FROM keys_{name}))"
+
+
+def whole_table(con: duckdb.DuckDBPyConnection, name: str, scoped: bool, by_key: bool = False) -> None:
     """`new_<name>`: the table after the merge. Built inside the step `stage_<name>`."""
-    column = cluster_column(name)
     if scoped:
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM old_{name} WHERE {column} NOT IN "
-            f"(SELECT {column} FROM keys_{name}) UNION ALL SELECT * FROM staged_{name}"
+            f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM {unchanged_sql(name, by_key)} "
+            f"UNION ALL SELECT * FROM staged_{name}"
         )
     else:
         con.execute(f"CREATE OR REPLACE TEMP VIEW new_{name} AS SELECT * FROM staged_{name}")
