@@ -72,19 +72,24 @@ def _positions_sql(playlists: str, pages: str, current: bool) -> str:
         """
 
 
-def set_aside_inconsistent_positions(con: duckdb.DuckDBPyConnection, quarantine: Quarantine) -> None:
+def set_aside_inconsistent_positions(con: duckdb.DuckDBPyConnection, quarantine: Quarantine) -> list[str]:
     """A complete extraction whose positions are not 0..n-1 with n the items the extractor read (a page with
     a wrong `offset`, a page missing) is not one version of the playlist: it is set aside as a whole, so the
     playlist keeps its previous positions instead of failing the quality gate for every playlist, run after
-    run (an unchanged playlist is not read again). Values of the right type but no meaning reach here."""
-    bad = con.execute(
+    run (an unchanged playlist is not read again). Values of the right type but no meaning reach here.
+    Returns the extractions (`run_id/playlist_id`) that hold some position more than once (a page stored
+    twice), the only ones `b_playlist_songs` must de-duplicate: counted here, in the same grouping."""
+    found = con.execute(
         """SELECT c.run_id, c.playlist_id, c.manifest, c.items, count(DISTINCT i.position) AS n,
-                  min(i.position) AS lo, max(i.position) AS hi
+                  min(i.position) AS lo, max(i.position) AS hi,
+                  (n > 0 AND (lo <> 0 OR hi <> n - 1)) OR (c.items IS NOT NULL AND n <> c.items) AS bad,
+                  count(i.position) > n AS repeated
            FROM complete c LEFT JOIN item_rows i USING (run_id, playlist_id)
-           GROUP BY ALL
-           HAVING (n > 0 AND (lo <> 0 OR hi <> n - 1)) OR (c.items IS NOT NULL AND n <> c.items)
+           GROUP BY c.run_id, c.playlist_id, c.manifest, c.items
+           HAVING bad OR repeated
            ORDER BY 1, 2"""
     ).fetchall()
+    bad = [row[:7] for row in found if row[7]]
     for run_id, playlist_id, manifest, items, n, lo, hi in bad:
         quarantine.reject_extraction(
             manifest,
@@ -96,6 +101,7 @@ def set_aside_inconsistent_positions(con: duckdb.DuckDBPyConnection, quarantine:
     if bad:
         pairs = [f"{run}/{playlist}" for run, playlist, *_ in bad]
         con.execute("DELETE FROM complete WHERE list_contains(?, run_id || '/' || playlist_id)", [pairs])
+    return [f"{run}/{playlist}" for run, playlist, *_, repeated in found if repeated]
 
 
 def read_playlist_batch(con: duckdb.DuckDBPyConnection, batch: list[RawFile], first: bool) -> None:
