@@ -40,7 +40,7 @@ def main() -> None:
     )
     p = raw_relation("playlists", playlists, CURRENT_PLAYLIST, filename=True)
     g = raw_relation("playlist_items", pages, CURRENT_PAGE, filename=True)
-    positions = _positions_sql(p, g, current=True)
+    positions = _positions_sql(p, g, current=True, files=[*playlists, *pages])
     in_scan = f"""SELECT it.item.id AS song_id, arg_max(it.item, fetched_at) AS obj, max(fetched_at) AS last_seen_at,
         min(fetched_at) AS first_seen_at, list({{'run_id': run_id, 'playlist_id': playlist_id, 'idx': idx,
         'added_at': it.added_at, 'added_by': it.added_by.id}}) AS positions
@@ -57,7 +57,7 @@ def main() -> None:
         "playlist files only: fold into songs in the scan (grouped by song, positions as lists)": "CREATE OR "
         f"REPLACE TEMP TABLE x AS {in_scan}",
         "playlist files only: positions with the track object": "CREATE OR REPLACE TEMP TABLE x AS "
-        + _positions_sql(p, raw_relation("playlist_items", [], CURRENT_PAGE, filename=True), current=True),
+        + _positions_sql(p, raw_relation("playlist_items", [], CURRENT_PAGE, filename=True), True, playlists),
     }
     result: dict[str, object] = {"playlist_files": len(playlists), "page_files": len(pages)}
     for name, sql in queries.items():
