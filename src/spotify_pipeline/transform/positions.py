@@ -42,16 +42,18 @@ def _positions_sql(playlists: str, pages: str, current: bool, files: Sequence[st
     else:
         page, page_old = "coalesce(body.items, body.tracks)", "FALSE"
         obj, obj_old = "coalesce(it.item, it.track)", "FALSE"
+    paths = sql_paths(files)  # looked up once per page, not per position
     return f"""
         WITH pages AS (
             SELECT run_id, fetched_at, meta.playlist_id AS playlist_id, {playlist_header("body")} AS header,
-                   {page} AS page, {page_old} AS page_old, filename
+                   {page} AS page, {page_old} AS page_old, list_position({paths}, filename)::INTEGER AS file
             FROM {playlists}
             UNION ALL
-            SELECT run_id, fetched_at, meta.playlist_id, NULL, body, FALSE, filename FROM {pages}
+            SELECT run_id, fetched_at, meta.playlist_id, NULL, body, FALSE, list_position({paths}, filename)
+            FROM {pages}
         ),
         rows AS (
-            SELECT run_id, fetched_at, playlist_id, header, page."offset" AS page_offset, page_old, filename,
+            SELECT run_id, fetched_at, playlist_id, header, page."offset" AS page_offset, page_old, file,
                    coalesce(len(page.items), 0) > 0 AS has_items,
                    unnest(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END) AS it,
                    generate_subscripts(CASE WHEN len(page.items) > 0 THEN page.items ELSE [NULL] END, 1) AS idx
@@ -73,7 +75,7 @@ def _positions_sql(playlists: str, pages: str, current: bool, files: Sequence[st
                    WHEN o.obj.id IS NULL THEN 'unavailable'
                    ELSE 'track'
                END AS item_type,
-               list_position({sql_paths(files)}, o.filename)::INTEGER AS file, o.needs_deprecated, o.has_items
+               o.file, o.needs_deprecated, o.has_items
         FROM objs o LEFT JOIN complete c USING (run_id, playlist_id)
         """
 
