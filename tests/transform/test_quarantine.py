@@ -306,3 +306,28 @@ def test_any_field_of_any_type_never_blocks_the_other_playlists(
         again = transform(LocalStorage(lake), Catalog(lake))
         assert again.raw_runs and again.rejected == 0
         assert positions(lake) == reference
+
+
+def test_an_item_page_stored_twice_gives_each_position_once(two_runs: tuple[SimulatedSpotify, Path, str]) -> None:
+    """A page stored twice in one run (the same offset read again) repeats its positions: the extraction is
+    still whole, and each position is published once, from the later fetch. Only such extractions pay for
+    the de-duplication (positions.py `set_aside_inconsistent_positions` names them)."""
+    _, lake, run_id = two_runs
+    before = positions(lake)
+    part, line, record = raw_lines(lake, run_id, "playlist_items")[0]
+    lines = gzip.decompress(part.read_bytes()).splitlines()
+    again = json.loads(lines[line - 1])
+    again["meta"]["fetched_at"] = "2100-01-01T00:00:00+00:00"  # read again later: its values win
+    track = first_track(again["body"])
+    track["added_at"] = "2099-01-01T00:00:00Z"
+    rewrite_raw_part(lake, part, [*lines, json.dumps(again).encode()])
+    result = transform(LocalStorage(lake), Catalog(lake))
+    assert result.rejected == 0
+    assert positions(lake) == before
+    playlist_id = record["meta"]["playlist_id"]
+    position = again["body"]["offset"] + again["body"]["items"].index(track)
+    assert rows(
+        lake,
+        f"SELECT count(*), max(added_at)::VARCHAR FROM playlist_songs WHERE playlist_id = '{playlist_id}'"
+        f" AND position = {position}",
+    ) == [(1, "2099-01-01 00:00:00+00")]
