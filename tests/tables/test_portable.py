@@ -214,3 +214,15 @@ def test_a_copy_whose_tables_have_delete_files_repairs_to_the_same_rows(
     ok(cli("repair", "--lake", str(copy)))
     assert comparable_tables(copy) == tables and history(copy) == runs
     assert all(path.startswith(copy.as_uri() + "/") for path in files_of(copy))
+
+
+def test_a_repaired_copy_keeps_its_tables_properties(lake: Path) -> None:
+    """The copy's tables are recreated by `repair`: they must keep what the original's tables say about
+    themselves (e.g. tables/contract.py `LAST_SEEN_MODEL`, without which the next transform rebuilds the
+    whole lake from the raw zone)."""
+    copy = lake.parent.parent / "copy" / "lake"
+    shutil.copytree(lake, copy)
+    ok(cli("repair", "--lake", str(copy)))
+    original, copied = open_catalog(str(lake)), open_catalog(str(copy))
+    for name in original.table_names():
+        assert copied.table(name).properties == original.table(name).properties, name

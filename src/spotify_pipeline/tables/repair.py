@@ -142,8 +142,11 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
     result.origin = result.origin or origin_of(metadata.location)
     old = StaticTable(identifier, metadata, location, io, NoopCatalog("copied"))
     schema = TABLES[name].schema if name in TABLES else old.schema().as_arrow()
+    # What the table says about itself travels with it (e.g. contract.LAST_SEEN_MODEL: without it, the next
+    # transform would rebuild the copy from the raw zone); the write settings are this version's.
+    properties = {**old.properties, **table_properties(name)}
     table = new.create_table(
-        identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=table_properties(name)
+        identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=properties
     )
     result.rewritten[name] = 0
     tasks = list(old.scan().plan_files())
