@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from pathlib import Path
 
+from bench.rebuild_ratio import cpu_s
 from bench.run import raw_files
 from spotify_pipeline.transform.connection import connect
 from spotify_pipeline.transform.positions import _positions_sql, playlist_header
 from spotify_pipeline.transform.raw import CURRENT_PAGE, CURRENT_PLAYLIST, raw_relation
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

@@ -137,6 +137,20 @@ def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) 
     )
 
 
+def bench_on_generated_lake(tmp_path: Path, command: list[str], items: int = 2000) -> dict[str, Any]:
+    """Generate a small lake with `bench.generate`, run the benchmark module `command` on it (over `--lake`)
+    and return the JSON line it prints last."""
+    lake = str(tmp_path / "lake")
+    root = Path(__file__).resolve().parents[1]
+    for step in (["bench.generate", "--items", str(items)], command):
+        done = subprocess.run(
+            [sys.executable, "-m", *step, "--lake", lake], cwd=root, capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def sim_env(server: SimulatedSpotify, lake: Path) -> dict[str, str]:
     """Environment that points a `spotify-pipeline` process at a simulator and a lake."""
     return {

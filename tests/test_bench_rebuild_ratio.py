@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import bench_on_generated_lake
 
 
 def test_rebuild_ratio_on_a_small_lake(tmp_path: Path) -> None:
-    lake = str(tmp_path / "lake")
-    for command in (["bench.generate", "--items", "2000"], ["bench.rebuild_ratio", "--repeat", "2"]):
-        done = subprocess.run(
-            [sys.executable, "-m", *command, "--lake", lake], cwd=ROOT, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = bench_on_generated_lake(tmp_path, ["bench.rebuild_ratio", "--repeat", "2"])
     assert result["items"] > 1500 and len(result["rebuild_s"]) == len(result["parse_floor_s"]) == 2
     # The medians of two are their means. The times are printed rounded to 10 ms, and at this size the parse
     # floor is a few tens of ms, so the ratio is checked against the range the rounding allows.
