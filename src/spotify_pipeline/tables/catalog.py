@@ -112,7 +112,7 @@ log = logging.getLogger(__name__)
 # pyiceberg and sqlalchemy take ~0.6 CPU s to import, on one core. `preload_library` imports them on a
 # thread while the caller's other work runs (a history import: its transform's first DuckDB steps, which
 # release the GIL, and nothing else uses pyiceberg before its first commit). Every use of pyiceberg here
-# waits for that thread first (`_library_loaded`), so two threads never import the same modules at once.
+# waits for that thread first (`library_loaded`), so two threads never import the same modules at once.
 _preloading: threading.Thread | None = None
 
 
@@ -133,7 +133,8 @@ def _import_library() -> None:
         import sqlalchemy.exc  # noqa: F401
 
 
-def _library_loaded() -> None:
+def library_loaded() -> None:
+    """Wait for `preload_library`'s thread, if one runs: pyiceberg's modules are imported once."""
     if _preloading is not None:
         _preloading.join()
 
@@ -208,7 +209,7 @@ class Catalog:
     @property
     def iceberg(self) -> Any:
         if self._catalog is None:
-            _library_loaded()
+            library_loaded()
             self.check()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -232,7 +233,7 @@ class Catalog:
         return self._catalog
 
     def table(self, name: str, *, create: bool = True) -> Any:
-        _library_loaded()
+        library_loaded()
         from pyiceberg.exceptions import NoSuchTableError
 
         identifier = f"{self.namespace}.{name}"
@@ -286,7 +287,7 @@ class Catalog:
         The keys' range goes beside them (`key_range`): pyiceberg 0.12 prunes files by an `In` filter's
         values only up to 200 of them, by a range always; a table clustered by `column` then has only the
         files of that range searched (a later import of 2,000 plays: the newest files, not all of them)."""
-        _library_loaded()
+        library_loaded()
         from pyiceberg.expressions import AlwaysFalse, And, In
 
         schema = TABLES[name].schema
@@ -363,7 +364,7 @@ class Catalog:
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[None]:
-        _library_loaded()
+        library_loaded()
         from sqlalchemy.exc import OperationalError
 
         try:
@@ -391,70 +392,10 @@ class Catalog:
         return None if snapshot is None else int(snapshot.snapshot_id)
 
 
-class GlueCatalog(Catalog):
-    """Tables registered in AWS Glue, data in the lake's S3 prefix: what Athena reads natively.
-    Same table names, columns and merge logic as the embedded catalog."""
-
-    remote = True
-
-    def __init__(self, lake_uri: str, database: str = NAMESPACE) -> None:
-        from ..lake.s3 import aws_endpoint
-
-        self.root = Path("/nonexistent-s3-lake")
-        self.location = lake_uri.rstrip("/")
-        self.namespace = database
-        self._endpoint = aws_endpoint()
-        self._catalog = None
-        self._loaded = {}
-        self._planned = {}
-        self._checked = True  # moving an S3 prefix is not detected (docs/ARCHITECTURE.md)
-
-    @property
-    def warehouse_uri(self) -> str:
-        return f"{self.location}/{WAREHOUSE_DIR}"
-
-    def owns(self, path: str) -> bool:
-        return path.startswith(self.warehouse_uri + "/")
-
-    @property
-    def iceberg(self) -> Any:
-        if self._catalog is None:
-            import os
-
-            _library_loaded()
-            from pyiceberg.catalog.glue import GlueCatalog as IcebergGlue
-
-            props: dict[str, str] = {"warehouse": self.warehouse_uri}
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-            if region:
-                props.update({"glue.region": region, "s3.region": region})
-            if self._endpoint:
-                props.update({"glue.endpoint": self._endpoint, "s3.endpoint": self._endpoint})
-            try:
-                self._catalog = IcebergGlue("glue", **props)
-                if (self.namespace,) not in self._catalog.list_namespaces():
-                    self._catalog.create_namespace(
-                        self.namespace, {"location": f"{self.location}/{WAREHOUSE_DIR}/{self.namespace}.db"}
-                    )
-            except Exception as exc:  # boto3/pyiceberg raise many types for an unreachable catalog
-                raise LakeError(
-                    f"cannot open the Glue catalog (database {self.namespace}): {exc}",
-                    hint="check the AWS credentials, region and IAM permissions",
-                ) from exc
-        return self._catalog
-
-    def exists(self) -> bool:
-        try:
-            return bool(self.iceberg.list_tables(self.namespace))
-        except LakeError:
-            return False
-
-    def free_bytes(self) -> int:
-        return 2**62  # S3 does not fill up
-
-
 def open_catalog(lake: str, glue_database: str = NAMESPACE) -> Catalog:
     """The catalog for a lake location: embedded (SQLite) for a folder, Glue for s3://."""
     if lake.startswith("s3://"):
+        from .glue_catalog import GlueCatalog  # boto3 and pyiceberg's Glue client: only for an S3 lake
+
         return GlueCatalog(lake, glue_database)
     return Catalog(Path(lake.removeprefix("file://")).expanduser())
