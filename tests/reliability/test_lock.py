@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from spotify_pipeline.errors import LakeError
-from spotify_pipeline.lake.lock import LOCK_NAME, LakeLock
+from spotify_pipeline.lake.lock import LOCK_NAME, LakeLock, run_in_progress
 
 PROCESSES = 12
 ROUNDS = 15
@@ -101,6 +101,25 @@ def test_a_corrupt_lock_file_with_no_holder_is_taken_over(tmp_path: Path) -> Non
     path.write_text("{not json")
     with LakeLock(tmp_path, "run"):
         assert b"not json" not in path.read_bytes()
+
+
+def test_a_reader_tells_a_running_holder_from_a_dead_one_without_taking_the_lock(tmp_path: Path) -> None:
+    """`serve` asks whether a run is committing before it reopens its tables (tests/serve/test_engine_process.py)."""
+    assert not run_in_progress(tmp_path)  # no lock file at all
+    holder = _hold_in_subprocess(tmp_path)
+    try:
+        assert run_in_progress(tmp_path)
+        with pytest.raises(LakeError), LakeLock(tmp_path, "run"):
+            pass  # asking did not take the lock from its holder
+        assert run_in_progress(tmp_path)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+    assert (tmp_path / LOCK_NAME).exists() and not run_in_progress(tmp_path)  # a dead run's leftover
+    (tmp_path / LOCK_NAME).write_text('{"pid": 1, "host": "another-host", "command": "run"}')
+    assert run_in_progress(tmp_path), "a holder on another host (a shared disk) is taken at its word"
+    (tmp_path / LOCK_NAME).write_text("{not json")
+    assert not run_in_progress(tmp_path)
 
 
 def _hold_in_subprocess(lake: Path) -> subprocess.Popen[str]:

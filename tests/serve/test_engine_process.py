@@ -6,8 +6,12 @@ processes and connections that hold it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from spotify_pipeline.lake.lock import LOCK_NAME, LakeLock
 from spotify_pipeline.serve.dashboard import Dashboard
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
@@ -116,5 +121,29 @@ def test_errors_come_back_from_the_worker_and_a_dead_worker_is_replaced(
             time.sleep(0.05)
         assert newest(dashboard) == DAY.isoformat()  # the next query starts a new worker
         assert dashboard.engine_stats().pid != killed
+    finally:
+        dashboard.stop()
+
+
+def test_a_run_in_progress_is_not_shown_half_committed(changing_lake: tuple[Path, SimulatedSpotify]) -> None:
+    """A run commits its tables one at a time under the lake's lock. While a run holds the lock the dashboard
+    keeps answering from the previous run's tables, all of them (its engine holds them in memory); once the
+    lock is released the next query sees the new run whole. A lock file left behind by a run that died does
+    not freeze the dashboard."""
+    lake, server = changing_lake
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    try:
+        assert newest(dashboard) == DAY.isoformat()
+        with LakeLock(lake, "run"):  # this test is the run; the transform below commits table by table
+            expected = change_tables(lake, server, 1)
+            assert newest(dashboard) == DAY.isoformat()
+            assert dashboard.engine_stats().reopens == 1
+        assert newest(dashboard) == expected
+
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        leftover = {"pid": int(dead.stdout), "host": socket.gethostname(), "command": "run", "started_at": "x"}
+        (lake / LOCK_NAME).write_text(json.dumps(leftover))  # what a killed run leaves behind
+        expected = change_tables(lake, server, 2)
+        assert newest(dashboard) == expected
     finally:
         dashboard.stop()

@@ -154,6 +154,32 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def run_in_progress(root: Path) -> bool:
+    """Whether a command holds the lake `root` now, found without taking its lock (a reader that tried to take
+    it, even for a moment, could make a run starting then be refused).
+
+    The lock file exists only while its holder runs, or after a holder died: a holder on this host whose pid
+    is gone is not running. A holder on another host (a shared disk) is taken at its word until the next run
+    takes its lock over."""
+    try:
+        holder = _parse((root / LOCK_NAME).read_bytes())
+    except OSError:
+        return False
+    if holder is None:
+        return False  # no lock file, an empty one (released, or a holder an instant before it writes), or junk
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder.get("pid", 0)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
 class S3LakeLock:
     """The same guarantee on S3: a lock object created with a conditional PUT (If-None-Match: *) and deleted
     with a conditional DELETE (If-Match: its ETag; the object holds a random token, so no two runs' locks

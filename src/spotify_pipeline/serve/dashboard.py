@@ -33,6 +33,7 @@ from typing import Any
 from ..errors import PipelineError
 from ..ids import parse_playlist_ref
 from ..lake.layout import CATALOG_FILE
+from ..lake.lock import run_in_progress
 from ..query.engine import QueryResult, plain_value, result_rows
 from ..reports import LISTENING_ORDER, all_reports, run_report
 from ..reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
@@ -153,7 +154,9 @@ class Dashboard:
         catalog_file = self.lake_root / CATALOG_FILE
         stamp = catalog_file.stat().st_mtime if catalog_file.exists() else 0
         engine = self._engine
-        if engine is not None and engine.alive and engine.reopens and stamp == self._stamp:
+        # A run commits one table at a time: its tables are shown once they are all in (the lock released).
+        unchanged = stamp == self._stamp or run_in_progress(self.lake_root)
+        if engine is not None and engine.alive and engine.reopens and unchanged:
             return engine
         if engine is None or not engine.alive or engine.reopens >= self.recycle_after:
             if engine is not None:
