@@ -78,7 +78,7 @@ def test_a_transform_builds_every_declared_relation_with_its_columns(small_raw_r
     # every DATA table staged, and on a first transform every table's old rows are registered
     assert {f"staged_{n}" for n in DATA_TABLES} <= set(lasting)
     for name, relation in lasting.items():
-        if name in ("old_listens", "old_artist_stats", "keys_artist_stats", "touched_artist_stats"):
+        if name in ("old_listens", "old_artist_stats", "keys_artist_stats", "touched_artist_stats", "artist_credits"):
             continue  # derived tables recomputed whole on a first transform: their old rows are never read
         assert name in seen, f"{name} was not built"
         assert seen[name] == list(relation.columns), f"{name}: columns differ from the declaration"

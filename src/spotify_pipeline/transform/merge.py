@@ -16,6 +16,7 @@ import duckdb
 
 from ..history.listens import LISTENS_SQL, stage_listens
 from ..tables.contract import TABLES
+from . import artist_stats
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Derived:
     """Recomputed from other tables' merged rows (`new_<table>`, the whole table after the merge): a summary,
     not observations. With `changed_sql`, a small run recomputes only the keys whose rows its inputs' changes
     can move (transform/scope.py): `changed_sql` selects those keys from the inputs' `touched_` (old) and
-    `staged_` (new) rows of the changed keys, `changed_rows_sql` recomputes them, reading `keys_<table>`."""
+    `staged_` (new) rows of the changed keys, `changed_rows_sql` recomputes them, reading `keys_<table>`.
+    `prepare_changes` builds, inside the scope step, what `changed_sql` reads; `stage_changed` builds
+    `staged_<table>` for those keys its own cheaper way, instead of `changed_rows_sql`."""
 
     sql: str
     inputs: tuple[str, ...] = ()  # the tables it is computed from: unchanged inputs, unchanged table
@@ -59,12 +62,10 @@ class Derived:
     changed_rows_sql: str = ""
     # Builds `staged_<table>` with the rows of `sql` its own cheaper way (when whole; `stage_derived`).
     stage: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    # Called as `prepare_changes(con, nothing)` in `scope_<table>` (`nothing`: no input changed).
+    prepare_changes: Callable[[duckdb.DuckDBPyConnection, bool], None] | None = None
+    stage_changed: Callable[[duckdb.DuckDBPyConnection], object] | None = None
 
-
-_ARTIST_STATS = """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
-                  count(DISTINCT ps.song_id) AS songs
-           FROM new_playlist_songs ps JOIN new_song_artists sa ON sa.song_id = ps.song_id {where}
-           GROUP BY sa.artist_id"""
 
 MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "artists": KeyedMerge(
@@ -110,18 +111,15 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
     "playlist_songs": ReplaceChildren(("playlist_id",), newer_by="extracted_at", emptied="e_playlist_songs"),
     # What the top_artists report reads: a 1M-position join is ~300 ms per query, this lookup ~1 ms.
     "artist_stats": Derived(
-        _ARTIST_STATS.format(where=""),
+        artist_stats.ARTIST_STATS_SQL.format(where=""),
         inputs=("playlist_songs", "song_artists"),
         # An artist's counts move only if one of its songs gained or lost a position or an artist credit:
-        # the artists credited, before or after, on the songs of the changed positions and credits.
-        changed_sql="""WITH moved AS (
-                SELECT song_id FROM touched_playlist_songs UNION SELECT song_id FROM staged_playlist_songs
-                UNION SELECT song_id FROM touched_song_artists UNION SELECT song_id FROM staged_song_artists)
-            SELECT DISTINCT artist_id FROM (  -- a moved song's credits after the merge: old ones, or staged
-                SELECT artist_id FROM old_song_artists WHERE song_id IN (SELECT song_id FROM moved)
-                UNION ALL SELECT artist_id FROM staged_song_artists WHERE song_id IN (SELECT song_id FROM moved))
-            WHERE artist_id IS NOT NULL""",
-        changed_rows_sql=_ARTIST_STATS.format(where="WHERE sa.artist_id IN (SELECT artist_id FROM keys_artist_stats)"),
+        # the artists credited, before or after, on the songs of the changed positions and credits; their
+        # rows are the stored ones plus the changes (transform/artist_stats.py).
+        changed_sql=artist_stats.CHANGED_SQL,
+        changed_rows_sql=artist_stats.CHANGED_ROWS_SQL,
+        prepare_changes=artist_stats.build_credits,
+        stage_changed=artist_stats.stage_changed,
     ),
 }
 

@@ -215,6 +215,18 @@ _DECLARED: list[Relation] = [
     *(Relation(f"new_{n}", f"stage_{n}", _contract(n), note="the whole table after the merge") for n in DATA_TABLES),
     *(Relation(f"changed_{n}", f"publish_{n}", scratch=True, note="keys to replace") for n in DATA_TABLES),
     Relation("listens_dropped", "stage_listens", scratch=True, note="events the listens rule drops"),
+    Relation(
+        "artist_credits",
+        "scope_artist_stats",
+        ("song_id", "artist_id", "before", "after"),
+        note="per moved song and artist, its credits before and after the merge (artist_stats.py)",
+    ),
+    Relation(
+        "artist_elsewhere",
+        "stage_artist_stats",
+        scratch=True,
+        note="moved songs with a position in a playlist the run did not change",
+    ),
 ]
 RELATIONS: dict[str, Relation] = {r.name: r for r in _DECLARED}
 
@@ -224,17 +236,18 @@ def _stage_reads(table: str) -> tuple[str, ...]:
     inputs after their merge (history/listens.py reads `staged_listen_events`, always merged whole)."""
     if table == "listens":
         return ("staged_listen_events",)
-    if table == "artist_stats":
+    if table == "artist_stats":  # the moved artists' rows from the changes, else from the whole tables
         return ("new_playlist_songs", "new_song_artists")
     return (f"b_{table}", f"touched_{table}")
 
 
 def _scope_reads(table: str) -> tuple[str, ...]:
     """What `scope.scope(table)` reads: the batch's keys and the old rows, or the inputs' changed rows."""
-    if table == "artist_stats":
+    if table == "artist_stats":  # transform/artist_stats.py `build_credits`
         return (
             *(f"{r}_{i}" for i in ("playlist_songs", "song_artists") for r in ("touched", "staged")),
             "old_song_artists",
+            "keys_song_artists",
         )
     emptied = ("e_playlist_songs",) if table == "playlist_songs" else ()
     return (f"b_{table}", f"old_{table}", *emptied)

@@ -242,7 +242,9 @@ def transform(
                 elif not changed[name]:
                     register_base(con, catalog, name, base)
                 with checked_step(con, f"stage_{name}"):
-                    if scoped[name]:
+                    if scoped[name] and rule.stage_changed is not None:
+                        rule.stage_changed(con)
+                    elif scoped[name]:
                         con.execute(f"CREATE TEMP TABLE staged_{name} AS {rule.changed_rows_sql}")
                     elif changed[name]:
                         stage_derived(con, name)

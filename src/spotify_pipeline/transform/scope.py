@@ -78,7 +78,10 @@ def scope(
     `by_key`: a scoped merge touches only the old rows of the batch's whole keys (module docstring)."""
     column = cluster_column(name)
     keys_sql = f"SELECT {column} FROM old_{name} WHERE false" if nothing else changed_keys_sql(name)
+    rule = MERGES[name]
     with checked_step(con, f"scope_{name}"):
+        if isinstance(rule, Derived) and rule.prepare_changes is not None:
+            rule.prepare_changes(con, nothing)  # what its `changed_sql` reads
         con.execute(f"CREATE OR REPLACE TEMP TABLE keys_{name} AS SELECT DISTINCT {column} FROM ({keys_sql})")
         keys, nulls = con.execute(f"SELECT count(*), count(*) - count({column}) FROM keys_{name}").fetchall()[0]
         scoped = allowed and name not in WHOLE and keyed(keys, table_rows) and not nulls

@@ -1,0 +1,116 @@
+"""`artist_stats` of a small run from its changes (transform/artist_stats.py): the moved artists' stored rows
+plus what the changed playlists and credits add and remove must be exactly what recomputing the whole
+tables gives, whatever changed: positions added, removed and moved, songs leaving their last playlist or
+still held by another, credits changed on songs held only by the changed playlists or also elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spotify_pipeline.tables.contract import TABLES
+from spotify_pipeline.transform import artist_stats
+from spotify_pipeline.transform.scope import scope, whole_table
+
+SONGS = [f"s{i}" for i in range(8)]
+ARTISTS = [f"a{i}" for i in range(4)]
+PLAYLISTS = [f"p{i}" for i in range(4)]
+
+
+def _table(con: duckdb.DuckDBPyConnection, name: str, contract: str, rows: list[dict[str, Any]]) -> None:
+    """A temp table `name` with `contract`'s columns (those `rows` lack are NULL)."""
+    schema = TABLES[contract].schema
+    data = pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
+    con.register("_rows", data)
+    con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _rows")
+    con.unregister("_rows")
+
+
+def _positions(playlist: str, songs: list[str]) -> list[dict[str, Any]]:
+    return [{"playlist_id": playlist, "position": i, "song_id": s} for i, s in enumerate(songs)]
+
+
+def _credits(song: str, artists: list[str]) -> list[dict[str, Any]]:
+    return [{"song_id": song, "artist_id": a, "position": i} for i, a in enumerate(artists)]
+
+
+def stage(
+    old_playlists: dict[str, list[str]],
+    old_credits: dict[str, list[str]],
+    new_playlists: dict[str, list[str]],
+    new_credits: dict[str, list[str]],
+) -> tuple[bool, list[Any], list[Any]]:
+    """Run `scope_artist_stats` and the stage from the changes on relations laid out as the runner's are:
+    `new_playlists` replace those playlists whole (the changed keys of `playlist_songs`), `new_credits`
+    those songs' credits. (from the changes?, the table after the merge, a recompute of the whole)."""
+    con = duckdb.connect()
+    _table(con, "old_playlist_songs", "playlist_songs", [r for p, s in old_playlists.items() for r in _positions(p, s)])
+    _table(con, "old_song_artists", "song_artists", [r for s, a in old_credits.items() for r in _credits(s, a)])
+    _table(
+        con, "staged_playlist_songs", "playlist_songs", [r for p, s in new_playlists.items() for r in _positions(p, s)]
+    )
+    _table(con, "staged_song_artists", "song_artists", [r for s, a in new_credits.items() for r in _credits(s, a)])
+    con.execute(
+        "CREATE TEMP TABLE keys_playlist_songs AS SELECT unnest(?::VARCHAR[]) AS playlist_id", [list(new_playlists)]
+    )
+    con.execute("CREATE TEMP TABLE keys_song_artists AS SELECT unnest(?::VARCHAR[]) AS song_id", [list(new_credits)])
+    for name, key in (("playlist_songs", "playlist_id"), ("song_artists", "song_id")):
+        con.execute(f"CREATE TEMP TABLE touched_{name} AS SELECT * FROM old_{name} WHERE {key} IN (FROM keys_{name})")
+        whole_table(con, name, scoped=True)
+    con.execute(
+        "CREATE TEMP TABLE old_artist_stats AS "
+        + artist_stats.ARTIST_STATS_SQL.format(where="").replace("new_", "old_")
+    )
+    assert scope(con, "artist_stats", allowed=True, table_rows=1)
+    from_changes = artist_stats.stage_changed(con)
+    whole_table(con, "artist_stats", scoped=True)
+    after = con.execute("SELECT * FROM new_artist_stats ORDER BY ALL").fetchall()
+    recomputed = con.execute(artist_stats.ARTIST_STATS_SQL.format(where="") + " ORDER BY ALL").fetchall()
+    return from_changes, after, recomputed
+
+
+_songs = st.lists(st.sampled_from(SONGS), max_size=6)
+_artists = st.lists(st.sampled_from(ARTISTS), min_size=1, max_size=3)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    old_playlists=st.dictionaries(st.sampled_from(PLAYLISTS), _songs),
+    old_credits=st.dictionaries(st.sampled_from(SONGS), _artists),
+    new_playlists=st.dictionaries(st.sampled_from(PLAYLISTS), _songs, max_size=2),
+    new_credits=st.dictionaries(st.sampled_from(SONGS), _artists, max_size=3),
+)
+def test_the_moved_artists_rows_are_a_recomputes(
+    old_playlists: dict[str, list[str]],
+    old_credits: dict[str, list[str]],
+    new_playlists: dict[str, list[str]],
+    new_credits: dict[str, list[str]],
+) -> None:
+    _, after, recomputed = stage(old_playlists, old_credits, new_playlists, new_credits)
+    assert after == recomputed
+
+
+def test_a_changed_playlist_is_counted_from_its_changes() -> None:
+    """Songs added and removed, one of them still in another playlist, one leaving its last: no recompute."""
+    credits = {"s1": ["a1"], "s2": ["a1", "a2"], "s3": ["a2"], "s4": ["a3"]}
+    old = {"p1": ["s1", "s2", "s3"], "p2": ["s3", "s4"]}
+    from_changes, after, recomputed = stage(old, credits, {"p1": ["s2", "s4", "s4"]}, {"s2": ["a1", "a2"]})
+    assert from_changes
+    assert after == recomputed == [("a1", 1, 1, 1), ("a2", 2, 2, 2), ("a3", 3, 2, 1)]
+
+
+def test_a_song_credited_anew_in_another_playlist_recomputes_its_artists() -> None:
+    """A song's credits changed while an unchanged playlist holds it: its artists' counts move in that
+    playlist too, which the changes do not show: those artists are recomputed from the whole tables."""
+    credits = {"s1": ["a1"], "s2": ["a2"]}
+    old = {"p1": ["s1", "s2"], "p2": ["s1"]}
+    from_changes, after, recomputed = stage(old, credits, {"p1": ["s1"]}, {"s1": ["a3"]})
+    assert not from_changes
+    assert after == recomputed == [("a3", 2, 2, 1)]
+    # The same change with no other playlist holding the song: from the changes.
+    from_changes, after, recomputed = stage({"p1": ["s1", "s2"]}, credits, {"p1": ["s1"]}, {"s1": ["a3"]})
+    assert from_changes and after == recomputed == [("a3", 1, 1, 1)]
