@@ -5,7 +5,10 @@ small downloads take that path."""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -113,3 +116,67 @@ def test_a_script_without_a_main_guard_is_not_run_again_in_the_workers(tmp_path:
     words = done.stdout.split()
     assert words.count("started") == 1, done.stdout  # a worker re-running the script would print it again
     assert words[1:] == ["imported", "228", "True"], done.stdout
+
+
+def test_where_processes_cannot_start_the_import_checks_on_threads(tmp_path: Path) -> None:
+    """A real failure: the forkserver listens on a Unix socket in the temp folder, and a socket's path has at
+    most 107 bytes (Python 3.11 uses no abstract socket). With TMPDIR that long the pool cannot start; the
+    import logs one line, checks on threads and writes what an import on threads writes."""
+    export = small_export(tmp_path / "export")
+    long_tmp = tmp_path / ("t" * 120)
+    long_tmp.mkdir()
+    script = tmp_path / "import.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from spotify_pipeline import Lake
+            from spotify_pipeline.config import load_settings
+            from spotify_pipeline.history import workers
+
+            workers.PROCESS_MIN_BYTES = 0
+            lake = Lake.open(settings=load_settings({{"lake": {str(tmp_path / "lake")!r}}}, env={{}}))
+            result = lake.import_history(Path({str(export)!r}), user="u")
+            print("imported", result.plays, result.detail.worker_usage is None, flush=True)
+            """
+        )
+    )
+    env = {**os.environ, "TMPDIR": str(long_tmp)}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["imported", "228", "True"], done.stdout  # no worker usage: threads
+    warnings = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert len(warnings) == 1 and "checking the history files on threads" in warnings[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+    _lake(tmp_path / "threads").import_history(export, user="u")
+    assert _rows(tmp_path / "lake") == _rows(tmp_path / "threads")
+
+
+def test_without_semaphores_as_on_aws_lambda_the_import_checks_on_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AWS Lambda has no /dev/shm, so creating any multiprocessing semaphore raises OSError ENOSYS (the pool's
+    queues need some). That cannot be made so on this machine, so the C constructor is replaced by one that
+    raises exactly that error; everything else (the pool, the fall back, the import) is real."""
+    import _multiprocessing
+    import multiprocessing.synchronize  # noqa: F401  (imported before the constructor is replaced: it reads a constant)
+
+    def no_semaphores(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    export = small_export(tmp_path / "export")
+    on_threads = _lake(tmp_path / "threads").import_history(export, user="u")
+    monkeypatch.setattr(workers, "PROCESS_MIN_BYTES", 0)
+    monkeypatch.setattr(_multiprocessing, "SemLock", no_semaphores)
+    with caplog.at_level(logging.WARNING, logger="spotify_pipeline.history.workers"):
+        fallen_back = _lake(tmp_path / "lambda").import_history(export, user="u")
+    assert fallen_back.detail.worker_usage is None
+    assert [r.getMessage() for r in caplog.records if "cannot start" in r.getMessage()] == [
+        "worker processes cannot start here ([Errno 38] Function not implemented); "
+        "checking the history files on threads"
+    ]
+    assert fallen_back.plays == on_threads.plays
+    assert _rows(tmp_path / "lambda") == _rows(tmp_path / "threads")
