@@ -180,3 +180,36 @@ def test_without_semaphores_as_on_aws_lambda_the_import_checks_on_threads(
     ]
     assert fallen_back.plays == on_threads.plays
     assert _rows(tmp_path / "lambda") == _rows(tmp_path / "threads")
+
+
+def test_a_worker_maps_the_file_and_closes_it(tmp_path: Path) -> None:
+    """`check_and_write` reads the file through a read-only map (msgspec's raw values point into it until
+    the part is written): the same part as the importing process's threads write, and an empty file (which
+    cannot be mapped) is hashed and refused like any file that is not a JSON array."""
+    import hashlib
+
+    from spotify_pipeline.history.arrow_part import write_arrow_part
+    from spotify_pipeline.history.formats import FORMATS
+    from spotify_pipeline.history.strict import strict_plays
+
+    meta = {"run_id": "r", "fetched_at": "2024-01-01T00:00:00+00:00", "user_id": "u", "file": "f", "format": "x"}
+    source = _write(tmp_path / "Streaming_History_Audio_0.json", [e | {"offline_timestamp": 5} for e in ELEMENTS])
+    checked = workers.check_and_write(workers.Job(source, "extended", meta, tmp_path / "worker.parquet", True))
+    plays = strict_plays(source, FORMATS["extended"])
+    assert plays is not None and write_arrow_part(plays, FORMATS["extended"], meta, tmp_path / "thread.parquet")
+    assert (checked.plays, checked.part_written, checked.size) == (len(ELEMENTS), True, source.stat().st_size)
+    assert checked.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    con = duckdb.connect()
+    try:
+        read = "SELECT * FROM read_parquet('{}')"
+        assert (
+            con.execute(read.format(tmp_path / "worker.parquet")).fetchall()
+            == con.execute(read.format(tmp_path / "thread.parquet")).fetchall()
+        )
+    finally:
+        con.close()
+    empty = tmp_path / "Streaming_History_Audio_1.json"
+    empty.write_bytes(b"")
+    refused = workers.check_and_write(workers.Job(empty, "extended", meta, tmp_path / "empty.parquet", True))
+    assert (refused.plays, refused.part_written, refused.size) == (None, False, 0)
+    assert refused.sha256 == hashlib.sha256(b"").hexdigest() and not (tmp_path / "empty.parquet").exists()
