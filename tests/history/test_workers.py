@@ -213,3 +213,28 @@ def test_a_worker_maps_the_file_and_closes_it(tmp_path: Path) -> None:
     refused = workers.check_and_write(workers.Job(empty, "extended", meta, tmp_path / "empty.parquet", True))
     assert (refused.plays, refused.part_written, refused.size) == (None, False, 0)
     assert refused.sha256 == hashlib.sha256(b"").hexdigest() and not (tmp_path / "empty.parquet").exists()
+
+
+def test_the_worker_job_benchmark_runs(tmp_path: Path) -> None:
+    """bench/history_check.py (the workers' job alone, in one process) runs on a tiny download; no timing
+    is asserted."""
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root))
+    try:
+        from bench.history import generate
+    finally:
+        sys.path.remove(str(root))
+    export = tmp_path / "export"
+    export.mkdir()
+    generate(export, 500)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.history_check", str(export)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert (out["files"], out["plays"]) == (1, 500) and out["cpu_s"] >= 0
