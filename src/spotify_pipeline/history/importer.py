@@ -142,9 +142,6 @@ def import_history(
     pool: ProcessPoolExecutor | None = None
     try:
         contents = open_export(path, workdir, hash_folder=False)  # hashed below: first, or while checking
-        # The check's processes for a large download (workers.py), their forkserver starting now: its imports
-        # run while the lake is opened. None: threads (a small download, or processes cannot start here).
-        pool = workers.start(sum(f.size for f in contents.files), len(contents.files))
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),
         # else the saved login. Known before any file is parsed, so files already imported are never parsed.
         user_id = resolve_user(user, usernames(con, contents.files) if not user else [], settings)
@@ -156,13 +153,18 @@ def import_history(
             meta = {"run_id": run_id, "fetched_at": now.isoformat(), "user_id": user_id}
             # All or nothing: every new file is read, checked and made into its raw part (in the scratch
             # folder) before anything is written to the lake.
+            # The check's processes (workers.py) are started as soon as the files to check are known, their
+            # forkserver first (its imports run while the rest starts); None: threads (a small download, or
+            # processes cannot start here). Not for a re-import with nothing new: no process is started.
             if done:  # files already imported are found by their sha256 first, and never parsed
                 files = with_hashes(contents.files)
                 clock.lap("read_and_hash")
                 new = _new_files(files, done, result)
+                pool = workers.start(sum(f.size for f in new), len(new))
                 fast = _in_processes(con, new, meta, workdir, result, pool, None)
                 parsed = _parse_to_parts(con, new, meta, workdir, result, fast)
             else:  # none can have been imported: hashed on a thread while the files are checked
+                pool = workers.start(sum(f.size for f in contents.files), len(contents.files))
                 clock.lap("read_and_hash")  # read only: the hashing is in the next phase
                 parsed = _parse_while_hashing(con, contents.files, meta, workdir, result, pool)
             for p in parsed:  # reported once: by the import that writes them

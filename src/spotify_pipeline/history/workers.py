@@ -10,9 +10,9 @@ the importing process exactly as on threads, so both paths accept, refuse and wr
 The processes come from a forkserver: a fresh interpreter that imports this module once and forks each
 worker from itself. Forking the importing process instead would copy its DuckDB and hashing threads mid-
 flight (and its memory: Round 6 measured +0.5 CPU s of copy-on-write faults). The forkserver stays for the
-life of the importing process (~0.25 CPU s to start, once; ~80 MiB); the workers end with the phase. It is
-started when the import begins (`start`), so that its imports run while the import opens the download and the
-lake, not while the check waits for it.
+life of the importing process (~0.15 CPU s to start, once; ~64 MiB); the workers end with the phase. It is
+started as soon as the files to check are known (`start`), before the pool's first job, so that its imports
+run while the importing process starts pyiceberg's; a re-import with nothing new starts no process.
 
 Where processes cannot start (AWS Lambda has no /dev/shm: creating the pool's semaphores raises OSError; a
 temp folder whose path is too long for the forkserver's socket), `start` logs one line and returns None, and
@@ -141,7 +141,7 @@ def _with_usage(checked: Checked) -> Checked:
 
 def start(total_bytes: int, files: int) -> ProcessPoolExecutor | None:
     """The pool that will check a download of `total_bytes` in `files` files, its forkserver starting now
-    (its imports, ~0.25 CPU s, run while the import opens the lake); None when threads are better (`worth_it`)
+    (its imports, ~0.15 CPU s, run meanwhile); None when threads are better (`worth_it`)
     or when processes cannot start here (logged once: the check then runs on threads). Its workers start at
     the first job (`check_in_processes`); the caller shuts it down."""
     if not worth_it(total_bytes) or files < 1:
