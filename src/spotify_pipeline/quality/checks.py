@@ -375,21 +375,15 @@ def run_checks(
 def _twin_count(
     check: Check, counted: Mapping[str, int], same_rows: Mapping[str, str], changes: Mapping[str, Changes]
 ) -> int | None:
-    """The count of the check `check` repeats on a table holding the same rows (`same_rows`), when that one
-    was counted already, both tables are checked whole, and its query is this one's with the table renamed;
-    else None."""
+    """The count of the check `check` repeats on a table holding the same rows (`same_rows`), when that one was
+    counted already, both tables are checked whole and its query is this one's with the table renamed."""
     twin = same_rows.get(check.table)
     if twin is None or check.table in changes or twin in changes or check.references:
         return None
-    name = twin + check.name.removeprefix(check.table)
-    same = [c for c in CHECKS if c.name == name and c.table == twin]
-    if name not in counted or len(same) != 1:
-        return None
-    other = same[0]
-    renamed = check.sql.replace(f"{{{check.table}}}", f"{{{twin}}}")
-    if (other.sql, other.scope, other.severity, other.unique) != (renamed, check.scope, check.severity, check.unique):
-        return None
-    return counted[name]
+    name, renamed = twin + check.name.removeprefix(check.table), check.sql.replace(f"{{{check.table}}}", f"{{{twin}}}")
+    shape = (twin, renamed, check.scope, check.unique)
+    same = [c for c in CHECKS if c.name == name and (c.table, c.sql, c.scope, c.unique) == shape]
+    return counted[name] if len(same) == 1 and name in counted else None
 
 
 def _strays_repeating_kept(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], change: Changes) -> int:
