@@ -70,6 +70,15 @@ def test_every_format_gives_the_duckdb_part(tmp_path: Path) -> None:
     arrow, typed = _both(odd, tmp_path)
     assert arrow == typed and arrow is not None
     assert json.loads(arrow[0][1]["offline_timestamp"]) == 1706745547000 and arrow[1][1]["offline_timestamp"] is None
+    # every JSON value Arrow renders itself (arrow_part.py `_json`), beside nulls; and a file of nulls only
+    kept = [-7, 0, "plain", "caf\u00e9 \u5fc3", None, 999999999999999999]
+    odd.write_text(json.dumps([PLAY | {"offline_timestamp": v} for v in kept], indent=2, ensure_ascii=False))
+    arrow, typed = _both(odd, tmp_path)
+    assert arrow == typed and arrow is not None
+    assert [None if r[1]["offline_timestamp"] is None else json.loads(r[1]["offline_timestamp"]) for r in arrow] == kept
+    odd.write_text(json.dumps([PLAY | {"offline_timestamp": None}] * 3))
+    arrow, typed = _both(odd, tmp_path)
+    assert arrow == typed and arrow is not None and all(r[1]["offline_timestamp"] is None for r in arrow)
 
 
 @pytest.mark.parametrize(

@@ -86,3 +86,33 @@ def test_plays_out_of_order_are_sorted(tmp_path: Path, monkeypatch: pytest.Monke
     _import(lake, tmp_path / "export", {"Streaming_History_Audio_0.json": plays})
     assert ("listen_events", False) in seen
     assert sum(len(f) for f in _files_in_order(lake)) == 300
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ("range(300000)", True),  # several row groups, inserted in parallel keeping their order
+        ("[3, 3, 3, 5]", True),  # ties are in order
+        ("[1, 2, 4, 3, 5]", False),
+        ("[1, NULL, 3]", False),  # NULLs sort last: sorted rather than reasoned about
+        ("[7]", True),
+        ("[]", True),
+    ],
+)
+def test_one_column_order_is_checked_as_the_rows_lie(values: str, expected: bool) -> None:
+    """`_in_order` of `listen_events`' one-column order (`ended_at`) compares each row with the one inserted
+    before it; the general multi-column check (a window over rowid) agrees on the same rows."""
+    from spotify_pipeline.history.listens import insertion_order
+    from spotify_pipeline.transform.connection import connect
+
+    con = connect(memory_limit="400MB")
+    try:
+        with insertion_order(con):
+            con.execute(
+                "CREATE TEMP TABLE staged AS SELECT TIMESTAMPTZ '2024-01-01 00:00:00+00' + v * INTERVAL 1 SECOND AS "
+                f"ended_at, v::VARCHAR AS listen_id FROM (SELECT unnest({values}) AS v)"
+            )
+        assert publish._in_order(con, "listen_events", "staged", "ended_at") is expected
+        assert publish._in_order(con, "listen_events", "staged", "ended_at, ended_at") is expected
+    finally:
+        con.close()

@@ -15,7 +15,7 @@ the part with DuckDB as before. It declines:
 from __future__ import annotations
 
 import operator
-import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,19 @@ _TIME_PATTERNS = {
     INSTANT: (rf"^{_DAY}T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$", pa.timestamp("s", tz="UTC")),
     MINUTE: (rf"^{_DAY} ([01]\d|2[0-3]):[0-5]\d$", pa.timestamp("s")),
 }
-_JSON_AS_IS = re.compile(rb'^(null|-?(0|[1-9]\d{0,17})|"[^"\\]*")$')
+# RE2's `$` is the end of the text (a raw value has no trailing newline anyway), `\d` ASCII digits.
+_JSON_AS_IS = r'^(null|-?(0|[1-9]\d{0,17})|"[^"\\]*")$'
+_NULL_BYTES = b"null"
+_NULL = msgspec.Raw(_NULL_BYTES)
 
 
 class _Declined(Exception):
     """A value this module would not render exactly as DuckDB's reader does."""
 
 
-def _times(values: list[Any], kind: str) -> pa.Array:
+def _times(values: Iterator[Any], rows: int, kind: str) -> pa.Array:
     pattern, timestamp = _TIME_PATTERNS[kind]
-    column = pa.array(values, pa.string())
+    column = pa.array(values, pa.string(), size=rows)
     if column.null_count or not pc.all(pc.match_substring_regex(column, pattern)).as_py():
         raise _Declined
     try:
@@ -56,21 +59,25 @@ def _times(values: list[Any], kind: str) -> pa.Array:
 
 
 def _json(values: list[Any]) -> pa.Array:
-    texts: list[str | None] = []
-    for value in values:
-        raw = bytes(value)
-        if not _JSON_AS_IS.match(raw):
-            raise _Declined
-        texts.append(None if raw == b"null" else raw.decode())
-    return pa.array(texts, pa.json_())
+    """A field kept as JSON (`offline_timestamp`, `user_agent`): its raw values as text, NULL for `null`.
+    Vectorized (a Python loop with a regex per value was ~0.3 CPU s per 1M plays): all null, the usual case,
+    is one count; otherwise the bytes are matched in Arrow."""
+    if values.count(_NULL) == len(values):
+        return pa.nulls(len(values), pa.json_())
+    raw = pa.array(list(map(bytes, values)), pa.binary())
+    if not pc.all(pc.match_substring_regex(raw, _JSON_AS_IS)).as_py():
+        raise _Declined
+    text = pc.if_else(pc.equal(raw, _NULL_BYTES), pa.scalar(None, pa.binary()), raw).cast(pa.string())
+    return pa.ExtensionArray.from_storage(pa.json_(), text)
 
 
-def _column(name: str, kind: str | None, values: list[Any]) -> pa.Array:
+def _column(kind: str | None, values: Iterator[Any], rows: int) -> pa.Array:
+    """One field's column from its values (an iterator of `rows`: Arrow reads it without a list between)."""
     if kind in _TIME_PATTERNS:
-        return _times(values, kind)
+        return _times(values, rows, kind)
     if kind is None:  # documented but never checked: kept as its JSON value
-        return _json(values)
-    return pa.array(values, _KIND_TYPES[kind])
+        return _json(list(values))
+    return pa.array(values, _KIND_TYPES[kind], size=rows)
 
 
 def write_arrow_part(plays: list[msgspec.Struct], fmt: HistoryFormat, meta: dict[str, str], path: Path) -> bool:
@@ -84,7 +91,7 @@ def write_arrow_part(plays: list[msgspec.Struct], fmt: HistoryFormat, meta: dict
     try:
         for name, sql_type in RAW_BODY_TYPES.items():
             if name in kept:
-                body.append(_column(name, kinds.get(name), list(map(operator.attrgetter(name), plays))))
+                body.append(_column(kinds.get(name), map(operator.attrgetter(name), plays), rows))
             else:  # another format's field, or `extra` (the strict check refuses unknown fields): NULL
                 body.append(pa.nulls(rows, _ARROW_TYPES[sql_type]))
     except _Declined:

@@ -19,7 +19,7 @@ import secrets
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,7 @@ def import_history(
     con.execute("SET preserve_insertion_order = true")  # raw parts in element order, elements numbered in it
     phases: dict[str, PhaseTime] = {}
     clock = _Clock(phases)
+    pool: ProcessPoolExecutor | None = None
     try:
         contents = open_export(path, workdir, hash_folder=False)  # hashed below: first, or while checking
         # Whose history: --user, else the usernames of the legacy files (one typed column, read cheaply),
@@ -152,13 +153,20 @@ def import_history(
             meta = {"run_id": run_id, "fetched_at": now.isoformat(), "user_id": user_id}
             # All or nothing: every new file is read, checked and made into its raw part (in the scratch
             # folder) before anything is written to the lake.
+            # The check's processes (workers.py) are started as soon as the files to check are known, their
+            # forkserver first (its imports run while the rest starts); None: threads (a small download, or
+            # processes cannot start here). Not for a re-import with nothing new: no process is started.
             if done:  # files already imported are found by their sha256 first, and never parsed
                 files = with_hashes(contents.files)
                 clock.lap("read_and_hash")
-                parsed = _parse_to_parts(con, _new_files(files, done, result), meta, workdir, result)
+                new = _new_files(files, done, result)
+                pool = workers.start(sum(f.size for f in new), len(new))
+                fast = _in_processes(con, new, meta, workdir, result, pool, None)
+                parsed = _parse_to_parts(con, new, meta, workdir, result, fast)
             else:  # none can have been imported: hashed on a thread while the files are checked
+                pool = workers.start(sum(f.size for f in contents.files), len(contents.files))
                 clock.lap("read_and_hash")  # read only: the hashing is in the next phase
-                parsed = _parse_while_hashing(con, contents.files, meta, workdir, result)
+                parsed = _parse_while_hashing(con, contents.files, meta, workdir, result, pool)
             for p in parsed:  # reported once: by the import that writes them
                 for name in p.unknown_fields:
                     result.unknown_fields[name] = result.unknown_fields.get(name, 0) + 1
@@ -184,6 +192,8 @@ def import_history(
                 clock.lap("publish")
         return result
     finally:
+        if pool is not None:  # already, unless the check did not use it
+            pool.shutdown(cancel_futures=True)
         con.close()
         remove_workdir(workdir)
 
@@ -203,20 +213,26 @@ def _new_files(files: list[ExportFile], done: set[str], result: ImportResult) ->
 
 
 def _parse_while_hashing(
-    con: duckdb.DuckDBPyConnection, files: list[ExportFile], meta: dict[str, str], workdir: Path, result: ImportResult
+    con: duckdb.DuckDBPyConnection,
+    files: list[ExportFile],
+    meta: dict[str, str],
+    workdir: Path,
+    result: ImportResult,
+    pool: ProcessPoolExecutor | None,
 ) -> list[ParsedFile]:
     """`_parse_to_parts` of every file while they are hashed, for a user with nothing imported yet: by the
     worker processes that read each file anyway (workers.py), else on a thread of its own (hashlib releases
     the GIL and the checks mostly hold it: 0.6 CPU s at 1M plays, ~0.3 s of wall when done first). A file
     repeating an earlier file of the download (the same sha256) is then dropped, its part deleted, as if
     never parsed."""
-    if workers.worth_it(sum(f.size for f in files)):
-        hashes: dict[Path, tuple[str, int]] = {}
-        parsed = _parse_to_parts(con, files, meta, workdir, result, hashes)
+    hashes: dict[Path, tuple[str, int]] = {}
+    fast = _in_processes(con, files, meta, workdir, result, pool, hashes)
+    if fast is not None:
+        parsed = _parse_to_parts(con, files, meta, workdir, result, fast)
         hashed = {f.path: dataclasses.replace(f, sha256=hashes[f.path][0], size=hashes[f.path][1]) for f in files}
     else:
-        with ThreadPoolExecutor(1) as pool:
-            hashing = pool.submit(with_hashes, files, 1)
+        with ThreadPoolExecutor(1) as threads:
+            hashing = threads.submit(with_hashes, files, 1)
             parsed = _parse_to_parts(con, files, meta, workdir, result)
             hashed = {f.path: f for f in hashing.result()}
     kept = {f.path for f in _new_files([hashed[f.path] for f in files], set(), result)}
@@ -227,27 +243,46 @@ def _parse_while_hashing(
     return [p for p in parsed if p.source.path in kept]
 
 
+def _in_processes(
+    con: duckdb.DuckDBPyConnection,
+    files: list[ExportFile],
+    meta: dict[str, str],
+    workdir: Path,
+    result: ImportResult,
+    pool: ProcessPoolExecutor | None,
+    hashes: dict[Path, tuple[str, int]] | None,
+) -> list[ParsedFile | None] | None:
+    """The strict check and part of every file in `pool`'s worker processes (workers.py; `hashes`, when
+    given, gets each file's sha256 and size from them); None, for the threads to do it, when there is no
+    pool, when these files are too few to be worth it, or when its processes could not start."""
+    if pool is None or not workers.worth_it(sum(f.size for f in files)):
+        return None
+    # pyiceberg (~0.6 CPU s of imports, holding the GIL) is imported while the workers run, not after
+    metas = [_meta(meta, f.name, f.fmt) if f.fmt is not None else {} for f in files]
+    parts = [_part_path(workdir, idx) for idx in range(len(files))]
+    try:
+        fast, result.worker_usage = workers.parts_in_processes(con, files, metas, parts, hashes, preload_library, pool)
+    except workers.CannotStart:
+        return None
+    return fast
+
+
 def _parse_to_parts(
     con: duckdb.DuckDBPyConnection,
     files: list[ExportFile],
     meta: dict[str, str],
     workdir: Path,
     result: ImportResult,
-    hashes: dict[Path, tuple[str, int]] | None = None,
+    fast: list[ParsedFile | None] | None = None,
 ) -> list[ParsedFile]:
     """Check every file and write its raw part into `workdir`; raise InputError on the first bad file.
 
     First each file the strict check accepts (strict.py) gets its part from that decode (arrow_part.py), or
-    from DuckDB's typed reader where Arrow declines a value: in worker processes for a large download
-    (workers.py; `hashes`, when given, gets each file's sha256 and size from them), else on threads. Then,
-    in file order, every other file goes through the checked parse (parse.py), which names the first problem
-    or accepts the file (unknown fields), and its part is written from that parse."""
-    if workers.worth_it(sum(f.size for f in files)):
-        # pyiceberg (~0.6 CPU s of imports, holding the GIL) is imported while the workers run, not after
-        metas = [_meta(meta, f.name, f.fmt) if f.fmt is not None else {} for f in files]
-        parts = [_part_path(workdir, idx) for idx in range(len(files))]
-        fast, result.worker_usage = workers.parts_in_processes(con, files, metas, parts, hashes, preload_library)
-    else:
+    from DuckDB's typed reader where Arrow declines a value: done already in worker processes for a large
+    download (`fast`, from `_in_processes`), else here on threads. Then, in file order, every other file goes
+    through the checked parse (parse.py), which names the first problem or accepts it (unknown fields), and
+    its part is written from that parse."""
+    if fast is None:
         fast = _fast_on_threads(con, files, meta, workdir)
     begin(con)
     parsed: list[ParsedFile] = []

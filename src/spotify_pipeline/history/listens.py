@@ -237,7 +237,22 @@ def stage_listens(con: duckdb.DuckDBPyConnection) -> None:
         )
     else:
         con.execute(f"CREATE TEMP VIEW staged_listens AS SELECT {LISTEN_COLUMNS} FROM staged_listen_events")
+        con.execute(f"COMMENT ON VIEW staged_listens IS '{_EVERY_EVENT}'")  # read by `listens_are_events`
     con.execute("DROP TABLE listens_dropped")
+
+
+_EVERY_EVENT = "every staged listen event"
+
+
+def listens_are_events(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `staged_listens` is `stage_listens`' view of every staged event (no event dropped): then a
+    check of `listens` counts what the same check of `listen_events` counts (quality/checks.py `same_rows`),
+    and need not read 1M rows again (~0.2 CPU s at 1M plays). Its view only: anything else (a table, a view
+    of the old rows, one a test or hook put there) has no such comment."""
+    found = con.execute(
+        "SELECT comment FROM duckdb_views() WHERE view_name = 'staged_listens' AND temporary"
+    ).fetchall()
+    return bool(found) and found[0][0] == _EVERY_EVENT
 
 
 def listens_changed(column: str) -> str:

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow.parquet as pq
 
 from ..tables.files import sql_path, sql_string
 from .formats import FORMATS, PRIVATE_FIELDS, HistoryFormat
 from .parse import FIELD_KINDS, INSTANT, MINUTE, MINUTE_FORMAT, TS_FORMAT, ParsedFile
 from .reader import ExportFile
+
+# DuckDB imported where used: the check's forkserver imports this module, and its workers never use DuckDB
+# (~0.1 CPU s and ~25 MiB less there; workers.py)
+if TYPE_CHECKING:
+    import duckdb
 
 PART_SUFFIX = ".parquet"
 # zstd (DuckDB's default level): 1M plays, 63 parts, 744 MiB of JSON -> about 30 MB; snappy was larger for
@@ -117,6 +122,8 @@ def typed_part(
 ) -> ParsedFile | None:
     """The part of a strictly checked file by DuckDB's typed reader (Arrow declined a value); None when a
     time does not parse: the checked parse then names it."""
+    import duckdb  # here, not at the top: see the imports
+
     if source.fmt is None:  # only strictly checked files, whose format is known, come here
         return None
     try:

@@ -13,6 +13,7 @@ Measured at 1M plays (744 MiB): 1.2 CPU s, against 11.4 s for the checked parse 
 from __future__ import annotations
 
 import functools
+import mmap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -50,8 +51,9 @@ def strict_plays(path: Path, fmt: HistoryFormat) -> list[msgspec.Struct] | None:
     return strict_decode(path.read_bytes(), fmt)
 
 
-def strict_decode(data: bytes, fmt: HistoryFormat) -> list[msgspec.Struct] | None:
-    """`strict_plays` of a file's bytes already read (workers.py reads them once, to hash and decode)."""
+def strict_decode(data: bytes | mmap.mmap, fmt: HistoryFormat) -> list[msgspec.Struct] | None:
+    """`strict_plays` of a file's bytes already read or mapped (workers.py maps them once, to hash and
+    decode; the `msgspec.Raw` values point into them)."""
     try:
         plays: list[msgspec.Struct] = _decoder(fmt).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError):

@@ -293,11 +293,15 @@ def run_checks(
     *,
     changes: Mapping[str, Changes] | None = None,
     rows: Mapping[str, int] | None = None,
+    same_rows: Mapping[str, str] | None = None,
 ) -> list[CheckResult]:
     """Run every check on the tables `relations` names; `previous_counts` (rows per table before this
     change) enables the collapse check. `changes`: the tables a run merged by their changed keys only,
     whose "rows" checks and references are counted on those keys' rows (`Check.scope`); `rows`: each
-    table's rows, when known without counting them."""
+    table's rows, when known without counting them. `same_rows`: a table -> another whose relation holds
+    the very same rows (`listens` staged as a view of every `listen_events` row: history/listens.py
+    `listens_are_events`), both checked whole: a check of the first whose query is the same as one of the
+    other's takes its count instead of reading the rows again (`_twin_count`)."""
     changes = changes or {}
     whole = {name: relations[name] for name in DATA_TABLES}
     fresh = {f"f_{n}": changes[n].fresh if n in changes else whole[n] for n in DATA_TABLES}
@@ -317,10 +321,16 @@ def run_checks(
     # (a lake without listening history has five; each reference check read its parent's keys whole).
     empty = {n for n in DATA_TABLES if rows is not None and rows.get(n) == 0}
     results = []
+    counted: dict[str, int] = {}
     for check in CHECKS:
         started = time.perf_counter()
         if check.table in empty and (check.references or check.scope == "rows"):
             results.append(CheckResult(check, 0))
+            continue
+        twin = _twin_count(check, counted, same_rows or {}, changes)
+        if twin is not None:
+            results.append(CheckResult(check, twin))
+            counted[check.name] = twin
             continue
         if check.references:
             parents_lost = any(r.parent in removed for r in check.references)
@@ -342,6 +352,7 @@ def run_checks(
         if check.unique and check.table in changes:
             failing += _strays_repeating_kept(con, check.unique, changes[check.table])
         results.append(CheckResult(check, failing))
+        counted[check.name] = failing
         log.debug("step %s: %.4f s", f"check.{check.name}", time.perf_counter() - started)
     for table, before in (previous_counts or {}).items():
         if table not in DATA_TABLES or before < COLLAPSE_MIN_ROWS:
@@ -359,6 +370,20 @@ def run_checks(
         )
         results.append(CheckResult(check, before - after if after < before * COLLAPSE_RATIO else 0))
     return results
+
+
+def _twin_count(
+    check: Check, counted: Mapping[str, int], same_rows: Mapping[str, str], changes: Mapping[str, Changes]
+) -> int | None:
+    """The count of the check `check` repeats on a table holding the same rows (`same_rows`), when that one was
+    counted already, both tables are checked whole and its query is this one's with the table renamed."""
+    twin = same_rows.get(check.table)
+    if twin is None or check.table in changes or twin in changes or check.references:
+        return None
+    name, renamed = twin + check.name.removeprefix(check.table), check.sql.replace(f"{{{check.table}}}", f"{{{twin}}}")
+    shape = (twin, renamed, check.scope, check.unique)
+    same = [c for c in CHECKS if c.name == name and (c.table, c.sql, c.scope, c.unique) == shape]
+    return counted[name] if len(same) == 1 and name in counted else None
 
 
 def _strays_repeating_kept(con: duckdb.DuckDBPyConnection, key: tuple[str, ...], change: Changes) -> int:

@@ -276,6 +276,8 @@ def _in_order(con: duckdb.DuckDBPyConnection, name: str, source: str, order: str
     if is_table != [(1,)]:
         return False
     columns = [c.strip() for c in order.split(",")]
+    if len(columns) == 1:
+        return _one_column_in_order(con, source, columns[0])
     keys = ", ".join(f"{c}, lag({c}) OVER w AS before_{n}" for n, c in enumerate(columns))
     earlier = " OR ".join(
         "(" + " AND ".join([*(f"before_{m} = {columns[m]}" for m in range(n)), f"before_{n} > {columns[n]}"]) + ")"
@@ -286,6 +288,17 @@ def _in_order(con: duckdb.DuckDBPyConnection, name: str, source: str, order: str
         f"SELECT count(*) FROM (SELECT {keys} FROM {source} WINDOW w AS (ORDER BY rowid)) WHERE {earlier} OR {nulls}"
     ).fetchall()[0][0]
     return not out_of_order
+
+
+def _one_column_in_order(con: duckdb.DuckDBPyConnection, source: str, column: str) -> bool:
+    """`_in_order` of a one-column order: the column read as it lies (the scan publishing would stream, in
+    insertion order) and each value compared with the one before it in Arrow. The window over `rowid` the
+    general case uses sorts every row by it first: ~0.2 CPU s per 1M rows; this ~0.02."""
+    with insertion_order(con):
+        values = con.sql(f"SELECT {column} FROM {source}").to_arrow_table().column(0).combine_chunks()
+    if values.null_count:  # NULLs sort last: rather than reason about them, sort
+        return False
+    return len(values) < 2 or not pc.any(pc.less(values[1:], values[:-1])).as_py()
 
 
 def ensure_space(catalog: Catalog, staged_rows: dict[str, int]) -> None:

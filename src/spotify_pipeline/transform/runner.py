@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from ..config import DEFAULT_TRANSFORM_BATCH_BYTES, parse_batch_bytes
 from ..errors import LakeError, QualityError
-from ..history.listens import add_listened_songs, build_listen_events
+from ..history.listens import add_listened_songs, build_listen_events, listens_are_events
 from ..lake.layout import manifest_key
 from ..lake.raw import RawZoneReader, verify_part
 from ..lake.storage import Storage
@@ -298,6 +298,7 @@ def transform(
                     if scoped[n]
                 },
                 rows=staged_rows,
+                same_rows={"listens": "listen_events"} if listens_are_events(con) else None,
             )
         with timed("commit.quality_results"):
             catalog.append(
