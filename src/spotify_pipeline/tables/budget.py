@@ -1,0 +1,59 @@
+"""How much a `maintain` pass may rewrite beyond what readers need (issue #20: the lake within 1.5x its
+tables' bytes at every point of a week of hourly runs, not only on average).
+
+Every byte a pass rewrites stays in the lake beside its replacement for as long as the retention keeps a
+snapshot that reads the old copy (`table_history_days`: W runs' worth). A pass always rewrites what
+readers need (a data file more than `maintenance.COMPACT_DELETED_SHARE` deleted, small files past
+`maintenance.MERGE_FILES_PAST`); beyond that it rewrites a file early, its deleted share past
+`EARLY_DELETED_SHARE` (most deleted first) or the file bigger than two compaction units, only while the
+lake with the new copy stays within `LAKE_BOUND` times its tables' bytes. The rest of the 1.5x is left to
+the runs until the next pass (the files they replace, their snapshots' metadata). So the deletes are folded
+early and a few files at a time when the lake has room, rather than whole tables at once when they pass the
+share (the 1.7-1.9x peaks of a week at 100k: docs/BENCHMARKS.md, "A week within 1.5x at every point").
+
+A compaction writes files of about `UNIT_SHARE` of the lake's table bytes (at most `PUBLISH_ROWS` rows), so
+at 100k a table is rewritten a tenth of the lake at a time, and at 1M and beyond in `PUBLISH_ROWS`-row
+files as a rebuild writes them. Pure arithmetic: maintenance.py measures and commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The lake (every file under the tables' folders) over the tables' bytes that an early rewrite may reach;
+# 1.5 less the room runs take between passes (~0.1-0.15 at 100k: their replaced files and metadata).
+LAKE_BOUND = 1.35
+EARLY_DELETED_SHARE = 0.15  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
+UNIT_SHARE = 0.1  # of the lake's table bytes: the most one compacted file adds to the lake
+MIN_FILE_ROWS = 1_000  # never smaller files than this (each costs every reader a file to open)
+
+
+@dataclass
+class LakeBudget:
+    """The lake's bytes and its tables' bytes as a pass's rewrites change them."""
+
+    lake_bytes: float
+    table_bytes: float
+    bound: float
+
+    def fits(self, size: int, deleted_share: float, *, kept: bool) -> bool:
+        """Whether rewriting a file of `size` bytes (a share of its rows deleted) keeps the lake within
+        the bound; `kept`: a kept snapshot still reads the old copy, so it stays beside the new one."""
+        lake, tables = self._after(size, deleted_share, kept)
+        return lake <= self.bound * tables
+
+    def charge(self, size: int, deleted_share: float, *, kept: bool) -> None:
+        """Count a rewrite in (one that fits, or one readers need whatever the bound)."""
+        self.lake_bytes, self.table_bytes = self._after(size, deleted_share, kept)
+
+    def _after(self, size: int, deleted_share: float, kept: bool) -> tuple[float, float]:
+        new = size * (1 - deleted_share)  # its live rows, about as well compressed
+        return self.lake_bytes + new - (0 if kept else size), self.table_bytes - size + new
+
+
+def unit_rows(unit_bytes: float, table_file_bytes: int, table_rows: int, publish_rows: int) -> int:
+    """Rows per file a compaction of a table writes: about `unit_bytes` at the table's bytes per row, at
+    least `MIN_FILE_ROWS` and at most `publish_rows` (never more than a rebuild writes)."""
+    per_row = table_file_bytes / max(1, table_rows)
+    wanted = int(unit_bytes / per_row) if per_row > 0 else publish_rows
+    return min(publish_rows, max(MIN_FILE_ROWS, wanted))
