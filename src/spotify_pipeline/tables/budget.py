@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The lake (every file under the tables' folders) over the tables' bytes that an early rewrite may reach;
-# 1.5 less the room runs take between passes (~0.1-0.15 at 100k: their replaced files and metadata).
-LAKE_BOUND = 1.35
+# The lake's data and delete files (current, and kept for older snapshots) over the tables' (current) that
+# an early rewrite may reach: 1.5 less the metadata (manifests, manifest lists, metadata.json: ~0.1 of the
+# tables at 100k with 6 runs kept) and the room runs take until the next pass (the files they replace).
+LAKE_BOUND = 1.3
 EARLY_DELETED_SHARE = 0.15  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
 UNIT_SHARE = 0.1  # of the lake's table bytes: the most one compacted file adds to the lake
 MIN_FILE_ROWS = 1_000  # never smaller files than this (each costs every reader a file to open)
+# Small files are merged within the bound from `maintenance.MERGE_FILES_PAST` of them on, and whatever the
+# bound past this many (a file each costs every reader).
+MERGE_WITHIN_BOUND_UP_TO = 24
 
 
 @dataclass
@@ -40,7 +44,7 @@ class LakeBudget:
         """Whether rewriting a file of `size` bytes (a share of its rows deleted) keeps the lake within
         the bound; `kept`: a kept snapshot still reads the old copy, so it stays beside the new one."""
         lake, tables = self._after(size, deleted_share, kept)
-        return lake <= self.bound * tables
+        return lake <= self.lake_bytes or lake <= self.bound * tables  # one that shrinks the lake always fits
 
     def charge(self, size: int, deleted_share: float, *, kept: bool) -> None:
         """Count a rewrite in (one that fits, or one readers need whatever the bound)."""

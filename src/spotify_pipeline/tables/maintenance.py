@@ -116,19 +116,19 @@ def maintain(
     first = expire_history(catalog, keep_days, now=now)
     plans = [plan for name in catalog.table_names() if (plan := CompactionPlan.of(catalog, name)) is not None]
     tables = sum(plan.table_bytes for plan in plans)
-    lake = LakeBudget(warehouse_bytes(storage, catalog), tables, budget.LAKE_BOUND)
+    lake = LakeBudget(warehouse_data_bytes(storage, catalog), tables, budget.LAKE_BOUND)
     cutoff_ms = ((now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=max(keep_days, 0))).timestamp() * 1000
     for plan in plans:
         plan.classify(budget.UNIT_SHARE * tables, kept=keep_days < 0 or plan.committed_ms >= cutoff_ms)
         plan.charge_needed(lake)
     early = sorted(
-        ((p, task) for p in plans for task in p.early),
-        key=lambda pt: (-pt[0].deleted_share(pt[1]), pt[1].file.file_size_in_bytes),
-    )
-    for owner, task in early:  # the most deleted first, then files past two units (smallest first), while there is room
-        if lake.fits(task.file.file_size_in_bytes, owner.deleted_share(task), kept=owner.kept):
-            lake.charge(task.file.file_size_in_bytes, owner.deleted_share(task), kept=owner.kept)
-            owner.tasks.append(task)
+        ((p, group) for p in plans for group in p.early), key=lambda pg: pg[0].priority(pg[1])
+    )  # files past two units (while the lake is quiet), small files, then the most deleted first
+    for owner, group in early:
+        size, share = owner.size(group), owner.deleted_share(group)
+        if lake.fits(size, share, kept=owner.kept):
+            lake.charge(size, share, kept=owner.kept)
+            owner.tasks.extend(group)
     for plan in plans:
         plan.commit(result)
     result.expiry = first + expire_history(catalog, keep_days, now=now)
@@ -172,7 +172,7 @@ class CompactionPlan:
     unit_rows: int = 0
     kept: bool = True
     needed: list[Any] = field(default_factory=list)
-    early: list[Any] = field(default_factory=list)
+    early: list[list[Any]] = field(default_factory=list)  # each rewritten whole or not at all
     tasks: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -190,8 +190,20 @@ class CompactionPlan:
             name, table, planned, live_deletes, by_delete_file, count_deleted(positions), snapshot.timestamp_ms, size
         )
 
-    def deleted_share(self, task: Any) -> float:
-        return float(self.deleted.get(task.file.file_path, 0) / max(1, task.file.record_count))
+    def deleted_share(self, tasks: list[Any]) -> float:
+        deleted = sum(self.deleted.get(t.file.file_path, 0) for t in tasks)
+        return float(deleted / max(1, sum(t.file.record_count for t in tasks)))
+
+    @staticmethod
+    def size(tasks: list[Any]) -> int:
+        return sum(t.file.file_size_in_bytes for t in tasks)
+
+    def priority(self, tasks: list[Any]) -> tuple[int, float]:
+        """Early rewrites in this order: a file of more than two units (one lump, cheapest while the lake
+        holds few old copies and it few deleted rows), small files merged, then the most deleted first."""
+        if len(tasks) == 1 and tasks[0].file.record_count > 2 * self.unit_rows:
+            return (0, self.size(tasks))
+        return (1, 0.0) if len(tasks) > 1 else (2, -self.deleted_share(tasks))
 
     def classify(self, unit_bytes: float | None, *, kept: bool) -> None:
         """Sort the files into needed and early ones, for compacted files of `unit_bytes` (None: of
@@ -201,11 +213,12 @@ class CompactionPlan:
         self.kept = kept
         most = publish.PUBLISH_ROWS
         self.unit_rows = most if unit_bytes is None else unit_rows(unit_bytes, data_bytes, rows, most)
-        heavy = [t for t in self.planned if self.deleted_share(t) > COMPACT_DELETED_SHARE]
+        heavy = [t for t in self.planned if self.deleted_share([t]) > COMPACT_DELETED_SHARE]
         small = [t for t in self.planned if t not in heavy and t.file.record_count < self.unit_rows // 2]
-        if len(small) <= MERGE_FILES_PAST:
-            small = []  # merged once there are enough: each run appends one
         small.sort(key=lambda t: t.file.file_size_in_bytes)
+        early_small = small if MERGE_FILES_PAST < len(small) <= budget.MERGE_WITHIN_BOUND_UP_TO else []
+        if len(small) <= (MERGE_FILES_PAST if unit_bytes is None else budget.MERGE_WITHIN_BOUND_UP_TO):
+            small = []  # merged once there are enough: each run appends one
         total = 0
         for task in heavy + small:  # the files past the share, then the smallest first, up to the memory bound
             total += task.file.file_size_in_bytes
@@ -215,14 +228,14 @@ class CompactionPlan:
         self.tasks = list(self.needed)
         if unit_bytes is None:
             return
-        rest = [t for t in self.planned if t not in heavy and t not in small]
-        early = [t for t in rest if self.deleted_share(t) > budget.EARLY_DELETED_SHARE]
+        rest = [t for t in self.planned if t not in self.needed and t not in early_small]
+        early = [t for t in rest if self.deleted_share([t]) > budget.EARLY_DELETED_SHARE]
         big = [t for t in rest if t not in early and t.file.record_count > 2 * self.unit_rows]
-        self.early = early + sorted(big, key=lambda t: t.file.file_size_in_bytes)
+        self.early = [[t] for t in early + big] + ([early_small] if early_small else [])
 
     def charge_needed(self, lake: LakeBudget) -> None:
         for task in self.needed:
-            lake.charge(task.file.file_size_in_bytes, self.deleted_share(task), kept=self.kept)
+            lake.charge(task.file.file_size_in_bytes, self.deleted_share([task]), kept=self.kept)
 
     def commit(self, result: MaintenanceResult) -> None:
         """Rewrite `tasks` (one commit), or commit nothing when there is nothing to do."""
@@ -287,18 +300,21 @@ def _delete_files(table: Any) -> list[Any]:
     ]
 
 
-def warehouse_bytes(storage: Storage, catalog: Catalog) -> int:
-    """Bytes of every file under the tables' folders (data, deletes, manifests, metadata; orphans too):
-    the lake the bound is about."""
+def warehouse_data_bytes(storage: Storage, catalog: Catalog) -> int:
+    """Bytes of the data and delete files under the tables' folders, current or kept for older snapshots
+    (orphans too; not the metadata folders): what the lake bound (budget.py) is about."""
     if catalog.remote:
         from ..lake.s3 import S3Storage
 
         if not isinstance(storage, S3Storage):
             raise LakeError(f"tables on S3 but the lake is not: {storage}", hint="open the lake by its s3:// URI")
         root = f"{WAREHOUSE_DIR}/{getattr(catalog, 'namespace', NAMESPACE)}.db/"
-        return sum(obj.size for obj in storage.list_objects(root))
+        return sum(o.size for o in storage.list_objects(root) if o.key[len(root) :].split("/")[1:2] != ["metadata"])
     folder = catalog.root / WAREHOUSE_DIR / NAMESPACE
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+    if not folder.is_dir():
+        return 0
+    files = (p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).parts[1:2] != ("metadata",))
+    return sum(p.stat().st_size for p in files)
 
 
 def referenced_files(catalog: Catalog, name: str) -> set[str]:
