@@ -23,13 +23,10 @@ from dataclasses import dataclass
 # The lake's data and delete files (current, and kept for older snapshots) over the tables' (current) that
 # an early rewrite may reach: 1.5 less the metadata (manifests, manifest lists, metadata.json: ~0.1 of the
 # tables at 100k with 6 runs kept) and the room runs take until the next pass (the files they replace).
-LAKE_BOUND = 1.3
+LAKE_BOUND = 1.35
 EARLY_DELETED_SHARE = 0.15  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
 UNIT_SHARE = 0.1  # of the lake's table bytes: the most one compacted file adds to the lake
 MIN_FILE_ROWS = 1_000  # never smaller files than this (each costs every reader a file to open)
-# Small files are merged within the bound from `maintenance.MERGE_FILES_PAST` of them on, and whatever the
-# bound past this many (a file each costs every reader).
-MERGE_WITHIN_BOUND_UP_TO = 24
 
 
 @dataclass

@@ -200,10 +200,10 @@ class CompactionPlan:
 
     def priority(self, tasks: list[Any]) -> tuple[int, float]:
         """Early rewrites in this order: a file of more than two units (one lump, cheapest while the lake
-        holds few old copies and it few deleted rows), small files merged, then the most deleted first."""
-        if len(tasks) == 1 and tasks[0].file.record_count > 2 * self.unit_rows:
+        holds few old copies and it few deleted rows), then the most deleted first."""
+        if tasks[0].file.record_count > 2 * self.unit_rows:
             return (0, self.size(tasks))
-        return (1, 0.0) if len(tasks) > 1 else (2, -self.deleted_share(tasks))
+        return (1, -self.deleted_share(tasks))
 
     def classify(self, unit_bytes: float | None, *, kept: bool) -> None:
         """Sort the files into needed and early ones, for compacted files of `unit_bytes` (None: of
@@ -216,9 +216,8 @@ class CompactionPlan:
         heavy = [t for t in self.planned if self.deleted_share([t]) > COMPACT_DELETED_SHARE]
         small = [t for t in self.planned if t not in heavy and t.file.record_count < self.unit_rows // 2]
         small.sort(key=lambda t: t.file.file_size_in_bytes)
-        early_small = small if MERGE_FILES_PAST < len(small) <= budget.MERGE_WITHIN_BOUND_UP_TO else []
-        if len(small) <= (MERGE_FILES_PAST if unit_bytes is None else budget.MERGE_WITHIN_BOUND_UP_TO):
-            small = []  # merged once there are enough: each run appends one
+        if len(small) <= MERGE_FILES_PAST:
+            small = []  # merged once there are enough (each run appends one), whatever the bound: cheap
         total = 0
         for task in heavy + small:  # the files past the share, then the smallest first, up to the memory bound
             total += task.file.file_size_in_bytes
@@ -228,10 +227,10 @@ class CompactionPlan:
         self.tasks = list(self.needed)
         if unit_bytes is None:
             return
-        rest = [t for t in self.planned if t not in self.needed and t not in early_small]
+        rest = [t for t in self.planned if t not in self.needed]
         early = [t for t in rest if self.deleted_share([t]) > budget.EARLY_DELETED_SHARE]
         big = [t for t in rest if t not in early and t.file.record_count > 2 * self.unit_rows]
-        self.early = [[t] for t in early + big] + ([early_small] if early_small else [])
+        self.early = [[t] for t in early + big]
 
     def charge_needed(self, lake: LakeBudget) -> None:
         for task in self.needed:
