@@ -5,14 +5,17 @@ gains a small file per run (the changed rows, appended) and its rewritten files 
 every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
 transform's commit):
 
-1. compaction, of what needs it (`compact`): per table, the data files more than `COMPACT_DELETED_SHARE`
-   deleted by position delete files (replace.py) and, past `MERGE_FILES_PAST`, the small ones (under half
-   of `PUBLISH_ROWS` rows) are rewritten together, their deletes applied, sorted by the table's cluster
-   column, in files of `PUBLISH_ROWS` rows; the delete files no data file needs any more are dropped, the
-   rest gathered into one past `MERGE_FILES_PAST`; one commit per table (none if nothing passes a bound),
-   with the same rows, so readers see the old files or the new ones;
-2. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
-   (retention.py);
+1. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
+   (retention.py), first, so that the lake bound below counts only what stays;
+2. compaction (`CompactionPlan`): per table, what readers need whatever the bound (the data files more
+   than `COMPACT_DELETED_SHARE` deleted by position delete files (replace.py) and, past `MERGE_FILES_PAST`,
+   the small ones), and early, while the lake stays within `budget.LAKE_BOUND` of its tables, files past
+   `budget.EARLY_DELETED_SHARE` deleted (most first) and files of more than two compaction units: rewritten
+   together, their deletes applied, sorted by the table's cluster column, in files of a unit (~a tenth of
+   the lake's table bytes, at most `PUBLISH_ROWS` rows: budget.py); the delete files no data file needs
+   any more are dropped, the rest gathered into one past `MERGE_FILES_PAST`; one commit per table (none if
+   nothing passes a bound), with the same rows, so readers see the old files or the new ones; then expiry
+   again (with a retention shorter than the current snapshots' age, what compaction replaced goes now);
 3. orphans: files under a table's folder in warehouse/ that no kept snapshot or metadata file references
    (left by a commit that died half-way, or by a dropped table), once older than `orphan_age`; on S3 the
    same under warehouse/<database>.db/<table>/, by LastModified, in DeleteObjects batches.
@@ -49,7 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORPHAN_AGE = dt.timedelta(hours=1)  # younger files may belong to a commit in progress elsewhere
 COMPACT_MAX_BYTES = 256 * 1024 * 1024  # small files rewritten together at most (memory bound)
-# A data file is rewritten once more than this share of its rows is deleted. Under it, rewriting writes the
+# A data file is rewritten once more than this share of its rows is deleted, whatever the lake bound (earlier
+# within it: budget.py). Under it, rewriting writes the
 # whole file to drop a few rows and, while the retention keeps a snapshot that reads the old copy, keeps
 # both: over a retention of W runs in which a share r of a table's rows is replaced per run, compaction at
 # share d keeps ~W*r/d of the table in old copies and ~d/2 in deleted rows, least near d = sqrt(2*W*r)
