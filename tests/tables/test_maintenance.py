@@ -170,8 +170,8 @@ def test_maintain_folds_deletes_early_while_the_lake_has_room(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second, third = in_key_order(catalog.data_files(TABLE))
-    replace(catalog, [f"r{i:03d}" for i in range(6)], "a")  # 6 of 30: past the early share, under the share
-    assert budget.EARLY_DELETED_SHARE < 6 / 30 < maintenance.COMPACT_DELETED_SHARE
+    replace(catalog, [f"r{i:03d}" for i in range(7)], "a")  # 7 of 30: past the early share, under the share
+    assert budget.EARLY_DELETED_SHARE < 7 / 30 < maintenance.COMPACT_DELETED_SHARE
     before = iceberg_rows(catalog)
     monkeypatch.setattr(budget, "LAKE_BOUND", 1.0)  # no room: the file keeps its deletes
     maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
@@ -204,10 +204,11 @@ def test_compaction_writes_files_of_a_unit_and_splits_big_files_while_there_is_r
     monkeypatch.setattr(budget, "UNIT_SHARE", 1e-9)
     monkeypatch.setattr(budget, "MIN_FILE_ROWS", 10)  # a unit: 10 rows; the 30-row files are 3 units each
     before = iceberg_rows(catalog)
-    monkeypatch.setattr(budget, "LAKE_BOUND", 1.0)
+    monkeypatch.setattr(budget, "LAKE_BOUND", 1e9)
+    monkeypatch.setattr(budget, "SPLIT_BOUND", 1.0)  # a split has its own bound
     maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
     assert len(Catalog(tmp_path).data_files(TABLE)) == 3, "no room: left whole"
-    monkeypatch.setattr(budget, "LAKE_BOUND", 1e9)
+    monkeypatch.setattr(budget, "SPLIT_BOUND", 1e9)
     maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
     files = Catalog(tmp_path).data_files(TABLE)
     assert len(files) == 9 and all(pq.read_metadata(p).num_rows == 10 for p in files)

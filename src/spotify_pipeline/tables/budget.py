@@ -23,8 +23,11 @@ from dataclasses import dataclass
 # The lake's data and delete files (current, and kept for older snapshots) over the tables' (current) that
 # an early rewrite may reach: 1.5 less the metadata (manifests, manifest lists, metadata.json: ~0.1 of the
 # tables at 100k with 6 runs kept) and the room runs take until the next pass (the files they replace).
-LAKE_BOUND = 1.35
-EARLY_DELETED_SHARE = 0.15  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
+LAKE_BOUND = 1.25
+# A file of more than two units (the 50,000-row files a rebuild writes, a third of the lake at 100k) is split
+# once; the lake's cheapest moment is when it holds few old copies, so that lump may reach this instead.
+SPLIT_BOUND = 1.35
+EARLY_DELETED_SHARE = 0.2  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
 UNIT_SHARE = 0.1  # of the lake's table bytes: the most one compacted file adds to the lake
 MIN_FILE_ROWS = 1_000  # never smaller files than this (each costs every reader a file to open)
 
@@ -37,11 +40,12 @@ class LakeBudget:
     table_bytes: float
     bound: float
 
-    def fits(self, size: int, deleted_share: float, *, kept: bool) -> bool:
+    def fits(self, size: int, deleted_share: float, *, kept: bool, bound: float | None = None) -> bool:
         """Whether rewriting a file of `size` bytes (a share of its rows deleted) keeps the lake within
-        the bound; `kept`: a kept snapshot still reads the old copy, so it stays beside the new one."""
+        the bound (or `bound`); `kept`: a kept snapshot still reads the old copy, so it stays beside the new."""
         lake, tables = self._after(size, deleted_share, kept)
-        return lake <= self.lake_bytes or lake <= self.bound * tables  # one that shrinks the lake always fits
+        # one that shrinks the lake always fits
+        return lake <= self.lake_bytes or lake <= (bound or self.bound) * tables
 
     def charge(self, size: int, deleted_share: float, *, kept: bool) -> None:
         """Count a rewrite in (one that fits, or one readers need whatever the bound)."""
