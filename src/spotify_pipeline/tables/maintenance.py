@@ -64,6 +64,10 @@ COMPACT_DELETED_SHARE = 0.5
 # files gathered into one likewise: so a pass after every run rewrites a few small files every few runs,
 # not the run's new rows every time.
 MERGE_FILES_PAST = 8
+# Past this many small files a table's are merged whatever the lake bound (budget.py); from
+# `MERGE_FILES_PAST` on, while the lake has room: merges of a few hundred KB every few runs were the rest of
+# the peaks over 1.5x at 100k once the 50,000-row files were split.
+MERGE_ALWAYS_PAST = 24
 S3_DELETE_BATCH = 1000  # orphan keys per DeleteObjects request (S3's maximum)
 
 
@@ -205,10 +209,10 @@ class CompactionPlan:
 
     def priority(self, tasks: list[Any]) -> tuple[int, float]:
         """Early rewrites in this order: a file of more than two units (one lump, cheapest while the lake
-        holds few old copies and it few deleted rows), then the most deleted first."""
-        if tasks[0].file.record_count > 2 * self.unit_rows:
+        holds few old copies and it few deleted rows), small files merged, then the most deleted first."""
+        if len(tasks) == 1 and tasks[0].file.record_count > 2 * self.unit_rows:
             return (0, self.size(tasks))
-        return (1, -self.deleted_share(tasks))
+        return (1, 0.0) if len(tasks) > 1 else (2, -self.deleted_share(tasks))
 
     def classify(self, unit_bytes: float | None, *, kept: bool) -> None:
         """Sort the files into needed and early ones, for compacted files of `unit_bytes` (None: of
@@ -221,8 +225,9 @@ class CompactionPlan:
         heavy = [t for t in self.planned if self.deleted_share([t]) > COMPACT_DELETED_SHARE]
         small = [t for t in self.planned if t not in heavy and t.file.record_count < self.unit_rows // 2]
         small.sort(key=lambda t: t.file.file_size_in_bytes)
-        if len(small) <= MERGE_FILES_PAST:
-            small = []  # merged once there are enough (each run appends one), whatever the bound: cheap
+        early_small = small if unit_bytes is not None and MERGE_FILES_PAST < len(small) <= MERGE_ALWAYS_PAST else []
+        if len(small) <= (MERGE_FILES_PAST if unit_bytes is None else MERGE_ALWAYS_PAST):
+            small = []  # merged once there are enough (each run appends one): within the bound, or past 24
         total = 0
         for task in heavy + small:  # the files past the share, then the smallest first, up to the memory bound
             total += task.file.file_size_in_bytes
@@ -232,10 +237,10 @@ class CompactionPlan:
         self.tasks = list(self.needed)
         if unit_bytes is None:
             return
-        rest = [t for t in self.planned if t not in self.needed]
+        rest = [t for t in self.planned if t not in self.needed and t not in early_small]
         early = [t for t in rest if self.deleted_share([t]) > budget.EARLY_DELETED_SHARE]
         big = [t for t in rest if t not in early and t.file.record_count > 2 * self.unit_rows]
-        self.early = [[t] for t in early + big]
+        self.early = [[t] for t in early + big] + ([early_small] if early_small else [])
 
     def charge_needed(self, lake: LakeBudget) -> None:
         for task in self.needed:
