@@ -173,11 +173,11 @@ def test_maintain_folds_deletes_early_while_the_lake_has_room(
     replace(catalog, [f"r{i:03d}" for i in range(7)], "a")  # 7 of 30: past the early share, under the share
     assert budget.EARLY_DELETED_SHARE < 7 / 30 < maintenance.COMPACT_DELETED_SHARE
     before = iceberg_rows(catalog)
-    monkeypatch.setattr(budget, "LAKE_BOUND", 1.0)  # no room: the file keeps its deletes
+    monkeypatch.setattr(budget, "DELETES_BOUND", 1.0)  # no room: the file keeps its deletes
     maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
     assert first in Catalog(tmp_path).data_files(TABLE) and Catalog(tmp_path).files(TABLE).deletes
 
-    monkeypatch.setattr(budget, "LAKE_BOUND", 1e9)  # room: folded now
+    monkeypatch.setattr(budget, "DELETES_BOUND", 1e9)  # room: folded now
     result = maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
     after = Catalog(tmp_path).files(TABLE)
     assert first not in after.data and {second, third} <= set(after.data)

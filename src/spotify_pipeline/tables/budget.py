@@ -27,6 +27,10 @@ LAKE_BOUND = 1.25
 # A file of more than two units (the 50,000-row files a rebuild writes, a third of the lake at 100k) is split
 # once; the lake's cheapest moment is when it holds few old copies, so that lump may reach this instead.
 SPLIT_BOUND = 1.35
+# Files past `EARLY_DELETED_SHARE` are rewritten only within this lower bound: the room between it and
+# `LAKE_BOUND` is kept for merging the small files runs keep appending, which otherwise waited for room until
+# past `maintenance.MERGE_ALWAYS_PAST` and then went in one lump (1.7x at 100k).
+DELETES_BOUND = 1.2
 EARLY_DELETED_SHARE = 0.2  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
 UNIT_SHARE = 0.1  # of the lake's table bytes: the most one compacted file adds to the lake
 MIN_FILE_ROWS = 1_000  # never smaller files than this (each costs every reader a file to open)

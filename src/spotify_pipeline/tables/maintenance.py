@@ -134,8 +134,8 @@ def maintain(
     )  # files past two units (while the lake is quiet), small files, then the most deleted first
     for owner, group in early:
         size, share = owner.size(group), owner.deleted_share(group)
-        split = owner.priority(group)[0] == 0
-        if lake.fits(size, share, kept=owner.kept, bound=budget.SPLIT_BOUND if split else None):
+        bound = (budget.SPLIT_BOUND, budget.LAKE_BOUND, budget.DELETES_BOUND)[owner.priority(group)[0]]
+        if lake.fits(size, share, kept=owner.kept, bound=bound):
             lake.charge(size, share, kept=owner.kept)
             owner.tasks.extend(group)
     for plan in plans:
