@@ -4,12 +4,14 @@ tables' bytes at every point of a week of hourly runs, not only on average).
 Every byte a pass rewrites stays in the lake beside its replacement for as long as the retention keeps a
 snapshot that reads the old copy (`table_history_days`: W runs' worth). A pass always rewrites what
 readers need (a data file more than `maintenance.COMPACT_DELETED_SHARE` deleted, small files past
-`maintenance.MERGE_FILES_PAST`); beyond that it rewrites a file early, its deleted share past
-`EARLY_DELETED_SHARE` (most deleted first) or the file bigger than two compaction units, only while the
-lake with the new copy stays within `LAKE_BOUND` times its tables' bytes. The rest of the 1.5x is left to
-the runs until the next pass (the files they replace, their snapshots' metadata). So the deletes are folded
-early and a few files at a time when the lake has room, rather than whole tables at once when they pass the
-share (the 1.7-1.9x peaks of a week at 100k: docs/BENCHMARKS.md, "A week within 1.5x at every point").
+`maintenance.MERGE_ALWAYS_PAST`); beyond that it rewrites early only while the lake's data and delete files
+(old copies included) stay within a bound of its tables': a file bigger than two compaction units within
+`SPLIT_BOUND`, small files past `maintenance.MERGE_FILES_PAST` within `LAKE_BOUND`, files past
+`EARLY_DELETED_SHARE` deleted (most first) within `DELETES_BOUND`. The rest of the 1.5x is the metadata's
+and the runs' until the next pass (the files they replace). So the deletes are folded early and a few
+files at a time when the lake has room, rather than whole files of a third of the lake at once when they
+pass the share (the 1.7-1.9x peaks of a week at 100k: docs/BENCHMARKS.md, "A week within 1.5x at every
+point").
 
 A compaction writes files of about `UNIT_SHARE` of the lake's table bytes (at most `PUBLISH_ROWS` rows), so
 at 100k a table is rewritten a tenth of the lake at a time, and at 1M and beyond in `PUBLISH_ROWS`-row
@@ -27,10 +29,10 @@ LAKE_BOUND = 1.25
 # A file of more than two units (the 50,000-row files a rebuild writes, a third of the lake at 100k) is split
 # once; the lake's cheapest moment is when it holds few old copies, so that lump may reach this instead.
 SPLIT_BOUND = 1.35
-# Files past `EARLY_DELETED_SHARE` are rewritten only within this lower bound: the room between it and
-# `LAKE_BOUND` is kept for merging the small files runs keep appending, which otherwise waited for room until
-# past `maintenance.MERGE_ALWAYS_PAST` and then went in one lump (1.7x at 100k).
-DELETES_BOUND = 1.2
+# Files past `EARLY_DELETED_SHARE` are rewritten within this bound. A lower one (1.2), to keep room for the
+# merges of small files that otherwise wait until `maintenance.MERGE_ALWAYS_PAST` and go in one lump, made
+# the week worse at 100k (worst 1.86x vs 1.71x: the deletes then waited and went in lumps; BENCHMARKS.md).
+DELETES_BOUND = 1.25
 EARLY_DELETED_SHARE = 0.2  # under it a file keeps its deletes: readers pay little, a rewrite costs the file
 UNIT_SHARE = 0.1  # of the lake's table bytes: the most one compacted file adds to the lake
 MIN_FILE_ROWS = 1_000  # never smaller files than this (each costs every reader a file to open)
