@@ -8,6 +8,7 @@ playlist, against the time to start the CLI and open the lake (`query "select 1"
     python -m bench.steady_state --no-layout ...    # every changed table overwritten whole, unsorted (before #20)
     python -m bench.steady_state --max-replaced-keys 800 [--keys-cap-only] ...  # the 1M tail, scaled to 100k
     python -m bench.steady_state --enrich-ttl-hours 168 ...  # enrich as the extractor does (7-day TTL)
+    python -m bench.steady_state --fold-every-delete ...  # every pass folds every delete (what views want)
 """
 
 from __future__ import annotations
