@@ -8,6 +8,7 @@ playlist, against the time to start the CLI and open the lake (`query "select 1"
     python -m bench.steady_state --no-layout ...    # every changed table overwritten whole, unsorted (before #20)
     python -m bench.steady_state --max-replaced-keys 800 [--keys-cap-only] ...  # the 1M tail, scaled to 100k
     python -m bench.steady_state --enrich-ttl-hours 168 ...  # enrich as the extractor does (7-day TTL)
+    python -m bench.steady_state --fold-every-delete ...  # every pass folds every delete (what views want)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from bench.generate import RenderCache, catalog_for, remember_parts, write_run
 from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.lake.raw import RawZoneReader
 from spotify_pipeline.simulator import Catalog as SimulatedCatalog
+from spotify_pipeline.tables import maintenance as maintenance_rules
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import maintain, referenced_files
 from spotify_pipeline.tables.retention import expire_history
@@ -271,6 +273,11 @@ def main() -> None:
         help="enrich an artist or album again only this long after it was enriched, as the extractor does "
         "(168: its 7-day default; 0, the default here: every run enriches every artist and album it references)",
     )
+    parser.add_argument(
+        "--fold-every-delete",
+        action="store_true",
+        help="every pass folds every delete file and merges every 2+ small files (what readers want most)",
+    )
     parser.add_argument("--lake", type=Path, default=None)
     parser.add_argument("--reuse", action="store_true", help="the lake exists (built by an earlier run): no build")
     parser.add_argument("--out", type=Path, default=None)
@@ -286,6 +293,8 @@ def main() -> None:
     if args.no_layout:
         publish.FILTERED_PUBLISH = False
         publish.sort_order = lambda name: ""  # type: ignore[assignment]  # unsorted, as before
+    if args.fold_every_delete:
+        maintenance_rules.COMPACT_DELETED_SHARE, maintenance_rules.MERGE_FILES_PAST = 0.0, 1
     lake = args.lake or Path(tempfile.mkdtemp(prefix="steady-"))
     playlists = catalog_for(args.items).config.playlists
     rng = random.Random(7)

@@ -89,7 +89,10 @@ class Settings:
     max_retries: int = 6
     timeout: float = 30.0
     enrich_ttl_days: float = 7.0
-    table_history_days: float = 7.0  # table snapshots kept for time travel/rollback; negative keeps all
+    # Table snapshots kept for time travel/rollback (negative keeps all). 6 hours: every byte a run or a
+    # `maintain` replaces stays while a kept snapshot reads it, so a week (7, before) of hourly runs kept a week
+    # of old copies; 6 hours is what the lake within 1.5x its tables needs (docs/BENCHMARKS.md).
+    table_history_days: float = 0.25
     page_size: int = 100
     track_budget: int = 200  # /tracks requests per run for listened songs without album/artist; 0 = none
     raw_part_bytes: int = 8 * 1024 * 1024  # uncompressed bytes per raw part file (and per checkpoint)
@@ -165,7 +168,7 @@ RULES: dict[str, _Rule] = {
     "max_retries": _Rule("int", "a whole number, 0 or more, e.g. 6", minimum=0),
     "timeout": _Rule("float", "seconds, more than 0, e.g. 30", above=0),
     "enrich_ttl_days": _Rule("float", "days, 0 or more, e.g. 7", minimum=0),
-    "table_history_days": _Rule("float", "days, e.g. 7; a negative number keeps every snapshot"),
+    "table_history_days": _Rule("float", "days, e.g. 0.25 (6 hours) or 7; a negative number keeps every snapshot"),
     "track_budget": _Rule("int", "a whole number of requests per run, 0 or more, e.g. 200", minimum=0),
     "page_size": _Rule("int", "a whole number from 1 to 100", minimum=1, maximum=100),
     "raw_part_bytes": _Rule("int", "a whole number of bytes, at least 1, e.g. 8388608 for 8 MiB", minimum=1),

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from spotify_pipeline.lake import LocalStorage
+from spotify_pipeline.tables import budget, deletes, maintenance
 from spotify_pipeline.tables import catalog as catalog_module
-from spotify_pipeline.tables import deletes, maintenance
 from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
 from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain, referenced_files
 from spotify_pipeline.transform import publish
@@ -164,3 +164,52 @@ def test_maintain_bounds_the_earlier_metadata_files_of_tables_made_before_the_bo
     on_disk = {p.as_uri() for p in metadata.glob("*.metadata.json")}
     assert len(on_disk) == bound + 1 and on_disk == kept_metadata_files(table)
     assert iceberg_rows(Catalog(tmp_path)) == before
+
+
+def test_maintain_folds_deletes_early_while_the_lake_has_room(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, third = in_key_order(catalog.data_files(TABLE))
+    replace(catalog, [f"r{i:03d}" for i in range(7)], "a")  # 7 of 30: past the early share, under the share
+    assert budget.EARLY_DELETED_SHARE < 7 / 30 < maintenance.COMPACT_DELETED_SHARE
+    before = iceberg_rows(catalog)
+    monkeypatch.setattr(budget, "DELETES_BOUND", 1.0)  # no room: the file keeps its deletes
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    assert first in Catalog(tmp_path).data_files(TABLE) and Catalog(tmp_path).files(TABLE).deletes
+
+    monkeypatch.setattr(budget, "DELETES_BOUND", 1e9)  # room: folded now
+    result = maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    after = Catalog(tmp_path).files(TABLE)
+    assert first not in after.data and {second, third} <= set(after.data)
+    assert after.deletes == [] and result.files_compacted == 1
+    assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before
+
+
+def test_a_file_past_the_share_is_rewritten_whatever_the_bound(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = in_key_order(catalog.data_files(TABLE))[0]
+    for start, by in ((0, "a"), (6, "b"), (12, "c")):  # 17 of 30, marked in three replaces
+        replace(catalog, [f"r{i:03d}" for i in range(start, min(start + 6, 17))], by)
+    before = iceberg_rows(catalog)
+    monkeypatch.setattr(budget, "LAKE_BOUND", 1.0)
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    assert first not in Catalog(tmp_path).data_files(TABLE)
+    assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before
+
+
+def test_compaction_writes_files_of_a_unit_and_splits_big_files_while_there_is_room(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(budget, "UNIT_SHARE", 1e-9)
+    monkeypatch.setattr(budget, "MIN_FILE_ROWS", 10)  # a unit: 10 rows; the 30-row files are 3 units each
+    before = iceberg_rows(catalog)
+    monkeypatch.setattr(budget, "LAKE_BOUND", 1e9)
+    monkeypatch.setattr(budget, "SPLIT_BOUND", 1.0)  # a split has its own bound
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    assert len(Catalog(tmp_path).data_files(TABLE)) == 3, "no room: left whole"
+    monkeypatch.setattr(budget, "SPLIT_BOUND", 1e9)
+    maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    files = Catalog(tmp_path).data_files(TABLE)
+    assert len(files) == 9 and all(pq.read_metadata(p).num_rows == 10 for p in files)
+    assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before

@@ -103,7 +103,7 @@ def runs(lake: str | None, limit: int, fmt: str) -> None:
     "--keep-days",
     type=float,
     default=None,
-    help="Days of table snapshots kept for time travel. [default: table_history_days, 7]",
+    help="Days of table snapshots kept for time travel. [default: table_history_days, 0.25 (6 hours)]",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."

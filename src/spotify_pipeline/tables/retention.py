@@ -26,6 +26,13 @@ class ExpiryResult:
     files_deleted: int = 0  # data files, manifests and manifest lists no kept snapshot uses
     data_bytes_deleted: int = 0
 
+    def __add__(self, other: ExpiryResult) -> ExpiryResult:
+        return ExpiryResult(
+            self.snapshots + other.snapshots,
+            self.files_deleted + other.files_deleted,
+            self.data_bytes_deleted + other.data_bytes_deleted,
+        )
+
 
 def expire_history(catalog: Catalog, keep_days: float, now: dt.datetime | None = None) -> ExpiryResult:
     """Expire every table's snapshots committed more than `keep_days` ago (never a table's current one) and
