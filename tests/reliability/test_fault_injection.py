@@ -45,15 +45,28 @@ def source(make_simulator: SimulatorFactory) -> SimulatedSpotify:
     return make_simulator(**CATALOG)
 
 
-@pytest.fixture
-def reference(source: SimulatedSpotify, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The tables of an uninterrupted run of the same source."""
-    lake = tmp_path_factory.mktemp("reference")
-    result = cli(*run_args(source), env=sim_env(source, lake))
-    assert result.returncode == 0, result.stderr
-    return comparable_tables(lake)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tables of an uninterrupted run of the same catalog as `source` (same seed, so the same data):
+    made once per module and worker, not per test."""
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+
+    server = SimulatedSpotify(SimCatalog(CatalogConfig(**CATALOG))).start()
+    try:
+        lake = tmp_path_factory.mktemp("reference")
+        result = cli(*run_args(server), env=sim_env(server, lake))
+        assert result.returncode == 0, result.stderr
+        return comparable_tables(lake)
+    finally:
+        server.stop()
 
 
+# The tests that compare with `reference` run on one worker (make test: `--dist loadgroup`): built once.
+REFERENCE = pytest.mark.xdist_group("fault-injection-reference")
+
+
+@REFERENCE
 @pytest.mark.parametrize(
     "point",
     [
@@ -140,6 +153,7 @@ def test_stale_lock_from_a_killed_run_is_recovered(simulator: SimulatedSpotify, 
     assert not lock.exists()
 
 
+@REFERENCE
 def test_http_faults_end_in_complete_data(source: SimulatedSpotify, reference: dict[str, Any], tmp_path: Path) -> None:
     source.faults.error_rate, source.faults.drop_rate, source.faults.latency_ms = 0.15, 0.05, 5
     for _ in range(3):
