@@ -51,7 +51,7 @@ browser:
 		echo "chromium not installed: the browser tests will be skipped"
 
 test: $(STAMP) browser  ## the whole test suite
-	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=15  # two workers; tests marked xdist_group share a built lake: one worker
+	$(BIN)/pytest -q -n 2 --durations=15  # two workers: most tests wait on real processes, sockets and disk
 
 screenshots: $(STAMP) browser  ## refresh docs/screenshots (report and dashboard, 1400/390 px, light/dark)
 	SPOTIFY_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/serve/test_browser.py -k "fits_and or fit_and"

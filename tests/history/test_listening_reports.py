@@ -21,10 +21,6 @@ from ..conftest import cli
 from . import listening_data
 from .listening_data import USER, Listen
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("listening-reports-lake")
-
 Rows = list[tuple[Any, ...]]
 
 

@@ -23,10 +23,6 @@ from spotify_pipeline.transform.connection import connect
 
 from ..conftest import cli, sim_env
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("security-lake")
-
 SECRET = "TOP-SECRET-refresh-token-4f1d9a"
 # A query that would run for minutes: a trillion-row cross join (constant memory).
 FOREVER = "SELECT sum(a.range * b.range) AS s FROM range(1000000) a, range(1000000) b"

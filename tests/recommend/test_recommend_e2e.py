@@ -16,10 +16,6 @@ from spotify_pipeline.tables.catalog import Catalog
 
 from ..conftest import SimulatorFactory, cli, settings_for, sim_env
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("taste-lake")
-
 
 @pytest.fixture(scope="module")
 def taste_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SimulatedSpotify, list[str]]:

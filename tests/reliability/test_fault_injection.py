@@ -62,11 +62,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         server.stop()
 
 
-# The tests that compare with `reference` run on one worker (make test: `--dist loadgroup`): built once.
-REFERENCE = pytest.mark.xdist_group("fault-injection-reference")
-
-
-@REFERENCE
 @pytest.mark.parametrize(
     "point",
     [
@@ -153,7 +148,6 @@ def test_stale_lock_from_a_killed_run_is_recovered(simulator: SimulatedSpotify, 
     assert not lock.exists()
 
 
-@REFERENCE
 def test_http_faults_end_in_complete_data(source: SimulatedSpotify, reference: dict[str, Any], tmp_path: Path) -> None:
     source.faults.error_rate, source.faults.drop_rate, source.faults.latency_ms = 0.15, 0.05, 5
     for _ in range(3):

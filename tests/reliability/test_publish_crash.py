@@ -24,10 +24,6 @@ from spotify_pipeline.tables.contract import DATA_TABLES
 
 from ..conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, sim_env
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("publish-crash-lake")
-
 CATALOG = {"playlists": 6, "items_per_playlist": 70, "large_playlist_items": 420}
 CHANGED = [1, 2, 3]
 # Every table commit of a transform, then the bookkeeping commit after them. A playlist-only run leaves the

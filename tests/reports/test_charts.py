@@ -18,10 +18,6 @@ from spotify_pipeline.tables.catalog import Catalog
 
 from .conftest import Lake
 
-# The package-scoped lake (tests/reports/conftest.py) is built by each worker that runs these tests: all on
-# one worker, built once (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("reports-lake")
-
 RAW_COLUMN = re.compile(r"^[a-z]+(_[a-z]+)+$")  # avg_popularity, popularity_band, total_items...
 
 

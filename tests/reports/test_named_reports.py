@@ -17,10 +17,6 @@ from spotify_pipeline.tables.catalog import Catalog
 
 from .conftest import CHANGED, DAY1, DAY2, Lake
 
-# The package-scoped lake (tests/reports/conftest.py) is built by each worker that runs these tests: all on
-# one worker, built once (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("reports-lake")
-
 
 def report(lake: Lake, name: str, playlist: str | None = None) -> list[tuple[Any, ...]]:
     with QueryEngine(Catalog(lake.path)) as engine:

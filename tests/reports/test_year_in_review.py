@@ -20,10 +20,6 @@ from ..history.listening_data import Listen
 from ..serve.test_browser import watch
 from .conftest import CHROMIUM_ARGS
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("year-in-review-lake")
-
 
 @pytest.fixture(scope="module")
 def listening_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, list[Listen]]]:

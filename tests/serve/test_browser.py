@@ -26,10 +26,6 @@ from spotify_pipeline.tables.catalog import Catalog
 
 from ..reports.conftest import CHROMIUM_ARGS, Lake
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("browser-lake")
-
 RAW_COLUMN = re.compile(r"\b[a-z]+_[a-z_]+\b")
 
 

@@ -18,10 +18,6 @@ from spotify_pipeline.serve.dashboard import Dashboard
 from ..history import listening_data
 from .test_browser import OVERFLOW_JS, PHONE, WIDE, accessibility_violations, browser, open_dashboard, shoot
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("dashboard-listening-lake")
-
 __all__ = ["browser"]  # the module-scoped browser fixture, shared with test_browser.py
 
 

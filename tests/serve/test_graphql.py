@@ -26,10 +26,6 @@ from spotify_pipeline.tables.catalog import Catalog
 from ..conftest import cli
 from ..reports.conftest import Lake
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("graphql-lake")
-
 
 @pytest.fixture(scope="module")
 def server(lake: Lake) -> Iterator[Dashboard]:

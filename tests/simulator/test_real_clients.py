@@ -27,10 +27,6 @@ import tekore as tk
 
 from spotify_pipeline.simulator import Catalog, CatalogConfig, SimulatedSpotify
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("real-clients-server")
-
 REDIRECT = "http://127.0.0.1:8765/callback"
 SCOPE = "user-read-private user-library-read user-read-recently-played user-top-read playlist-read-private"
 API = "https://api.spotify.com/v1/"

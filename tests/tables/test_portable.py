@@ -18,10 +18,6 @@ from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
 from spotify_pipeline.tables.catalog import open_catalog
 from tests.conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, referenced_files, sim_env
 
-# Its module-scoped lake is built by the worker that runs these tests: all on one worker, built once
-# (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("portable-lake")
-
 # Tables whose rows are history: not rebuildable from the raw zone, so a repair must keep every row.
 HISTORY = {
     "pipeline_runs": "run_id, status, error",

@@ -24,10 +24,6 @@ from spotify_pipeline.transform import transform
 
 from ..conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, rewrite_raw_part, settings_for, sim_env
 
-# `two_runs` (restored from a lake built once per worker) and `three_runs` (module-scoped): on one worker,
-# each is built once (make test runs `--dist loadgroup`).
-pytestmark = pytest.mark.xdist_group("quarantine-lakes")
-
 
 def rows(lake: Path, sql: str) -> list[tuple[Any, ...]]:
     with QueryEngine(Catalog(lake)) as engine:

@@ -56,10 +56,6 @@ def lake_run(simulator: SimulatedSpotify, tmp_path: Path) -> Path:
     return tmp_path
 
 
-# The tests that read `shared_lake_run` run on one worker (make test: `--dist loadgroup`), so it is built once.
-SHARED = pytest.mark.xdist_group("transform-shared-lake")
-
-
 @pytest.fixture(scope="module")
 def shared_lake_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """`lake_run` made once per module and worker, for the tests that only read it: from a simulator with
@@ -83,7 +79,6 @@ def shared_lake_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             del READ_ONLY_ENGINES[lake]
 
 
-@SHARED
 def test_every_table_has_the_expected_rows(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     catalog = simulator.catalog
     n = catalog.config.playlists
@@ -107,7 +102,6 @@ def test_every_table_has_the_expected_rows(simulator: SimulatedSpotify, shared_l
             assert nulls == [(0,)], f"null keys in {name}"
 
 
-@SHARED
 def test_references_resolve(shared_lake_run: Path) -> None:
     orphans = {
         "songs.album_id": "SELECT count(*) FROM songs s LEFT JOIN albums a USING (album_id) WHERE a.album_id IS NULL",
@@ -128,7 +122,6 @@ def test_references_resolve(shared_lake_run: Path) -> None:
         assert rows(shared_lake_run, sql) == [(0,)], name
 
 
-@SHARED
 def test_songs_keep_every_artist_in_order(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     catalog = simulator.catalog
     multi = [t for t in range(catalog.n_tracks) if len(catalog.track_artists(t)) > 1]
@@ -146,7 +139,6 @@ def test_songs_keep_every_artist_in_order(simulator: SimulatedSpotify, shared_la
     assert checked >= 3
 
 
-@SHARED
 def test_quirks_are_represented_not_dropped(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     catalog = simulator.catalog
     expected: dict[str, int] = {}
@@ -170,7 +162,6 @@ def test_quirks_are_represented_not_dropped(simulator: SimulatedSpotify, shared_
     assert duplicates[0][0] >= 1
 
 
-@SHARED
 def test_release_dates_by_precision(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     got = rows(shared_lake_run, "SELECT release_date_raw, release_date_precision, release_date FROM albums")
     assert got
@@ -309,7 +300,6 @@ def test_folding_a_partial_table_keeps_the_newest_and_the_extremes() -> None:
     assert con.execute("SELECT count(*) FROM song_partials").fetchall() == [(2,)]
 
 
-@SHARED
 def test_artist_stats_summarises_the_merged_tables(shared_lake_run: Path) -> None:
     # Counted here row by row in Python, not with the transform's SQL.
     positions = rows(shared_lake_run, "SELECT playlist_id, song_id FROM playlist_songs WHERE song_id IS NOT NULL")
