@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -50,6 +51,35 @@ def make_simulator() -> Iterator[SimulatorFactory]:
 @pytest.fixture
 def simulator(make_simulator: SimulatorFactory) -> SimulatedSpotify:
     return make_simulator(playlists=5, items_per_playlist=30, large_playlist_items=260)
+
+
+class LakeTemplates:
+    """Lakes built once per test process, then restored byte for byte into the folder they were built in
+    before each test that uses one (tests may change or move their lake). Why not a copy in each test's own
+    folder: Iceberg records absolute paths, so a lake copied elsewhere is refused until `repair`, which would
+    change what the test sees; restored where it was made, it is the lake a build there would give. An
+    xdist worker runs one test at a time, so one folder per template is enough."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def restore(self, name: str, build: Callable[[Path], None]) -> Path:
+        """The folder `name`, as `build(folder)` left it the first time (built then, restored afterwards)."""
+        place, pristine = self.root / name, self.root / f"{name}.pristine"
+        shutil.rmtree(place, ignore_errors=True)
+        if pristine.exists():
+            shutil.copytree(pristine, place, symlinks=True)
+        else:
+            place.mkdir()
+            build(place)
+            shutil.copytree(place, pristine, symlinks=True)
+        return place
+
+
+@pytest.fixture(scope="session")
+def lake_templates(tmp_path_factory: pytest.TempPathFactory) -> LakeTemplates:
+    """Shared built lakes (see LakeTemplates): build a lake once per worker, not once per test."""
+    return LakeTemplates(tmp_path_factory.mktemp("templates"))
 
 
 def client_token(server: SimulatedSpotify) -> str:

@@ -45,13 +45,21 @@ def source(make_simulator: SimulatorFactory) -> SimulatedSpotify:
     return make_simulator(**CATALOG)
 
 
-@pytest.fixture
-def reference(source: SimulatedSpotify, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The tables of an uninterrupted run of the same source."""
-    lake = tmp_path_factory.mktemp("reference")
-    result = cli(*run_args(source), env=sim_env(source, lake))
-    assert result.returncode == 0, result.stderr
-    return comparable_tables(lake)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The tables of an uninterrupted run of the same catalog as `source` (same seed, so the same data):
+    made once per module and worker, not per test."""
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+
+    server = SimulatedSpotify(SimCatalog(CatalogConfig(**CATALOG))).start()
+    try:
+        lake = tmp_path_factory.mktemp("reference")
+        result = cli(*run_args(server), env=sim_env(server, lake))
+        assert result.returncode == 0, result.stderr
+        return comparable_tables(lake)
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ import pytest
 from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.contract import DATA_TABLES
 
-from ..conftest import SimulatorFactory, cli, comparable_tables, sim_env
+from ..conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, sim_env
 
 CATALOG = {"playlists": 6, "items_per_playlist": 70, "large_playlist_items": 420}
 CHANGED = [1, 2, 3]
@@ -80,30 +80,50 @@ def _catalog() -> Any:
     return Catalog(CatalogConfig(**CATALOG))
 
 
+ChangedLake = tuple[SimulatedSpotify, Path, dict[str, str]]
+
+
+@pytest.fixture
+def changed_lake(make_simulator: SimulatorFactory, lake_templates: LakeTemplates) -> ChangedLake:
+    """Where every test here starts: a lake after a first run, and a simulator (same seed) whose playlists
+    changed since, with the environment for it. The first run is made once per worker and restored into
+    the folder it was made in (conftest.py LakeTemplates), not made again by each test."""
+
+    def build(folder: Path) -> None:
+        server = SimulatedSpotify(_catalog()).start()
+        try:
+            first_run_then_change(server, folder / "lake")
+        finally:
+            server.stop()
+
+    lake = lake_templates.restore("publish-crash", build) / "lake"
+    server = make_simulator(**CATALOG)
+    server.mutate(CHANGED)
+    return server, lake, {**sim_env(server, lake), "SPOTIFY_PIPELINE_RAW_PART_BYTES": "32768"}
+
+
 @pytest.mark.parametrize("point", POINTS)
 def test_a_kill_at_any_crash_point_is_repaired_by_the_next_run(
-    make_simulator: SimulatorFactory, reference: dict[str, Any], tmp_path: Path, point: str
+    changed_lake: ChangedLake, reference: dict[str, Any], point: str
 ) -> None:
-    server = make_simulator(**CATALOG)
-    env = first_run_then_change(server, tmp_path)
+    server, lake, env = changed_lake
     killed = cli(*run_args(server), env={**env, "SPOTIFY_PIPELINE_CRASH_AT": point})
     assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-2000:])
     rerun = cli(*run_args(server), env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert comparable_tables(tmp_path) == reference
+    assert comparable_tables(lake) == reference
     if point in KEEPS_WORKING:  # and the lake keeps working afterwards (the same code path for every point)
         again = cli(*run_args(server), env=env)
         assert again.returncode == 0, again.stdout + again.stderr
-        assert comparable_tables(tmp_path) == reference
+        assert comparable_tables(lake) == reference
         assert cli("check", env=env).returncode == 0
 
 
 @pytest.mark.parametrize("moment", RANDOM_MOMENTS)
 def test_a_kill_at_a_random_moment_is_repaired_by_the_next_run(
-    make_simulator: SimulatorFactory, reference: dict[str, Any], tmp_path: Path, moment: float
+    changed_lake: ChangedLake, reference: dict[str, Any], moment: float
 ) -> None:
-    server = make_simulator(**CATALOG)
-    env = first_run_then_change(server, tmp_path)
+    server, lake, env = changed_lake
     base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "spotify_pipeline", *run_args(server)],
@@ -119,19 +139,18 @@ def test_a_kill_at_a_random_moment_is_repaired_by_the_next_run(
     time.sleep(0.05)
     rerun = cli(*run_args(server), env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert comparable_tables(tmp_path) == reference
+    assert comparable_tables(lake) == reference
 
 
 def test_a_catalog_commit_killed_half_way_is_rolled_back_by_the_next_command(
-    make_simulator: SimulatorFactory, tmp_path: Path
+    changed_lake: ChangedLake,
 ) -> None:
     """SIGKILL inside an SQLite commit of catalog.db leaves a hot journal: the next connection must be able to
     roll it back (a read-only one cannot: 'attempt to write a readonly database'). Made here on purpose: a
     process changes every catalog row with a one-page cache, so pages reach the file before the commit, and
     dies holding the transaction."""
-    server = make_simulator(**CATALOG)
-    env = first_run_then_change(server, tmp_path)
-    before = comparable_tables(tmp_path)
+    server, lake, env = changed_lake
+    before = comparable_tables(lake)
     code = (
         "import os, sqlite3, sys\n"
         "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
@@ -142,11 +161,11 @@ def test_a_catalog_commit_killed_half_way_is_rolled_back_by_the_next_command(
         "WHERE i < 20000) SELECT i, randomblob(200) AS b FROM n')\n"
         "os.kill(os.getpid(), 9)\n"
     )
-    died = subprocess.run([sys.executable, "-c", code, str(tmp_path / "catalog.db")], capture_output=True)
+    died = subprocess.run([sys.executable, "-c", code, str(lake / "catalog.db")], capture_output=True)
     assert died.returncode == -9
-    assert (tmp_path / "catalog.db-journal").exists(), "the kill left a hot journal"
+    assert (lake / "catalog.db-journal").exists(), "the kill left a hot journal"
     query = cli("query", "SELECT count(*) FROM playlists", env=env)
     assert query.returncode == 0, query.stdout + query.stderr
-    assert comparable_tables(tmp_path) == before
+    assert comparable_tables(lake) == before
     rerun = cli(*run_args(server), env=env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from spotify_pipeline.query.engine import QueryEngine
-from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.simulator import Catalog as SimCatalog
+from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
 from spotify_pipeline.tables.catalog import open_catalog
-from tests.conftest import SimulatorFactory, cli, comparable_tables, referenced_files, sim_env
+from tests.conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, referenced_files, sim_env
 
 # Tables whose rows are history: not rebuildable from the raw zone, so a repair must keep every row.
 HISTORY = {
@@ -25,18 +26,30 @@ HISTORY = {
 }
 
 
+SERVER = {"playlists": 3, "items_per_playlist": 20}
+
+
 @pytest.fixture
 def server(make_simulator: SimulatorFactory) -> SimulatedSpotify:
-    return make_simulator(playlists=3, items_per_playlist=20)
+    return make_simulator(**SERVER)
 
 
 @pytest.fixture
-def lake(tmp_path: Path, server: SimulatedSpotify) -> Path:
-    """A lake made by a real run and a transform (two rows of pipeline_runs, history in every table)."""
-    root = tmp_path / "original" / "lake"
-    ok(cli("run", *playlists(server), env=sim_env(server, root)))
-    ok(cli("transform", env=sim_env(server, root)))
-    return root
+def lake(lake_templates: LakeTemplates) -> Path:
+    """A lake made by a real run and a transform (two rows of pipeline_runs, history in every table), at
+    <folder>/original/lake, copies going beside it: made once per worker from a simulator with the same seed
+    as `server`'s, and restored into its own folder for each test (conftest.py LakeTemplates)."""
+
+    def build(folder: Path) -> None:
+        source = SimulatedSpotify(SimCatalog(CatalogConfig(**SERVER))).start()
+        try:
+            root = folder / "original" / "lake"
+            ok(cli("run", *playlists(source), env=sim_env(source, root)))
+            ok(cli("transform", env=sim_env(source, root)))
+        finally:
+            source.stop()
+
+    return lake_templates.restore("portable", build) / "original" / "lake"
 
 
 def playlists(server: SimulatedSpotify) -> list[str]:

@@ -22,7 +22,7 @@ from spotify_pipeline.simulator import SimulatedSpotify
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.transform import transform
 
-from ..conftest import SimulatorFactory, cli, comparable_tables, rewrite_raw_part, settings_for, sim_env
+from ..conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, rewrite_raw_part, settings_for, sim_env
 
 
 def rows(lake: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -60,14 +60,29 @@ def first_track(page: dict[str, Any]) -> dict[str, Any]:
     return next(i for i in page["items"] if i.get("item") and i["item"].get("type") == "track" and i["item"]["id"])
 
 
+TWO_RUNS = {"playlists": 4, "items_per_playlist": 20, "large_playlist_items": 230}
+
+
 @pytest.fixture
-def two_runs(make_simulator: SimulatorFactory, tmp_path: Path) -> tuple[SimulatedSpotify, Path, str]:
-    """A lake whose first run is published and whose second (a full re-extraction, same data) is raw only."""
-    server = make_simulator(playlists=4, items_per_playlist=20, large_playlist_items=230)
-    settings = settings_for(server, tmp_path)
-    assert pipeline.run(settings, server.playlist_ids()).status == "succeeded"
-    second = pipeline.run(settings, server.playlist_ids(), full=True, extract_only=True)
-    return server, tmp_path, second.run_id
+def two_runs(make_simulator: SimulatorFactory, lake_templates: LakeTemplates) -> tuple[SimulatedSpotify, Path, str]:
+    """A lake whose first run is published and whose second (a full re-extraction, same data) is raw only.
+    Made once per worker and restored into its own folder for each test (conftest.py LakeTemplates); the
+    simulator is a new one with the same seed."""
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+
+    def build(folder: Path) -> None:
+        source = SimulatedSpotify(SimCatalog(CatalogConfig(**TWO_RUNS))).start()
+        try:
+            settings = settings_for(source, folder / "lake")
+            assert pipeline.run(settings, source.playlist_ids()).status == "succeeded"
+            second = pipeline.run(settings, source.playlist_ids(), full=True, extract_only=True)
+            (folder / "second-run-id").write_text(second.run_id)
+        finally:
+            source.stop()
+
+    folder = lake_templates.restore("two-runs", build)
+    return make_simulator(**TWO_RUNS), folder / "lake", (folder / "second-run-id").read_text()
 
 
 def test_a_track_of_the_wrong_type_is_set_aside_and_the_rest_is_published(

@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,14 @@ from spotify_pipeline.transform.connection import connect
 
 from ..conftest import SimulatorFactory, comparable_tables, expected_enrichment, rewrite_raw_part, settings_for
 
+# Engines kept open on lakes no test writes (`shared_lake_run`): a test making dozens of queries then opens no
+# engine per query (each open reads every table's metadata). Any other lake gets a new engine per query.
+READ_ONLY_ENGINES: dict[Path, QueryEngine] = {}
+
 
 def rows(lake: Path, sql: str) -> list[tuple[Any, ...]]:
+    if lake in READ_ONLY_ENGINES:
+        return READ_ONLY_ENGINES[lake].execute(sql).rows
     with QueryEngine(Catalog(lake)) as engine:
         return engine.execute(sql).rows
 
@@ -49,30 +56,53 @@ def lake_run(simulator: SimulatedSpotify, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_every_table_has_the_expected_rows(simulator: SimulatedSpotify, lake_run: Path) -> None:
+@pytest.fixture(scope="module")
+def shared_lake_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """`lake_run` made once per module and worker, for the tests that only read it: from a simulator with
+    `simulator`'s settings and seed, so its tables are the ones `simulator.catalog` describes."""
+    from spotify_pipeline.simulator import Catalog as SimCatalog
+    from spotify_pipeline.simulator import CatalogConfig
+
+    server = SimulatedSpotify(SimCatalog(CatalogConfig(playlists=5, items_per_playlist=30, large_playlist_items=260)))
+    server.start()
+    try:
+        lake = tmp_path_factory.mktemp("shared-lake-run")
+        report = pipeline.run(settings_for(server, lake), server.playlist_ids())
+        assert report.status == "succeeded"
+    finally:
+        server.stop()
+    with QueryEngine(Catalog(lake)) as engine:
+        READ_ONLY_ENGINES[lake] = engine
+        try:
+            yield lake
+        finally:
+            del READ_ONLY_ENGINES[lake]
+
+
+def test_every_table_has_the_expected_rows(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     catalog = simulator.catalog
     n = catalog.config.playlists
     entries = {catalog.id_of("playlist", i): catalog.entries(i) for i in range(n)}
     tracks = {catalog.id_of("track", e.ref) for es in entries.values() for e in es if e.kind == "track"}
     artists, albums = expected_enrichment(simulator, list(range(n)))
 
-    assert rows(lake_run, "SELECT count(*) FROM playlists") == [(n,)]
-    assert rows(lake_run, "SELECT count(*) FROM playlist_songs") == [(sum(len(e) for e in entries.values()),)]
-    assert {r[0] for r in rows(lake_run, "SELECT song_id FROM songs")} == tracks
-    assert {r[0] for r in rows(lake_run, "SELECT artist_id FROM artists")} == artists
-    assert {r[0] for r in rows(lake_run, "SELECT album_id FROM albums")} == albums
+    assert rows(shared_lake_run, "SELECT count(*) FROM playlists") == [(n,)]
+    assert rows(shared_lake_run, "SELECT count(*) FROM playlist_songs") == [(sum(len(e) for e in entries.values()),)]
+    assert {r[0] for r in rows(shared_lake_run, "SELECT song_id FROM songs")} == tracks
+    assert {r[0] for r in rows(shared_lake_run, "SELECT artist_id FROM artists")} == artists
+    assert {r[0] for r in rows(shared_lake_run, "SELECT album_id FROM albums")} == albums
     for name, spec in TABLES.items():
         if name in DATA_TABLES:
             key = ", ".join(spec.key)
-            dupes = rows(lake_run, f"SELECT {key}, count(*) FROM {name} GROUP BY ALL HAVING count(*) > 1")
+            dupes = rows(shared_lake_run, f"SELECT {key}, count(*) FROM {name} GROUP BY ALL HAVING count(*) > 1")
             assert dupes == [], f"duplicate keys in {name}"
             nulls = rows(
-                lake_run, f"SELECT count(*) FROM {name} WHERE " + " OR ".join(f"{k} IS NULL" for k in spec.key)
+                shared_lake_run, f"SELECT count(*) FROM {name} WHERE " + " OR ".join(f"{k} IS NULL" for k in spec.key)
             )
             assert nulls == [(0,)], f"null keys in {name}"
 
 
-def test_references_resolve(lake_run: Path) -> None:
+def test_references_resolve(shared_lake_run: Path) -> None:
     orphans = {
         "songs.album_id": "SELECT count(*) FROM songs s LEFT JOIN albums a USING (album_id) WHERE a.album_id IS NULL",
         "songs.artist_id": "SELECT count(*) FROM songs s LEFT JOIN artists a USING (artist_id) "
@@ -89,51 +119,51 @@ def test_references_resolve(lake_run: Path) -> None:
         "WHERE p.playlist_id IS NULL",
     }
     for name, sql in orphans.items():
-        assert rows(lake_run, sql) == [(0,)], name
+        assert rows(shared_lake_run, sql) == [(0,)], name
 
 
-def test_songs_keep_every_artist_in_order(simulator: SimulatedSpotify, lake_run: Path) -> None:
+def test_songs_keep_every_artist_in_order(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     catalog = simulator.catalog
     multi = [t for t in range(catalog.n_tracks) if len(catalog.track_artists(t)) > 1]
-    stored = {r[0] for r in rows(lake_run, "SELECT song_id FROM songs")}
+    stored = {r[0] for r in rows(shared_lake_run, "SELECT song_id FROM songs")}
     checked = 0
     for track in multi:
         song_id = catalog.id_of("track", track)
         if song_id not in stored:
             continue
-        got = rows(lake_run, f"SELECT artist_id FROM song_artists WHERE song_id = '{song_id}' ORDER BY position")
+        got = rows(shared_lake_run, f"SELECT artist_id FROM song_artists WHERE song_id = '{song_id}' ORDER BY position")
         assert [r[0] for r in got] == [catalog.id_of("artist", a) for a in catalog.track_artists(track)]
-        first = rows(lake_run, f"SELECT artist_id FROM songs WHERE song_id = '{song_id}'")
+        first = rows(shared_lake_run, f"SELECT artist_id FROM songs WHERE song_id = '{song_id}'")
         assert first == [(catalog.id_of("artist", catalog.track_artists(track)[0]),)]
         checked += 1
     assert checked >= 3
 
 
-def test_quirks_are_represented_not_dropped(simulator: SimulatedSpotify, lake_run: Path) -> None:
+def test_quirks_are_represented_not_dropped(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
     catalog = simulator.catalog
     expected: dict[str, int] = {}
     for i in range(catalog.config.playlists):
         for e in catalog.entries(i):
             kind = {"track": "track", "episode": "episode", "local": "local", "null": "unavailable"}[e.kind]
             expected[kind] = expected.get(kind, 0) + 1
-    got = dict(rows(lake_run, "SELECT item_type, count(*) FROM playlist_songs GROUP BY 1"))
+    got = dict(rows(shared_lake_run, "SELECT item_type, count(*) FROM playlist_songs GROUP BY 1"))
     assert got == expected
-    assert rows(lake_run, "SELECT count(*) FROM playlist_songs WHERE item_type <> 'track' AND song_id IS NOT NULL") == [
-        (0,)
-    ]
-    local = rows(lake_run, "SELECT item_uri, item_name FROM playlist_songs WHERE item_type = 'local' LIMIT 1")
+    assert rows(
+        shared_lake_run, "SELECT count(*) FROM playlist_songs WHERE item_type <> 'track' AND song_id IS NOT NULL"
+    ) == [(0,)]
+    local = rows(shared_lake_run, "SELECT item_uri, item_name FROM playlist_songs WHERE item_type = 'local' LIMIT 1")
     assert local[0][0].startswith("spotify:local:") and local[0][1]
-    assert rows(lake_run, "SELECT count(*) FROM playlist_songs WHERE added_at IS NULL")[0][0] >= 1
+    assert rows(shared_lake_run, "SELECT count(*) FROM playlist_songs WHERE added_at IS NULL")[0][0] >= 1
     duplicates = rows(
-        lake_run,
+        shared_lake_run,
         "SELECT count(*) FROM (SELECT playlist_id, song_id FROM playlist_songs "
         "WHERE song_id IS NOT NULL GROUP BY ALL HAVING count(*) > 1)",
     )
     assert duplicates[0][0] >= 1
 
 
-def test_release_dates_by_precision(simulator: SimulatedSpotify, lake_run: Path) -> None:
-    got = rows(lake_run, "SELECT release_date_raw, release_date_precision, release_date FROM albums")
+def test_release_dates_by_precision(simulator: SimulatedSpotify, shared_lake_run: Path) -> None:
+    got = rows(shared_lake_run, "SELECT release_date_raw, release_date_precision, release_date FROM albums")
     assert got
     for raw, precision, date in got:
         if raw == "0000":
@@ -270,10 +300,10 @@ def test_folding_a_partial_table_keeps_the_newest_and_the_extremes() -> None:
     assert con.execute("SELECT count(*) FROM song_partials").fetchall() == [(2,)]
 
 
-def test_artist_stats_summarises_the_merged_tables(lake_run: Path) -> None:
+def test_artist_stats_summarises_the_merged_tables(shared_lake_run: Path) -> None:
     # Counted here row by row in Python, not with the transform's SQL.
-    positions = rows(lake_run, "SELECT playlist_id, song_id FROM playlist_songs WHERE song_id IS NOT NULL")
-    credits = rows(lake_run, "SELECT song_id, artist_id FROM song_artists")
+    positions = rows(shared_lake_run, "SELECT playlist_id, song_id FROM playlist_songs WHERE song_id IS NOT NULL")
+    credits = rows(shared_lake_run, "SELECT song_id, artist_id FROM song_artists")
     artists_of: dict[str, list[str]] = {}
     for song_id, artist_id in credits:
         artists_of.setdefault(song_id, []).append(artist_id)
@@ -285,7 +315,7 @@ def test_artist_stats_summarises_the_merged_tables(lake_run: Path) -> None:
             stat[1].add(playlist_id)
             stat[2].add(song_id)
     want = sorted((a, n, len(p), len(s)) for a, (n, p, s) in expected.items())
-    got = sorted(rows(lake_run, "SELECT artist_id, appearances, playlists, songs FROM artist_stats"))
+    got = sorted(rows(shared_lake_run, "SELECT artist_id, appearances, playlists, songs FROM artist_stats"))
     assert got == want and len(got) >= 5
 
 
