@@ -266,14 +266,10 @@ def test_a_duplicate_key_staged_by_a_run_on_the_same_day_is_caught(same_day: Any
     assert {name: catalog.snapshot_id(name) for name in DATA_TABLES} == before
 
 
-def test_a_run_reads_only_the_row_groups_that_can_hold_its_songs(
-    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Songs are spread over the table by their random ids: a semi-join on the batch's songs reached the scan
-    as their min/max, the whole table, once they were more than DuckDB's 50-value IN list (at 10M items 133
-    songs decoded 59 of 72 files). Named as constants, they are checked against each row group's statistics:
-    at most one row group a song is read, of row groups of `ROW_GROUP_ROWS` rows. `playlist_songs`, read by
-    playlist, a narrow range, keeps a row group per file."""
+@pytest.fixture
+def small_groups(make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A lake of 30 playlists of 80 items in 40-row files of 4-row groups, then one playlist changed upstream
+    and extracted (not yet transformed)."""
     monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)
     monkeypatch.setattr(catalog_module, "ROW_GROUP_ROWS", 4)
     server = make_simulator(playlists=30, items_per_playlist=80)
@@ -281,6 +277,15 @@ def test_a_run_reads_only_the_row_groups_that_can_hold_its_songs(
     transform(LocalStorage(tmp_path), Catalog(tmp_path))
     server.mutate([3])
     extract_at(server, tmp_path, day(2))
+    return tmp_path
+
+
+def test_a_run_reads_only_the_row_groups_that_can_hold_its_songs(small_groups: Path) -> None:
+    """Songs are spread over the table by their random ids: a semi-join on the batch's songs reached the scan
+    as their min/max, the whole table, once they were more than DuckDB's 50-value IN list (at 10M items 133
+    songs decoded 59 of 72 files). Named as constants, they are checked against each row group's statistics:
+    at most one row group a song is read, of row groups of `ROW_GROUP_ROWS` rows. `playlist_songs`, read by
+    playlist, a narrow range, keeps a row group per file."""
     seen: dict[str, Any] = {}
 
     def inspect(con: duckdb.DuckDBPyConnection) -> None:
@@ -289,21 +294,21 @@ def test_a_run_reads_only_the_row_groups_that_can_hold_its_songs(
         seen["touched"] = con.execute("SELECT count(*) FROM touched_songs").fetchall()[0][0]
         seen["positions"] = row_groups_scanned(con, "old_playlist_songs")
 
-    catalog = Catalog(tmp_path)
+    catalog = Catalog(small_groups)
     files = len(catalog.data_files("playlist_songs"))
-    transform(LocalStorage(tmp_path), catalog, stage_hook=inspect)
+    transform(LocalStorage(small_groups), catalog, stage_hook=inspect)
     read, total = seen["scanned"]
     assert seen["songs"] > 50  # past the IN list DuckDB makes of a semi-join's keys
     assert read <= seen["songs"] < total  # at most a row group per song
     assert seen["touched"] == seen["songs"]
     assert seen["positions"] == (files, files)  # a row group per file
-    incremental = table_contents(tmp_path)
-    transform(LocalStorage(tmp_path), catalog, rebuild=True)
-    assert table_contents(tmp_path) == incremental
+    incremental = table_contents(small_groups)
+    transform(LocalStorage(small_groups), catalog, rebuild=True)
+    assert table_contents(small_groups) == incremental
 
 
 def test_a_run_counts_its_artists_from_the_changed_playlists(
-    make_simulator: SimulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_groups: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The moved artists' `artist_stats` rows are the stored ones plus the changed playlist's positions added
     and removed (transform/artist_stats.py), not a join of `song_artists` to every position (at 10M items the
@@ -314,13 +319,6 @@ def test_a_run_counts_its_artists_from_the_changed_playlists(
     from spotify_pipeline.transform import artist_stats
     from spotify_pipeline.transform.merge import MERGES
 
-    monkeypatch.setattr(publish, "PUBLISH_ROWS", 40)
-    monkeypatch.setattr(catalog_module, "ROW_GROUP_ROWS", 4)
-    server = make_simulator(playlists=30, items_per_playlist=80)
-    extract_at(server, tmp_path, day(1))
-    transform(LocalStorage(tmp_path), Catalog(tmp_path))
-    server.mutate([3])
-    extract_at(server, tmp_path, day(2))
     staged: list[object] = []
 
     def counting(con: duckdb.DuckDBPyConnection) -> object:
@@ -342,9 +340,9 @@ def test_a_run_counts_its_artists_from_the_changed_playlists(
         seen["staged"] = con.execute("SELECT * FROM new_artist_stats ORDER BY ALL").fetchall()
         seen["recomputed"] = con.execute(f"{artist_stats.ARTIST_STATS_SQL.format(where='')} ORDER BY ALL").fetchall()
 
-    catalog = Catalog(tmp_path)
+    catalog = Catalog(small_groups)
     before = catalog.snapshot_id("artist_stats")
-    transform(LocalStorage(tmp_path), catalog, stage_hook=inspect)
+    transform(LocalStorage(small_groups), catalog, stage_hook=inspect)
     assert staged == [True]  # from the changes, not recomputed
     assert seen["added_or_removed"] > 0  # songs came and went: their other positions were looked up
     read, total = seen["scanned"]
@@ -352,6 +350,6 @@ def test_a_run_counts_its_artists_from_the_changed_playlists(
     assert seen["looked_up"] > 0 and read <= 2 * seen["looked_up"] < total
     assert seen["staged"] == seen["recomputed"]
     assert catalog.snapshot_id("artist_stats") != before
-    incremental = table_contents(tmp_path)
-    transform(LocalStorage(tmp_path), catalog, rebuild=True)
-    assert table_contents(tmp_path) == incremental
+    incremental = table_contents(small_groups)
+    transform(LocalStorage(small_groups), catalog, rebuild=True)
+    assert table_contents(small_groups) == incremental
