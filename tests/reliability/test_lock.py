@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -142,3 +144,52 @@ def _hold_in_subprocess(lake: Path) -> subprocess.Popen[str]:
             proc.kill()
         pytest.fail(f"the holder did not take the lock: {line!r}")
     return proc
+
+
+@pytest.mark.parametrize(
+    "pid",
+    [0, -1, -os.getpid(), None, True, 1.5, "1", [1], 2**70],
+    ids=["zero", "minus-one", "own-group", "missing", "bool", "float", "string", "list", "huge"],
+)
+def test_a_lock_file_naming_no_process_of_ours_is_no_run(tmp_path: Path, pid: object) -> None:
+    """`os.kill(0, 0)` signals our own process group and `os.kill(-1, 0)` every process we may signal: both
+    succeed, so a lock file with such a pid (or none, which read as 0) on this host froze `serve` on its old
+    tables until the next run. Only a positive whole number is a holder's pid."""
+    details: dict[str, object] = {"host": socket.gethostname(), "command": "run"}
+    if pid is not None:
+        details["pid"] = pid
+    path = tmp_path / LOCK_NAME
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(details))
+    assert not run_in_progress(tmp_path)
+
+
+def test_a_leftover_naming_our_own_pid_is_no_run_unless_we_hold_the_lock(tmp_path: Path) -> None:
+    """A pid is reused (in a container `serve` and the run it replaced may both be pid 1): a leftover naming
+    this process is a run only while this process holds that lake's lock."""
+    path = tmp_path / LOCK_NAME
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": "run"}))
+    assert not run_in_progress(tmp_path)
+    with LakeLock(tmp_path, "run"):
+        assert run_in_progress(tmp_path)
+    assert not run_in_progress(tmp_path)
+
+
+def test_odd_lock_files_neither_raise_nor_count_as_a_run(tmp_path: Path) -> None:
+    """A directory, a huge file, JSON nested past Python's recursion limit, an empty object: no run, and
+    no exception out of `serve`'s request (nor out of the next run taking the lock over)."""
+    path = tmp_path / LOCK_NAME
+    path.parent.mkdir(parents=True)
+    path.mkdir()
+    assert not run_in_progress(tmp_path)
+    path.rmdir()
+    path.write_text("[" * 100_000)
+    assert not run_in_progress(tmp_path)
+    with LakeLock(tmp_path, "run") as lock:
+        assert lock.recovered_from == {"corrupt": True}
+    foreign = json.dumps({"pid": 1, "host": "another-host", "command": "run"}).encode()
+    path.write_bytes(b" " * 2**20 + foreign)  # read no further than a holder's details could reach
+    assert not run_in_progress(tmp_path)
+    path.write_text("{}")  # JSON, but no holder's details
+    assert not run_in_progress(tmp_path)

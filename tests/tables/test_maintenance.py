@@ -213,3 +213,25 @@ def test_compaction_writes_files_of_a_unit_and_splits_big_files_while_there_is_r
     files = Catalog(tmp_path).data_files(TABLE)
     assert len(files) == 9 and all(pq.read_metadata(p).num_rows == 10 for p in files)
     assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before
+
+
+def test_early_rewrites_keep_to_the_memory_bound(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table's rewrite reads its files into memory at once: early rewrites too stop at `COMPACT_MAX_BYTES`
+    (the rest wait for the next pass). Without it, a pass whose table is past its retention (each rewrite
+    shrinks the lake, so every one fits the lake bound) read every file past the early share at once."""
+    monkeypatch.setattr(budget, "UNIT_SHARE", 1e-9)
+    monkeypatch.setattr(budget, "MIN_FILE_ROWS", 10)  # the 30-row files are 3 units each: split early
+    monkeypatch.setattr(budget, "LAKE_BOUND", 1e9)
+    monkeypatch.setattr(budget, "SPLIT_BOUND", 1e9)
+    smallest = min(Path(p.removeprefix("file://")).stat().st_size for p in catalog.data_files(TABLE))
+    monkeypatch.setattr(maintenance, "COMPACT_MAX_BYTES", 2 * smallest - 1)  # one file's worth, never two
+    before = iceberg_rows(catalog)
+    result = maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    assert result.files_compacted == 1
+    for _ in range(2):
+        maintain(LocalStorage(tmp_path), Catalog(tmp_path), keep_days=365)
+    files = Catalog(tmp_path).data_files(TABLE)
+    assert len(files) == 9 and all(pq.read_metadata(p).num_rows == 10 for p in files)
+    assert iceberg_rows(Catalog(tmp_path)) == duckdb_rows(Catalog(tmp_path)) == before

@@ -29,6 +29,9 @@ from .storage import os_error_hint
 
 LOCK_NAME = "_state/run.lock"
 HOLDER_WAIT_S = 1.0  # how long a refused run waits for a brand-new holder to write its details
+HOLDER_MAX_BYTES = 65536  # of a lock file read: a holder's details are ~150 bytes
+# The lock files this process holds now: a leftover naming our pid (a reused one) is otherwise a dead run's.
+_HELD: set[Path] = set()
 
 
 def _holder_details(command: str) -> dict[str, object]:
@@ -85,7 +88,7 @@ class LakeLock:
             os.close(fd)  # its holder finished and deleted it between our open and our lock: start again
         else:
             raise LakeError(f"could not take the lake lock {self.path}", hint="try again")
-        previous = _parse(os.pread(fd, 65536, 0))
+        previous = _parse(os.pread(fd, HOLDER_MAX_BYTES, 0))
         if previous is not None or os.fstat(fd).st_size:
             self.recovered_from = previous or {"corrupt": True}  # a holder that died without releasing
         data = json.dumps(_holder_details(self.command)).encode()
@@ -96,6 +99,7 @@ class LakeLock:
             self._release(fd)
             raise LakeError(f"cannot write the lake lock {self.path}: {exc.strerror}", hint=os_error_hint(exc)) from exc
         self._fd = fd
+        _HELD.add(self.path.absolute())
         return self
 
     def _open(self) -> int:
@@ -122,7 +126,7 @@ class LakeLock:
         """The holder's details; a holder that has just taken the lock writes them a moment later."""
         deadline = time.monotonic() + HOLDER_WAIT_S
         while True:
-            holder = _parse(os.pread(fd, 65536, 0))
+            holder = _parse(os.pread(fd, HOLDER_MAX_BYTES, 0))
             if holder is not None or time.monotonic() > deadline:
                 return holder
             time.sleep(0.02)
@@ -143,13 +147,14 @@ class LakeLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _HELD.discard(self.path.absolute())
             self._release(fd)
 
 
 def _parse(data: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit ("[[[[...")
         return None
     return value if isinstance(value, dict) else None
 
@@ -160,22 +165,34 @@ def run_in_progress(root: Path) -> bool:
 
     The lock file exists only while its holder runs, or after a holder died: a holder on this host whose pid
     is gone is not running. A holder on another host (a shared disk) is taken at its word until the next run
-    takes its lock over."""
+    takes its lock over. Only a positive whole number is a holder's pid: `os.kill(0, 0)` and `os.kill(-n, 0)`
+    ask about process groups (ours, every process), which always answer; and our own pid is a run only while
+    this process holds the lock (a leftover of a process whose pid we reuse otherwise)."""
+    path = root / LOCK_NAME
     try:
-        holder = _parse((root / LOCK_NAME).read_bytes())
-    except OSError:
+        with path.open("rb") as file:
+            holder = _parse(file.read(HOLDER_MAX_BYTES))
+    except OSError:  # none, unreadable, a directory
         return False
     if holder is None:
-        return False  # no lock file, an empty one (released, or a holder an instant before it writes), or junk
-    if holder.get("host") != socket.gethostname():
+        return False  # an empty one (released, or a holder an instant before it writes), or junk
+    host = holder.get("host")
+    if not isinstance(host, str):
+        return False  # not a holder's details (`_holder_details`)
+    if host != socket.gethostname():
         return True
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False  # not what a holder writes (`_holder_details`)
+    if pid == os.getpid():
+        return path.absolute() in _HELD
     try:
-        os.kill(int(holder.get("pid", 0)), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # alive, another user's
-    except (ValueError, TypeError, OverflowError):
+    except OverflowError:
         return False
     return True
 

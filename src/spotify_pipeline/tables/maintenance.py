@@ -134,6 +134,8 @@ def maintain(
     )  # files past two units (while the lake is quiet), small files, then the most deleted first
     for owner, group in early:
         size, share = owner.size(group), owner.deleted_share(group)
+        if owner.tasks and owner.size(owner.tasks) + size > COMPACT_MAX_BYTES:
+            continue  # one commit reads its files into memory at once: the rest waits for the next pass
         bound = (budget.SPLIT_BOUND, budget.LAKE_BOUND, budget.DELETES_BOUND)[owner.priority(group)[0]]
         if lake.fits(size, share, kept=owner.kept, bound=bound):
             lake.charge(size, share, kept=owner.kept)
