@@ -4,7 +4,8 @@ nothing. Inert unless SPOTIFY_PIPELINE_CRASH_AT is set (to `<point>` or `<point>
 Points: extract.page_stored, raw.temp_written (a raw file's bytes are on disk under a temporary name),
 raw.part_written, transform.table_committed (after each table's commit), transform.tables_committed (after the
 bookkeeping commit), transform.published (after the publish journal is removed). tests/reliability kills a
-run at each of them.
+run at each of them. With SPOTIFY_PIPELINE_CRASH_SIGNAL=SIGSTOP the process stops itself there instead, so a
+test can look at the lake while a live run is paused at that point, then let it go on (SIGCONT) or kill it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import threading
 
 ENV = "SPOTIFY_PIPELINE_CRASH_AT"
+SIGNAL_ENV = "SPOTIFY_PIPELINE_CRASH_SIGNAL"  # SIGKILL (the default) or SIGSTOP
 _passes: collections.Counter[str] = collections.Counter()
 _lock = threading.Lock()
 
@@ -30,4 +32,4 @@ def crash_point(name: str) -> None:
         _passes[name] += 1
         hit = _passes[name] == int(nth or 1)
     if hit:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGSTOP if os.environ.get(SIGNAL_ENV) == "SIGSTOP" else signal.SIGKILL)

@@ -1,0 +1,128 @@
+"""The dashboard never shows half a publish: not on its first open, not after its worker died, not when a run on
+another host left its lock behind, whatever the lake's lock says.
+
+A run commits its tables one at a time. Here a real `spotify-pipeline run` process is paused (SIGSTOP, by its
+own crash point) right after some of its table commits, so the lake on disk really is half-published while a
+dashboard opens over it, over real HTTP. Each table's rows are compared through a fingerprint (rows and a sum
+of row hashes) with the lake before the run and after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spotify_pipeline.lake.lock import LOCK_NAME
+from spotify_pipeline.query.engine import QueryEngine
+from spotify_pipeline.serve.dashboard import Dashboard
+from spotify_pipeline.simulator import SimulatedSpotify
+from spotify_pipeline.tables.catalog import Catalog
+from spotify_pipeline.tables.contract import DATA_TABLES
+
+from ..conftest import SimulatorFactory, cli, sim_env
+from .test_engine_process import DAY, change_tables, changing_lake, newest  # noqa: F401 (a fixture)
+
+# What a transform publishes: every data table, then its bookkeeping.
+PUBLISHED = (*DATA_TABLES, "processed_raw_runs", "listening_gaps")
+FINGERPRINT = " UNION ALL ".join(
+    f"SELECT '{name}' AS t, count(*) AS n, coalesce(sum(hash({name})), 0)::VARCHAR AS h FROM {name}"
+    for name in PUBLISHED
+)
+PAUSED_AFTER = "transform.table_committed:5"  # artists, albums, songs, song_artists, playlists: not their songs
+
+Fingerprint = dict[str, tuple[int, str]]
+
+
+def shown(dashboard: Dashboard) -> Fingerprint:
+    response = httpx.get(f"{dashboard.url}/api/query", params={"sql": FINGERPRINT}, timeout=120)
+    assert response.status_code == 200, response.text
+    return {row["t"]: (row["n"], row["h"]) for row in response.json()["rows"]}
+
+
+def on_disk(lake: Path) -> Fingerprint:
+    """The tables' current snapshots as they are committed now (what a reader opening them naively sees)."""
+    with QueryEngine(Catalog(lake)) as engine:
+        return {t: (n, h) for t, n, h in engine.execute(FINGERPRINT).rows}
+
+
+def start_paused_run(lake: Path, env: dict[str, str], args: list[str]) -> subprocess.Popen[bytes]:
+    """A real run that stops itself (SIGSTOP) after `PAUSED_AFTER`: it holds the lake's lock, its publish
+    journal is written and some of its tables are committed."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_") or k == "SPOTIFY_PIPELINE_CONFIG_DIR"}
+    log = (lake.parent / "paused-run.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spotify_pipeline", *args],
+        env={**base, **env, "SPOTIFY_PIPELINE_CRASH_AT": PAUSED_AFTER, "SPOTIFY_PIPELINE_CRASH_SIGNAL": "SIGSTOP"},
+        stdout=log,
+        stderr=log,
+    )
+    log.close()
+    _, status = os.waitpid(process.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status), (lake.parent / "paused-run.log").read_text()
+    return process
+
+
+@pytest.mark.parametrize("ending", ["finishes", "dies"])
+def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
+    tmp_path: Path, make_simulator: SimulatorFactory, ending: str
+) -> None:
+    server = make_simulator(seed=5, playlists=3, items_per_playlist=12)
+    lake = tmp_path / "lake"
+    env = sim_env(server, lake)
+    args = ["run", *[a for pid in server.playlist_ids() for a in ("--playlist", pid)]]
+    first = cli(*args, env=env)
+    assert first.returncode == 0, first.stderr
+    before = on_disk(lake)
+    server.mutate([0, 1])
+
+    run = start_paused_run(lake, env, args)
+    try:
+        half = on_disk(lake)
+        assert half != before  # some tables are the new run's...
+        dashboard = Dashboard(lake, "127.0.0.1", 0).start()  # first open, while the run holds the lock
+        try:
+            assert shown(dashboard) == before
+            os.kill(dashboard.engine_stats().pid, signal.SIGKILL)  # a worker replaced mid-publish
+            assert shown(dashboard) == before
+            if ending == "finishes":
+                os.kill(run.pid, signal.SIGCONT)
+                assert run.wait(timeout=300) == 0, (tmp_path / "paused-run.log").read_text()
+            else:
+                os.kill(run.pid, signal.SIGKILL)  # dies mid-publish: its journal stays, the lock is freed
+                run.wait(timeout=60)
+                assert shown(dashboard) == before
+                redo = cli("transform", env=env)  # the next command finishes the publish
+                assert redo.returncode == 0, redo.stderr
+            after = on_disk(lake)
+            assert after not in (before, half)  # ...and others were not yet: the lake was half-published
+            assert shown(dashboard) == after
+        finally:
+            dashboard.stop()
+    finally:
+        if run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def test_a_lock_left_by_a_run_on_another_host_does_not_freeze_the_dashboard(
+    changing_lake: tuple[Path, SimulatedSpotify],  # noqa: F811 (the fixture imported above)
+) -> None:
+    """A run on another host (a shared disk) that died leaves a lock whose pid this host cannot check: the
+    dashboard still shows tables committed since, whole."""
+    lake, server = changing_lake
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    try:
+        assert newest(dashboard) == DAY.isoformat()
+        leftover = {"pid": 4242, "host": "another-host.invalid", "command": "run", "started_at": "2026-11-01T09:00"}
+        (lake / LOCK_NAME).write_text(json.dumps(leftover))
+        expected = change_tables(lake, server, 1)
+        assert newest(dashboard) == expected
+    finally:
+        dashboard.stop()
