@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.contract import DATA_TABLES
 
 from ..conftest import SimulatorFactory, cli, sim_env
-from .test_engine_process import DAY, change_tables, changing_lake, newest  # noqa: F401 (a fixture)
+from .test_engine_process import DAY, change_tables, changing_lake, exited, newest  # noqa: F401 (a fixture)
 
 # What a transform publishes: every data table, then its bookkeeping.
 PUBLISHED = (*DATA_TABLES, "processed_raw_runs", "listening_gaps")
@@ -89,8 +90,12 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
         dashboard = Dashboard(lake, "127.0.0.1", 0).start()  # first open, while the run holds the lock
         try:
             assert shown(dashboard) == before
-            os.kill(dashboard.engine_stats().pid, signal.SIGKILL)  # a worker replaced mid-publish
+            worker = dashboard.engine_stats().pid
+            os.kill(worker, signal.SIGKILL)  # a worker replaced mid-publish (the OOM killer)
+            while not exited(worker):
+                time.sleep(0.05)
             assert shown(dashboard) == before
+            assert dashboard.engine_stats().pid != worker
             if ending == "finishes":
                 os.kill(run.pid, signal.SIGCONT)
                 assert run.wait(timeout=300) == 0, (tmp_path / "paused-run.log").read_text()

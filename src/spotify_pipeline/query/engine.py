@@ -22,7 +22,7 @@ import json
 import math
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -31,8 +31,8 @@ import duckdb
 from ..errors import LakeError, QueryError
 from ..tables.catalog import Catalog
 from ..tables.contract import TABLES
-from ..tables.files import glob_escaped, sql_string
-from ..transform.connection import connect, duckdb_size, register_table, spill_parent
+from ..tables.files import TableFiles, glob_escaped, sql_string
+from ..transform.connection import connect, duckdb_size, register_empty, register_table, spill_parent
 
 READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}  # EXPLAIN [ANALYZE] only of a SELECT
 READ_ONLY_HINT = "tables change only through `spotify-pipeline run`/`transform`; use one SELECT"
@@ -55,7 +55,8 @@ class QueryEngine:
 
     `timeout` (seconds) interrupts a query that runs longer; `memory_limit` is a DuckDB size such as
     `2GB` (default: SPOTIFY_PIPELINE_MEMORY_LIMIT, else DuckDB's own, 80% of RAM). `writable` names files
-    the connection may also write: only `export` uses it, with SQL of its own.
+    the connection may also write: only `export` uses it, with SQL of its own. `snapshots` opens each table
+    at the snapshot id it names instead of the current one (the dashboard: query/consistent.py).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class QueryEngine:
         timeout: float | None = None,
         memory_limit: str | None = None,
         writable: Sequence[str] = (),
+        snapshots: Mapping[str, int | None] | None = None,
     ) -> None:
         if not catalog.exists() or not catalog.table_names():
             raise LakeError(  # a missing or empty lake: exit 6, like every other lake that cannot be read
@@ -81,12 +83,24 @@ class QueryEngine:
         readable: list[str] = []
         for name in self.tables:
             if in_memory:
-                register_table(self.con, catalog, name, f"_{name}_files")
+                self._register(name, f"_{name}_files", snapshots)
                 self.con.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM _{name}_files")
                 self.con.execute(f"DROP VIEW _{name}_files")
             else:
-                readable += register_table(self.con, catalog, name, name).readable()
+                readable += self._register(name, name, snapshots).readable()
         self._lock_down(readable, list(writable), limit)
+
+    def _register(self, name: str, view: str, snapshots: Mapping[str, int | None] | None) -> TableFiles:
+        """The table at its current snapshot, or at `snapshots[name]`: given, a table it names no snapshot
+        of (None, or not there: made since) is empty, as it was at those snapshots."""
+        if snapshots is None:
+            return register_table(self.con, self.catalog, name, view)
+        snapshot_id = snapshots.get(name)
+        if snapshot_id is not None:
+            return register_table(self.con, self.catalog, name, view, snapshot_id)
+        schema = TABLES[name].schema if name in TABLES else self.catalog.table(name).schema().as_arrow()
+        register_empty(self.con, view, schema)
+        return TableFiles()
 
     def _lock_down(self, readable: list[str], writable: list[str], memory_limit: str | None) -> None:
         """From here on the connection reaches only `readable` + `writable`, and nothing can change that."""

@@ -32,8 +32,7 @@ from typing import Any
 
 from ..errors import PipelineError
 from ..ids import parse_playlist_ref
-from ..lake.layout import CATALOG_FILE
-from ..lake.lock import run_in_progress
+from ..query.consistent import TablesChanging, change_stamp
 from ..query.engine import QueryResult, plain_value, result_rows
 from ..reports import LISTENING_ORDER, all_reports, run_report
 from ..reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_svg
@@ -107,7 +106,7 @@ class Dashboard:
         if host not in WILDCARD_ADDRESSES:
             self.allowed_hosts |= {host.strip("[]").lower()}
         self._engine: EngineProcess | None = None
-        self._stamp = 0.0
+        self._stamp: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
@@ -151,12 +150,12 @@ class Dashboard:
             return self._current_engine().stats()
 
     def _current_engine(self) -> EngineProcess:
-        catalog_file = self.lake_root / CATALOG_FILE
-        stamp = catalog_file.stat().st_mtime if catalog_file.exists() else 0
+        # A run commits one table at a time: the worker opens (or keeps) the latest snapshots that are no
+        # half of a publish (query/consistent.py), whatever the lake's lock says. The stamp is read first, so
+        # a change after it is seen by the next query.
+        stamp = change_stamp(self.lake_root)
         engine = self._engine
-        # A run commits one table at a time: its tables are shown once they are all in (the lock released).
-        unchanged = stamp == self._stamp or run_in_progress(self.lake_root)
-        if engine is not None and engine.alive and engine.reopens and unchanged:
+        if engine is not None and engine.alive and engine.reopens and stamp == self._stamp:
             return engine
         if engine is None or not engine.alive or engine.reopens >= self.recycle_after:
             if engine is not None:
@@ -381,6 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": f"not found: {path}"})
         except _NotFound as exc:
             self._json(404, {"error": str(exc)})
+        except TablesChanging as exc:  # commits kept coming while the engine opened: a moment later they are in
+            body = json.dumps({"error": str(exc)}).encode()
+            self._send(503, body, "application/json; charset=utf-8", {"Retry-After": "1"})
         except PipelineError as exc:
             self._json(400, {"error": str(exc)})
 

@@ -33,8 +33,9 @@ from typing import Any
 
 import duckdb
 
-from ..errors import PipelineError
+from ..errors import LakeError, PipelineError
 from ..isolated import _portable
+from ..query.consistent import Snapshots, consistent_snapshots
 from ..query.engine import QueryEngine, QueryResult
 from ..tables.catalog import Catalog
 
@@ -90,10 +91,12 @@ class EngineProcess:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def open(self) -> None:
-        """(Re)open the engine over the tables' current snapshot."""
-        self._call(("open",))
-        self.reopens += 1
+    def open(self) -> bool:
+        """(Re)open the engine over the tables' latest consistent snapshots (query/consistent.py: never half a
+        publish); False, having kept the engine, when those are the ones it holds."""
+        reopened: bool = self._call(("open",))
+        self.reopens += reopened
+        return reopened
 
     def execute(
         self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *, max_rows: int | None = None
@@ -138,6 +141,26 @@ class EngineProcess:
         )
 
 
+def _open_engine(settings: EngineSettings, catalog: Catalog, snapshots: Snapshots) -> tuple[QueryEngine, Snapshots]:
+    """The engine over `snapshots`, loaded into memory, and the snapshots it holds. A snapshot expired since
+    it was chosen (a run's retention right after its publish ended) is no error: the lake has moved on, so
+    the engine opens where the lake stands now."""
+    try:
+        return _engine_at(settings, catalog, snapshots), snapshots
+    except LakeError:
+        if not catalog.exists():
+            raise
+    catalog = Catalog(settings.lake_root)
+    snapshots = consistent_snapshots(catalog)
+    return _engine_at(settings, catalog, snapshots), snapshots
+
+
+def _engine_at(settings: EngineSettings, catalog: Catalog, snapshots: Snapshots) -> QueryEngine:
+    return QueryEngine(
+        catalog, in_memory=True, timeout=settings.timeout, memory_limit=settings.memory_limit, snapshots=snapshots
+    )
+
+
 def _serve(fd: int, parent: int) -> None:
     """The worker: open the engine when asked, answer queries, exit when the parent closes the connection or
     dies (the socket's end of file; not PR_SET_PDEATHSIG, which fires when the HTTP thread that started the
@@ -147,6 +170,7 @@ def _serve(fd: int, parent: int) -> None:
     conn = multiprocessing.connection.Connection(fd)
     settings: EngineSettings = conn.recv()
     engine: QueryEngine | None = None
+    shown: Snapshots = {}  # the snapshots `engine` holds
     reopens = 0
     try:
         while True:
@@ -156,17 +180,15 @@ def _serve(fd: int, parent: int) -> None:
                 return
             try:
                 if message[0] == "open":
-                    if engine is not None:
-                        engine.close()
-                        engine = None
-                    engine = QueryEngine(
-                        Catalog(settings.lake_root),
-                        in_memory=True,
-                        timeout=settings.timeout,
-                        memory_limit=settings.memory_limit,
-                    )
-                    reopens += 1
-                    answer: Any = None
+                    catalog = Catalog(settings.lake_root)
+                    snapshots = consistent_snapshots(catalog)
+                    answer: Any = engine is None or snapshots != shown
+                    if answer:
+                        if engine is not None:
+                            engine.close()
+                            engine = None
+                        engine, shown = _open_engine(settings, catalog, snapshots)
+                        reopens += 1
                 elif message[0] == "execute":
                     if engine is None:
                         raise PipelineError("the query engine was not opened")

@@ -35,7 +35,7 @@ from . import publish
 from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
 from .connection import connect, spill_parent
-from .journal import PublishJournal, clear_journal, read_journal, write_journal
+from .journal import PUBLISHED_TABLES, PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged, stage_derived
 from .publish import by_whole_key, ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
@@ -324,7 +324,12 @@ def transform(
         # first, lets the next transform redo this one if it is killed before the last commit.
         if on_publish is not None:
             on_publish()
-        write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild))
+        # Readers show the tables as they stood before (the interrupted publish's own `before` on a redo).
+        before = journal.shown() if journal is not None else None
+        if before is None:
+            before = base if not rebuild else current_snapshots(catalog)
+        before = {name: before.get(name) for name in PUBLISHED_TABLES}
+        write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild, before=before))
         with replace.sharing(con):  # the keyed replaces query through this connection's cursors
             for name in DATA_TABLES:
                 result.rows[name] = staged_rows[name]

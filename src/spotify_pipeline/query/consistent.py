@@ -1,0 +1,79 @@
+"""Which snapshot of each table a reader opens, so that it never sees half a publish.
+
+A transform commits its tables one at a time (Iceberg has no multi-table commit): between its first and last
+commit the lake holds some tables of the new run and some of the previous one, and a reader opening then
+would join the new `playlists` with the old `playlist_songs`. The publish journal (transform/journal.py)
+exists for exactly that span, on every host and after any crash: written before the first commit, deleted
+after the last, it records every table the publish commits as it stood before (`before`). So a reader:
+
+1. reads the journal: while there is one (a publish under way, or one that died half-way, which the next
+   transform redoes), it opens the published tables at `before` and every other table at its current
+   snapshot (those are committed one at a time, each whole on its own: quality_results, pipeline_runs);
+2. otherwise reads each table's current snapshot id, then the journal again, then the ids again. No journal
+   and the same ids twice mean no publish committed a table during the read: one that had committed some
+   tables before the first read and the rest after the second would have had its journal there all along.
+   Else it tries again (a commit outside a publish is rare), and after `MAX_TRIES` gives up with
+   `TablesChanging` (the dashboard answers 503 with Retry-After).
+
+Nothing here looks at the lake's lock: a run that is still extracting, or died on this host or another, has
+changed nothing a reader sees. Local lakes only (the dashboard's); Athena reads Glue's current tables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import LakeError
+from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY
+from ..lake.storage import LocalStorage
+from ..tables.catalog import Catalog
+from ..tables.catalog_db import recorded_tables
+from ..transform.journal import read_journal
+
+MAX_TRIES = 20
+Snapshots = dict[str, int | None]  # table -> snapshot id (None: the table is shown empty)
+
+
+class TablesChanging(LakeError):
+    """Tables kept being committed while a reader read where they stand (outside a journaled publish)."""
+
+
+def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES) -> Snapshots:
+    """Every table's snapshot id such that none is half a publish: see the module's docstring."""
+    storage = LocalStorage(catalog.root)
+    for _ in range(tries):
+        shown = _shown(storage)
+        if shown is not None:
+            return {**_current(catalog, skip=shown), **shown}
+        first = _current(catalog)
+        if _shown(storage) is None and _current(catalog) == first:
+            return first
+    raise TablesChanging(
+        f"the tables of the lake at {catalog.root} kept changing while they were being opened",
+        hint="try again in a moment",
+    )
+
+
+def _shown(storage: LocalStorage) -> Snapshots | None:
+    """What an unfinished publish's journal says readers show (None: no journal, or one too old to say)."""
+    journal = read_journal(storage)
+    return None if journal is None else journal.shown()
+
+
+def _current(catalog: Catalog, skip: Snapshots | None = None) -> Snapshots:
+    return {name: catalog.snapshot_id(name) for name in catalog.table_names() if name not in (skip or {})}
+
+
+def change_stamp(root: Path) -> tuple[object, ...]:
+    """Cheap (one SQLite read, one stat): differs whenever a table was committed or a publish began or
+    ended since the last stamp. Each table's metadata file is new at every commit, so equal stamps mean
+    `consistent_snapshots` would answer the same; a new stamp may still answer the same (a commit that only
+    expired old snapshots, or one during a publish)."""
+    db = root / CATALOG_FILE
+    tables = tuple(sorted(recorded_tables(db).items())) if db.exists() else ()
+    try:
+        journal = os.stat(root / PUBLISH_JOURNAL_KEY)
+    except FileNotFoundError:
+        return (tables, None)
+    return (tables, (journal.st_ino, journal.st_mtime_ns, journal.st_size))
