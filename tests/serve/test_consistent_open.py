@@ -36,7 +36,6 @@ FINGERPRINT = " UNION ALL ".join(
     f"SELECT '{name}' AS t, count(*) AS n, coalesce(sum(hash({name})), 0)::VARCHAR AS h FROM {name}"
     for name in PUBLISHED
 )
-PAUSED_AFTER = "transform.table_committed:5"  # artists, albums, songs, song_artists, playlists: not their songs
 
 Fingerprint = dict[str, tuple[int, str]]
 
@@ -53,37 +52,52 @@ def on_disk(lake: Path) -> Fingerprint:
         return {t: (n, h) for t, n, h in engine.execute(FINGERPRINT).rows}
 
 
-def start_paused_run(lake: Path, env: dict[str, str], args: list[str]) -> subprocess.Popen[bytes]:
-    """A real run that stops itself (SIGSTOP) after `PAUSED_AFTER`: it holds the lake's lock, its publish
-    journal is written and some of its tables are committed."""
+def start_paused_run(lake: Path, env: dict[str, str], args: list[str], point: str) -> subprocess.Popen[bytes]:
+    """A real command that stops itself (SIGSTOP) at crash point `point` (after that many table commits): it
+    holds the lake's lock, its publish journal is written and some of its tables are committed."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("SPOTIFY_") or k == "SPOTIFY_PIPELINE_CONFIG_DIR"}
-    log = (lake.parent / "paused-run.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spotify_pipeline", *args],
-        env={**base, **env, "SPOTIFY_PIPELINE_CRASH_AT": PAUSED_AFTER, "SPOTIFY_PIPELINE_CRASH_SIGNAL": "SIGSTOP"},
-        stdout=log,
-        stderr=log,
-    )
-    log.close()
+    log_path = lake.parent / "paused-run.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spotify_pipeline", *args],
+            env={**base, **env, "SPOTIFY_PIPELINE_CRASH_AT": point, "SPOTIFY_PIPELINE_CRASH_SIGNAL": "SIGSTOP"},
+            stdout=log,
+            stderr=log,
+        )
     _, status = os.waitpid(process.pid, os.WUNTRACED)
-    assert os.WIFSTOPPED(status), (lake.parent / "paused-run.log").read_text()
+    assert os.WIFSTOPPED(status), log_path.read_text()
     return process
 
 
-@pytest.mark.parametrize("ending", ["finishes", "dies"])
+def finish(process: subprocess.Popen[bytes], lake: Path) -> None:
+    os.kill(process.pid, signal.SIGCONT)
+    assert process.wait(timeout=300) == 0, (lake.parent / "paused-run.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "command, ending",
+    [("run", "finishes"), ("run", "dies"), ("rebuild", "finishes")],
+)
 def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
-    tmp_path: Path, make_simulator: SimulatorFactory, ending: str
+    tmp_path: Path, make_simulator: SimulatorFactory, command: str, ending: str
 ) -> None:
+    """A publish paused half-way: a dashboard opened then (its first open, then a worker killed and replaced)
+    shows every table as before the run; once the publish ends (the run goes on, or a run that died is redone
+    by the next transform, itself paused half-way first) it shows every table as after."""
     server = make_simulator(seed=5, playlists=3, items_per_playlist=12)
     lake = tmp_path / "lake"
     env = sim_env(server, lake)
-    args = ["run", *[a for pid in server.playlist_ids() for a in ("--playlist", pid)]]
-    first = cli(*args, env=env)
+    run_args = ["run", *[a for pid in server.playlist_ids() for a in ("--playlist", pid)]]
+    first = cli(*run_args, env=env)
     assert first.returncode == 0, first.stderr
     before = on_disk(lake)
     server.mutate([0, 1])
-
-    run = start_paused_run(lake, env, args)
+    if command == "rebuild":  # every table overwritten from the raw zone, the new run's raw files included
+        extracted = cli("extract", *run_args[1:], env=env)
+        assert extracted.returncode == 0, extracted.stderr
+        run = start_paused_run(lake, env, ["transform", "--rebuild"], "transform.table_committed:7")
+    else:
+        run = start_paused_run(lake, env, run_args, "transform.table_committed:5")
     try:
         half = on_disk(lake)
         assert half != before  # some tables are the new run's...
@@ -97,14 +111,14 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
             assert shown(dashboard) == before
             assert dashboard.engine_stats().pid != worker
             if ending == "finishes":
-                os.kill(run.pid, signal.SIGCONT)
-                assert run.wait(timeout=300) == 0, (tmp_path / "paused-run.log").read_text()
+                finish(run, lake)
             else:
                 os.kill(run.pid, signal.SIGKILL)  # dies mid-publish: its journal stays, the lock is freed
                 run.wait(timeout=60)
                 assert shown(dashboard) == before
-                redo = cli("transform", env=env)  # the next command finishes the publish
-                assert redo.returncode == 0, redo.stderr
+                run = start_paused_run(lake, env, ["transform"], "transform.table_committed:2")  # the redo
+                assert shown(dashboard) == before
+                finish(run, lake)
             after = on_disk(lake)
             assert after not in (before, half)  # ...and others were not yet: the lake was half-published
             assert shown(dashboard) == after
