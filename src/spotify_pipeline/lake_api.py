@@ -101,9 +101,15 @@ class Lake:
     def engine(
         self, *, in_memory: bool = False, timeout: float | None = None, memory_limit: str | None = None
     ) -> QueryEngine:
-        """A read-only DuckDB sandbox over the tables (close it, or use it as a context manager).
-        A lake without tables is a LakeError (exit 6)."""
-        return QueryEngine(self.catalog, in_memory=in_memory, timeout=timeout, memory_limit=memory_limit)
+        """A read-only DuckDB sandbox over the tables (close it, or use it as a context manager), never half a
+        run's publish on a local lake (query/consistent.py; Glue tables are read as they are). A lake without
+        tables is a LakeError (exit 6)."""
+        from .query.consistent import consistent_snapshots
+
+        snapshots = None if self.catalog.remote else consistent_snapshots(self.catalog)
+        return QueryEngine(
+            self.catalog, in_memory=in_memory, timeout=timeout, memory_limit=memory_limit, snapshots=snapshots
+        )
 
     def dashboard(
         self,

@@ -101,6 +101,9 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
     try:
         half = on_disk(lake)
         assert half != before  # some tables are the new run's...
+        queried = cli("query", "--format", "json", FINGERPRINT, env=env)  # the CLI too (Lake.engine)
+        assert queried.returncode == 0, queried.stderr
+        assert {r["t"]: (r["n"], r["h"]) for r in json.loads(queried.stdout)} == before
         dashboard = Dashboard(lake, "127.0.0.1", 0).start()  # first open, while the run holds the lock
         try:
             assert shown(dashboard) == before
