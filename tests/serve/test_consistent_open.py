@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from spotify_pipeline.lake.layout import PUBLISH_JOURNAL_KEY
 from spotify_pipeline.lake.lock import LOCK_NAME
 from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.serve.dashboard import Dashboard
@@ -146,5 +147,19 @@ def test_a_lock_left_by_a_run_on_another_host_does_not_freeze_the_dashboard(
         (lake / LOCK_NAME).write_text(json.dumps(leftover))
         expected = change_tables(lake, server, 1)
         assert newest(dashboard) == expected
+    finally:
+        dashboard.stop()
+
+
+def test_an_unreadable_journal_does_not_stop_the_dashboard(changing_lake: tuple[Path, SimulatedSpotify]) -> None:  # noqa: F811
+    """The next transform refuses a damaged publish journal and says what to do; the dashboard, a reader,
+    keeps answering from the tables as they are."""
+    lake, _ = changing_lake
+    journal = lake / PUBLISH_JOURNAL_KEY
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text('{"snapshots": ')
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    try:
+        assert newest(dashboard) == DAY.isoformat()
     finally:
         dashboard.stop()

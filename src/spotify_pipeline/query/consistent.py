@@ -56,8 +56,12 @@ def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES) -> Snapshots:
 
 
 def _shown(storage: LocalStorage) -> Snapshots | None:
-    """What an unfinished publish's journal says readers show (None: no journal, or one too old to say)."""
-    journal = read_journal(storage)
+    """What an unfinished publish's journal says readers show (None: no journal, or one too old to say, or
+    one that cannot be read: the next transform refuses it and says what to do; a reader shows the tables)."""
+    try:
+        journal = read_journal(storage)
+    except LakeError:
+        return None
     return None if journal is None else journal.shown()
 
 
