@@ -43,6 +43,10 @@ _WORKER = (
 )
 
 
+class EngineDied(PipelineError):
+    """The worker died before answering (the OOM killer, a kill): the query can be asked of a new one."""
+
+
 @dataclass(frozen=True)
 class EngineStats:
     """What a worker holds: its pid, how many engines it has opened, and the DuckDB connections still alive
@@ -129,10 +133,10 @@ class EngineProcess:
             return value
         raise value
 
-    def _died(self) -> PipelineError:
+    def _died(self) -> EngineDied:
         code = self._process.returncode
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-        return PipelineError(
+        return EngineDied(
             f"the dashboard's query engine (process {self.pid}) {how}; the next query starts a new one",
             hint="a kill by signal 9 is often the OOM killer: lower --memory-limit or add memory",
         )
