@@ -153,6 +153,49 @@ def test_a_query_whose_worker_dies_before_answering_is_asked_again_of_a_new_one(
         dashboard.stop()
 
 
+def engine_workers() -> set[int]:
+    """This process's children that are dashboard engine workers (any thread may have started them)."""
+    found = set()
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                if b"engine_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(int(pid))
+            except OSError:  # gone meanwhile
+                continue
+    return found
+
+
+def test_a_query_whose_new_worker_dies_too_is_a_503_and_the_next_query_is_answered(
+    changing_lake: tuple[Path, SimulatedSpotify],
+) -> None:
+    """A read is asked again once, not forever: when the second worker dies too (a query that the OOM killer
+    takes each time), the answer is a 503 with Retry-After, and the dashboard keeps serving."""
+    lake, _ = changing_lake
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    try:
+        first = dashboard.engine_stats().pid
+        os.kill(first, signal.SIGSTOP)
+        answers: list[httpx.Response] = []
+        ask = {"sql": NEWEST}
+        asking = threading.Thread(target=lambda: answers.append(httpx.get(f"{dashboard.url}/api/query", params=ask)))
+        asking.start()
+        time.sleep(0.5)  # the query waits on the stopped worker
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not (second := engine_workers() - {first}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert second, "no second worker was started"
+        for pid in second:
+            os.kill(pid, signal.SIGKILL)  # before it could open the engine and answer
+        asking.join(60)
+        assert [a.status_code for a in answers] == [503], [a.text for a in answers]
+        assert answers[0].headers["Retry-After"] and "killed by signal 9" in answers[0].json()["error"]
+        assert newest(dashboard) == DAY.isoformat()
+    finally:
+        dashboard.stop()
+
+
 def test_a_run_in_progress_is_not_shown_half_committed(changing_lake: tuple[Path, SimulatedSpotify]) -> None:
     """A run commits its tables one at a time under the lake's lock. While a run holds the lock the dashboard
     keeps answering from the previous run's tables, all of them (its engine holds them in memory); once the

@@ -394,6 +394,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json", {"Retry-After": "5"})
         except PipelineError as exc:
             self._json(400, {"error": str(exc)})
+        except ConnectionError:  # the client left: nobody to answer
+            raise
+        except Exception:  # a bug, not the request's fault: an answer (not a dropped connection), and the log
+            log.exception("GET %s failed", path)
+            self._json(500, {"error": "internal error: the server's log has the details"})
 
     def _songs(self, ref: str, query: dict[str, str]) -> None:
         playlist_id = parse_playlist_ref(ref)

@@ -18,6 +18,7 @@ exceptions come back pickled. The sandbox, time limit and memory limit are the e
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing.connection
 import os
@@ -83,8 +84,9 @@ class EngineProcess:
         finally:
             child_end.close()
         self._conn = multiprocessing.connection.Connection(parent_end.detach())
-        self._conn.send(settings)
         self.reopens = 0
+        with contextlib.suppress(OSError):  # it died already (killed as it started): the first call says so
+            self._conn.send(settings)
 
     @property
     def pid(self) -> int:
