@@ -126,6 +126,20 @@ def test_errors_come_back_from_the_worker_and_a_dead_worker_is_replaced(
         dashboard.stop()
 
 
+def ask_a_stopped_worker(dashboard: Dashboard) -> tuple[int, threading.Thread, list[httpx.Response]]:
+    """Stop the worker (SIGSTOP), then ask a query in a thread: it is sent and waits for an answer that
+    cannot come, so a kill lands while the query is in flight. (The worker's pid, the thread, its answers.)"""
+    stuck = dashboard.engine_stats().pid
+    os.kill(stuck, signal.SIGSTOP)
+    answers: list[httpx.Response] = []
+    ask = {"sql": NEWEST}
+    asking = threading.Thread(target=lambda: answers.append(httpx.get(f"{dashboard.url}/api/query", params=ask)))
+    asking.start()
+    time.sleep(0.5)
+    assert asking.is_alive()
+    return stuck, asking, answers
+
+
 def test_a_query_whose_worker_dies_before_answering_is_asked_again_of_a_new_one(
     changing_lake: tuple[Path, SimulatedSpotify],
 ) -> None:
@@ -136,14 +150,7 @@ def test_a_query_whose_worker_dies_before_answering_is_asked_again_of_a_new_one(
     lake, _ = changing_lake
     dashboard = Dashboard(lake, "127.0.0.1", 0).start()
     try:
-        stuck = dashboard.engine_stats().pid
-        os.kill(stuck, signal.SIGSTOP)
-        answers: list[httpx.Response] = []
-        ask = {"sql": NEWEST}
-        asking = threading.Thread(target=lambda: answers.append(httpx.get(f"{dashboard.url}/api/query", params=ask)))
-        asking.start()
-        time.sleep(0.5)  # the query is sent and waits (a stopped worker cannot answer)
-        assert asking.is_alive()
+        stuck, asking, answers = ask_a_stopped_worker(dashboard)
         os.kill(stuck, signal.SIGKILL)
         asking.join(60)
         assert [a.status_code for a in answers] == [200], [a.text for a in answers]
@@ -174,13 +181,7 @@ def test_a_query_whose_new_worker_dies_too_is_a_503_and_the_next_query_is_answer
     lake, _ = changing_lake
     dashboard = Dashboard(lake, "127.0.0.1", 0).start()
     try:
-        first = dashboard.engine_stats().pid
-        os.kill(first, signal.SIGSTOP)
-        answers: list[httpx.Response] = []
-        ask = {"sql": NEWEST}
-        asking = threading.Thread(target=lambda: answers.append(httpx.get(f"{dashboard.url}/api/query", params=ask)))
-        asking.start()
-        time.sleep(0.5)  # the query waits on the stopped worker
+        first, asking, answers = ask_a_stopped_worker(dashboard)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while not (second := engine_workers() - {first}) and time.monotonic() < deadline:
