@@ -330,7 +330,9 @@ def main() -> None:
     per_run = max(1, round(len(everything) * args.change))
 
     def keep_days() -> float:
-        """The retention as days: the wall time since the oldest of the last `keep_runs` runs started."""
+        """The retention as days: the wall time since the oldest of the last `keep_runs` runs started (as the
+        product's `table_history_days` would be with hourly runs; since the ninth round a snapshot is kept
+        while it was current after that moment, so the snapshot that run replaced is kept too)."""
         kept_from = run_started[-args.keep_runs] if len(run_started) >= args.keep_runs else run_started[0]
         return max(0.0, (time.time() - kept_from) / 86400)
 

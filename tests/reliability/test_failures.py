@@ -77,12 +77,14 @@ def test_a_stopped_run_exits_promptly_is_recorded_interrupted_and_the_next_run_c
     while source.stats.api_requests < 6 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    sent = time.monotonic()
+    asked_before = source.stats.api_requests
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    elapsed = time.monotonic() - sent
-    # A behavioural bound, not a benchmark: in-flight requests (0.4 s each here) finish, nothing else waits.
-    assert elapsed < 5, f"took {elapsed:.1f}s to stop"
+    # Promptly, counted in requests, not seconds (a loaded machine stretches seconds): the requests in flight
+    # (at most the concurrency of 2, 0.4 s each here; the server counts one when it answers) finish, and no
+    # new one is sent; the rest of the run (dozens of requests) is not waited for.
+    asked_after = source.stats.api_requests - asked_before
+    assert asked_after <= 2, f"{asked_after} requests answered after the signal"
     assert proc.returncode == code, (proc.returncode, err)
     assert "interrupted: stopping" in err and "Traceback" not in err
     run = last_run(env)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,10 +40,12 @@ from ..reports.charts import TIME_FIELDS, chart_spec, not_enough_data, render_sv
 from ..reports.charts import title as column_title
 from ..reports.html import ordered_reports, summary
 from ..reports.params import LISTENING_PARAMS
-from .engine_process import EngineProcess, EngineSettings, EngineStats
+from .engine_process import EngineDied, EngineProcess, EngineSettings, EngineStats
 from .graphql_api import run_graphql
 from .hardening import LOOPBACK_NAMES, WILDCARD_ADDRESSES, content_security_policy, is_ip, split_host
 from .openapi import OPENAPI, SONG_SORTS
+
+log = logging.getLogger(__name__)
 
 SONGS_SQL = """
 WITH items AS (
@@ -140,9 +143,15 @@ class Dashboard:
 
     def query(self, fn: Any) -> Any:
         """Run `fn(engine)` under the lock, reopening the engine when the catalog has changed (in a new worker
-        after `recycle_after` reopens, or when the worker died)."""
+        after `recycle_after` reopens, or when the worker died). A worker can die after it was seen alive and
+        before it answered (the OOM killer picks the largest process, not the query's cause): a read is then
+        asked once more, of a new worker; a second death is the answer (a 503)."""
         with self._lock:
-            return fn(self._current_engine())
+            try:
+                return fn(self._current_engine())
+            except EngineDied as died:
+                log.warning("%s; asking a new one", died)
+                return fn(self._current_engine())
 
     def engine_stats(self) -> EngineStats:
         """The worker's pid, reopens and live DuckDB connections (tests and benchmarks count them)."""
@@ -381,10 +390,16 @@ class _Handler(BaseHTTPRequestHandler):
         except _NotFound as exc:
             self._json(404, {"error": str(exc)})
         except TablesChanging as exc:  # commits kept coming while the engine opened: a moment later they are in
-            body = json.dumps({"error": str(exc)}).encode()
-            self._send(503, body, "application/json; charset=utf-8", {"Retry-After": "1"})
+            self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json", {"Retry-After": "1"})
+        except EngineDied as exc:  # twice in a row: not this request's fault, and worth another try
+            self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json", {"Retry-After": "5"})
         except PipelineError as exc:
             self._json(400, {"error": str(exc)})
+        except ConnectionError:  # the client left: nobody to answer
+            raise
+        except Exception:  # a bug, not the request's fault: an answer (not a dropped connection), and the log
+            log.exception("GET %s failed", path)
+            self._json(500, {"error": "internal error: the server's log has the details"})
 
     def _songs(self, ref: str, query: dict[str, str]) -> None:
         playlist_id = parse_playlist_ref(ref)

@@ -18,6 +18,7 @@ exceptions come back pickled. The sandbox, time limit and memory limit are the e
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing.connection
 import os
@@ -42,6 +43,10 @@ from ..tables.catalog import Catalog
 _WORKER = (
     "import sys; from spotify_pipeline.serve.engine_process import _serve; _serve(int(sys.argv[1]), int(sys.argv[2]))"
 )
+
+
+class EngineDied(PipelineError):
+    """The worker died before answering (the OOM killer, a kill): the query can be asked of a new one."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,9 @@ class EngineProcess:
         finally:
             child_end.close()
         self._conn = multiprocessing.connection.Connection(parent_end.detach())
-        self._conn.send(settings)
         self.reopens = 0
+        with contextlib.suppress(OSError):  # it died already (killed as it started): the first call says so
+            self._conn.send(settings)
 
     @property
     def pid(self) -> int:
@@ -132,10 +138,10 @@ class EngineProcess:
             return value
         raise value
 
-    def _died(self) -> PipelineError:
+    def _died(self) -> EngineDied:
         code = self._process.returncode
         how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-        return PipelineError(
+        return EngineDied(
             f"the dashboard's query engine (process {self.pid}) {how}; the next query starts a new one",
             hint="a kill by signal 9 is often the OOM killer: lower --memory-limit or add memory",
         )

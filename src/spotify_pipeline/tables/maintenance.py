@@ -5,7 +5,7 @@ gains a small file per run (the changed rows, appended) and its rewritten files 
 every run leaves snapshots and the files only they use. Maintenance, under the lake lock (never beside a
 transform's commit):
 
-1. expiry: snapshots older than the retention (`table_history_days`) and the files only they used
+1. expiry: snapshots replaced longer ago than the retention (`table_history_days`) and the files only they used
    (retention.py), first, so that the lake bound below counts only what stays;
 2. compaction (`CompactionPlan`): per table, what readers need whatever the bound (the data files more
    than `COMPACT_DELETED_SHARE` deleted by position delete files (replace.py) and, past `MERGE_FILES_PAST`,

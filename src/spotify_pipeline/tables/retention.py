@@ -1,5 +1,5 @@
-"""Table history retention: expire table snapshots older than a number of days, then delete the files that
-only those snapshots used.
+"""Table history retention: expire table snapshots replaced more than a number of days ago, then delete the
+files that only those snapshots used.
 
 Every transform commits a new snapshot of each table it publishes, and Iceberg keeps every earlier snapshot
 for time travel and rollback, so without expiry the warehouse holds one full copy of the tables per run,
@@ -35,7 +35,7 @@ class ExpiryResult:
 
 
 def expire_history(catalog: Catalog, keep_days: float, now: dt.datetime | None = None) -> ExpiryResult:
-    """Expire every table's snapshots committed more than `keep_days` ago (never a table's current one) and
+    """Expire every table's snapshots replaced more than `keep_days` ago (never a table's current one) and
     delete the files only they referenced. The expiry is committed before any file is deleted, so a
     crash in between leaves unreferenced files behind, never a snapshot whose files are gone."""
     result = ExpiryResult()
@@ -75,9 +75,15 @@ def expire_history(catalog: Catalog, keep_days: float, now: dt.datetime | None =
 def _plan(snapshots: list[Any], current: Any, cutoff_ms: int) -> tuple[list[Any], list[Any]]:
     """The snapshots to expire, and the kept snapshots whose files must be spared.
 
+    A snapshot is history from the moment it was replaced (its child's commit), not from its own commit, so
+    it is kept while it was current at any moment after the cutoff: time travel to any time within the
+    retention finds the table as it was then, and a reader that opened the table just before a run
+    committed keeps its files for the whole retention, however long the runs are apart (a daily run would
+    otherwise delete the snapshot it just replaced, committed a day ago, under a reader still on it).
+
     Usually a table's snapshots form one line of ancestry (each the parent of the next), and a file or
     manifest, once dropped from that line, never comes back (pyiceberg names them by UUID). Then the oldest
-    ancestors up to the newest one committed before the cutoff expire, and anything they share with a kept
+    ancestors expire, up to the newest one replaced before the cutoff, and anything they share with a kept
     snapshot is in the oldest kept one: reading that one alone keeps each run's work proportional to what
     it expires, not to the whole retained history (hundreds of snapshots per table with hourly runs). After
     a rollback the history branches; then every kept snapshot is read."""
@@ -88,9 +94,14 @@ def _plan(snapshots: list[Any], current: Any, cutoff_ms: int) -> tuple[list[Any]
     while line[-1].parent_snapshot_id in by_id and len(line) <= len(snapshots):
         line.append(by_id[line[-1].parent_snapshot_id])
     if len(line) == len(snapshots):
-        newest_old = next((i for i, s in enumerate(line) if i > 0 and s.timestamp_ms < cutoff_ms), None)
+        # line[i] was replaced when line[i - 1] was committed
+        newest_old = next((i for i in range(1, len(line)) if line[i - 1].timestamp_ms < cutoff_ms), None)
         return ([], []) if newest_old is None else (line[newest_old:], [line[newest_old - 1]])
-    expired = [s for s in snapshots if s.timestamp_ms < cutoff_ms and s.snapshot_id != current.snapshot_id]
+    replaced_at = {s.snapshot_id: s.timestamp_ms for s in snapshots}  # a head off the line: its own commit
+    for child in sorted(snapshots, key=lambda s: -s.timestamp_ms):  # the earliest child's commit wins
+        if child.parent_snapshot_id in replaced_at:
+            replaced_at[child.parent_snapshot_id] = child.timestamp_ms
+    expired = [s for s in snapshots if replaced_at[s.snapshot_id] < cutoff_ms and s.snapshot_id != current.snapshot_id]
     return expired, [s for s in snapshots if s not in expired]
 
 
