@@ -83,8 +83,9 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
     tmp_path: Path, make_simulator: SimulatorFactory, command: str, ending: str
 ) -> None:
     """A publish paused half-way: a dashboard opened then (its first open, then a worker killed and replaced)
-    shows every table as before the run; once the publish ends (the run goes on, or a run that died is redone
-    by the next transform, itself paused half-way first) it shows every table as after."""
+    shows every table as before the run, and so does one open since before the run, which keeps its engine
+    through a commit that changes no snapshot; once the publish ends (the run goes on, or a run
+    that died is redone by the next transform, itself paused half-way first) both show every table as after."""
     server = make_simulator(seed=5, playlists=3, items_per_playlist=12)
     lake = tmp_path / "lake"
     env = sim_env(server, lake)
@@ -92,6 +93,8 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
     first = cli(*run_args, env=env)
     assert first.returncode == 0, first.stderr
     before = on_disk(lake)
+    live = Dashboard(lake, "127.0.0.1", 0).start()
+    assert shown(live) == before
     server.mutate([0, 1])
     if command == "rebuild":  # every table overwritten from the raw zone, the new run's raw files included
         extracted = cli("extract", *run_args[1:], env=env)
@@ -105,6 +108,10 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
         queried = cli("query", "--format", "json", FINGERPRINT, env=env)  # the CLI too (Lake.engine)
         assert queried.returncode == 0, queried.stderr
         assert {r["t"]: (r["n"], r["h"]) for r in json.loads(queried.stdout)} == before
+        assert shown(live) == before
+        reopens = live.engine_stats().reopens
+        Catalog(lake).mark("quality_results", "serve13.test", "1")  # a commit that changes no snapshot
+        assert shown(live) == before and live.engine_stats().reopens == reopens  # the engine kept, not reloaded
         dashboard = Dashboard(lake, "127.0.0.1", 0).start()  # first open, while the run holds the lock
         try:
             assert shown(dashboard) == before
@@ -126,9 +133,11 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
             after = on_disk(lake)
             assert after not in (before, half)  # ...and others were not yet: the lake was half-published
             assert shown(dashboard) == after
+            assert shown(live) == after
         finally:
             dashboard.stop()
     finally:
+        live.stop()
         if run.poll() is None:
             os.kill(run.pid, signal.SIGKILL)
             run.wait()
