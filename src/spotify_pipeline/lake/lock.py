@@ -30,8 +30,6 @@ from .storage import os_error_hint
 LOCK_NAME = "_state/run.lock"
 HOLDER_WAIT_S = 1.0  # how long a refused run waits for a brand-new holder to write its details
 HOLDER_MAX_BYTES = 65536  # of a lock file read: a holder's details are ~150 bytes
-# The lock files this process holds now: a leftover naming our pid (a reused one) is otherwise a dead run's.
-_HELD: set[Path] = set()
 
 
 def _holder_details(command: str) -> dict[str, object]:
@@ -99,7 +97,6 @@ class LakeLock:
             self._release(fd)
             raise LakeError(f"cannot write the lake lock {self.path}: {exc.strerror}", hint=os_error_hint(exc)) from exc
         self._fd = fd
-        _HELD.add(self.path.absolute())
         return self
 
     def _open(self) -> int:
@@ -147,7 +144,6 @@ class LakeLock:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            _HELD.discard(self.path.absolute())
             self._release(fd)
 
 
@@ -157,44 +153,6 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit ("[[[[...")
         return None
     return value if isinstance(value, dict) else None
-
-
-def run_in_progress(root: Path) -> bool:
-    """Whether a command holds the lake `root` now, found without taking its lock (a reader that tried to take
-    it, even for a moment, could make a run starting then be refused).
-
-    The lock file exists only while its holder runs, or after a holder died: a holder on this host whose pid
-    is gone is not running. A holder on another host (a shared disk) is taken at its word until the next run
-    takes its lock over. Only a positive whole number is a holder's pid: `os.kill(0, 0)` and `os.kill(-n, 0)`
-    ask about process groups (ours, every process), which always answer; and our own pid is a run only while
-    this process holds the lock (a leftover of a process whose pid we reuse otherwise)."""
-    path = root / LOCK_NAME
-    try:
-        with path.open("rb") as file:
-            holder = _parse(file.read(HOLDER_MAX_BYTES))
-    except OSError:  # none, unreadable, a directory
-        return False
-    if holder is None:
-        return False  # an empty one (released, or a holder an instant before it writes), or junk
-    host = holder.get("host")
-    if not isinstance(host, str):
-        return False  # not a holder's details (`_holder_details`)
-    if host != socket.gethostname():
-        return True
-    pid = holder.get("pid")
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False  # not what a holder writes (`_holder_details`)
-    if pid == os.getpid():
-        return path.absolute() in _HELD
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, another user's
-    except OverflowError:
-        return False
-    return True
 
 
 class S3LakeLock:
