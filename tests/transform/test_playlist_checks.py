@@ -123,14 +123,9 @@ def _write_run(lake: Path, number: int, actions: dict[str, tuple[str, int]]) -> 
         meta = {"run_id": writer.run_id, "fetched_at": when.isoformat(), "playlist_id": playlist_id, "status": 200}
         # A fetch or a page after a check is of a new version of the playlist; a check says the variant's.
         snapshot = f"s{variant}" if action == "check" else f"r{number}"
-        if action == "fetch":
-            body = _header(playlist_id, variant, snapshot, _page(playlist_id))
-            writer.write("playlists", {**meta, "entity": "playlists", "endpoint": "playlist"}, json.dumps(body).encode())
-        else:
-            body = _header(playlist_id, variant, snapshot, {"total": 1})
-            writer.write(
-                "playlist_checks", {**meta, "entity": "playlist_checks", "endpoint": "playlist"}, json.dumps(body).encode()
-            )
+        entity = "playlists" if action == "fetch" else "playlist_checks"
+        body = _header(playlist_id, variant, snapshot, _page(playlist_id) if action == "fetch" else {"total": 1})
+        writer.write(entity, {**meta, "entity": entity, "endpoint": "playlist"}, json.dumps(body).encode())
         if action == "pages":
             writer.write(
                 "playlist_items",
@@ -138,7 +133,9 @@ def _write_run(lake: Path, number: int, actions: dict[str, tuple[str, int]]) -> 
                 json.dumps(_page(playlist_id)).encode(),
             )
         status = "unchanged" if action == "check" else "complete"
-        outcomes[playlist_id] = {"status": status, "snapshot_id": snapshot, **({"items": 1} if action != "check" else {})}
+        outcomes[playlist_id] = {"status": status, "snapshot_id": snapshot}
+        if action != "check":
+            outcomes[playlist_id]["items"] = 1
     writer.close({"status": "succeeded", "playlists": outcomes})
     return when
 
