@@ -61,7 +61,7 @@ def build_batch(
             # Read once here (they are small), so that an odd response is found now, not in a later query.
             _read_or_screen(con, _materialise(con, entity), files.get(entity, []), True, quarantine)
             continue
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS SELECT * FROM {raw_relation(entity, file_uris)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw_{entity} AS {_raw_select(entity, file_uris)}")
 
     playlist_files = files.get("playlists", []) + files.get("playlist_items", [])
     compact = PartialCompactor(con)
@@ -138,9 +138,21 @@ STRICT_SMALL = ("playlist_checks", "saved_tracks", "recently_played")
 
 def _materialise(con: duckdb.DuckDBPyConnection, entity: str) -> Callable[[list[RawFile], bool], Any]:
     def read(batch: list[RawFile], first: bool) -> None:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} AS SELECT * FROM {raw_relation(entity, uris(batch))}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_{entity} AS {_raw_select(entity, uris(batch))}")
 
     return read
+
+
+def _raw_select(entity: str, file_uris: list[str]) -> str:
+    """What `raw_<entity>` holds: the typed records, but for the snapshot checks only the playlist header each
+    one carries. Every run checks every unchanged playlist (~100k checks at 10M items): kept whole and turned
+    into headers afterwards, they cost a fifth more than this (docs/BENCHMARKS.md)."""
+    if entity == "playlist_checks":
+        return (
+            f"SELECT run_id, fetched_at, {playlist_header('body')} AS header"
+            f" FROM {raw_relation(entity, file_uris)} WHERE body.id IS NOT NULL"
+        )
+    return f"SELECT * FROM {raw_relation(entity, file_uris)}"
 
 
 def _read_or_screen(
@@ -308,13 +320,24 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection, repeated: list[str] | No
         FROM best LEFT JOIN {changed_at("artist_streaks")} c USING (artist_id)
         """
     )
+    # Each observation of a playlist with the one before it in the batch. Nearly every playlist of a run is
+    # only checked, once: `checked_once` (no other header observation) has nothing before it and needs no
+    # window; it joins `b_playlists` as it is, and the window runs over the few others.
     con.execute(
-        f"""
+        """
+        CREATE OR REPLACE TEMP TABLE checked_once AS
+        SELECT header.id AS playlist_id FROM raw_playlist_checks GROUP BY ALL HAVING count(*) = 1
+        EXCEPT SELECT header.id FROM playlist_headers
+        """
+    )
+    con.execute(
+        """
         CREATE OR REPLACE TEMP TABLE playlist_observations AS
         WITH headers AS (
             SELECT header, fetched_at, true AS fetched FROM playlist_headers
             UNION ALL
-            SELECT {playlist_header("body")}, fetched_at, false FROM raw_playlist_checks WHERE body.id IS NOT NULL
+            SELECT header, fetched_at, false FROM raw_playlist_checks
+            WHERE header.id NOT IN (SELECT playlist_id FROM checked_once)
         )
         SELECT header.id AS playlist_id, header, fetched_at, fetched,
                lag(header) OVER (PARTITION BY header.id ORDER BY fetched_at, NOT fetched) AS previous
@@ -331,6 +354,7 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection, repeated: list[str] | No
         CREATE OR REPLACE TEMP TABLE rechecked_playlists AS
         SELECT playlist_id FROM playlist_observations GROUP BY playlist_id
         HAVING count(*) FILTER (WHERE fetched OR (previous IS NOT NULL AND header IS DISTINCT FROM previous)) = 0
+        UNION ALL SELECT playlist_id FROM checked_once
         """
     )
     con.execute(
@@ -349,10 +373,14 @@ def _build_batch_tables(con: duckdb.DuckDBPyConnection, repeated: list[str] | No
                h.owner_name AS owner_name, h.public AS public, h.collaborative AS collaborative,
                h.followers AS followers, h.snapshot_id AS snapshot_id, h.total_items AS total_items,
                h.url AS url, h.uri AS uri, h.image_url AS image_url, extracted_at, i.items_extracted_at
-        FROM latest l LEFT JOIN items i USING (playlist_id)
+        FROM (SELECT * FROM latest UNION ALL
+              SELECT header.id, header, fetched_at FROM raw_playlist_checks
+              WHERE header.id IN (SELECT playlist_id FROM checked_once)) l
+        LEFT JOIN items i USING (playlist_id)
         """
     )
     con.execute("DROP TABLE playlist_observations")
+    con.execute("DROP TABLE checked_once")
     con.execute(f"CREATE OR REPLACE TEMP TABLE b_song_popularity AS {PARTIALS['popularity_partials']}")
 
 

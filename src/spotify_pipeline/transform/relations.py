@@ -106,7 +106,17 @@ _DECLARED: list[Relation] = [
         ("run_id", "source"),
         note="user sources (e.g. `liked`) each run fetched completely",
     ),
-    *(Relation(f"raw_{e}", "build_batch", RAW_COLUMNS, note="typed raw records") for e in RAW_ENTITIES),
+    *(
+        Relation(f"raw_{e}", "build_batch", RAW_COLUMNS, note="typed raw records")
+        for e in RAW_ENTITIES
+        if e != "playlist_checks"
+    ),
+    Relation(
+        "raw_playlist_checks",
+        "build_batch",
+        ("run_id", "fetched_at", "header"),
+        note="the playlist header of each snapshot check (positions.py `playlist_header`), parsed once",
+    ),
     Relation(
         "item_rows",
         "build_batch",
@@ -170,6 +180,7 @@ _DECLARED: list[Relation] = [
             "album_obs",  # the album observations being folded
             "b_songs_full",
             "playlist_observations",  # every header and snapshot check of the batch, with the one before
+            "checked_once",  # the checks of playlists the batch observed once, only checked (no window)
             "b_albums_full",
             "_screened",  # quarantine.py: a trial read of suspect files
             *(
