@@ -234,9 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, payload: Any) -> None:
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
-        self._send(status, body, "application/json; charset=utf-8")
+        self._send(status, body, "application/json; charset=utf-8", headers)
 
     def _refusal(self) -> tuple[int, str] | None:
         """Why this request is not answered: a foreign Host (DNS rebinding) or a cross-site caller."""
@@ -390,9 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
         except _NotFound as exc:
             self._json(404, {"error": str(exc)})
         except TablesChanging as exc:  # commits kept coming while the engine opened: a moment later they are in
-            self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json", {"Retry-After": "1"})
+            self._json(503, {"error": str(exc)}, {"Retry-After": "1"})
         except EngineDied as exc:  # twice in a row: not this request's fault, and worth another try
-            self._send(503, json.dumps({"error": str(exc)}).encode(), "application/json", {"Retry-After": "5"})
+            self._json(503, {"error": str(exc)}, {"Retry-After": "5"})
         except PipelineError as exc:
             self._json(400, {"error": str(exc)})
         except ConnectionError:  # the client left: nobody to answer
