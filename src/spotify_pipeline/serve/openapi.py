@@ -77,6 +77,7 @@ OPENAPI: dict[str, Any] = {
         "/api/charts/{name}.svg": {
             "get": {
                 "summary": "A report's chart as SVG",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
                     "200": {"description": "SVG", "content": {"image/svg+xml": {}}},
                     "204": {"description": "No rows"},
@@ -246,3 +247,15 @@ OPENAPI: dict[str, Any] = {
         }
     },
 }
+
+# Every path answered by the query engine may be unavailable for a moment (dashboard.py): its worker died twice
+# in a row (the OOM killer), or the tables kept being committed while they were opened (query/consistent.py).
+_UNAVAILABLE: dict[str, Any] = {
+    "description": "The query engine is unavailable for a moment: retry after Retry-After seconds",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+for _path, _item in OPENAPI["paths"].items():
+    if _path not in ("/api/reports", "/graphql"):  # the list of reports reads no table; GraphQL answers errors
+        for _operation in _item.values():
+            _operation["responses"]["503"] = _UNAVAILABLE
