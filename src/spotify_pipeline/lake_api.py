@@ -102,11 +102,10 @@ class Lake:
         self, *, in_memory: bool = False, timeout: float | None = None, memory_limit: str | None = None
     ) -> QueryEngine:
         """A read-only DuckDB sandbox over the tables (close it, or use it as a context manager), never half a
-        run's publish on a local lake (query/consistent.py; Glue tables are read as they are). A lake without
-        tables is a LakeError (exit 6)."""
+        run's publish (query/consistent.py). A lake without tables is a LakeError (exit 6)."""
         from .query.consistent import consistent_snapshots
 
-        snapshots = None if self.catalog.remote else consistent_snapshots(self.catalog)
+        snapshots = consistent_snapshots(self.catalog, storage=self.storage)
         return QueryEngine(
             self.catalog, in_memory=in_memory, timeout=timeout, memory_limit=memory_limit, snapshots=snapshots
         )
@@ -306,6 +305,29 @@ class Lake:
         """One read-only SELECT: column names and rows of Python values (`.columns`, `.rows`)."""
         with self.engine(timeout=timeout) as engine:
             return engine.execute(sql, params)
+
+    def athena(self, sql: str, *, timeout: float = 300.0) -> QueryResult:
+        """One read-only query (DuckDB's dialect) run by Amazon Athena over the Glue tables of an S3 lake, each
+        table at the snapshot `engine` would open (never half a run's publish), results read back from
+        `athena_output` (default: `<lake>/athena-results/`)."""
+        from .errors import ConfigError
+        from .query.athena import run_athena
+        from .query.consistent import consistent_snapshots
+
+        if not self.remote:
+            raise ConfigError(
+                f"Athena reads tables in Glue; the lake {self.settings.lake} is a folder",
+                hint="use an s3:// lake (--lake / SPOTIFY_PIPELINE_LAKE), or the default duckdb engine",
+            )
+        settings = self.settings
+        return run_athena(
+            sql,
+            database=settings.glue_database,
+            workgroup=settings.athena_workgroup,
+            output=settings.athena_output or f"{settings.lake.rstrip('/')}/athena-results/",
+            timeout_s=timeout,
+            snapshots=consistent_snapshots(self.catalog, storage=self.storage),
+        )
 
     @staticmethod
     def reports() -> list[ReportInfo]:

@@ -38,7 +38,7 @@ from .common import (
     type=click.FloatRange(min=0),
     default=0,
     show_default=True,
-    help="Stop the query after this many seconds; 0 = no limit (duckdb engine).",
+    help="Stop the query after this many seconds; 0 = no limit (athena: 300 s).",
 )
 @handle_errors
 def query(
@@ -65,20 +65,16 @@ def query(
     if not text and not report_name:
         raise InputError("no SQL given", hint='spotify-pipeline query "SELECT count(*) FROM songs", or --report NAME')
     settings = cli_settings(lake=lake)
-    if engine == "athena":
-        from ..query.athena import run_athena
-        from ..reports import get_report
-
-        sql_text = get_report(report_name).render(parse_params(params)) if report_name else (text or "")
-        output = settings.athena_output or f"{settings.lake.rstrip('/')}/athena-results/"
-        result = run_athena(
-            sql_text, database=settings.glue_database, workgroup=settings.athena_workgroup, output=output
-        )
-        click.echo(format_result(result, fmt))
-        return
     from ..lake_api import Lake
 
     opened = Lake.open(settings=settings)
+    if engine == "athena":
+        from ..reports import get_report
+
+        sql_text = get_report(report_name).render(parse_params(params)) if report_name else (text or "")
+        result = opened.athena(sql_text, **({"timeout": timeout} if timeout else {}))
+        click.echo(format_result(result, fmt))
+        return
     if report_name:
         result = opened.report(report_name, **parse_params(params))
     else:

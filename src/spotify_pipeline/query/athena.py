@@ -1,9 +1,12 @@
 """Queries through Amazon Athena: SQL written once in DuckDB's dialect, transpiled by sqlglot, run in a
-workgroup, polled, and read back page by page."""
+workgroup, polled, and read back page by page. Each of the lake's tables is read at the snapshot
+`query/consistent.py` picks (Iceberg time travel, `FOR VERSION AS OF`), so a query that runs while a transform
+commits its tables one by one in Glue never joins half of one run with half of another."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import QueryError
@@ -12,8 +15,9 @@ from .engine import READ_ONLY_STATEMENTS, QueryResult
 POLL_S = 0.5
 
 
-def to_athena(sql: str) -> str:
-    """DuckDB SQL -> Athena (Trino) SQL. Refuses anything that is not a read."""
+def to_athena(sql: str, snapshots: Mapping[str, int | None] | None = None, database: str = "") -> str:
+    """DuckDB SQL -> Athena (Trino) SQL. Refuses anything that is not a read. With `snapshots`, every table of
+    `database` they name is read at its snapshot (one they name None did not exist then: read as empty)."""
     import sqlglot
     from sqlglot import exp
 
@@ -27,7 +31,31 @@ def to_athena(sql: str) -> str:
             raise QueryError(
                 f"only read queries are allowed, not {kind}", hint=f"allowed: {', '.join(sorted(READ_ONLY_STATEMENTS))}"
             )
+        if snapshots is not None and isinstance(statement, exp.Query):
+            _pin(statement, snapshots, database)
     return ";\n".join(s.sql(dialect="athena") for s in statements if s is not None)
+
+
+def _pin(query: Any, snapshots: Mapping[str, int | None], database: str) -> None:
+    """Rewrite the lake's tables in `query` (not CTE names, not other databases' tables) as time travel."""
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import traverse_scope
+
+    tables = {
+        id(source): source
+        for scope in traverse_scope(query)
+        for source in scope.sources.values()
+        if isinstance(source, exp.Table) and source.name in snapshots and source.db in ("", database)
+    }
+    for table in tables.values():
+        snapshot = snapshots[table.name]
+        if snapshot is not None:
+            table.set("version", exp.Version(this="VERSION", kind="AS OF", expression=exp.Literal.number(snapshot)))
+            continue
+        alias = table.alias_or_name
+        bare = table.copy()
+        bare.set("alias", None)
+        table.replace(exp.select("*").from_(bare).where(exp.false()).subquery(alias))
 
 
 def run_athena(
@@ -39,15 +67,16 @@ def run_athena(
     client: Any = None,
     timeout_s: float = 300.0,
     sleep: Any = time.sleep,
+    snapshots: Mapping[str, int | None] | None = None,
 ) -> QueryResult:
-    """Submit, wait for, and page through one Athena query."""
+    """Submit, wait for, and page through one Athena query (its tables at `snapshots`: `to_athena`)."""
     import boto3
 
     from ..lake.s3 import aws_endpoint
 
     athena = client or boto3.client("athena", endpoint_url=aws_endpoint())
     started = athena.start_query_execution(
-        QueryString=to_athena(sql),
+        QueryString=to_athena(sql, snapshots, database),
         QueryExecutionContext={"Database": database},
         WorkGroup=workgroup,
         ResultConfiguration={"OutputLocation": output},

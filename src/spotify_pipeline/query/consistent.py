@@ -16,7 +16,8 @@ after the last, it records every table the publish commits as it stood before (`
    `TablesChanging` (the dashboard answers 503 with Retry-After).
 
 Nothing here looks at the lake's lock: a run that is still extracting, or died on this host or another, has
-changed nothing a reader sees. Local lakes only (the dashboard's); Athena reads Glue's current tables.
+changed nothing a reader sees. The same on S3 (the journal is an object beside the raw zone, the ids come from
+Glue): `Lake.engine` opens those snapshots, `Lake.athena` names them to Athena (query/athena.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY
-from ..lake.storage import LocalStorage
+from ..lake.storage import LocalStorage, Storage
 from ..tables.catalog import Catalog
 from ..tables.catalog_db import recorded_tables
 from ..transform.journal import read_journal
@@ -39,9 +40,10 @@ class TablesChanging(LakeError):
     """Tables kept being committed while a reader read where they stand (outside a journaled publish)."""
 
 
-def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES) -> Snapshots:
-    """Every table's snapshot id such that none is half a publish: see the module's docstring."""
-    storage = LocalStorage(catalog.root)
+def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES, storage: Storage | None = None) -> Snapshots:
+    """Every table's snapshot id such that none is half a publish: see the module's docstring. `storage`: where
+    the lake's journal is (by default the catalog's folder: a local lake)."""
+    storage = storage or LocalStorage(catalog.root)
     for _ in range(tries):
         shown = _shown(storage)
         if shown is not None:
@@ -50,12 +52,12 @@ def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES) -> Snapshots:
         if _shown(storage) is None and _current(catalog) == first:
             return first
     raise TablesChanging(
-        f"the tables of the lake at {catalog.root} kept changing while they were being opened",
+        f"the tables of the lake at {storage.uri('')} kept changing while they were being opened",
         hint="try again in a moment",
     )
 
 
-def _shown(storage: LocalStorage) -> Snapshots | None:
+def _shown(storage: Storage) -> Snapshots | None:
     """What an unfinished publish's journal says readers show (None: no journal, or one too old to say, or
     one that cannot be read: the next transform refuses it and says what to do; a reader shows the tables)."""
     try:
