@@ -9,9 +9,11 @@ after the last, it records every table the publish commits as it stood before (`
 1. reads the journal: while there is one (a publish under way, or one that died half-way, which the next
    transform redoes), it opens the published tables at `before` and every other table at its current
    snapshot (those are committed one at a time, each whole on its own: quality_results, pipeline_runs);
-2. otherwise reads each table's current snapshot id, then the journal again, then the ids again. No journal
-   and the same ids twice mean no publish committed a table during the read: one that had committed some
-   tables before the first read and the rest after the second would have had its journal there all along.
+2. otherwise reads each table's metadata location (a new file at every commit: one catalog read), each table's
+   current snapshot id, the journal again, then the locations again. No journal and the same locations twice
+   mean no table was committed during the read, so the ids are those of one moment with no publish under way:
+   one that had committed some tables before the first read and the rest after the second would have had its
+   journal there all along.
    Else it tries again (a commit outside a publish is rare), and after `MAX_TRIES` gives up with
    `TablesChanging` (the dashboard answers 503 with Retry-After).
 
@@ -48,9 +50,10 @@ def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES, storage: Stor
         shown = _shown(storage)
         if shown is not None:
             return {**_current(catalog, skip=shown), **shown}
-        first = _current(catalog)
-        if _shown(storage) is None and _current(catalog) == first:
-            return first
+        first = catalog.metadata_locations()
+        current = _current(catalog)
+        if _shown(storage) is None and catalog.metadata_locations() == first:
+            return current
     raise TablesChanging(
         f"the tables of the lake at {storage.uri('')} kept changing while they were being opened",
         hint="try again in a moment",

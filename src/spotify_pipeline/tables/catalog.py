@@ -387,6 +387,14 @@ class Catalog:
             if name not in keep:
                 self.iceberg.drop_table(f"{self.namespace}.{name}")
 
+    def metadata_locations(self) -> dict[str, str]:
+        """Each table's current metadata file (new at every commit), in one read without loading any table."""
+        from ..lake.layout import CATALOG_FILE
+        from .catalog_db import recorded_tables
+
+        db = self.root / CATALOG_FILE
+        return recorded_tables(db) if db.exists() else {}
+
     def snapshot_id(self, name: str) -> int | None:
         snapshot = self.table(name).current_snapshot()
         return None if snapshot is None else int(snapshot.snapshot_id)

@@ -70,5 +70,14 @@ class GlueCatalog(Catalog):
         except LakeError:
             return False
 
+    def metadata_locations(self) -> dict[str, str]:
+        """Each Glue table's `metadata_location` parameter, from one paginated GetTables."""
+        pages = self.iceberg.glue.get_paginator("get_tables").paginate(DatabaseName=self.namespace)
+        return {
+            table["Name"]: table.get("Parameters", {}).get("metadata_location", "")
+            for page in pages
+            for table in page["TableList"]
+        }
+
     def free_bytes(self) -> int:
         return 2**62  # S3 does not fill up
