@@ -30,11 +30,32 @@ import duckdb
 
 log = logging.getLogger(__name__)
 
-# The whole recompute (`Derived.sql`, and with a WHERE the moved artists' rows).
-ARTIST_STATS_SQL = """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
-                  count(DISTINCT ps.song_id) AS songs
-           FROM new_playlist_songs ps JOIN new_song_artists sa ON sa.song_id = ps.song_id {where}
-           GROUP BY sa.artist_id"""
+# The whole recompute (`Derived.sql`, and with a WHERE on `sa` the moved artists' rows): per artist, its
+# credited positions (an artist credited twice on a song counts each position twice), the playlists and the
+# songs they are in. Plain GROUP BYs and joins only, which DuckDB spills past its memory cap: the join of every
+# position to every credit with two `count(DISTINCT ...)` did not (at 10M items under a 2 GB cap, an
+# OutOfMemoryException: docs/BENCHMARKS.md). `appearances` and `songs` come from positions per song (~3M rows
+# at 10M items, not 10M) times credits per (song, artist); `playlists` from the distinct (artist, playlist)
+# pairs. A position with no song, or a song with no credit, counts for no artist; a NULL playlist for no
+# playlist (as `count(DISTINCT ...)` skipped it).
+ARTIST_STATS_SQL = """
+    WITH by_song AS (
+        SELECT sa.artist_id, sum(ps.positions * sa.credits)::BIGINT AS appearances, count(*) AS songs
+        FROM (SELECT song_id, count(*) AS positions FROM new_playlist_songs WHERE song_id IS NOT NULL
+              GROUP BY song_id) ps
+        JOIN (SELECT sa.song_id, sa.artist_id, count(*) AS credits FROM new_song_artists sa {where}
+              GROUP BY sa.song_id, sa.artist_id) sa ON sa.song_id = ps.song_id
+        GROUP BY sa.artist_id
+    ),
+    by_playlist AS (
+        SELECT artist_id, count(playlist_id) AS playlists
+        FROM (SELECT sa.artist_id, ps.playlist_id
+              FROM new_playlist_songs ps JOIN new_song_artists sa ON sa.song_id = ps.song_id {where}
+              GROUP BY sa.artist_id, ps.playlist_id)
+        GROUP BY artist_id
+    )
+    SELECT s.artist_id, s.appearances, coalesce(p.playlists, 0) AS playlists, s.songs
+    FROM by_song s LEFT JOIN by_playlist p ON p.artist_id IS NOT DISTINCT FROM s.artist_id"""
 CHANGED_ROWS_SQL = ARTIST_STATS_SQL.format(where="WHERE sa.artist_id IN (SELECT artist_id FROM keys_artist_stats)")
 # The moved artists: credited, before or after, on a song of the changed positions and credits.
 CHANGED_SQL = "SELECT artist_id FROM artist_credits"
