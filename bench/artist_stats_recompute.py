@@ -1,10 +1,11 @@
-"""`artist_stats` recomputed whole on a lake's tables, the SQL before issue #20's tenth round (one join of every
-position to every credit, two `count(DISTINCT ...)`) against today's (`ARTIST_STATS_SQL`: plain GROUP BYs),
-under DuckDB memory caps. Each (SQL, cap) runs in a child process, so its peak RSS (VmHWM) is its own; the
-pairs alternate old/new per cap, so a shared machine's load swings both alike. The rows are compared by a
-checksum (count and a sum of row hashes).
+"""`artist_stats` recomputed whole on a lake's tables: the SQL before issue #20's tenth round (`old`: one join
+of every position to every credit, two `count(DISTINCT ...)`), today's SQL in one pass (`new`:
+`ARTIST_STATS_SQL`, plain GROUP BYs), and what the transform runs (`passes`: `merge.stage_derived`, that SQL
+over slices of the artists, `artist_stats.stage_whole`), under DuckDB memory caps. Each (variant, cap) runs
+in a child process, so its peak RSS (VmHWM) is its own; the variants alternate per cap, so a shared
+machine's load swings them alike. The rows are compared by a checksum (count and a sum of row hashes).
 
-    python -m bench.artist_stats_recompute --lake L --caps 1GB,2GB,none [--spill DIR]
+    python -m bench.artist_stats_recompute --lake L --caps 1GB,2GB,none [--variants old,new,passes]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def child(lake: Path, which: str, cap: str, spill: Path) -> dict[str, object]:
     from spotify_pipeline.tables.catalog import Catalog
     from spotify_pipeline.transform.artist_stats import ARTIST_STATS_SQL
     from spotify_pipeline.transform.connection import connect, register_table
+    from spotify_pipeline.transform.merge import stage_derived
 
     os.environ.pop("SPOTIFY_PIPELINE_MEMORY_LIMIT", None)
     catalog = Catalog(lake)
@@ -40,7 +42,10 @@ def child(lake: Path, which: str, cap: str, spill: Path) -> dict[str, object]:
     out: dict[str, object] = {"sql": which, "cap": cap}
     started = time.perf_counter()
     try:
-        con.execute(f"CREATE TEMP TABLE staged_artist_stats AS {sql}")
+        if which == "passes":
+            stage_derived(con, "artist_stats")
+        else:
+            con.execute(f"CREATE TEMP TABLE staged_artist_stats AS {sql}")
     except Exception as exc:  # an out-of-memory error is a result here, not a failure of the benchmark
         out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
     out["wall_s"] = round(time.perf_counter() - started, 2)
@@ -58,6 +63,7 @@ def main() -> None:
     parser.add_argument("--lake", type=Path, required=True)
     parser.add_argument("--caps", default="1GB,2GB,none", help="DuckDB memory_limit values, 'none' for its default")
     parser.add_argument("--spill", type=Path, default=None, help="spill folder parent (default: the lake's _state)")
+    parser.add_argument("--variants", default="old,new,passes")
     parser.add_argument("--child", nargs=2, metavar=("SQL", "CAP"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     spill = args.spill or args.lake / "_state"
@@ -66,7 +72,7 @@ def main() -> None:
         return
     results = []
     for cap in args.caps.split(","):
-        for which in ("old", "new"):
+        for which in args.variants.split(","):
             command = [sys.executable, "-m", "bench.artist_stats_recompute", "--lake", str(args.lake)]
             command += ["--spill", str(spill), "--child", which, cap]
             done = subprocess.run(command, capture_output=True, text=True, check=False)  # nosec B603

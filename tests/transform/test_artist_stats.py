@@ -180,3 +180,18 @@ def test_a_song_credited_anew_in_another_playlist_recomputes_its_artists() -> No
     # The same change with no other playlist holding the song: from the changes.
     from_changes, after, recomputed = stage({"p1": ["s1", "s2"]}, credits, {"p1": ["s1"]}, {"s1": ["a3"]})
     assert from_changes and after == recomputed == [("a3", 1, 1, 1)]
+
+
+def test_the_whole_recompute_in_passes_gives_the_same_rows(monkeypatch: Any) -> None:
+    """`stage_whole` recomputes in passes over slices of the artists (one per `WHOLE_PASS_CREDITS` credits):
+    every artist lands in exactly one slice, so the rows are one pass's."""
+    playlists: Playlists = {"p0": ["s0", "s1", None, "s1"], "p1": ["s1", "s2", "s3"], "p2": ["s4", "s5", "s0"]}
+    credits: Credits = {"s0": ["a0", "a1"], "s1": ["a1", "a1"], "s2": ["a2"], "s3": ["a3", "a0"], "s5": ["a2"]}
+    repeated = frozenset({"s2"})
+    con = duckdb.connect()
+    _table(con, "new_playlist_songs", "playlist_songs", [r for p, s in playlists.items() for r in _positions(p, s)])
+    _table(con, "new_song_artists", "song_artists", [r for s, a in credits.items() for r in _credits(s, a, repeated)])
+    monkeypatch.setattr(artist_stats, "WHOLE_PASS_CREDITS", 2)  # 10 credit rows: 5 passes
+    artist_stats.stage_whole(con)
+    got = con.execute("SELECT * FROM staged_artist_stats ORDER BY ALL").fetchall()
+    assert got == counted(playlists, credits, repeated) and len(got) == 4
