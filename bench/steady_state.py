@@ -201,6 +201,29 @@ def _start_worker(items: int, lake: Path, reuse: bool, enrich_ttl_hours: float =
     _worker["enrich_ttl"] = dt.timedelta(hours=enrich_ttl_hours)
     if reuse:
         restore(_worker["catalog"], lake)
+        if enrich_ttl_hours:
+            _worker["enriched"] = enriched_in(lake, _worker["catalog"])
+
+
+def enriched_in(lake: Path, catalog: SimulatedCatalog) -> dict[str, dict[int, dt.datetime]]:
+    """When the lake last enriched each artist and album (its tables' `enriched_at`), by catalog index: with
+    `--reuse` the generator's TTL then starts where the lake's runs left it, as the extractor's would. (Started
+    empty, the first runs after each start enriched every artist and album their playlists reference: at 10M,
+    `artists` rewritten whole, 16 MB a run; docs/BENCHMARKS.md.)"""
+    from spotify_pipeline.transform.connection import connect, register_table
+
+    con, tables, out = connect(), Catalog(lake), {}
+    for kind, key in (("artists", "artist_id"), ("albums", "album_id")):
+        register_table(con, tables, kind, f"enriched_{kind}")
+        found = con.execute(
+            f"SELECT {key}, epoch_us(enriched_at) FROM enriched_{kind} WHERE enriched_at IS NOT NULL"
+        ).fetchall()
+        when = {key_id: dt.datetime.fromtimestamp(us / 1e6, dt.UTC) for key_id, us in found}
+        single = kind.removesuffix("s")
+        ids = ((i, catalog.id_of(single, i)) for i in range(catalog.count(single)))
+        out[kind] = {i: when[key_id] for i, key_id in ids if key_id in when}
+    con.close()
+    return out
 
 
 def _write_in_worker(

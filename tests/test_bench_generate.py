@@ -53,3 +53,30 @@ def test_restore_continues_the_lake_where_it_stopped(tmp_path: Path) -> None:
     assert (latest, seq) == (WHEN + dt.timedelta(hours=3), 4)  # new runs sort after the ones in the lake
     assert [fresh.version(i) for i in (0, 3, 5, 7, 11, 1)] == [1, 2, 1, 1, 1, 0]
     assert fresh._popularity_epoch == 3  # one mutation per hourly run
+
+
+def test_a_reused_lake_starts_the_enrichment_ttl_where_its_runs_left_it(tmp_path: Path) -> None:
+    """`--reuse --enrich-ttl-hours`: the artists and albums the lake enriched are not enriched again within the
+    TTL (started empty, the generator enriched every one a run referenced: a benchmark artifact)."""
+    from bench.steady_state import enriched_in
+
+    from spotify_pipeline.tables.catalog import Catalog
+    from spotify_pipeline.transform import transform
+
+    lake = tmp_path / "lake"
+    catalog = catalog_for(3000)
+    write_run(lake, catalog, f"{WHEN:%Y%m%dT%H%M%SZ}-000001", WHEN, list(range(catalog.config.playlists)))
+    transform(LocalStorage(lake), Catalog(lake))
+    seeded = enriched_in(lake, catalog_for(3000))
+    assert len(seeded["artists"]) > 10 and len(seeded["albums"]) > 10
+    assert set(seeded["artists"].values()) == {WHEN}  # the build enriched every artist it referenced
+
+    def enrichment_files(run: int, enriched: dict[str, dict[int, dt.datetime]]) -> list[str]:
+        at = WHEN + dt.timedelta(hours=run)
+        manifest = write_run(
+            lake, catalog, f"{at:%Y%m%dT%H%M%SZ}-{run + 1:06d}", at, [0], enriched=enriched, enrich_ttl=dt.timedelta(7)
+        )
+        return [f["key"] for f in manifest["files"] if f["entity"] in ("artists", "albums")]
+
+    assert enrichment_files(1, seeded) == []
+    assert enrichment_files(2, {}) != []  # started empty: enriched again

@@ -30,12 +30,53 @@ import duckdb
 
 log = logging.getLogger(__name__)
 
-# The whole recompute (`Derived.sql`, and with a WHERE the moved artists' rows).
-ARTIST_STATS_SQL = """SELECT sa.artist_id, count(*) AS appearances, count(DISTINCT ps.playlist_id) AS playlists,
-                  count(DISTINCT ps.song_id) AS songs
-           FROM new_playlist_songs ps JOIN new_song_artists sa ON sa.song_id = ps.song_id {where}
-           GROUP BY sa.artist_id"""
+# The whole recompute (`Derived.sql`, and with a WHERE on `sa` the moved artists' rows): per artist, its
+# credited positions (an artist credited twice on a song counts each position twice), the playlists and the
+# songs they are in. Plain GROUP BYs and joins only, which DuckDB spills past its memory cap: the join of every
+# position to every credit with two `count(DISTINCT ...)` did not (at 10M items under a 2 GB cap, an
+# OutOfMemoryException: docs/BENCHMARKS.md). `appearances` and `songs` come from positions per song (~3M rows
+# at 10M items, not 10M) times credits per (song, artist); `playlists` from the distinct (artist, playlist)
+# pairs. A position with no song, or a song with no credit, counts for no artist; a NULL playlist for no
+# playlist (as `count(DISTINCT ...)` skipped it).
+ARTIST_STATS_SQL = """
+    WITH by_song AS (
+        SELECT sa.artist_id, sum(ps.positions * sa.credits)::BIGINT AS appearances, count(*) AS songs
+        FROM (SELECT song_id, count(*) AS positions FROM new_playlist_songs WHERE song_id IS NOT NULL
+              GROUP BY song_id) ps
+        JOIN (SELECT sa.song_id, sa.artist_id, count(*) AS credits FROM new_song_artists sa {where}
+              GROUP BY sa.song_id, sa.artist_id) sa ON sa.song_id = ps.song_id
+        GROUP BY sa.artist_id
+    ),
+    by_playlist AS (
+        SELECT artist_id, count(playlist_id) AS playlists
+        FROM (SELECT sa.artist_id, ps.playlist_id
+              FROM new_playlist_songs ps JOIN new_song_artists sa ON sa.song_id = ps.song_id {where}
+              GROUP BY sa.artist_id, ps.playlist_id)
+        GROUP BY artist_id
+    )
+    SELECT s.artist_id, s.appearances, coalesce(p.playlists, 0) AS playlists, s.songs
+    FROM by_song s LEFT JOIN by_playlist p ON p.artist_id IS NOT DISTINCT FROM s.artist_id"""
 CHANGED_ROWS_SQL = ARTIST_STATS_SQL.format(where="WHERE sa.artist_id IN (SELECT artist_id FROM keys_artist_stats)")
+# Credit rows per pass of the whole recompute (`stage_whole`): each pass joins every position to the credits
+# of one slice of the artists, so the join's hash table and the (artist, playlist) pairs it groups are that
+# slice's. At 10M items (4.4M credits) that is 5 passes; a lake under 1M credits is recomputed in one.
+WHOLE_PASS_CREDITS = 1_000_000
+
+
+def stage_whole(con: duckdb.DuckDBPyConnection) -> None:
+    """`staged_artist_stats` recomputed whole (`merge.stage_derived`): `ARTIST_STATS_SQL` in passes over
+    slices of the artists by hash (an artist's rows depend on its own credits only), so the memory a pass
+    holds is a slice's, not the lake's. One pass joined 10M positions to 4.4M credits and grouped ~9M
+    (artist, playlist) pairs: 3.1 GB with no cap, and out of memory under the Lambda's 2 GB cap beside the
+    run's other tables (docs/BENCHMARKS.md)."""
+    credits = con.execute("SELECT count(*) FROM new_song_artists").fetchall()[0][0]
+    passes = max(1, -(-credits // WHOLE_PASS_CREDITS))
+    for k in range(passes):
+        where = f"WHERE hash(sa.artist_id) % {passes} = {k}" if passes > 1 else ""  # hash(NULL) is a value too
+        into = "INSERT INTO staged_artist_stats" if k else "CREATE TEMP TABLE staged_artist_stats AS"
+        con.execute(f"{into} {ARTIST_STATS_SQL.format(where=where)}")
+
+
 # The moved artists: credited, before or after, on a song of the changed positions and credits.
 CHANGED_SQL = "SELECT artist_id FROM artist_credits"
 

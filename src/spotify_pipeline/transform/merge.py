@@ -116,6 +116,7 @@ MERGES: dict[str, KeyedMerge | ReplaceChildren | Derived] = {
         # An artist's counts move only if one of its songs gained or lost a position or an artist credit:
         # the artists credited, before or after, on the songs of the changed positions and credits; their
         # rows are the stored ones plus the changes (transform/artist_stats.py).
+        stage=artist_stats.stage_whole,  # the same rows in passes over slices of the artists
         changed_sql=artist_stats.CHANGED_SQL,
         changed_rows_sql=artist_stats.CHANGED_ROWS_SQL,
         prepare_changes=artist_stats.build_credits,
