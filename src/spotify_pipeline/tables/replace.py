@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import counts
 from .contract import TABLES
 from .deletes import deleted_positions, row_delta, write_position_deletes
 from .files import FILE_COLUMN, POS_COLUMN, files_of_tasks
@@ -98,6 +99,8 @@ def replace_by_deletes(
     drop: list[Any] = []
     rewrite: list[Any] = []
     positions = pa.table({"file_path": pa.array([], pa.string()), "pos": pa.array([], pa.int64())})
+    parent = table.current_snapshot()
+    live = counts.live_records(catalog, name, parent)  # the rows it reads: this commit records its own (counts.py)
     with contextlib.closing(_connection(catalog.remote)) as con:
         if tasks:
             files = files_of_tasks(name, tasks, catalog.owns)
@@ -113,13 +116,15 @@ def replace_by_deletes(
             by_path = {task.file.file_path: task for task in tasks}
             marked: list[str] = []
             for path, hit in hits.items():
-                live = by_path[path].file.record_count - deleted.get(path, 0)
-                if hit == live:
+                in_file = by_path[path].file.record_count - deleted.get(path, 0)
+                if hit == in_file:
                     drop.append(by_path[path])
-                elif hit > live * REWRITE_SHARE:
+                elif hit > in_file * REWRITE_SHARE:
                     rewrite.append(by_path[path])
                 else:
                     marked.append(path)
+                    continue
+                live -= in_file  # a file dropped or rewritten: its survivors come back appended
             paths = positions.column("file_path")
             positions = positions.filter(pc.is_in(paths, value_set=pa.array(marked, paths.type)))
         with transaction(table) as tx, row_delta(tx) as delta:
@@ -129,13 +134,16 @@ def replace_by_deletes(
                 delta.delete_data_file(task.file)
             if positions.num_rows:
                 delta.append_data_file(write_position_deletes(table, positions, delta.commit_uuid))
+            live -= positions.num_rows  # each a live row (the search skips rows already deleted)
             survivors = _survivors(con, name, catalog.owns, rewrite, match, schema)
             for rows in itertools.chain(survivors, slices):
+                live += rows.num_rows
                 if rows.num_rows:
                     for data_file in _dataframe_to_data_files(
                         table_metadata=metadata, df=rows, io=table.io, write_uuid=delta.commit_uuid, counter=counter
                     ):
                         delta.append_data_file(data_file)
+            delta.snapshot_properties = counts.summary_properties(live)
     log.debug(
         "table %s: %d positions deleted, %d files dropped, %d rewritten",
         name,
