@@ -93,6 +93,18 @@ def test_replaces_accumulate_deletes_and_a_rewrite_past_the_share(catalog: Catal
     assert len(rows) == 90 and sum(r[2] == "bulk" for r in rows) == 25
 
 
+def test_the_rows_a_file_already_lost_count_in_the_share(catalog: Catalog) -> None:
+    """7 rows replaced are a third of a file's 18 live rows, not of its 30 records: it is rewritten."""
+    first = min(catalog.data_files(TABLE), key=lambda p: pq.read_table(p).column("raw_run_id").to_pylist()[0])
+    for keys in (["r000", "r001", "r002", "r003", "r004", "r005"], ["r006", "r007", "r008", "r009", "r010", "r011"]):
+        catalog.replace_rows(TABLE, "raw_run_id", keys, runs(keys, by="marked").to_batches())
+        assert first in catalog.data_files(TABLE), "a fifth and a quarter of its live rows: marked"
+    more = [f"r{i:03d}" for i in range(12, 19)]
+    catalog.replace_rows(TABLE, "raw_run_id", more, runs(more, by="rewritten").to_batches())
+    assert first not in catalog.data_files(TABLE)
+    assert duckdb_rows(catalog) == iceberg_rows(catalog) and len(duckdb_rows(catalog)) == 90
+
+
 def test_a_whole_file_replaced_is_dropped_not_marked(catalog: Catalog) -> None:
     ids = [f"r{i:03d}" for i in range(30, 60)]
     catalog.replace_rows(TABLE, "raw_run_id", ids, runs(ids, by="again").to_batches())

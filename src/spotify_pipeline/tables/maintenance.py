@@ -38,7 +38,7 @@ from ..lake.layout import WAREHOUSE_DIR
 from ..lake.storage import Storage
 from ..transform import publish
 from ..transform.journal import read_journal
-from . import budget
+from . import budget, counts
 from .budget import LakeBudget, unit_rows
 from .catalog import Catalog, cluster_column
 from .catalog_db import NAMESPACE
@@ -201,6 +201,10 @@ class CompactionPlan:
             name, table, planned, live_deletes, by_delete_file, count_deleted(positions), snapshot.timestamp_ms, size
         )
 
+    def live_rows(self) -> int:
+        """The rows the table reads: its data files' records less the positions deleted in them."""
+        return sum(t.file.record_count - self.deleted.get(t.file.file_path, 0) for t in self.planned)
+
     def deleted_share(self, tasks: list[Any]) -> float:
         deleted = sum(self.deleted.get(t.file.file_path, 0) for t in tasks)
         return float(deleted / max(1, sum(t.file.record_count for t in tasks)))
@@ -277,6 +281,7 @@ class CompactionPlan:
         positions = pa.concat_tables(self.by_delete_file) if self.by_delete_file else read_positions(table.io, [])
         marked = positions.filter(pc.is_in(positions.column("file_path"), pa.array(sorted(kept), pa.string())))
         with table.transaction() as tx, row_delta(tx, merge_manifests=True) as rewrite:
+            rewrite.snapshot_properties = counts.summary_properties(self.live_rows())  # the same rows
             counter = itertools.count()
             for removed in [t.file for t in tasks] + dropped:
                 rewrite.delete_data_file(removed)
