@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ FINGERPRINT = " UNION ALL ".join(
 )
 
 Fingerprint = dict[str, tuple[int, str]]
+COUNT_CHECKS = "SELECT count(*) AS n FROM quality_results"
 
 
 def shown(dashboard: Dashboard) -> Fingerprint:
@@ -171,4 +173,50 @@ def test_an_unreadable_journal_does_not_stop_the_dashboard(changing_lake: tuple[
     try:
         assert newest(dashboard) == DAY.isoformat()
     finally:
+        dashboard.stop()
+
+
+def test_tables_that_never_settle_answer_503_then_recover(
+    changing_lake: tuple[Path, SimulatedSpotify],  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Commits outside any publish (here a thread appending to `quality_results` in a loop) that keep moving
+    a snapshot id while the dashboard reads where the tables stand: after `SPOTIFY_PIPELINE_OPEN_TRIES` reads
+    (lowered to 1 so that one commit in the window is enough) it answers 503 with Retry-After 1, never a
+    half-read lake; once the commits stop, the next request answers from every row committed."""
+    lake, _ = changing_lake
+    monkeypatch.setenv("SPOTIFY_PIPELINE_OPEN_TRIES", "1")  # the worker inherits it
+    catalog = Catalog(lake)
+    row = catalog.read("quality_results").slice(0, 1)
+    stop = threading.Event()
+    commits: list[int] = []
+
+    def keep_committing() -> None:
+        while not stop.is_set():
+            catalog.append("quality_results", row)
+            commits.append(1)
+
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    committer = threading.Thread(target=keep_committing)
+    try:
+        assert newest(dashboard) == DAY.isoformat()
+        committer.start()
+        answers: list[httpx.Response] = []
+        while len(answers) < 30 and not any(a.status_code == 503 for a in answers):
+            answers.append(httpx.get(f"{dashboard.url}/api/query", params={"sql": COUNT_CHECKS}, timeout=60))
+        stop.set()
+        committer.join()
+        refused = [a for a in answers if a.status_code != 200]
+        assert refused, f"no 503 in {len(answers)} requests over {len(commits)} commits"
+        assert {a.status_code for a in refused} == {503}, refused[0].text
+        assert refused[0].headers["Retry-After"] == "1"
+        assert "kept changing" in refused[0].json()["error"]
+        assert len(commits) > 1
+        recovered = httpx.get(f"{dashboard.url}/api/query", params={"sql": COUNT_CHECKS}, timeout=60)
+        assert recovered.status_code == 200, recovered.text
+        assert recovered.json()["rows"][0]["n"] == catalog.read("quality_results").num_rows
+    finally:
+        stop.set()
+        if committer.is_alive():
+            committer.join()
         dashboard.stop()

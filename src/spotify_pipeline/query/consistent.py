@@ -12,8 +12,8 @@ after the last, it records every table the publish commits as it stood before (`
 2. otherwise reads each table's current snapshot id, then the journal again, then the ids again. No journal
    and the same ids twice mean no publish committed a table during the read: one that had committed some
    tables before the first read and the rest after the second would have had its journal there all along.
-   Else it tries again (a commit outside a publish is rare), and after `MAX_TRIES` gives up with
-   `TablesChanging` (the dashboard answers 503 with Retry-After).
+   Else it tries again (a commit outside a publish is rare), and after `MAX_TRIES` (or
+   SPOTIFY_PIPELINE_OPEN_TRIES) gives up with `TablesChanging` (the dashboard answers 503 with Retry-After).
 
 Nothing here looks at the lake's lock: a run that is still extracting, or died on this host or another, has
 changed nothing a reader sees. Local lakes only (the dashboard's); Athena reads Glue's current tables.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import LakeError
+from ..errors import ConfigError, LakeError
 from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY
 from ..lake.storage import LocalStorage
 from ..tables.catalog import Catalog
@@ -32,6 +32,7 @@ from ..tables.catalog_db import recorded_tables
 from ..transform.journal import read_journal
 
 MAX_TRIES = 20
+TRIES_ENV = "SPOTIFY_PIPELINE_OPEN_TRIES"  # fewer reads before giving up (tests: one commit in the window is enough)
 Snapshots = dict[str, int | None]  # table -> snapshot id (None: the table is shown empty)
 
 
@@ -39,10 +40,11 @@ class TablesChanging(LakeError):
     """Tables kept being committed while a reader read where they stand (outside a journaled publish)."""
 
 
-def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES) -> Snapshots:
-    """Every table's snapshot id such that none is half a publish: see the module's docstring."""
+def consistent_snapshots(catalog: Catalog, tries: int | None = None) -> Snapshots:
+    """Every table's snapshot id such that none is half a publish: see the module's docstring. `tries`:
+    default SPOTIFY_PIPELINE_OPEN_TRIES, else `MAX_TRIES`."""
     storage = LocalStorage(catalog.root)
-    for _ in range(tries):
+    for _ in range(tries or open_tries()):
         shown = _shown(storage)
         if shown is not None:
             return {**_current(catalog, skip=shown), **shown}
@@ -53,6 +55,16 @@ def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES) -> Snapshots:
         f"the tables of the lake at {catalog.root} kept changing while they were being opened",
         hint="try again in a moment",
     )
+
+
+def open_tries() -> int:
+    """How many times a reader reads where the tables stand before `TablesChanging`."""
+    text = os.environ.get(TRIES_ENV, "").strip()
+    if not text:
+        return MAX_TRIES
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"invalid {TRIES_ENV} = {text!r}: not a whole number of at least 1", hint="unset it")
+    return int(text)
 
 
 def _shown(storage: LocalStorage) -> Snapshots | None:
