@@ -8,7 +8,10 @@ after the last, it records every table the publish commits as it stood before (`
 
 1. reads the journal: while there is one (a publish under way, or one that died half-way, which the next
    transform redoes), it opens the published tables at `before` and every other table at its current
-   snapshot (those are committed one at a time, each whole on its own: quality_results, pipeline_runs);
+   snapshot (those are committed one at a time, each whole on its own: quality_results, ...), except
+   `pipeline_runs` when the publish appends a run's line to it (its last commit, marked): then every line
+   appended since `before` up to the first marked one, so that a run's line appears with its tables while
+   the lines of runs that failed meanwhile (appended unmarked, outside any publish) show at once;
 2. otherwise reads each table's current snapshot id, then the journal again, then the ids again. No journal
    and the same ids twice mean no publish committed a table during the read: one that had committed some
    tables before the first read and the rest after the second would have had its journal there all along.
@@ -29,7 +32,7 @@ from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY
 from ..lake.storage import LocalStorage
 from ..tables.catalog import Catalog
 from ..tables.catalog_db import recorded_tables
-from ..transform.journal import read_journal
+from ..transform.journal import RUN_LINE, RUNS_TABLE, read_journal
 
 MAX_TRIES = 20
 TRIES_ENV = "SPOTIFY_PIPELINE_OPEN_TRIES"  # fewer reads before giving up (tests: one commit in the window is enough)
@@ -47,6 +50,8 @@ def consistent_snapshots(catalog: Catalog, tries: int | None = None) -> Snapshot
     for _ in range(tries or open_tries()):
         shown = _shown(storage)
         if shown is not None:
+            if RUNS_TABLE in shown:
+                shown[RUNS_TABLE] = _runs_before_publish(catalog, shown[RUNS_TABLE])
             return {**_current(catalog, skip=shown), **shown}
         first = _current(catalog)
         if _shown(storage) is None and _current(catalog) == first:
@@ -75,6 +80,27 @@ def _shown(storage: LocalStorage) -> Snapshots | None:
     except LakeError:
         return None
     return None if journal is None else journal.shown()
+
+
+def _runs_before_publish(catalog: Catalog, before: int | None) -> int | None:
+    """The `pipeline_runs` snapshot readers show while a publish that appends a run's line is unfinished:
+    the current one, or the one before the first line a publish appended after `before` (the snapshot the
+    journal recorded; None: the table had none). Walks back from the current snapshot, usually zero or one
+    step (one line per run). If `before` is no ancestor of the current snapshot (the table was rewritten),
+    nothing can be told apart: the current one."""
+    if RUNS_TABLE not in catalog.table_names():
+        return None
+    table = catalog.table(RUNS_TABLE)
+    snapshot = table.current_snapshot()
+    shown = None if snapshot is None else int(snapshot.snapshot_id)
+    while snapshot is not None and snapshot.snapshot_id != before:
+        if snapshot.summary is not None and snapshot.summary.get(RUN_LINE):
+            shown = snapshot.parent_snapshot_id
+        parent = snapshot.parent_snapshot_id
+        snapshot = None if parent is None else table.snapshot_by_id(parent)
+    if snapshot is None and before is not None:
+        return catalog.snapshot_id(RUNS_TABLE)
+    return shown
 
 
 def _current(catalog: Catalog, skip: Snapshots | None = None) -> Snapshots:

@@ -35,7 +35,7 @@ from . import publish
 from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
 from .connection import connect, spill_parent
-from .journal import PUBLISHED_TABLES, PublishJournal, clear_journal, read_journal, write_journal
+from .journal import PUBLISHED_TABLES, RUNS_TABLE, PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged, stage_derived
 from .publish import by_whole_key, ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
@@ -90,6 +90,7 @@ def transform(
     batch_bytes: int | None = None,
     memory_limit: str = "",
     on_publish: Callable[[], None] | None = None,
+    record_run: Callable[[TransformResult], None] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -101,7 +102,8 @@ def transform(
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
     rows to prove the gate holds. `on_publish` is called when the checks have passed and the commits begin
-    (the progress bar's `publish` phase).
+    (the progress bar's `publish` phase). `record_run` appends the run's `pipeline_runs` line as the
+    publish's last commit (marked `RUN_LINE`), so that readers see it with the tables (journal.py).
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -325,10 +327,12 @@ def transform(
         if on_publish is not None:
             on_publish()
         # Readers show the tables as they stood before (the interrupted publish's own `before` on a redo).
-        before = journal.shown() if journal is not None else None
-        if before is None:
-            before = base if not rebuild else current_snapshots(catalog)
+        shown = journal.shown() if journal is not None else None
+        before = shown if shown is not None else (base if not rebuild else current_snapshots(catalog))
+        runs_before = before[RUNS_TABLE] if shown is not None and RUNS_TABLE in shown else _runs_snapshot(catalog)
         before = {name: before.get(name) for name in PUBLISHED_TABLES}
+        if record_run is not None:  # this publish appends the run's line: readers show the lines before it
+            before[RUNS_TABLE] = runs_before
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild, before=before))
         with replace.sharing(con):  # the keyed replaces query through this connection's cursors
             for name in DATA_TABLES:
@@ -357,6 +361,10 @@ def transform(
         if "songs" in catalog.table_names() and (rebuild or base.get("songs") is None):
             catalog.mark("songs", *LAST_SEEN_MODEL)  # written whole by this code: the model is the current one
         crash_point("transform.tables_committed")
+        result.raw_runs = [m["run_id"] for m in todo]
+        if record_run is not None:
+            record_run(result)  # the publish's last commit: the run's line, shown with the tables
+            crash_point("transform.run_recorded")
         clear_journal(storage)
         crash_point("transform.published")
     finally:
@@ -364,6 +372,10 @@ def transform(
         quarantine.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _runs_snapshot(catalog: Catalog) -> int | None:
+    return catalog.snapshot_id(RUNS_TABLE) if RUNS_TABLE in catalog.table_names() else None
 
 
 def _written_before_last_seen_model(catalog: Catalog) -> bool:
