@@ -32,8 +32,9 @@ from ..lake.layout import PUBLISH_JOURNAL_KEY
 from ..lake.storage import Storage
 from ..tables.contract import DATA_TABLES
 
-# Every table a publish commits (runner.py: the data tables, then `processed_raw_runs` and `listening_gaps`).
-PUBLISHED_TABLES = (*DATA_TABLES, "processed_raw_runs", "listening_gaps")
+# Every table a publish commits (runner.py: `rejected_records`, the data tables, then `processed_raw_runs` and
+# `listening_gaps`).
+PUBLISHED_TABLES = ("rejected_records", *DATA_TABLES, "processed_raw_runs", "listening_gaps")
 # A run's publish also appends its own line to `pipeline_runs`, last, marking that commit with this snapshot
 # summary property (value: the run id). Other lines (a failed run's, an extract-only run's) are appended
 # unmarked, outside any publish, and readers always show them (query/consistent.py).
@@ -61,8 +62,10 @@ class PublishJournal:
         `before`): readers show it from there up to the first line a publish appended."""
         if self.before is None and self.rebuild:
             return None
-        before = self.snapshots if self.before is None else self.before
-        shown = {name: before.get(name) for name in PUBLISHED_TABLES}
+        if self.before is None:  # that version committed rejected_records before its journal: shown current
+            shown = {name: self.snapshots.get(name) for name in PUBLISHED_TABLES if name != "rejected_records"}
+        else:  # a table an older journal's `before` leaves out was not published under it: shown current
+            shown = {name: self.before.get(name) for name in PUBLISHED_TABLES if name in self.before}
         if self.before is not None and RUNS_TABLE in self.before:
             shown[RUNS_TABLE] = self.before[RUNS_TABLE]
         return shown

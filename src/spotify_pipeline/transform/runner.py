@@ -317,10 +317,6 @@ def transform(
                 checks=[r.check.name for r in failures],
                 hint="the previous tables stay current; see the quality_results table",
             )
-        with timed("commit.rejected_records"):
-            result.rows["rejected_records"] = record_rejected(
-                catalog, quarantine.rejected, todo, rebuild, by_run_id, now
-            )
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
@@ -330,10 +326,16 @@ def transform(
         shown = journal.shown() if journal is not None else None
         before = shown if shown is not None else (base if not rebuild else current_snapshots(catalog))
         runs_before = before[RUNS_TABLE] if shown is not None and RUNS_TABLE in shown else _runs_snapshot(catalog)
+        if any(name not in before for name in PUBLISHED_TABLES):  # not there yet, or an older journal's omission
+            before = current_snapshots(catalog) | before
         before = {name: before.get(name) for name in PUBLISHED_TABLES}
-        if record_run is not None:  # this publish appends the run's line: readers show the lines before it
-            before[RUNS_TABLE] = runs_before
+        if record_run is not None or (shown is not None and RUNS_TABLE in shown):
+            before[RUNS_TABLE] = runs_before  # a run's line is (or was) appended by this publish: shown after it
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild, before=before))
+        with timed("commit.rejected_records"):  # the records set aside appear with the tables, not before
+            result.rows["rejected_records"] = record_rejected(
+                catalog, quarantine.rejected, todo, rebuild, by_run_id, now
+            )
         with replace.sharing(con):  # the keyed replaces query through this connection's cursors
             for name in DATA_TABLES:
                 result.rows[name] = staged_rows[name]
