@@ -39,6 +39,7 @@ from .tables.catalog import Catalog, open_catalog
 from .tables.contract import TABLES
 from .tables.retention import ExpiryResult, expire_history
 from .transform import TransformResult, transform
+from .transform.journal import RUN_LINE
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,16 @@ def run(
     # Extract-only runs may go in parallel (Lambda batches): each writes its own raw run and never touches
     # a table. Anything that publishes holds the lake's lock.
     guard = lake_lock(storage, catalog, "transform" if transform_only else "run") if lock else contextlib.nullcontext()
+    recorded = False  # the run's line is in pipeline_runs: by its publish, or at the end
+
+    def record_in_publish(result: TransformResult) -> None:
+        """The run's line as its publish's last commit (transform/journal.py): readers see it with its tables."""
+        nonlocal recorded
+        report.transform = result
+        _outcome(report)
+        report.finished_at = dt.datetime.now(dt.UTC)
+        recorded = _record(catalog, report, in_publish=True)
+
     with guard:
         try:
             if not transform_only:
@@ -171,13 +182,10 @@ def run(
                     by_run_id=report.run_id,
                     stage_hook=stage_hook,
                     on_publish=(lambda: progress.phase("publish")) if progress is not None else None,
+                    record_run=record_in_publish,
                 )
                 report.history = _expire_history(catalog, settings.table_history_days)
-            report.status = _status(report)
-            if report.extract and report.extract.stop_reason:
-                report.error = report.extract.stop_reason
-            elif report.extract and report.extract.failed:
-                report.error = "; ".join(report.extract.failed.values())
+            _outcome(report)
         except PipelineError as exc:
             report.status, report.error = "failed", str(exc)
             raise
@@ -188,8 +196,13 @@ def run(
             report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            report.finished_at = dt.datetime.now(dt.UTC)
-            _record(catalog, report)
+            if not recorded:
+                report.finished_at = dt.datetime.now(dt.UTC)
+                _record(catalog, report)
+            elif report.status != "succeeded":  # after its publish (old snapshots' expiry): the line stands
+                log.warning(
+                    "run %s %s after publishing: pipeline_runs records it as published", report.run_id, report.status
+                )
             if report.status != "succeeded":
                 send_alert(f"spotify-pipeline run {report.run_id} {report.status}: {report.error or 'see logs'}")
             elif report.transform is not None and report.transform.rejected:
@@ -216,8 +229,18 @@ def _status(report: RunReport) -> str:
     return report.extract.status
 
 
-def _record(catalog: Catalog, report: RunReport) -> None:
-    """Append the run to `pipeline_runs` (best effort: a broken catalog must not hide the real error)."""
+def _outcome(report: RunReport) -> None:
+    """The status and error of a run that raised nothing: its extraction's."""
+    report.status = _status(report)
+    if report.extract and report.extract.stop_reason:
+        report.error = report.extract.stop_reason
+    elif report.extract and report.extract.failed:
+        report.error = "; ".join(report.extract.failed.values())
+
+
+def _record(catalog: Catalog, report: RunReport, *, in_publish: bool = False) -> bool:
+    """Append the run to `pipeline_runs` (best effort: a broken catalog must not hide the real error);
+    False if it could not. `in_publish`: as its publish's last commit, marked so (transform/journal.py)."""
     ex = report.extract
     row = {
         "run_id": report.run_id,
@@ -234,6 +257,12 @@ def _record(catalog: Catalog, report: RunReport) -> None:
         "error": report.error,
     }
     try:
-        catalog.append("pipeline_runs", pa.Table.from_pylist([row], schema=TABLES["pipeline_runs"].schema))
+        catalog.append(
+            "pipeline_runs",
+            pa.Table.from_pylist([row], schema=TABLES["pipeline_runs"].schema),
+            {RUN_LINE: report.run_id} if in_publish else None,
+        )
     except Exception as exc:  # best effort: a failed record must never hide the run's own outcome
         log.warning("could not record the run in pipeline_runs: %s", exc)
+        return False
+    return True

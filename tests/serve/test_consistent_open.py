@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ FINGERPRINT = " UNION ALL ".join(
 )
 
 Fingerprint = dict[str, tuple[int, str]]
+COUNT_CHECKS = "SELECT count(*) AS n FROM quality_results"
 
 
 def shown(dashboard: Dashboard) -> Fingerprint:
@@ -172,3 +174,122 @@ def test_an_unreadable_journal_does_not_stop_the_dashboard(changing_lake: tuple[
         assert newest(dashboard) == DAY.isoformat()
     finally:
         dashboard.stop()
+
+
+def test_tables_that_never_settle_answer_503_then_recover(
+    changing_lake: tuple[Path, SimulatedSpotify],  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Commits outside any publish (here a thread appending to `quality_results` in a loop) that keep moving
+    a snapshot id while the dashboard reads where the tables stand: after `SPOTIFY_PIPELINE_OPEN_TRIES` reads
+    (lowered to 1 so that one commit in the window is enough) it answers 503 with Retry-After 1, never a
+    half-read lake; once the commits stop, the next request answers from every row committed."""
+    lake, _ = changing_lake
+    monkeypatch.setenv("SPOTIFY_PIPELINE_OPEN_TRIES", "1")  # the worker inherits it
+    catalog = Catalog(lake)
+    row = catalog.read("quality_results").slice(0, 1)
+    stop = threading.Event()
+    commits: list[int] = []
+
+    def keep_committing() -> None:
+        while not stop.is_set():
+            catalog.append("quality_results", row)
+            commits.append(1)
+
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    committer = threading.Thread(target=keep_committing)
+    try:
+        assert newest(dashboard) == DAY.isoformat()
+        committer.start()
+        answers: list[httpx.Response] = []
+        while len(answers) < 30 and not any(a.status_code == 503 for a in answers):
+            answers.append(httpx.get(f"{dashboard.url}/api/query", params={"sql": COUNT_CHECKS}, timeout=60))
+        stop.set()
+        committer.join()
+        refused = [a for a in answers if a.status_code != 200]
+        assert refused, f"no 503 in {len(answers)} requests over {len(commits)} commits"
+        assert {a.status_code for a in refused} == {503}, refused[0].text
+        assert refused[0].headers["Retry-After"] == "1"
+        assert "kept changing" in refused[0].json()["error"]
+        assert len(commits) > 1
+        recovered = httpx.get(f"{dashboard.url}/api/query", params={"sql": COUNT_CHECKS}, timeout=60)
+        assert recovered.status_code == 200, recovered.text
+        assert recovered.json()["rows"][0]["n"] == catalog.read("quality_results").num_rows
+    finally:
+        stop.set()
+        if committer.is_alive():
+            committer.join()
+        dashboard.stop()
+
+
+RUNS = "SELECT run_id, status FROM pipeline_runs ORDER BY started_at"
+
+
+def runs_shown(dashboard: Dashboard) -> list[tuple[str, str]]:
+    response = httpx.get(f"{dashboard.url}/api/query", params={"sql": RUNS}, timeout=120)
+    assert response.status_code == 200, response.text
+    return [(row["run_id"], row["status"]) for row in response.json()["rows"]]
+
+
+def runs_on_disk(lake: Path) -> list[tuple[str, str]]:
+    with QueryEngine(Catalog(lake)) as engine:
+        return [(r, s) for r, s in engine.execute(RUNS).rows]
+
+
+def test_a_runs_pipeline_runs_line_appears_with_its_tables_and_a_failed_runs_line_always(
+    tmp_path: Path, make_simulator: SimulatorFactory
+) -> None:
+    """A run's own `pipeline_runs` line is part of its publish: paused right after the journal is gone, readers
+    show its tables and its line; paused after its line's commit but before the journal is gone, neither.
+    A run killed mid-publish leaves its journal: a run that fails then still shows its failure line at once
+    (beside the tables as before), and the next run publishes both tables and its line."""
+    server = make_simulator(seed=5, playlists=3, items_per_playlist=12)
+    lake = tmp_path / "lake"
+    env = sim_env(server, lake)
+    run_args = ["run", *[a for pid in server.playlist_ids() for a in ("--playlist", pid)]]
+    assert cli(*run_args, env=env).returncode == 0
+    dashboard = Dashboard(lake, "127.0.0.1", 0).start()
+    run: subprocess.Popen[bytes] | None = None
+    try:
+        lines = runs_on_disk(lake)
+        assert runs_shown(dashboard) == lines and len(lines) == 1
+        # 1. The journal just removed: the new tables and the run's line, together.
+        server.mutate([0])
+        run = start_paused_run(lake, env, run_args, "transform.published")
+        lines = runs_on_disk(lake)
+        assert len(lines) == 2 and lines[-1][1] == "succeeded"
+        assert shown(dashboard) == on_disk(lake) and runs_shown(dashboard) == lines
+        finish(run, lake)
+        assert runs_shown(dashboard) == runs_on_disk(lake) == lines  # recorded once
+        # 2. Its line committed, the journal still there: neither its tables nor its line.
+        before = on_disk(lake)
+        server.mutate([1])
+        run = start_paused_run(lake, env, run_args, "transform.run_recorded")
+        assert len(runs_on_disk(lake)) == 3 and on_disk(lake) != before
+        assert shown(dashboard) == before and runs_shown(dashboard) == lines
+        finish(run, lake)
+        lines = runs_on_disk(lake)
+        assert len(lines) == 3 and shown(dashboard) == on_disk(lake) and runs_shown(dashboard) == lines
+        # 3. Killed mid-publish: a failed run's line shows at once, beside the tables as they were.
+        before = on_disk(lake)
+        server.mutate([2])
+        run = start_paused_run(lake, env, run_args, "transform.table_committed:2")
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=60)
+        assert runs_on_disk(lake) == lines  # killed before its line
+        failed = cli("run", "--playlist", "37i9dQZF1DXnoSuchList0", env=env)
+        assert failed.returncode != 0
+        lines = runs_on_disk(lake)
+        assert len(lines) == 4, failed.stderr
+        assert len(lines) == 4 and lines[-1][1] == "failed"
+        assert shown(dashboard) == before and runs_shown(dashboard) == lines
+        redo = cli(*run_args, env=env)
+        assert redo.returncode == 0, redo.stderr
+        lines = runs_on_disk(lake)
+        assert len(lines) == 5 and lines[-1][1] == "succeeded"
+        assert shown(dashboard) == on_disk(lake) != before and runs_shown(dashboard) == lines
+    finally:
+        dashboard.stop()
+        if run is not None and run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+            run.wait()

@@ -5,7 +5,11 @@ already gone: raw_parts.py) in a scratch folder before anything is written; then
 the parts are written to the raw zone and the manifest last, and the normal transform builds the tables
 from those same parts (so `transform --rebuild` reads exactly what the import's own transform read).
 A history file whose sha256 some earlier import of the same user already holds is skipped: re-importing
-a download writes no raw run, and the tables get no new snapshot.
+a download writes no raw run, and the tables get no new snapshot, unless an earlier import (or run) died
+while publishing: then its publish is finished, as the next run would.
+
+The import publishes as a run does (transform/runner.py), under the publish journal: a reader never sees
+half of it, and one killed between two table commits is redone from the journal by whatever comes next.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..lake.storage import Storage
 from ..tables.catalog import preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
+from ..transform.journal import read_journal
 from . import workers
 from .arrow_part import write_arrow_part
 from .formats import HistoryFormat
@@ -179,12 +184,14 @@ def import_history(
                 result.run_id = run_id
                 result.files = [_file_entry(p) for p in parsed]
             clock.lap("raw_run")
-            if run_transform and result.run_id:
-                # The transform reads the parts just written: the same files `transform --rebuild` reads.
+            # The transform reads the parts just written: the same files `transform --rebuild` reads. With
+            # nothing new it still runs if a publish did not finish (an import or run killed half-way: its
+            # journal is there), so that importing the same download again finishes it (transform/journal.py).
+            if run_transform and (result.run_id or read_journal(storage) is not None):
                 result.transform = transform(
                     storage,
                     catalog,
-                    by_run_id=result.run_id,
+                    by_run_id=result.run_id or "",
                     memory_limit=IMPORT_MEMORY_LIMIT,
                     on_publish=lambda: clock.lap("stage"),  # staged and checked: the commits begin
                 )

@@ -8,14 +8,17 @@ after the last, it records every table the publish commits as it stood before (`
 
 1. reads the journal: while there is one (a publish under way, or one that died half-way, which the next
    transform redoes), it opens the published tables at `before` and every other table at its current
-   snapshot (those are committed one at a time, each whole on its own: quality_results, pipeline_runs);
+   snapshot (those are committed one at a time, each whole on its own: quality_results, ...), except
+   `pipeline_runs` when the publish appends a run's line to it (its last commit, marked): then every line
+   appended since `before` up to the first marked one, so that a run's line appears with its tables while
+   the lines of runs that failed meanwhile (appended unmarked, outside any publish) show at once;
 2. otherwise reads each table's metadata location (a new file at every commit: one catalog read), each table's
    current snapshot id, the journal again, then the locations again. No journal and the same locations twice
    mean no table was committed during the read, so the ids are those of one moment with no publish under way:
    one that had committed some tables before the first read and the rest after the second would have had its
    journal there all along.
-   Else it tries again (a commit outside a publish is rare), and after `MAX_TRIES` gives up with
-   `TablesChanging` (the dashboard answers 503 with Retry-After).
+   Else it tries again (a commit outside a publish is rare), and after `MAX_TRIES` (or
+   SPOTIFY_PIPELINE_OPEN_TRIES) gives up with `TablesChanging` (the dashboard answers 503 with Retry-After).
 
 Nothing here looks at the lake's lock: a run that is still extracting, or died on this host or another, has
 changed nothing a reader sees. The same on S3 (the journal is an object beside the raw zone, the ids come from
@@ -27,14 +30,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import LakeError
+from ..errors import ConfigError, LakeError
 from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY
 from ..lake.storage import LocalStorage, Storage
 from ..tables.catalog import Catalog
 from ..tables.catalog_db import recorded_tables
-from ..transform.journal import read_journal
+from ..transform.journal import RUN_LINE, RUNS_TABLE, read_journal
 
 MAX_TRIES = 20
+TRIES_ENV = "SPOTIFY_PIPELINE_OPEN_TRIES"  # fewer reads before giving up (tests: one commit in the window is enough)
 Snapshots = dict[str, int | None]  # table -> snapshot id (None: the table is shown empty)
 
 
@@ -42,13 +46,16 @@ class TablesChanging(LakeError):
     """Tables kept being committed while a reader read where they stand (outside a journaled publish)."""
 
 
-def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES, storage: Storage | None = None) -> Snapshots:
-    """Every table's snapshot id such that none is half a publish: see the module's docstring. `storage`: where
-    the lake's journal is (by default the catalog's folder: a local lake)."""
+def consistent_snapshots(catalog: Catalog, tries: int | None = None, storage: Storage | None = None) -> Snapshots:
+    """Every table's snapshot id such that none is half a publish: see the module's docstring. `tries`:
+    default SPOTIFY_PIPELINE_OPEN_TRIES, else `MAX_TRIES`. `storage`: where the lake's journal is (by default
+    the catalog's folder: a local lake)."""
     storage = storage or LocalStorage(catalog.root)
-    for _ in range(tries):
+    for _ in range(tries or open_tries()):
         shown = _shown(storage)
         if shown is not None:
+            if RUNS_TABLE in shown:
+                shown[RUNS_TABLE] = _runs_before_publish(catalog, shown[RUNS_TABLE])
             return {**_current(catalog, skip=shown), **shown}
         first = catalog.metadata_locations()
         current = _current(catalog)
@@ -60,6 +67,16 @@ def consistent_snapshots(catalog: Catalog, tries: int = MAX_TRIES, storage: Stor
     )
 
 
+def open_tries() -> int:
+    """How many times a reader reads where the tables stand before `TablesChanging`."""
+    text = os.environ.get(TRIES_ENV, "").strip()
+    if not text:
+        return MAX_TRIES
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"invalid {TRIES_ENV} = {text!r}: not a whole number of at least 1", hint="unset it")
+    return int(text)
+
+
 def _shown(storage: Storage) -> Snapshots | None:
     """What an unfinished publish's journal says readers show (None: no journal, or one too old to say, or
     one that cannot be read: the next transform refuses it and says what to do; a reader shows the tables)."""
@@ -68,6 +85,27 @@ def _shown(storage: Storage) -> Snapshots | None:
     except LakeError:
         return None
     return None if journal is None else journal.shown()
+
+
+def _runs_before_publish(catalog: Catalog, before: int | None) -> int | None:
+    """The `pipeline_runs` snapshot readers show while a publish that appends a run's line is unfinished:
+    the current one, or the one before the first line a publish appended after `before` (the snapshot the
+    journal recorded; None: the table had none). Walks back from the current snapshot, usually zero or one
+    step (one line per run). If `before` is no ancestor of the current snapshot (the table was rewritten),
+    nothing can be told apart: the current one."""
+    if RUNS_TABLE not in catalog.table_names():
+        return None
+    table = catalog.table(RUNS_TABLE)
+    snapshot = table.current_snapshot()
+    shown = None if snapshot is None else int(snapshot.snapshot_id)
+    while snapshot is not None and snapshot.snapshot_id != before:
+        if snapshot.summary is not None and snapshot.summary.get(RUN_LINE):
+            shown = snapshot.parent_snapshot_id
+        parent = snapshot.parent_snapshot_id
+        snapshot = None if parent is None else table.snapshot_by_id(parent)
+    if snapshot is None and before is not None:
+        return catalog.snapshot_id(RUNS_TABLE)
+    return shown
 
 
 def _current(catalog: Catalog, skip: Snapshots | None = None) -> Snapshots:

@@ -357,10 +357,11 @@ class Catalog:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             return overwrite_with_copies(self._writable(name), self.table(source), rows)
 
-    def append(self, name: str, data: pa.Table) -> None:
+    def append(self, name: str, data: pa.Table, properties: dict[str, str] | None = None) -> None:
+        """Commit `data` as new rows; `properties` go into the snapshot's summary (readers may look)."""
         if data.num_rows:
             with self._writing(name), transaction(self._writable(name)) as tx:  # metadata built once per update
-                tx.append(data.cast(TABLES[name].schema))
+                tx.append(data.cast(TABLES[name].schema), snapshot_properties=properties or {})
 
     @contextlib.contextmanager
     def _writing(self, name: str) -> Iterator[None]:

@@ -11,8 +11,12 @@ The note also says what readers show meanwhile (`before`): every table the publi
 before the first commit of this publish (or of the interrupted one it redoes). While the note exists a
 reader such as `serve` opens those snapshots (query/consistent.py), never half a publish.
 
+A run's own `pipeline_runs` line is the publish's last commit, so readers switch to it with the tables: its
+commit is marked (`RUN_LINE`), and while the note exists readers show `pipeline_runs` up to the first marked
+line after `before` (every failed run's line before it included: those are never hidden).
+
     _state/publish.json   {"rebuild": false, "snapshots": {"songs": 123, ...}, "raw_runs": [...],
-                           "before": {"songs": 123, "listens": null, ...}, ...}
+                           "before": {"songs": 123, "listens": null, ..., "pipeline_runs": 77}, ...}
 """
 
 from __future__ import annotations
@@ -28,8 +32,14 @@ from ..lake.layout import PUBLISH_JOURNAL_KEY
 from ..lake.storage import Storage
 from ..tables.contract import DATA_TABLES
 
-# Every table a publish commits (runner.py: the data tables, then `processed_raw_runs` and `listening_gaps`).
-PUBLISHED_TABLES = (*DATA_TABLES, "processed_raw_runs", "listening_gaps")
+# Every table a publish commits (runner.py: `rejected_records`, the data tables, then `processed_raw_runs` and
+# `listening_gaps`).
+PUBLISHED_TABLES = ("rejected_records", *DATA_TABLES, "processed_raw_runs", "listening_gaps")
+# A run's publish also appends its own line to `pipeline_runs`, last, marking that commit with this snapshot
+# summary property (value: the run id). Other lines (a failed run's, an extract-only run's) are appended
+# unmarked, outside any publish, and readers always show them (query/consistent.py).
+RUNS_TABLE = "pipeline_runs"
+RUN_LINE = "spotify-pipeline.publish-run-line"
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +57,18 @@ class PublishJournal:
     before: dict[str, int | None] | None = None
 
     def shown(self) -> dict[str, int | None] | None:
-        """Each of `PUBLISHED_TABLES` as readers show it while this publish is unfinished (None: not recorded)."""
+        """Each of `PUBLISHED_TABLES` as readers show it while this publish is unfinished (None: not recorded),
+        and `pipeline_runs` as it stood before when the publish appends a run's line (`RUNS_TABLE` in
+        `before`): readers show it from there up to the first line a publish appended."""
         if self.before is None and self.rebuild:
             return None
-        before = self.snapshots if self.before is None else self.before
-        return {name: before.get(name) for name in PUBLISHED_TABLES}
+        if self.before is None:  # that version committed rejected_records before its journal: shown current
+            shown = {name: self.snapshots.get(name) for name in PUBLISHED_TABLES if name != "rejected_records"}
+        else:  # a table an older journal's `before` leaves out was not published under it: shown current
+            shown = {name: self.before.get(name) for name in PUBLISHED_TABLES if name in self.before}
+        if self.before is not None and RUNS_TABLE in self.before:
+            shown[RUNS_TABLE] = self.before[RUNS_TABLE]
+        return shown
 
 
 def read_journal(storage: Storage) -> PublishJournal | None:

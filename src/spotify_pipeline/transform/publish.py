@@ -325,7 +325,8 @@ def record_rejected(
 ) -> int:
     """Replace the `rejected_records` of the raw runs just read by what this transform set aside (a rebuild:
     the whole table), so re-reading a run never duplicates its rows and a record that now reads is gone.
-    Written before the tables are published: a publish that fails re-reads the same runs and converges.
+    Written first in the publish (under its journal, so readers see it with the tables): a publish that
+    fails or is redone re-reads the same runs and converges.
     Returns the table's rows afterwards."""
     name = "rejected_records"
     exists = name in catalog.table_names()

@@ -35,7 +35,7 @@ from . import publish
 from .batch import build_batch, drop_rechecked_playlists
 from .changes import build_changes
 from .connection import connect, spill_parent
-from .journal import PUBLISHED_TABLES, PublishJournal, clear_journal, read_journal, write_journal
+from .journal import PUBLISHED_TABLES, RUNS_TABLE, PublishJournal, clear_journal, read_journal, write_journal
 from .merge import MERGES, Derived, ReplaceChildren, merge_sql, stage_batch_as_merged, stage_derived
 from .publish import by_whole_key, ensure_space, publish_table, record_gaps, record_rejected, register_base
 from .quarantine import Quarantine
@@ -90,6 +90,7 @@ def transform(
     batch_bytes: int | None = None,
     memory_limit: str = "",
     on_publish: Callable[[], None] | None = None,
+    record_run: Callable[[TransformResult], None] | None = None,
 ) -> TransformResult:
     """Bring every table up to date with the raw zone. `rebuild` recreates every table from raw alone.
 
@@ -101,7 +102,8 @@ def transform(
     parsed at a time; it bounds the transform's memory, and `memory_limit` caps DuckDB's unless
     SPOTIFY_PIPELINE_MEMORY_LIMIT does. `stage_hook` lets tests tamper with the staged
     rows to prove the gate holds. `on_publish` is called when the checks have passed and the commits begin
-    (the progress bar's `publish` phase).
+    (the progress bar's `publish` phase). `record_run` appends the run's `pipeline_runs` line as the
+    publish's last commit (marked `RUN_LINE`), so that readers see it with the tables (journal.py).
     """
     batch_bytes = batch_bytes or _batch_bytes()  # checked first: a bad setting fails even with no new data
     reader = RawZoneReader(storage)
@@ -315,21 +317,25 @@ def transform(
                 checks=[r.check.name for r in failures],
                 hint="the previous tables stay current; see the quality_results table",
             )
-        with timed("commit.rejected_records"):
-            result.rows["rejected_records"] = record_rejected(
-                catalog, quarantine.rejected, todo, rebuild, by_run_id, now
-            )
         # Publish: one commit per table, then the bookkeeping. (A rebuild overwrites too, so the tables'
         # earlier snapshots stay in their history, until retention.py expires them.) The journal, written
         # first, lets the next transform redo this one if it is killed before the last commit.
         if on_publish is not None:
             on_publish()
         # Readers show the tables as they stood before (the interrupted publish's own `before` on a redo).
-        before = journal.shown() if journal is not None else None
-        if before is None:
-            before = base if not rebuild else current_snapshots(catalog)
+        shown = journal.shown() if journal is not None else None
+        before = shown if shown is not None else (base if not rebuild else current_snapshots(catalog))
+        runs_before = before[RUNS_TABLE] if shown is not None and RUNS_TABLE in shown else _runs_snapshot(catalog)
+        if any(name not in before for name in PUBLISHED_TABLES):  # not there yet, or an older journal's omission
+            before = current_snapshots(catalog) | before
         before = {name: before.get(name) for name in PUBLISHED_TABLES}
+        if record_run is not None or (shown is not None and RUNS_TABLE in shown):
+            before[RUNS_TABLE] = runs_before  # a run's line is (or was) appended by this publish: shown after it
         write_journal(storage, PublishJournal(base, [m["run_id"] for m in todo], rebuild, before=before))
+        with timed("commit.rejected_records"):  # the records set aside appear with the tables, not before
+            result.rows["rejected_records"] = record_rejected(
+                catalog, quarantine.rejected, todo, rebuild, by_run_id, now
+            )
         with replace.sharing(con):  # the keyed replaces query through this connection's cursors
             for name in DATA_TABLES:
                 result.rows[name] = staged_rows[name]
@@ -357,6 +363,10 @@ def transform(
         if "songs" in catalog.table_names() and (rebuild or base.get("songs") is None):
             catalog.mark("songs", *LAST_SEEN_MODEL)  # written whole by this code: the model is the current one
         crash_point("transform.tables_committed")
+        result.raw_runs = [m["run_id"] for m in todo]
+        if record_run is not None:
+            record_run(result)  # the publish's last commit: the run's line, shown with the tables
+            crash_point("transform.run_recorded")
         clear_journal(storage)
         crash_point("transform.published")
     finally:
@@ -364,6 +374,10 @@ def transform(
         quarantine.close()
     result.raw_runs = [m["run_id"] for m in todo]
     return result
+
+
+def _runs_snapshot(catalog: Catalog) -> int | None:
+    return catalog.snapshot_id(RUNS_TABLE) if RUNS_TABLE in catalog.table_names() else None
 
 
 def _written_before_last_seen_model(catalog: Catalog) -> bool:
