@@ -3,6 +3,10 @@ publish them table by table (publish.py) under the journal that lets a killed pu
 
 The DuckDB temp relations the steps pass to each other (`complete`, `b_*`, `old_*`, `staged_*`, ...) and the
 order that builds them are declared in transform/relations.py, which checks them as the steps run.
+
+Over 400 lines because the publish's order is one sequence that must read top to bottom: journal written,
+rejected records, tables, bookkeeping, the run's own `pipeline_runs` line, journal cleared (crash points between
+each); splitting it would scatter the order a redo relies on.
 """
 
 from __future__ import annotations
