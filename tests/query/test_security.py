@@ -184,18 +184,6 @@ def test_memory_limit_is_enforced(setup: Setup) -> None:
         QueryEngine(Catalog(setup.lake), memory_limit="1GB'; SET enable_external_access=true; --")
 
 
-def test_views_keep_parquet_footers_between_queries(setup: Setup) -> None:
-    """An engine kept open (dashboard, `serve`, `Lake.report`) reads each data file's footer once, not in
-    every query: per-file metadata is what views pay for a lake of many small files (docs/BENCHMARKS.md,
-    "The 1M week on today's code"). Data files are never rewritten in place, so nothing cached goes stale;
-    and a query cannot turn it off (the configuration is locked)."""
-    with QueryEngine(Catalog(setup.lake)) as engine:
-        assert engine.con.execute("SELECT current_setting('parquet_metadata_cache')").fetchone() == (True,)
-        with pytest.raises(QueryError):
-            engine.execute("SET parquet_metadata_cache = false")
-        assert engine.execute("SELECT count(*) FROM playlists").rows == [(2,)]
-
-
 @pytest.mark.parametrize("value", ["1GB'; COPY (SELECT 1) TO '/tmp/x", "lots", "-1GB", "1 GBs"])
 def test_memory_limit_variable_is_validated(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPOTIFY_PIPELINE_MEMORY_LIMIT", value)

@@ -78,10 +78,6 @@ class QueryEngine:
         self.catalog = catalog
         self.timeout = timeout
         self.con = connect(remote=catalog.remote, spill_under=spill_parent(catalog))
-        # Views read each data file's footer in every query unless DuckDB keeps it: after a week of runs a
-        # lake holds about twice a rebuild's files, and the small reports pay per file (BENCHMARKS.md, "The
-        # 1M week on today's code"). Data files are never rewritten in place, so nothing kept goes stale.
-        self.con.execute("SET parquet_metadata_cache = true")
         # Every table of the contract is queryable, even one a lake made by an older version lacks (empty).
         self.tables = sorted(set(catalog.table_names()) | set(TABLES))
         readable: list[str] = []
