@@ -18,6 +18,7 @@ import resource
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.generate import check_body, check_url
 from spotify_pipeline.simulator import Catalog, CatalogConfig
@@ -56,6 +57,16 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def timing_summary(walls: list[float], cpus: list[float]) -> dict[str, Any]:
+    """The repeats' medians, every CPU time, and the machine's load: what a statement benchmark prints."""
+    return {
+        "wall_s_median": round(statistics.median(walls), 3),
+        "cpu_s_median": round(statistics.median(cpus), 3),
+        "cpu_s": [round(c, 3) for c in cpus],
+        "load": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--playlists", type=int, default=99_950)
@@ -77,10 +88,7 @@ def main() -> None:
             {
                 "checks": rows,
                 "bytes_json": sum(len(gzip.decompress(Path(f).read_bytes())) for f in files),
-                "wall_s_median": round(statistics.median(walls), 3),
-                "cpu_s_median": round(statistics.median(cpus), 3),
-                "cpu_s": [round(c, 3) for c in cpus],
-                "load": Path("/proc/loadavg").read_text().split()[:3],
+                **timing_summary(walls, cpus),
             }
         )
     )

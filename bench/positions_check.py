@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from bench.check_parse import cpu_s
+from bench.check_parse import cpu_s, timing_summary
 from spotify_pipeline.quality.checks import CHECKS
 from spotify_pipeline.transform.connection import connect
 
@@ -68,10 +67,7 @@ def main() -> None:
             {
                 "positions": args.positions,
                 "failing": failing,
-                "wall_s_median": round(statistics.median(walls), 3),
-                "cpu_s_median": round(statistics.median(cpus), 3),
-                "cpu_s": [round(c, 3) for c in cpus],
-                "load": Path("/proc/loadavg").read_text().split()[:3],
+                **timing_summary(walls, cpus),
             }
         )
     )
