@@ -5,18 +5,23 @@ silently replaced by an empty one (real processes against the simulated API)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from spotify_pipeline.lake.layout import PUBLISH_JOURNAL_KEY
 from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
 from spotify_pipeline.tables.catalog import open_catalog
 from tests.conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, referenced_files, sim_env
+from tests.serve.test_consistent_open import FINGERPRINT, start_paused_run
 
 # Tables whose rows are history: not rebuildable from the raw zone, so a repair must keep every row.
 HISTORY = {
@@ -239,3 +244,56 @@ def test_a_repaired_copy_keeps_its_tables_properties(lake: Path) -> None:
     original, copied = open_catalog(str(lake)), open_catalog(str(copy))
     for name in original.table_names():
         assert copied.table(name).properties == original.table(name).properties, name
+
+
+# What readers see of a lake: every table a publish commits (rows and a sum of row hashes), and the run history.
+READERS_VIEW = f"{FINGERPRINT} UNION ALL SELECT 'pipeline_runs', count(*), '' FROM pipeline_runs"
+
+
+def readers_view(root: Path) -> dict[str, tuple[int, str]]:
+    """The lake as `query` (Lake.engine, the snapshots query/consistent.py picks) shows it."""
+    shown = ok(cli("query", "--lake", str(root), "--format", "json", READERS_VIEW))
+    return {row["t"]: (row["n"], row["h"]) for row in json.loads(shown.stdout)}
+
+
+@pytest.mark.parametrize(
+    "command, point",
+    [
+        ("run", "transform.table_committed:5"),
+        ("run", "transform.run_recorded"),
+        ("rebuild", "transform.table_committed:7"),
+    ],
+)
+def test_a_lake_left_mid_publish_then_copied_or_its_catalog_lost_repairs_and_finishes_the_run(
+    lake: Path, server: SimulatedSpotify, command: str, point: str
+) -> None:
+    """A run killed between two table commits leaves its publish journal, naming snapshot ids. A backup taken
+    then (a copy, whose tables `repair` rewrites as new ones, new ids) and the original with its catalog.db
+    lost (tables registered again, ids kept): after `repair` their readers show every table as before the run
+    (never half of it, never an error), and the next `run` (or `transform`) finishes it in both, alike."""
+    args = playlists(server)
+    before, tables = readers_view(lake), comparable_tables(lake)
+    server.mutate([0, 1])
+    if command == "rebuild":  # every table overwritten from the raw zone, the new run's raw files included
+        ok(cli("extract", *args, env=sim_env(server, lake)))
+        killed = start_paused_run(lake, sim_env(server, lake), ["transform", "--rebuild"], point)
+    else:
+        killed = start_paused_run(lake, sim_env(server, lake), ["run", *args], point)
+    os.kill(killed.pid, signal.SIGKILL)  # dies mid-publish: its journal stays
+    killed.wait(timeout=60)
+    assert (lake / PUBLISH_JOURNAL_KEY).exists()
+    assert readers_view(lake) == before
+    copy = lake.parent.parent / "copy" / "lake"
+    shutil.copytree(lake, copy)  # the backup taken after the crash
+    (lake / "catalog.db").unlink()  # and the original loses its catalog
+    for root in (copy, lake):
+        ok(cli("repair", "--lake", str(root)))
+        assert readers_view(root) == before, root
+    finish = ["transform"] if command == "rebuild" else ["run", *args]
+    for root in (copy, lake):
+        ok(cli(*finish, "--lake", str(root), env=sim_env(server, root)))
+        assert not (root / PUBLISH_JOURNAL_KEY).exists()
+    after = comparable_tables(lake)
+    assert comparable_tables(copy) == after and after != tables
+    counts = {root: {t: n for t, (n, _) in readers_view(root).items()} for root in (copy, lake)}
+    assert counts[copy] == counts[lake]  # processed_raw_runs and pipeline_runs too
