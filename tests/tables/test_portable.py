@@ -267,15 +267,18 @@ def readers_view(root: Path) -> dict[str, tuple[int, str]]:
 def test_a_lake_left_mid_publish_then_copied_or_its_catalog_lost_repairs_and_finishes_the_run(
     lake: Path, server: SimulatedSpotify, command: str, point: str
 ) -> None:
-    """A run killed between two table commits leaves its publish journal, naming snapshot ids. A backup taken
-    then (a copy, whose tables `repair` rewrites as new ones, new ids) and the original with its catalog.db
-    lost (tables registered again, ids kept): after `repair` their readers show every table as before the run
-    (never half of it, never an error), and the next `run` (or `transform`) finishes it in both, alike."""
+    """A run killed in its publish leaves its journal, naming snapshot ids: here after every table and its own
+    pipeline_runs line were committed, or a rebuild half-way through its tables. A backup taken then (a copy,
+    whose tables `repair` rewrites as new ones, new ids) and the original with its catalog.db lost (tables
+    registered again, ids kept): after `repair` their readers show every table as before the run (never half
+    of it, never an error), and the next `run` (or `transform`) finishes it in both, alike."""
     args = playlists(server)
-    before, tables = readers_view(lake), comparable_tables(lake)
+    tables = comparable_tables(lake)
     server.mutate([0, 1])
     if command == "rebuild":  # every table overwritten from the raw zone, the new run's raw files included
         ok(cli("extract", *args, env=sim_env(server, lake)))
+    before = readers_view(lake)
+    if command == "rebuild":
         killed = start_paused_run(lake, sim_env(server, lake), ["transform", "--rebuild"], point)
     else:
         killed = start_paused_run(lake, sim_env(server, lake), ["run", *args], point)
