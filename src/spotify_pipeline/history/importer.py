@@ -35,6 +35,7 @@ from ..errors import InputError
 from ..lake.layout import manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
+from ..reliability.crashpoints import crash_point
 from ..tables.catalog import preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
@@ -181,6 +182,7 @@ def import_history(
                 preload_library()  # imported while the raw run is written and the transform's DuckDB steps run
             if parsed:
                 _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
+                crash_point("history.raw_run_written")
                 result.run_id = run_id
                 result.files = [_file_entry(p) for p in parsed]
             clock.lap("raw_run")
