@@ -23,6 +23,7 @@ import secrets
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +37,11 @@ from ..lake.layout import manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..reliability.crashpoints import crash_point
-from ..tables.catalog import preload_library
+from ..tables.catalog import Catalog, preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
 from ..transform.journal import read_journal
+from ..transform.snapshots import processed_runs
 from . import workers
 from .arrow_part import write_arrow_part
 from .formats import HistoryFormat
@@ -95,14 +97,21 @@ class ImportResult:
         return sum(int(f["plays"]) for f in self.files)
 
 
-def imported_hashes(storage: Storage, user_id: str) -> set[str]:
-    """sha256 of every history file already in the raw zone for this user."""
+def earlier_imports(storage: Storage, user_id: str) -> dict[str, set[str]]:
+    """Every raw run an import for this user wrote, with the sha256 of its history files."""
     return {
-        f["sha256"]
+        str(m["run_id"]): {f["sha256"] for f in m.get("history_files", [])}
         for m in RawZoneReader(storage).manifests()
         if m.get("kind") == "history_import" and m.get("user_id") == user_id
-        for f in m.get("history_files", [])
     }
+
+
+def _unpublished(catalog: Catalog, runs: Iterable[str]) -> bool:
+    """Whether any of these raw runs is not in the tables yet: its import was killed after writing it, before
+    its publish began (no journal to tell), or its publish was refused by the quality checks."""
+    table = "processed_raw_runs"
+    processed = processed_runs(catalog, catalog.snapshot_id(table)) if table in catalog.table_names() else set()
+    return any(run not in processed for run in runs)
 
 
 def resolve_user(user: str | None, usernames: list[str], settings: Settings | None) -> str:
@@ -153,7 +162,8 @@ def import_history(
         user_id = resolve_user(user, usernames(con, contents.files) if not user else [], settings)
         result = ImportResult(user_id, skipped=contents.skipped, phases=phases)
         with lake_lock(storage, catalog, "import-history"):
-            done = imported_hashes(storage, user_id)
+            earlier = earlier_imports(storage, user_id)
+            done = set().union(*earlier.values())
             now = dt.datetime.now(dt.UTC)
             run_id = new_run_id(now, secrets.token_hex(3))
             meta = {"run_id": run_id, "fetched_at": now.isoformat(), "user_id": user_id}
@@ -188,8 +198,10 @@ def import_history(
             clock.lap("raw_run")
             # The transform reads the parts just written: the same files `transform --rebuild` reads. With
             # nothing new it still runs if a publish did not finish (an import or run killed half-way: its
-            # journal is there), so that importing the same download again finishes it (transform/journal.py).
-            if run_transform and (result.run_id or read_journal(storage) is not None):
+            # journal is there), or an earlier import's raw run was never published (killed before its
+            # publish began), so that importing the same download again finishes it (transform/journal.py).
+            unfinished = not result.run_id and (read_journal(storage) is not None or _unpublished(catalog, earlier))
+            if run_transform and (result.run_id or unfinished):
                 result.transform = transform(
                     storage,
                     catalog,
@@ -403,6 +415,9 @@ def import_lines(result: ImportResult) -> list[str]:
         )
     else:
         lines.append(f"nothing new to import for user {result.user_id}")
+        if result.transform is not None and result.transform.raw_runs:
+            runs = ", ".join(result.transform.raw_runs)
+            lines.append(f"published raw runs an earlier command left unpublished: {runs}")
     if result.already_imported:
         lines.append(f"already imported, skipped: {len(result.already_imported)} files")
     if result.skipped:
