@@ -44,6 +44,7 @@ from ..errors import LakeError
 from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY, WAREHOUSE_DIR
 from ..lake.lock import LakeLock
 from ..lake.storage import LocalStorage
+from ..reliability.crashpoints import crash_point
 from ..transform.journal import RUN_LINE, RUNS_TABLE, PublishJournal, read_journal, runs_shown, write_journal
 from .catalog import Catalog, table_properties
 from .catalog_db import CATALOG_NAME, NAMESPACE, _local, newest_metadata, origin_of, recorded_tables, sqlite_uri
@@ -65,8 +66,11 @@ class RepairResult:
     rewritten: dict[str, int] = field(default_factory=dict)  # tables rewritten from their current rows
     files_deleted: int = 0  # files only the old catalog referenced
     unfinished_publish: bool = False  # a publish journal was left: rewritten tables kept as readers showed them
+    journal_finished: bool = False  # a repair killed after its catalog's rename: its journal renamed in now
 
     def lines(self) -> list[str]:
+        if self.journal_finished:
+            return [f"finished an interrupted repair of the lake at {self.root}: its publish journal is in place"]
         if not self.registered and not self.rewritten:
             return [f"nothing to repair: the catalog of the lake at {self.root} lists its tables, all inside it"]
         out = []
@@ -80,8 +84,8 @@ class RepairResult:
             out.append(f"registered again with their whole history: {', '.join(self.registered)}")
         if self.unfinished_publish and self.rewritten:
             out.append(
-                "a publish was interrupted before the copy (_state/publish.json): its tables were kept as they stood"
-                " before it; the next run or transform finishes it"
+                "a crash had left a publish unfinished (_state/publish.json): its tables were written as they stood"
+                " before it, and the next run or transform finishes it"
             )
         out.append(f"deleted {self.files_deleted} files only the old catalog used")
         return out
@@ -100,6 +104,7 @@ def repair_lake(root: Path) -> RepairResult:
         if storage.exists(STAGED_JOURNAL_KEY):  # a repair killed between its catalog's rename and its journal's
             with LakeLock(catalog.root, "repair"):
                 os.replace(catalog.root / STAGED_JOURNAL_KEY, catalog.root / PUBLISH_JOURNAL_KEY)
+            result.journal_finished = True
         return result
     with LakeLock(catalog.root, "repair"):
         sources = _sources(catalog.root)
@@ -120,6 +125,10 @@ def repair_lake(root: Path) -> RepairResult:
         try:
             for name, location in sources.items():
                 _repair_table(catalog, new, name, location, result, shown, ids)
+        except LakeError:
+            new.engine.dispose()
+            staging.unlink(missing_ok=True)
+            raise
         except (OSError, duckdb.Error) as exc:  # a file of the copy is missing or unreadable: an incomplete copy
             new.engine.dispose()
             staging.unlink(missing_ok=True)
@@ -133,6 +142,7 @@ def repair_lake(root: Path) -> RepairResult:
         for suffix in ("-journal", "-wal", "-shm"):  # the old catalog's, never to be applied to the new one
             db.with_name(db.name + suffix).unlink(missing_ok=True)
         os.replace(staging, db)
+        crash_point("repair.catalog_swapped")
         if journal is not None and result.rewritten:
             os.replace(catalog.root / STAGED_JOURNAL_KEY, catalog.root / PUBLISH_JOURNAL_KEY)
         result.files_deleted = _delete_unused(Catalog(catalog.root), list(result.rewritten))
