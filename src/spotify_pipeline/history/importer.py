@@ -23,7 +23,6 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +32,14 @@ import duckdb
 
 from ..config import Settings
 from ..errors import InputError
-from ..lake.layout import manifest_key, new_run_id, raw_part_key
+from ..lake.layout import IMPORT_PENDING_KEY, manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
 from ..reliability.crashpoints import crash_point
-from ..tables.catalog import Catalog, preload_library
+from ..tables.catalog import preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
 from ..transform.journal import read_journal
-from ..transform.snapshots import processed_runs
 from . import workers
 from .arrow_part import write_arrow_part
 from .formats import HistoryFormat
@@ -97,21 +95,14 @@ class ImportResult:
         return sum(int(f["plays"]) for f in self.files)
 
 
-def earlier_imports(storage: Storage, user_id: str) -> dict[str, set[str]]:
-    """Every raw run an import for this user wrote, with the sha256 of its history files."""
+def imported_hashes(storage: Storage, user_id: str) -> set[str]:
+    """sha256 of every history file already in the raw zone for this user."""
     return {
-        str(m["run_id"]): {f["sha256"] for f in m.get("history_files", [])}
+        f["sha256"]
         for m in RawZoneReader(storage).manifests()
         if m.get("kind") == "history_import" and m.get("user_id") == user_id
+        for f in m.get("history_files", [])
     }
-
-
-def _unpublished(catalog: Catalog, runs: Iterable[str]) -> bool:
-    """Whether any of these raw runs is not in the tables yet: its import was killed after writing it, before
-    its publish began (no journal to tell), or its publish was refused by the quality checks."""
-    table = "processed_raw_runs"
-    processed = processed_runs(catalog, catalog.snapshot_id(table)) if table in catalog.table_names() else set()
-    return any(run not in processed for run in runs)
 
 
 def resolve_user(user: str | None, usernames: list[str], settings: Settings | None) -> str:
@@ -162,8 +153,7 @@ def import_history(
         user_id = resolve_user(user, usernames(con, contents.files) if not user else [], settings)
         result = ImportResult(user_id, skipped=contents.skipped, phases=phases)
         with lake_lock(storage, catalog, "import-history"):
-            earlier = earlier_imports(storage, user_id)
-            done = set().union(*earlier.values())
+            done = imported_hashes(storage, user_id)
             now = dt.datetime.now(dt.UTC)
             run_id = new_run_id(now, secrets.token_hex(3))
             meta = {"run_id": run_id, "fetched_at": now.isoformat(), "user_id": user_id}
@@ -191,6 +181,8 @@ def import_history(
             if parsed and run_transform:
                 preload_library()  # imported while the raw run is written and the transform's DuckDB steps run
             if parsed:
+                if run_transform:  # until its publish ends: an import killed before it has no journal to say so
+                    storage.write_atomic(IMPORT_PENDING_KEY, json.dumps({"run_id": run_id}).encode(), overwrite=True)
                 _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
                 crash_point("history.raw_run_written")
                 result.run_id = run_id
@@ -198,9 +190,12 @@ def import_history(
             clock.lap("raw_run")
             # The transform reads the parts just written: the same files `transform --rebuild` reads. With
             # nothing new it still runs if a publish did not finish (an import or run killed half-way: its
-            # journal is there), or an earlier import's raw run was never published (killed before its
-            # publish began), so that importing the same download again finishes it (transform/journal.py).
-            unfinished = not result.run_id and (read_journal(storage) is not None or _unpublished(catalog, earlier))
+            # journal is there), or an import wrote its raw run and did not publish it (killed before its
+            # publish began, or its publish refused: its note is there), so that importing the same download
+            # again finishes it (transform/journal.py). A note a `run` has made needless costs one transform
+            # that finds nothing to do. Told by the note, not by processed_raw_runs: reading a table loads
+            # pyiceberg, which took longer than the rest of a re-import (docs/BENCHMARKS.md).
+            unfinished = storage.exists(IMPORT_PENDING_KEY) or read_journal(storage) is not None
             if run_transform and (result.run_id or unfinished):
                 result.transform = transform(
                     storage,
@@ -209,6 +204,7 @@ def import_history(
                     memory_limit=IMPORT_MEMORY_LIMIT,
                     on_publish=lambda: clock.lap("stage"),  # staged and checked: the commits begin
                 )
+                storage.delete(IMPORT_PENDING_KEY)
                 _expire_history(catalog, settings.table_history_days)
                 clock.lap("publish")
         return result
