@@ -6,7 +6,7 @@ the parts are written to the raw zone and the manifest last, and the normal tran
 from those same parts (so `transform --rebuild` reads exactly what the import's own transform read).
 A history file whose sha256 some earlier import of the same user already holds is skipped: re-importing
 a download writes no raw run, and the tables get no new snapshot, unless an earlier import (or run) died
-while publishing: then its publish is finished, as the next run would.
+while publishing, or an import before its publish began: then its publish is finished, as the next run would.
 
 The import publishes as a run does (transform/runner.py), under the publish journal: a reader never sees
 half of it, and one killed between two table commits is redone from the journal by whatever comes next.
@@ -189,12 +189,9 @@ def import_history(
                 result.files = [_file_entry(p) for p in parsed]
             clock.lap("raw_run")
             # The transform reads the parts just written: the same files `transform --rebuild` reads. With
-            # nothing new it still runs if a publish did not finish (an import or run killed half-way: its
-            # journal is there), or an import wrote its raw run and did not publish it (killed before its
-            # publish began, or its publish refused: its note is there), so that importing the same download
-            # again finishes it (transform/journal.py). A note a `run` has made needless costs one transform
-            # that finds nothing to do. Told by the note, not by processed_raw_runs: reading a table loads
-            # pyiceberg, which took longer than the rest of a re-import (docs/BENCHMARKS.md).
+            # nothing new it still runs if a publish did not finish (its journal is there) or never began (the
+            # note is: no table read, which would load pyiceberg, docs/BENCHMARKS.md), so that importing the
+            # same download again finishes it (transform/journal.py).
             unfinished = storage.exists(IMPORT_PENDING_KEY) or read_journal(storage) is not None
             if run_transform and (result.run_id or unfinished):
                 result.transform = transform(
