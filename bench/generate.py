@@ -7,12 +7,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spotify_pipeline.extract.extractor import CHECK_FIELDS
 from spotify_pipeline.lake import LocalStorage, RawZoneWriter
 from spotify_pipeline.simulator import Catalog, CatalogConfig
+from spotify_pipeline.simulator.fields import filter_fields
 
 BASE = "https://api.spotify.com/v1"
 PAGE = 100
@@ -46,6 +49,21 @@ def _dump(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def check_body(catalog: Catalog, index: int, size: int) -> tuple[str, bytes]:
+    """The snapshot id and body of a snapshot check of playlist `index` (of `size` items), as the extractor
+    stores it: the playlist header filtered by the extractor's `fields`, as the simulator and Spotify filter
+    it (tests/test_bench_generate.py), so the benchmark parses what a run would."""
+    header = catalog.playlist_header(index, BASE)
+    for key in ("items", "tracks") if catalog.config.items_shape == "both" else ("items",):  # as the simulator
+        header[key] = {"total": size}
+    return header["snapshot_id"], _dump(filter_fields(header, CHECK_FIELDS))
+
+
+def check_url(pid: str) -> str:
+    """The URL the extractor records for a snapshot check (`SpotifyClient.url_for`)."""
+    return f"{BASE}/playlists/{pid}?" + urllib.parse.urlencode({"fields": CHECK_FIELDS}, safe=",()!")
+
+
 class RenderCache:
     """What an hourly run renders again unchanged, rendered once: the snapshot-check response of a playlist at
     a version, and the enrichment body of an artist or album (neither depends on the run). Rendering them was
@@ -65,13 +83,11 @@ class RenderCache:
         if key in self.checks:
             self.hits += 1
             return self.checks[key]
-        header = catalog.playlist_header(index, BASE)
         # An unchanged playlist's size is its generated size: counting its entries would generate them
         # (~1 ms a playlist, 100 s for the first run at 10M). Private, but what `entries` does first.
         size = catalog._base_size(index) if key[1] == 0 else catalog.playlist_size(index)
-        header["items"] = {"total": size}
         self.checks.pop((index, key[1] - 1), None)  # the previous version is never asked for again
-        self.checks[key] = header["snapshot_id"], _dump(header)
+        self.checks[key] = check_body(catalog, index, size)
         return self.checks[key]
 
     def body(self, kind: str, index: int, render: Callable[[int, str], Any]) -> bytes:
@@ -146,16 +162,10 @@ def write_run(
     for index in checked or []:
         pid = catalog.id_of("playlist", index)
         if cache is None:
-            header = catalog.playlist_header(index, BASE)
-            header["items"] = {"total": catalog.playlist_size(index)}
-            snapshot_id, body = header["snapshot_id"], _dump(header)
+            snapshot_id, body = check_body(catalog, index, catalog.playlist_size(index))
         else:
             snapshot_id, body = cache.check(catalog, index)
-        writer.write(
-            "playlist_checks",
-            meta("playlist_checks", "playlist", f"{BASE}/playlists/{pid}?fields=...", playlist_id=pid),
-            body,
-        )
+        writer.write("playlist_checks", meta("playlist_checks", "playlist", check_url(pid), playlist_id=pid), body)
         outcomes[pid] = {"status": "unchanged", "snapshot_id": snapshot_id}
     for kind, ids, size, render in (
         ("artists", sorted(artists), 50, catalog.artist_full),

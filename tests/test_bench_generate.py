@@ -80,3 +80,39 @@ def test_a_reused_lake_starts_the_enrichment_ttl_where_its_runs_left_it(tmp_path
 
     assert enrichment_files(1, seeded) == []
     assert enrichment_files(2, {}) != []  # started empty: enriched again
+
+
+def test_a_generated_snapshot_check_is_what_the_extractor_stores(tmp_path: Path) -> None:
+    """The benchmark's checks (~100k a run at 10M items, the bulk of what a one-playlist run parses) are the
+    records the extractor writes for the same catalog: the same body (its `fields`) and the same URL."""
+    import json
+
+    from spotify_pipeline import pipeline
+    from spotify_pipeline.simulator import SimulatedSpotify
+
+    from .conftest import settings_for
+
+    catalog = catalog_for(300)
+    server = SimulatedSpotify(catalog).start()
+    try:
+        settings = settings_for(server, tmp_path / "extracted")
+        pipeline.extract(settings, server.playlist_ids())
+        second = pipeline.extract(settings, server.playlist_ids())
+    finally:
+        server.stop()
+    everything = list(range(catalog.config.playlists))
+    write_run(tmp_path / "generated", catalog, "20261101T010000Z-000002", WHEN, [], checked=everything)
+
+    def checks(lake: Path, run_id: str) -> dict[str, tuple[str, object]]:
+        storage = LocalStorage(lake)
+        return {
+            r.meta["playlist_id"]: (r.meta["url"].split("/v1/", 1)[1], r.body)
+            for key in storage.list("raw/playlist_checks/")
+            if f"run_id={run_id}/" in key
+            for r in RawZoneReader(storage).records(key)
+        }
+
+    extracted = checks(tmp_path / "extracted", second.run_id)
+    generated = checks(tmp_path / "generated", "20261101T010000Z-000002")
+    assert len(extracted) == catalog.config.playlists
+    assert json.dumps(generated, sort_keys=True) == json.dumps(extracted, sort_keys=True)

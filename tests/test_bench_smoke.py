@@ -74,7 +74,8 @@ def test_refreshing_the_docs_keeps_the_hand_written_part() -> None:
     assert refresh("", "# Benchmarks\n\nnew table\n") == "# Benchmarks\n\nnew table\n"
 
 
-def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
+def test_quick_steady_state_and_small_run_benchmarks_run(tmp_path: Path) -> None:
+    """bench/steady_state.py (runs, maintenance, a lake without orphans), then bench/small_run.py on its lake."""
     out = tmp_path / "steady.json"
     done = subprocess.run(
         [
@@ -98,6 +99,23 @@ def test_quick_steady_state_benchmark_runs(tmp_path: Path) -> None:
     written = result["one_playlist_last"]["data_bytes_by_table"]["playlist_songs"]
     assert written < result["table_bytes_by_table"]["playlist_songs"] / 3
 
+    # bench/small_run.py on that lake (it is never written: each repeat works on a copy): a one-playlist run
+    # timed step by step, against `query "select 1"`. One lake for both saves CI a build.
+    lake = tmp_path / "lake"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.small_run", "--lake", str(lake), "--items", "3000", "--repeat", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    run, fixed, summary = (json.loads(line) for line in done.stdout.splitlines())
+    assert run["batch_rows"] > 0 and {"build_batch", "scope_playlist_songs", "checks"} <= set(run["steps_s"])
+    assert fixed["fixed_costs"]["one_append_commit_s"] > 0
+    wall, cli = summary["transform_wall_s"], summary["cli_open_s"]
+    assert cli > 0 and abs(summary["ratio"] - wall / cli) < 0.02
+
 
 def test_devmode_requests_benchmark_runs() -> None:
     done = subprocess.run(
@@ -113,24 +131,3 @@ def test_devmode_requests_benchmark_runs() -> None:
     assert after["enrichment_skipped"]["tracks_in_items"] == 3
     assert result["saved"] == before["requests"] - after["requests"] >= 1 + 3  # >= 1 refused probe, 3 tracks
     assert result["added_fields"]["track"]["kept"] == [] and "external_ids" in result["added_fields"]["album"]["kept"]
-
-
-def test_small_run_profile_runs(tmp_path: Path) -> None:
-    """bench/small_run.py on a small lake: a one-playlist run timed step by step, against `query "select 1"`."""
-    lake = tmp_path / "lake"
-    build = [sys.executable, "-m", "bench.steady_state", "--items", "2000", "--runs", "1", "--maintain-every", "0"]
-    done = subprocess.run([*build, "--lake", str(lake)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.small_run", "--lake", str(lake), "--items", "2000", "--repeat", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    run, fixed, summary = (json.loads(line) for line in done.stdout.splitlines())
-    assert run["batch_rows"] > 0 and {"build_batch", "scope_playlist_songs", "checks"} <= set(run["steps_s"])
-    assert fixed["fixed_costs"]["one_append_commit_s"] > 0
-    wall, cli = summary["transform_wall_s"], summary["cli_open_s"]
-    assert cli > 0 and abs(summary["ratio"] - wall / cli) < 0.02

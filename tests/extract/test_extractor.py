@@ -258,3 +258,63 @@ def test_a_playlist_edited_while_its_pages_are_read_is_not_stored_as_complete(
     assert manifest["playlists"][large]["status"] != "complete"
     again = pipeline.extract(settings, server.playlist_ids())
     assert again.failed == {} and again.status == "succeeded"
+
+
+def key_tree(value: object) -> object:
+    """The keys of a JSON value, nested (a list as the union of its elements' trees), without the values."""
+    if isinstance(value, dict):
+        return {k: key_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        merged: dict[str, object] = {}
+        for element in value:
+            tree = key_tree(element)
+            if isinstance(tree, dict):
+                merged.update(tree)
+        return [merged]
+    return None
+
+
+def shape_tree(shape: object) -> object:
+    """The keys a transform shape (transform/raw.py) reads, in `key_tree`'s form."""
+    if isinstance(shape, dict):
+        return {k: shape_tree(v) for k, v in shape.items()}
+    if isinstance(shape, list):
+        return [shape_tree(shape[0])]
+    return None
+
+
+def test_a_snapshot_check_asks_only_for_what_the_transform_reads(
+    make_simulator: SimulatorFactory, tmp_path: Path
+) -> None:
+    """Every run checks every unchanged playlist (~100k checks at 10M items), and the transform parses them all:
+    the `fields` of a check name only what the transform reads of it (CHECKED_PLAYLIST), so nothing else is sent,
+    stored or parsed. Over HTTP: the simulator filters as Spotify does."""
+    from spotify_pipeline.transform.raw import CHECKED_PLAYLIST
+
+    server = make_simulator(playlists=3, items_per_playlist=20)
+    settings = settings_for(server, tmp_path)
+    pipeline.extract(settings, server.playlist_ids())
+    second = pipeline.extract(settings, server.playlist_ids())
+    storage = LocalStorage(tmp_path)
+    reader = RawZoneReader(storage)
+    checks = [
+        r
+        for key in storage.list("raw/playlist_checks/")
+        if f"run_id={second.run_id}/" in key
+        for r in reader.records(key)
+    ]
+    assert len(checks) == 3
+    read = shape_tree(CHECKED_PLAYLIST)
+    assert isinstance(read, dict)
+
+    def within(tree: object, allowed: object) -> bool:
+        if isinstance(tree, dict):
+            return isinstance(allowed, dict) and all(k in allowed and within(v, allowed[k]) for k, v in tree.items())
+        if isinstance(tree, list):
+            return isinstance(allowed, list) and within(tree[0], allowed[0])
+        return allowed is None
+
+    for check in checks:
+        tree = key_tree(check.body)
+        assert within(tree, read), tree
+        assert check.body["snapshot_id"] and check.body["owner"]["id"] and check.body["images"][0]["url"]

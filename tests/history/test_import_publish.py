@@ -77,3 +77,28 @@ def test_a_reader_never_sees_half_an_import_and_the_next_command_finishes_one_th
         if importing.poll() is None:
             os.kill(importing.pid, signal.SIGKILL)
             importing.wait()
+
+
+def test_an_import_killed_before_its_publish_is_finished_by_importing_it_again(
+    tmp_path: Path, make_simulator: SimulatorFactory
+) -> None:
+    """An import killed after writing its raw run, before its publish began (no journal yet): importing the
+    same download again finds nothing new to import, and publishes the plays the killed import left
+    (before, they waited for some later `run`); a third import then has nothing to do at all."""
+    server = make_simulator(seed=5, playlists=3, items_per_playlist=12)
+    lake = tmp_path / "lake"
+    env = sim_env(server, lake)
+    export = write_export(server.catalog, USER, tmp_path / "my_spotify_data.zip", plays=60)
+    command = ["import-history", str(export.path), "--user", USER]
+    killed = cli(*command, env={**env, "SPOTIFY_PIPELINE_CRASH_AT": "history.raw_run_written"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (lake / PUBLISH_JOURNAL_KEY).exists()  # killed before its publish began
+    again = cli(*command, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "nothing new to import" in again.stdout and "published raw run" in again.stdout
+    listens = cli("query", "--format", "json", LISTENS, env=env)
+    assert listens.returncode == 0, listens.stderr
+    assert json.loads(listens.stdout)[0]["n"] > 0
+    third = cli(*command, env=env)
+    assert third.returncode == 0, third.stderr
+    assert "nothing new to import" in third.stdout and "published" not in third.stdout

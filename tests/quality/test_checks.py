@@ -174,3 +174,49 @@ def test_an_empty_table_passes_its_row_checks_and_references_unread(
     results = run_checks(con, {**{n: n for n in DATA_TABLES}, "plays": "plays_unreadable"}, rows={"plays": 0})
     plays = {r.check.name: r.failing_rows for r in results if r.check.table == "plays"}
     assert plays == {"plays.key_unique_not_null": 0, "plays.song_id_resolves": 0}
+
+
+def test_positions_match_total_counts_the_playlists_its_rule_names(con: duckdb.DuckDBPyConnection) -> None:
+    """The rule, playlist by playlist: fully extracted, with a total, its positions (from the snapshot its row
+    describes, by their smallest snapshot id; or none at all) not as many as the total. The query counts
+    positions first and reads snapshot ids only for the playlists whose count is off (reading them for every
+    position was most of its cost at 10M items), so every branch of the rule is here."""
+    playlists = {  # id: (snapshot_id, total_items, items extracted), positions' snapshot ids
+        "ok": (("a", 2, True), ["a", "a"]),
+        "short": (("a", 3, True), ["a"]),
+        "older": (("new", 3, True), ["old"]),
+        "empty": (("a", 2, True), []),
+        "empty_zero": (("a", 0, True), []),
+        "not_extracted": (("a", 5, False), ["a"]),
+        "no_total": (("a", None, True), ["a"]),
+        "null_snaps": ((None, 3, True), [None, None]),
+        "null_vs_set": (("x", 3, True), [None]),
+        "mixed_min": (("a", 3, True), ["b", "a"]),
+        "mixed_max": (("b", 3, True), ["b", "a"]),
+    }
+    con.execute("DELETE FROM playlists")
+    con.execute("DELETE FROM playlist_songs")
+    for pid, ((snap, total, extracted), positions) in playlists.items():
+        con.execute(
+            f"INSERT INTO playlists BY NAME SELECT ? AS playlist_id, ? AS snapshot_id, ? AS total_items,"
+            f" CASE WHEN ? THEN {NOW} END AS items_extracted_at",
+            [pid, snap, total, extracted],
+        )
+        for position, position_snap in enumerate(positions):
+            con.execute(
+                "INSERT INTO playlist_songs BY NAME SELECT ? AS playlist_id, ? AS position, 'episode' AS item_type,"
+                " ? AS snapshot_id",
+                [pid, position, position_snap],
+            )
+
+    def offends(row: tuple[str | None, int | None, bool], positions: list[str | None]) -> bool:
+        snap, total, extracted = row
+        if not extracted or total is None:
+            return False
+        if positions and min((s for s in positions if s is not None), default=None) != snap:
+            return False
+        return len(positions) != total
+
+    expected = sorted(pid for pid, (row, positions) in playlists.items() if offends(row, positions))
+    assert expected == ["empty", "mixed_min", "null_snaps", "short"]
+    assert _results(con)["playlist_songs.positions_match_total"] == ("warning", len(expected))

@@ -15,20 +15,9 @@ from spotify_pipeline.lake import LocalStorage
 from spotify_pipeline.tables import counts, deletes, maintenance, replace
 from spotify_pipeline.tables.catalog import Catalog
 from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain
-from spotify_pipeline.transform import publish
 from spotify_pipeline.transform.snapshots import table_row_counts
 
 from .test_deletes import TABLE, iceberg_rows, runs
-
-
-@pytest.fixture
-def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Catalog:
-    """A table of 3 files of 30 rows each (keys r000-r089), sorted by key; compaction writes 30-row files."""
-    monkeypatch.setattr(publish, "PUBLISH_ROWS", 30)
-    catalog = Catalog(tmp_path)
-    ids = [f"r{i:03d}" for i in range(90)]
-    catalog.overwrite(TABLE, (b for s in range(0, 90, 30) for b in runs(ids[s : s + 30]).to_batches()))
-    return catalog
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from spotify_pipeline.tables import budget, deletes, maintenance
 from spotify_pipeline.tables import catalog as catalog_module
 from spotify_pipeline.tables.catalog import TABLE_PROPERTIES, Catalog
 from spotify_pipeline.tables.maintenance import MaintenanceResult, compact, maintain, referenced_files
-from spotify_pipeline.transform import publish
 
 from ..conftest import kept_metadata_files
 from .test_deletes import TABLE, duckdb_rows, iceberg_rows, runs
@@ -25,17 +24,6 @@ from .test_deletes import TABLE, duckdb_rows, iceberg_rows, runs
 
 def replace(catalog: Catalog, keys: list[str], by: str) -> None:
     catalog.replace_rows(TABLE, "raw_run_id", keys, runs(keys, by=by).to_batches())
-
-
-@pytest.fixture
-def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Catalog:
-    """A table of 3 files of 30 rows each (keys r000-r089), sorted by key; compaction writes 30-row files."""
-    monkeypatch.setattr(publish, "PUBLISH_ROWS", 30)
-    catalog = Catalog(tmp_path)
-    ids = [f"r{i:03d}" for i in range(90)]
-    catalog.overwrite(TABLE, (b for s in range(0, 90, 30) for b in runs(ids[s : s + 30]).to_batches()))
-    assert len(catalog.data_files(TABLE)) == 3
-    return catalog
 
 
 def in_key_order(paths: list[str]) -> list[str]:

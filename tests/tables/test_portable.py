@@ -5,18 +5,23 @@ silently replaced by an empty one (real processes against the simulated API)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from spotify_pipeline import Lake
+from spotify_pipeline.lake.layout import PUBLISH_JOURNAL_KEY
 from spotify_pipeline.query.engine import QueryEngine
 from spotify_pipeline.simulator import Catalog as SimCatalog
 from spotify_pipeline.simulator import CatalogConfig, SimulatedSpotify
 from spotify_pipeline.tables.catalog import open_catalog
 from tests.conftest import LakeTemplates, SimulatorFactory, cli, comparable_tables, referenced_files, sim_env
+from tests.serve.test_consistent_open import FINGERPRINT, start_paused_run
 
 # Tables whose rows are history: not rebuildable from the raw zone, so a repair must keep every row.
 HISTORY = {
@@ -239,3 +244,64 @@ def test_a_repaired_copy_keeps_its_tables_properties(lake: Path) -> None:
     original, copied = open_catalog(str(lake)), open_catalog(str(copy))
     for name in original.table_names():
         assert copied.table(name).properties == original.table(name).properties, name
+
+
+# What readers see of a lake: every table a publish commits (rows and a sum of row hashes), and the run history.
+READERS_VIEW = f"{FINGERPRINT} UNION ALL SELECT 'pipeline_runs', count(*), '' FROM pipeline_runs"
+
+
+def readers_view(root: Path) -> dict[str, tuple[int, str]]:
+    """The lake as `query`, `report` and the library show it (Lake.engine: the snapshots query/consistent.py
+    picks; `serve` opens the same)."""
+    with Lake.open(root).engine() as engine:
+        return {t: (n, h) for t, n, h in engine.execute(READERS_VIEW).rows}
+
+
+@pytest.mark.parametrize(
+    "command, point",
+    [("run", "transform.run_recorded"), ("rebuild", "transform.table_committed:7")],
+)
+def test_a_lake_left_mid_publish_then_copied_or_its_catalog_lost_repairs_and_finishes_the_run(
+    lake: Path, server: SimulatedSpotify, command: str, point: str
+) -> None:
+    """A run killed in its publish leaves its journal, naming snapshot ids: here after every table and its own
+    pipeline_runs line were committed, or a rebuild half-way through its tables. A backup taken then (a copy,
+    whose tables `repair` rewrites as new ones, new ids): after `repair` its readers show every table as
+    before the run (never half of it, never an error), and the next `run` (or `transform`) finishes it, alike
+    with the original's own re-run. The rebuild's original also loses its catalog.db (tables registered
+    again, ids kept) and is repaired first. The copy's first repair is killed between its catalog's rename
+    and its journal's: the next repair finishes it."""
+    args = playlists(server)
+    tables = comparable_tables(lake)
+    server.mutate([0, 1])
+    if command == "rebuild":  # every table overwritten from the raw zone, the new run's raw files included
+        ok(cli("extract", *args, env=sim_env(server, lake)))
+    before = readers_view(lake)
+    if command == "rebuild":
+        killed = start_paused_run(lake, sim_env(server, lake), ["transform", "--rebuild"], point)
+    else:
+        killed = start_paused_run(lake, sim_env(server, lake), ["run", *args], point)
+    os.kill(killed.pid, signal.SIGKILL)  # dies mid-publish: its journal stays
+    killed.wait(timeout=60)
+    assert (lake / PUBLISH_JOURNAL_KEY).exists()
+    assert readers_view(lake) == before
+    copy = lake.parent.parent / "copy" / "lake"
+    shutil.copytree(lake, copy)  # the backup taken after the crash
+    repaired = [copy]
+    if command == "rebuild":
+        (lake / "catalog.db").unlink()  # and the original loses its catalog
+        repaired.append(lake)
+    killed_repair = cli("repair", "--lake", str(copy), env={"SPOTIFY_PIPELINE_CRASH_AT": "repair.catalog_swapped"})
+    assert killed_repair.returncode == -signal.SIGKILL  # its new catalog in place, its journal staged beside
+    for root in repaired:
+        said = ok(cli("repair", "--lake", str(root))).stdout
+        assert ("finished an interrupted repair" in said) == (root == copy), said
+        assert readers_view(root) == before, root
+    finish = ["transform"] if command == "rebuild" else ["run", *args]
+    for root in (copy, lake):
+        ok(cli(*finish, "--lake", str(root), env=sim_env(server, root)))
+        assert not (root / PUBLISH_JOURNAL_KEY).exists()
+    after = comparable_tables(lake)
+    assert comparable_tables(copy) == after and after != tables
+    counts = {root: {t: n for t, (n, _) in readers_view(root).items()} for root in (copy, lake)}
+    assert counts[copy] == counts[lake]  # processed_raw_runs and pipeline_runs too

@@ -34,10 +34,13 @@ log = logging.getLogger(__name__)
 # Failures that stop the whole run (not one playlist): another request would fail the same way.
 FATAL = (RetryWaitTooLong, AuthError, TokenUnavailable)
 
-# The incremental check: a small response with what the playlists table needs, but no items.
+# The incremental check: what the playlists table keeps of a playlist (transform/raw.py `CHECKED_PLAYLIST`),
+# no items. Every run checks every unchanged playlist and the transform parses every check (~100k a run at
+# 10M items): each field asked for and not kept is sent, stored and parsed for nothing (`href`, `type`, the
+# owner's `type` and `uri`, the images' sizes: 15% of a check's record; docs/BENCHMARKS.md).
 CHECK_FIELDS = (
-    "id,name,description,public,collaborative,snapshot_id,uri,external_urls,href,type,"
-    "owner(id,display_name,type,uri),followers(total),images,items(total),tracks(total)"
+    "id,name,description,public,collaborative,snapshot_id,uri,external_urls(spotify),"
+    "owner(id,display_name),followers(total),images(url),items(total),tracks(total)"
 )
 BATCH_SIZES = {"artists": 50, "albums": 20}
 TRACK_BATCH = 50  # IDs per `/tracks?ids=` request

@@ -6,7 +6,7 @@ the parts are written to the raw zone and the manifest last, and the normal tran
 from those same parts (so `transform --rebuild` reads exactly what the import's own transform read).
 A history file whose sha256 some earlier import of the same user already holds is skipped: re-importing
 a download writes no raw run, and the tables get no new snapshot, unless an earlier import (or run) died
-while publishing: then its publish is finished, as the next run would.
+while publishing, or an import before its publish began: then its publish is finished, as the next run would.
 
 The import publishes as a run does (transform/runner.py), under the publish journal: a reader never sees
 half of it, and one killed between two table commits is redone from the journal by whatever comes next.
@@ -32,9 +32,10 @@ import duckdb
 
 from ..config import Settings
 from ..errors import InputError
-from ..lake.layout import manifest_key, new_run_id, raw_part_key
+from ..lake.layout import IMPORT_PENDING_KEY, manifest_key, new_run_id, raw_part_key
 from ..lake.raw import RawZoneReader
 from ..lake.storage import Storage
+from ..reliability.crashpoints import crash_point
 from ..tables.catalog import preload_library
 from ..transform import TransformResult, transform
 from ..transform.connection import connect, spill_parent
@@ -180,14 +181,19 @@ def import_history(
             if parsed and run_transform:
                 preload_library()  # imported while the raw run is written and the transform's DuckDB steps run
             if parsed:
+                if run_transform:  # until its publish ends: an import killed before it has no journal to say so
+                    storage.write_atomic(IMPORT_PENDING_KEY, json.dumps({"run_id": run_id}).encode(), overwrite=True)
                 _write_raw_run(storage, run_id, now, user_id, parsed, contents.skipped)
+                crash_point("history.raw_run_written")
                 result.run_id = run_id
                 result.files = [_file_entry(p) for p in parsed]
             clock.lap("raw_run")
             # The transform reads the parts just written: the same files `transform --rebuild` reads. With
-            # nothing new it still runs if a publish did not finish (an import or run killed half-way: its
-            # journal is there), so that importing the same download again finishes it (transform/journal.py).
-            if run_transform and (result.run_id or read_journal(storage) is not None):
+            # nothing new it still runs if a publish did not finish (its journal is there) or never began (the
+            # note is: no table read, which would load pyiceberg, docs/BENCHMARKS.md), so that importing the
+            # same download again finishes it (transform/journal.py).
+            unfinished = storage.exists(IMPORT_PENDING_KEY) or read_journal(storage) is not None
+            if run_transform and (result.run_id or unfinished):
                 result.transform = transform(
                     storage,
                     catalog,
@@ -195,6 +201,7 @@ def import_history(
                     memory_limit=IMPORT_MEMORY_LIMIT,
                     on_publish=lambda: clock.lap("stage"),  # staged and checked: the commits begin
                 )
+                storage.delete(IMPORT_PENDING_KEY)
                 _expire_history(catalog, settings.table_history_days)
                 clock.lap("publish")
         return result
@@ -401,6 +408,9 @@ def import_lines(result: ImportResult) -> list[str]:
         )
     else:
         lines.append(f"nothing new to import for user {result.user_id}")
+        if result.transform is not None and result.transform.raw_runs:
+            runs = ", ".join(result.transform.raw_runs)
+            lines.append(f"published raw runs an earlier command left unpublished: {runs}")
     if result.already_imported:
         lines.append(f"already imported, skipped: {len(result.already_imported)} files")
     if result.skipped:

@@ -7,6 +7,7 @@ warehouse/...                                                              Icebe
 catalog.db                                                                 the embedded Iceberg catalog
 _state/extract_state.json                                                  snapshot ids, enrichment times
 _state/publish.json                                                        a publish in progress (transform/journal.py)
+_state/import.json                                                         an import not yet published (importer.py)
 """
 
 from __future__ import annotations
@@ -77,5 +78,6 @@ MANIFEST_PREFIX = "raw/_manifests/"
 CHECKPOINT_PREFIX = "raw/_checkpoints/"
 STATE_KEY = "_state/extract_state.json"
 PUBLISH_JOURNAL_KEY = "_state/publish.json"
+IMPORT_PENDING_KEY = "_state/import.json"
 WAREHOUSE_DIR = "warehouse"
 CATALOG_FILE = "catalog.db"

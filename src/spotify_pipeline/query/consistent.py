@@ -35,7 +35,7 @@ from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY
 from ..lake.storage import LocalStorage, Storage
 from ..tables.catalog import Catalog
 from ..tables.catalog_db import recorded_tables
-from ..transform.journal import RUN_LINE, RUNS_TABLE, read_journal
+from ..transform.journal import RUNS_TABLE, read_journal, runs_shown
 
 MAX_TRIES = 20
 TRIES_ENV = "SPOTIFY_PIPELINE_OPEN_TRIES"  # fewer reads before giving up (tests: one commit in the window is enough)
@@ -88,24 +88,9 @@ def _shown(storage: Storage) -> Snapshots | None:
 
 
 def _runs_before_publish(catalog: Catalog, before: int | None) -> int | None:
-    """The `pipeline_runs` snapshot readers show while a publish that appends a run's line is unfinished:
-    the current one, or the one before the first line a publish appended after `before` (the snapshot the
-    journal recorded; None: the table had none). Walks back from the current snapshot, usually zero or one
-    step (one line per run). If `before` is no ancestor of the current snapshot (the table was rewritten),
-    nothing can be told apart: the current one."""
-    if RUNS_TABLE not in catalog.table_names():
-        return None
-    table = catalog.table(RUNS_TABLE)
-    snapshot = table.current_snapshot()
-    shown = None if snapshot is None else int(snapshot.snapshot_id)
-    while snapshot is not None and snapshot.snapshot_id != before:
-        if snapshot.summary is not None and snapshot.summary.get(RUN_LINE):
-            shown = snapshot.parent_snapshot_id
-        parent = snapshot.parent_snapshot_id
-        snapshot = None if parent is None else table.snapshot_by_id(parent)
-    if snapshot is None and before is not None:
-        return catalog.snapshot_id(RUNS_TABLE)
-    return shown
+    """The `pipeline_runs` snapshot readers show while a publish that appends a run's line is unfinished
+    (transform/journal.py `runs_shown`); None: no such table."""
+    return runs_shown(catalog.table(RUNS_TABLE), before) if RUNS_TABLE in catalog.table_names() else None
 
 
 def _current(catalog: Catalog, skip: Snapshots | None = None) -> Snapshots:

@@ -13,6 +13,16 @@ builds a new catalog table by table:
 
 The new catalog is built beside the old one and swapped in with one rename: a repair killed half-way leaves
 the lake as it was. Files only the old catalog referenced are deleted after the swap.
+
+A publish journal left by a transform killed half-way through its commits (transform/journal.py) names
+snapshot ids, which a rewritten table no longer has. So a rewritten table is read as readers of the lake
+showed it (query/consistent.py): each table the publish commits at the journal's `before` (the state before
+the interrupted publish; `processed_raw_runs` too, so its raw runs are applied again), `pipeline_runs` up to
+the first line a publish appended (the rest follows in a second commit, marked as that line was), every other
+table current. The journal is rewritten with the new tables' ids: readers show those tables, and the next
+run or transform redoes the publish from them, as it would have on the original. It is staged beside the
+journal and renamed into place just after the catalog (a repair killed between the two renames is finished
+by the next `repair`). A registered table keeps its history and so the ids the journal names.
 """
 
 from __future__ import annotations
@@ -31,8 +41,11 @@ import pyarrow as pa
 from pyiceberg.io.pyarrow import PyArrowFileIO
 
 from ..errors import LakeError
-from ..lake.layout import CATALOG_FILE, WAREHOUSE_DIR
+from ..lake.layout import CATALOG_FILE, PUBLISH_JOURNAL_KEY, WAREHOUSE_DIR
 from ..lake.lock import LakeLock
+from ..lake.storage import LocalStorage
+from ..reliability.crashpoints import crash_point
+from ..transform.journal import RUN_LINE, RUNS_TABLE, PublishJournal, read_journal, runs_shown, write_journal
 from .catalog import Catalog, table_properties
 from .catalog_db import CATALOG_NAME, NAMESPACE, _local, newest_metadata, origin_of, recorded_tables, sqlite_uri
 from .contract import DATA_TABLES, TABLES
@@ -40,7 +53,9 @@ from .files import sql_paths
 from .writes import replace_in_slices
 
 log = logging.getLogger(__name__)
-STAGING_SUFFIX = ".repair"  # catalog.db.repair: the new catalog until it is swapped in
+STAGING_SUFFIX = ".repair"  # catalog.db.repair: the new catalog until it is swapped in (publish.json.repair too)
+STAGED_JOURNAL_KEY = PUBLISH_JOURNAL_KEY + STAGING_SUFFIX
+Snapshots = dict[str, int | None]  # table -> snapshot id (None: no snapshot, the table shown empty)
 
 
 @dataclass
@@ -50,8 +65,12 @@ class RepairResult:
     registered: list[str] = field(default_factory=list)  # tables registered again, history kept
     rewritten: dict[str, int] = field(default_factory=dict)  # tables rewritten from their current rows
     files_deleted: int = 0  # files only the old catalog referenced
+    unfinished_publish: bool = False  # a publish journal was left: rewritten tables kept as readers showed them
+    journal_finished: bool = False  # a repair killed after its catalog's rename: its journal renamed in now
 
     def lines(self) -> list[str]:
+        if self.journal_finished:
+            return [f"finished an interrupted repair of the lake at {self.root}: its publish journal is in place"]
         if not self.registered and not self.rewritten:
             return [f"nothing to repair: the catalog of the lake at {self.root} lists its tables, all inside it"]
         out = []
@@ -63,6 +82,11 @@ class RepairResult:
             out.append("their earlier snapshots (time travel history) were dropped; every current row is kept")
         if self.registered:
             out.append(f"registered again with their whole history: {', '.join(self.registered)}")
+        if self.unfinished_publish and self.rewritten:
+            out.append(
+                "a crash had left a publish unfinished (_state/publish.json): its tables were written as they stood"
+                " before it, and the next run or transform finishes it"
+            )
         out.append(f"deleted {self.files_deleted} files only the old catalog used")
         return out
 
@@ -71,25 +95,40 @@ def repair_lake(root: Path) -> RepairResult:
     """Repair the local lake at `root` (see the module docstring); a healthy lake is left untouched."""
     catalog = Catalog(root)
     result = RepairResult(catalog.root)
+    storage = LocalStorage(catalog.root)
     try:
         catalog.check()
-        return result
     except LakeError:
         pass
+    else:
+        if storage.exists(STAGED_JOURNAL_KEY):  # a repair killed between its catalog's rename and its journal's
+            with LakeLock(catalog.root, "repair"):
+                os.replace(catalog.root / STAGED_JOURNAL_KEY, catalog.root / PUBLISH_JOURNAL_KEY)
+            result.journal_finished = True
+        return result
     with LakeLock(catalog.root, "repair"):
         sources = _sources(catalog.root)
         if not sources:
             raise LakeError(
                 f"no tables to repair in {catalog.root / WAREHOUSE_DIR}", hint="restore the lake from a backup"
             )
+        (catalog.root / STAGED_JOURNAL_KEY).unlink(missing_ok=True)  # of a repair killed before its swap
+        journal = _journal(storage)
+        result.unfinished_publish = journal is not None
+        shown = journal.shown() if journal is not None else None
         db = catalog.root / CATALOG_FILE
         staging = db.with_name(db.name + STAGING_SUFFIX)
         staging.unlink(missing_ok=True)  # left by a repair that was killed
         new = _open(staging, catalog.warehouse_uri)
         name = ""
+        ids: Snapshots = {}  # each rewritten table's new snapshot id for the state readers showed
         try:
             for name, location in sources.items():
-                _repair_table(catalog, new, name, location, result)
+                _repair_table(catalog, new, name, location, result, shown, ids)
+        except LakeError:
+            new.engine.dispose()
+            staging.unlink(missing_ok=True)
+            raise
         except (OSError, duckdb.Error) as exc:  # a file of the copy is missing or unreadable: an incomplete copy
             new.engine.dispose()
             staging.unlink(missing_ok=True)
@@ -98,12 +137,39 @@ def repair_lake(root: Path) -> RepairResult:
                 hint="the catalog is unchanged; the copy may be incomplete: copy the lake again or restore a backup",
             ) from exc
         new.engine.dispose()
+        if journal is not None and result.rewritten:
+            write_journal(storage, _renumbered(journal, ids), STAGED_JOURNAL_KEY)
         for suffix in ("-journal", "-wal", "-shm"):  # the old catalog's, never to be applied to the new one
             db.with_name(db.name + suffix).unlink(missing_ok=True)
         os.replace(staging, db)
+        crash_point("repair.catalog_swapped")
+        if journal is not None and result.rewritten:
+            os.replace(catalog.root / STAGED_JOURNAL_KEY, catalog.root / PUBLISH_JOURNAL_KEY)
         result.files_deleted = _delete_unused(Catalog(catalog.root), list(result.rewritten))
     log.info("repaired the lake at %s: %s", catalog.root, "; ".join(result.lines()))
     return result
+
+
+def _journal(storage: LocalStorage) -> PublishJournal | None:
+    """The journal of an unfinished publish; an unreadable one is left as it is (the next transform refuses
+    it and says what to do) and the tables are repaired as they are, as readers show them then."""
+    try:
+        return read_journal(storage)
+    except LakeError as exc:
+        log.warning("%s; repairing the tables as they are", exc)
+        return None
+
+
+def _renumbered(journal: PublishJournal, ids: Snapshots) -> PublishJournal:
+    """The journal naming each rewritten table's new snapshot: the one holding the rows readers showed, which
+    are those of the journal's snapshots (a table's other snapshot ids, of tables the publish does not commit,
+    only ever counted rows). A registered table keeps its ids."""
+
+    def renumber(snapshots: Snapshots) -> Snapshots:
+        return {n: ids[n] if n in ids and i is not None else i for n, i in snapshots.items()}
+
+    before = None if journal.before is None else renumber(journal.before)
+    return PublishJournal(renumber(journal.snapshots), journal.raw_runs, journal.rebuild, journal.started_at, before)
 
 
 def _sources(root: Path) -> dict[str, str]:
@@ -126,7 +192,9 @@ def _open(db: Path, warehouse: str) -> Any:
     return new
 
 
-def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: RepairResult) -> None:
+def _repair_table(
+    catalog: Catalog, new: Any, name: str, location: str, result: RepairResult, shown: Snapshots | None, ids: Snapshots
+) -> None:
     from pyiceberg.catalog.noop import NoopCatalog
     from pyiceberg.serializers import FromInputFile
     from pyiceberg.table import StaticTable
@@ -149,14 +217,43 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
         identifier, schema=TABLES[name].schema if name in TABLES else old.schema(), properties=properties
     )
     result.rewritten[name] = 0
-    tasks = list(old.scan().plan_files())
+    at = _shown_snapshot(old, name, shown)
+    _write_rows(old, table, name, schema, at, result)
+    ids[name] = new.load_table(identifier).metadata.current_snapshot_id
+    current = old.metadata.current_snapshot_id
+    if name == RUNS_TABLE and at != current and current is not None:  # lines a reader did not show yet
+        _append_hidden_lines(old, table, at, current, schema, result)
+
+
+def _shown_snapshot(old: Any, name: str, shown: Snapshots | None) -> int | None:
+    """The snapshot of `old` whose rows the repaired table gets: the one readers show (module docstring)."""
+    current: int | None = old.metadata.current_snapshot_id
+    if shown is None or name not in shown:
+        return current
+    at = runs_shown(old, shown[name]) if name == RUNS_TABLE else shown[name]
+    if at is not None and old.snapshot_by_id(at) is None:
+        raise LakeError(
+            f"cannot repair table {name}: the publish journal _state/publish.json names its snapshot {at}, which"
+            " the table no longer has",
+            hint="the catalog is unchanged; restore the lake from a backup, or delete _state/publish.json, repair,"
+            " and run `spotify-pipeline transform --rebuild`",
+        )
+    return at
+
+
+def _write_rows(old: Any, table: Any, name: str, schema: pa.Schema, at: int | None, result: RepairResult) -> None:
+    """The rows of `old` at snapshot `at` (None: none) written into the new `table`, in one commit."""
+    if at is None:
+        return
+    io = old.io
+    tasks = list(old.scan(snapshot_id=at).plan_files())
     files = [_local(io.map(task.file.file_path)) for task in tasks]
     if not files:
         return
     if any(task.delete_files for task in tasks):  # pyiceberg applies them; their paths are the old lake's
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            batches = old.scan().to_arrow_batch_reader()
+            batches = old.scan(snapshot_id=at).to_arrow_batch_reader()
             slices = (pa.Table.from_batches([b]).select(schema.names).cast(schema) for b in batches)
             replace_in_slices(table, _counted(slices, result, name))
         return
@@ -173,6 +270,35 @@ def _repair_table(catalog: Catalog, new: Any, name: str, location: str, result: 
         reader = con.sql(query).to_arrow_reader(PUBLISH_ROWS)
         slices = (pa.Table.from_batches([batch]).select(schema.names).cast(schema) for batch in reader)
         replace_in_slices(table, _counted(slices, result, name))
+
+
+def _append_hidden_lines(
+    old: Any, table: Any, at: int | None, current: int, schema: pa.Schema, result: RepairResult
+) -> None:
+    """`pipeline_runs`' lines from the first one an unfinished publish appended on: appended after the lines
+    readers showed, in one commit marked as that line's was, so readers keep hiding them until the publish
+    is redone (transform/journal.py), and every line is kept."""
+    rows = old.scan(snapshot_id=current).to_arrow()
+    shown = old.scan(snapshot_id=at).to_arrow() if at is not None else rows.slice(0, 0)
+    with contextlib.closing(duckdb.connect()) as con:
+        con.register("all_lines", rows)
+        con.register("shown_lines", shown)
+        hidden = con.sql("SELECT * FROM all_lines EXCEPT ALL SELECT * FROM shown_lines").to_arrow_table()
+    if not hidden.num_rows:
+        return
+    line = _first_run_line(old, at, current)
+    table.append(hidden.select(schema.names).cast(schema), snapshot_properties={RUN_LINE: line})
+    result.rewritten[RUNS_TABLE] += hidden.num_rows
+
+
+def _first_run_line(old: Any, at: int | None, current: int) -> str:
+    """The run id that marks the first snapshot after `at` a publish appended a run's line in."""
+    line, snapshot = "", old.snapshot_by_id(current)
+    while snapshot is not None and snapshot.snapshot_id != at:
+        line = (snapshot.summary or {}).get(RUN_LINE) or line
+        parent = snapshot.parent_snapshot_id
+        snapshot = None if parent is None else old.snapshot_by_id(parent)
+    return line or "repair"
 
 
 def _counted(slices: Iterator[pa.Table], result: RepairResult, name: str) -> Iterator[pa.Table]:

@@ -20,7 +20,7 @@ from .partials import (
     newest_row,
 )
 from .positions import playlist_header, read_playlist_batch, set_aside_inconsistent_positions
-from .raw import ALBUM, ARTIST, BODY_TYPES, PLAYABLE, RawFile, file_batches, pick, raw_relation, uris
+from .raw import ALBUM, ARTIST, BODY_TYPES, CHECK_META, PLAYABLE, RawFile, file_batches, pick, raw_relation, uris
 from .relations import checked_step, step
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def _raw_select(entity: str, file_uris: list[str]) -> str:
     if entity == "playlist_checks":
         return (
             f"SELECT run_id, fetched_at, {playlist_header('body')} AS header"
-            f" FROM {raw_relation(entity, file_uris)} WHERE body.id IS NOT NULL"
+            f" FROM {raw_relation(entity, file_uris, meta_shape=CHECK_META)} WHERE body.id IS NOT NULL"
         )
     return f"SELECT * FROM {raw_relation(entity, file_uris)}"
 

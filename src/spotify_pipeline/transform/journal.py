@@ -95,7 +95,8 @@ def _snapshot_ids(data: Any) -> dict[str, int | None]:
     return {str(k): (None if v is None else int(v)) for k, v in data.items()}
 
 
-def write_journal(storage: Storage, journal: PublishJournal) -> None:
+def write_journal(storage: Storage, journal: PublishJournal, key: str = PUBLISH_JOURNAL_KEY) -> None:
+    """Write the journal (atomically) at `key`: the journal's own place, or a repair's staging copy."""
     body = {
         "rebuild": journal.rebuild,
         "snapshots": journal.snapshots,
@@ -103,7 +104,25 @@ def write_journal(storage: Storage, journal: PublishJournal) -> None:
         "started_at": journal.started_at,
         "before": journal.before,
     }
-    storage.write_atomic(PUBLISH_JOURNAL_KEY, json.dumps(body, indent=1).encode(), overwrite=True)
+    storage.write_atomic(key, json.dumps(body, indent=1).encode(), overwrite=True)
+
+
+def runs_shown(table: Any, before: int | None) -> int | None:
+    """The `pipeline_runs` snapshot readers show while a publish that appends a run's line is unfinished:
+    the current one, or the one before the first line a publish appended after `before` (the snapshot the
+    journal recorded; None: the table had none). Walks back from `table`'s (a pyiceberg table's) current
+    snapshot, usually zero or one step (one line per run). If `before` is no ancestor of the current
+    snapshot (the table was rewritten), nothing can be told apart: the current one."""
+    snapshot = table.current_snapshot()
+    current = shown = None if snapshot is None else int(snapshot.snapshot_id)
+    while snapshot is not None and snapshot.snapshot_id != before:
+        if snapshot.summary is not None and snapshot.summary.get(RUN_LINE):
+            shown = snapshot.parent_snapshot_id
+        parent = snapshot.parent_snapshot_id
+        snapshot = None if parent is None else table.snapshot_by_id(parent)
+    if snapshot is None and before is not None:
+        return current
+    return shown
 
 
 def clear_journal(storage: Storage) -> None:
