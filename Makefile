@@ -57,8 +57,8 @@ browser:
 TEST_TMPDIR := $(shell df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $$4 > 4000000 { print "/dev/shm/spotify-pipeline-tests" }')
 
 test: $(STAMP) browser  ## the whole test suite
-	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && TMPDIR=$(TEST_TMPDIR)) $(BIN)/pytest -q -n 2 --dist worksteal --durations=15 \
-		-o tmp_path_retention_policy=failed  # two workers (most tests wait on processes, sockets, disk); idle one steals
+	$(if $(TEST_TMPDIR),mkdir -p $(TEST_TMPDIR) && TMPDIR=$(TEST_TMPDIR)) $(BIN)/pytest -q -n 2 --durations=15 \
+		-o tmp_path_retention_policy=failed  # two workers: most tests wait on real processes, sockets and disk
 
 screenshots: $(STAMP) browser  ## refresh docs/screenshots (report and dashboard, 1400/390 px, light/dark)
 	SPOTIFY_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/serve/test_browser.py -k "fits_and or fit_and"
