@@ -20,7 +20,7 @@ from spotify_pipeline.serve.dashboard import Dashboard
 from spotify_pipeline.simulator.history import write_export
 
 from ..conftest import SimulatorFactory, cli, sim_env
-from ..serve.test_consistent_open import FINGERPRINT, finish, on_disk, shown, start_paused_run
+from ..serve.test_consistent_open import FINGERPRINT, finish, kill_if_running, on_disk, shown, start_paused_run
 
 USER = "alice"
 LISTENS = "SELECT count(*) AS n FROM listens"
@@ -74,9 +74,7 @@ def test_a_reader_never_sees_half_an_import_and_the_next_command_finishes_one_th
         assert shown(dashboard) == after
     finally:
         dashboard.stop()
-        if importing.poll() is None:
-            os.kill(importing.pid, signal.SIGKILL)
-            importing.wait()
+        kill_if_running(importing)
 
 
 def test_an_import_killed_before_its_publish_is_finished_by_importing_it_again(

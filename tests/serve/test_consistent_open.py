@@ -77,6 +77,13 @@ def finish(process: subprocess.Popen[bytes], lake: Path) -> None:
     assert process.wait(timeout=300) == 0, (lake.parent / "paused-run.log").read_text()
 
 
+def kill_if_running(process: subprocess.Popen[bytes] | None) -> None:
+    """A paused command a test left running (it failed before `finish`) is killed, not left behind."""
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 @pytest.mark.parametrize(
     "command, ending",
     [("run", "finishes"), ("run", "dies"), ("rebuild", "finishes")],
@@ -140,9 +147,7 @@ def test_a_dashboard_opened_during_a_publish_shows_the_previous_run_whole(
             dashboard.stop()
     finally:
         live.stop()
-        if run.poll() is None:
-            os.kill(run.pid, signal.SIGKILL)
-            run.wait()
+        kill_if_running(run)
 
 
 def test_a_lock_left_by_a_run_on_another_host_does_not_freeze_the_dashboard(
@@ -290,6 +295,4 @@ def test_a_runs_pipeline_runs_line_appears_with_its_tables_and_a_failed_runs_lin
         assert shown(dashboard) == on_disk(lake) != before and runs_shown(dashboard) == lines
     finally:
         dashboard.stop()
-        if run is not None and run.poll() is None:
-            os.kill(run.pid, signal.SIGKILL)
-            run.wait()
+        kill_if_running(run)

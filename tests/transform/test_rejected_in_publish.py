@@ -13,7 +13,7 @@ from pathlib import Path
 from spotify_pipeline.simulator import SimulatedSpotify
 
 from ..conftest import cli, sim_env
-from ..serve.test_consistent_open import finish, start_paused_run
+from ..serve.test_consistent_open import finish, kill_if_running, start_paused_run
 from .test_quarantine import first_track, raw_lines, rewrite_line, rows, two_runs  # noqa: F401 (a fixture)
 
 SHOWN = "SELECT (SELECT count(*) FROM rejected_records) AS rejected, (SELECT max(run_id) FROM playlist_songs) AS run"
@@ -43,7 +43,5 @@ def test_records_set_aside_appear_with_the_tables_of_their_publish(
         assert shown(env) == before  # ...but not shown before the publish ends
         finish(paused, lake)
     finally:
-        if paused.poll() is None:
-            paused.kill()
-            paused.wait()
+        kill_if_running(paused)
     assert shown(env) == (1, run_id)
